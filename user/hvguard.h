@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The daemon's shared context and the interface every watcher family
+ * (clock, xen) plugs into. A family owns its skeleton; the daemon owns the
+ * one ring-buffer poll loop, the output, the metrics and the summary.
+ */
+#ifndef HVGUARD_USER_HVGUARD_H
+#define HVGUARD_USER_HVGUARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct json_object;
+struct ring_buffer;
+struct hv_rules;
+struct hv_metrics;
+
+/* Exit codes shared by every subcommand (documented in README.md). */
+enum hv_exit {
+	HV_EXIT_OK = 0,
+	HV_EXIT_VIOLATIONS = 1, /* audit found violations */
+	HV_EXIT_ERROR = 2,	/* bad usage, bad rules file, runtime error */
+	HV_EXIT_NOPERM = 3,	/* not root / missing capability */
+	HV_EXIT_NOKERNEL = 4,	/* kernel lacks BTF, tracepoints, KVM... */
+	HV_EXIT_NOFS = 5,	/* tracefs or bpffs not mountable */
+};
+
+enum hv_severity {
+	HV_SEV_INFO,
+	HV_SEV_WARNING,
+	HV_SEV_CRITICAL,
+};
+
+const char *hv_severity_name(enum hv_severity s);
+
+/* What the daemon does when a rule fires. */
+enum hv_action {
+	HV_ACT_ALERT,
+	HV_ACT_CORRECT, /* clock rules: correcting write inside the VMM */
+	HV_ACT_KILL,	/* xen rules: SIGKILL from BPF at the offending ioctl */
+	HV_ACT_DENY,	/* xen rules: BPF LSM returns -EPERM */
+};
+
+const char *hv_action_name(enum hv_action a);
+
+struct hv_opts {
+	bool json;
+	bool correct;	      /* --correct: every clock rule with a correction */
+	bool verbose;
+	double duration;      /* seconds, 0 = until signalled */
+	const char *rules_path;
+	const char *metrics_addr; /* ADDR:PORT or NULL */
+	const char *output_path;
+	const char *exec_cmd;
+	const char *pin_root; /* bpffs directory for pinned state */
+	bool no_pin;
+};
+
+/* One alert as every family reports it. */
+struct hv_alert {
+	const char *rule;		/* rule id, e.g. "kvmclock-jump" */
+	enum hv_severity severity;
+	enum hv_action action;		/* what was configured */
+	int pid;
+	int tid;
+	const char *comm;
+	long long vm;			/* stable VM id, -1 when not a VM */
+	const char *vm_name;		/* -name of the VMM, or NULL */
+	int vcpu;			/* -1 when not per-vCPU */
+	uint64_t ts_ns;			/* CLOCK_BOOTTIME of the event */
+	struct json_object *fields;	/* rule-specific, consumed by hv_emit_alert */
+	char message[320];		/* for a person on call */
+};
+
+struct hv_ctx {
+	struct hv_opts opts;
+	struct hv_rules *rules;
+	struct ring_buffer *rb;
+	struct hv_metrics *metrics;
+	FILE *out;
+	uint64_t alerts;
+	uint64_t events_lost;
+	volatile int stop;
+};
+
+/* A watcher family. Each callback returns 0 or a negative errno and, on
+ * failure, has already said what went wrong through hv_err(). */
+struct hv_family {
+	const char *name;
+	/* false when this host has nothing to watch for the family (no KVM,
+	 * no Xen): the daemon then runs without it and says so. */
+	bool (*present)(struct hv_ctx *ctx, char *why, size_t len);
+	int (*load)(struct hv_ctx *ctx);   /* open, configure, load, attach, add ring */
+	void (*poll)(struct hv_ctx *ctx);  /* periodic work, once per loop turn */
+	uint64_t (*lost)(struct hv_ctx *ctx);
+	void (*summary)(struct hv_ctx *ctx, struct json_object *summary);
+	void (*unload)(struct hv_ctx *ctx);
+	bool loaded;
+};
+
+extern struct hv_family hv_clock_family;
+extern struct hv_family hv_xen_family;
+
+/* Output (output.c). */
+void hv_emit_alert(struct hv_ctx *ctx, struct hv_alert *a);
+void hv_emit_json(struct hv_ctx *ctx, struct json_object *obj); /* consumes obj */
+void hv_log(struct hv_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hv_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void hv_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern bool hv_json_errors; /* errors as JSON objects on stdout */
+
+/* Process facts (proc.c). */
+int hv_proc_comm(int pid, char *buf, size_t len);
+int hv_proc_vm_name(int pid, char *buf, size_t len); /* QEMU -name */
+uint64_t hv_proc_starttime(int pid);
+
+#endif
