@@ -13,7 +13,7 @@ WARN      := -Wall -Wextra -Werror
 CFLAGS    ?= -g -O2
 CFLAGS    += -std=gnu11 $(WARN) -Iinclude -I$(OUTPUT) -Iuser -D_GNU_SOURCE \
 	     -DHVGUARD_VERSION='"$(VERSION)"'
-BPF_CFLAGS := -std=gnu11 -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) \
+BPF_CFLAGS := -std=gnu11 -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) $(WARN) \
 	      -Wno-unused-parameter -Wno-missing-field-initializers \
 	      -I$(dir $(VMLINUX)) -Iinclude -Ibpf
 LIBS      := -lbpf -lelf -lz -lyaml -ljson-c -lmicrohttpd -lcompel -lpthread
@@ -24,7 +24,7 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
 USER_SRCS := $(wildcard user/*.c)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(USER_SRCS))
 LIB_OBJS  := $(filter-out $(OUTPUT)/user/main.o,$(USER_OBJS))
-HEADERS   := $(wildcard include/hvguard/*.h user/*.h bpf/*.h)
+HEADERS   := $(wildcard include/hvguard/*.h user/*.h bpf/*.h) rules/default.yaml
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
@@ -42,6 +42,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
+.SECONDARY: $(BPF_OBJS)
 .PHONY: all deps test-deps run check check-unit check-xen bench demo vmlinux clean format
 
 all: $(OUTPUT)/hvguard

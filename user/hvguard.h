@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <stdio.h>
 
 struct json_object;
@@ -102,10 +103,15 @@ struct hv_family {
 extern struct hv_family hv_clock_family;
 extern struct hv_family hv_xen_family;
 
+/* Each family adds its ring buffer map here (the daemon polls them all). */
+typedef int (*hv_ring_fn)(void *ctx, void *data, size_t size);
+int hv_ring_add(struct hv_ctx *ctx, int map_fd, hv_ring_fn fn);
+
 /* Output (output.c). */
 void hv_emit_alert(struct hv_ctx *ctx, struct hv_alert *a);
 void hv_emit_json(struct hv_ctx *ctx, struct json_object *obj); /* consumes obj */
 void hv_log(struct hv_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hv_reap_children(void);
 void hv_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void hv_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern bool hv_json_errors; /* errors as JSON objects on stdout */

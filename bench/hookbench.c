@@ -1,0 +1,746 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hookbench: what a hook on the ioctl path costs a VMM, and how soon hvguard
+ * reports a kvmclock rewind. bench/run drives it; the statistics live here
+ * too so that the driver stays a plain loop.
+ *
+ *   hookbench calls [-n N] [-s SAMPLES]
+ *	ns per call of getppid, FIONREAD on a pipe, KVM_CHECK_EXTENSION on a
+ *	VM fd and KVM_RUN with an I/O exit: median of SAMPLES samples of N
+ *	calls (N/20 for KVM_RUN); prints "TYPE NS" lines.
+ *   hookbench latency [-c COUNT] [-p PAUSE_MS] [-o FILE] -- CMD...
+ *	starts CMD (hvguard run --json), waits for its ready line, replays
+ *	QEMU's stop/cont COUNT times on a VM that has run and writes one line
+ *	per cycle to FILE: "T_RET T_READ TS_NS" (CLOCK_BOOTTIME ns: the
+ *	KVM_SET_CLOCK returned, its alert line was read, the alert's ts_ns).
+ *   hookbench report [-j JSON] CALLS [LATENCY]
+ *	CALLS lines "ROUND CONFIG TYPE NS" -> markdown table on stdout and
+ *	the same numbers as JSON.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NSEC_PER_SEC  1000000000ULL
+#define NSEC_PER_MSEC 1000000ULL
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "hookbench: ");
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (fmt[strlen(fmt) - 1] == ':')
+		fprintf(stderr, " %s", strerror(errno));
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Linear interpolation between order statistics; sorts v. */
+static double quantile(double *v, int n, double q)
+{
+	double pos, frac;
+	int i;
+
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	pos = q * (n - 1);
+	i = (int)pos;
+	frac = pos - i;
+	return i + 1 < n ? v[i] + frac * (v[i + 1] - v[i]) : v[i];
+}
+
+/* ---- A real-mode VM whose vCPU exits to us on every KVM_RUN ---- */
+
+struct vm {
+	int kvm, fd, vcpu;
+	struct kvm_run *run;
+	void *mem;
+};
+
+/* At guest address 0: out 0x10, al; jmp $-2. One KVM_EXIT_IO per KVM_RUN. */
+static const uint8_t guest_code[] = { 0xe6, 0x10, 0xeb, 0xfc };
+
+static void vm_set_real_mode(struct vm *vm)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = { .rip = 0, .rflags = 0x2 };
+
+	if (ioctl(vm->vcpu, KVM_GET_SREGS, &sregs) < 0)
+		die("KVM_GET_SREGS:");
+	sregs.cs.base = 0;
+	sregs.cs.selector = 0;
+	if (ioctl(vm->vcpu, KVM_SET_SREGS, &sregs) < 0)
+		die("KVM_SET_SREGS:");
+	if (ioctl(vm->vcpu, KVM_SET_REGS, &regs) < 0)
+		die("KVM_SET_REGS:");
+}
+
+static void vm_create(struct vm *vm)
+{
+	struct kvm_userspace_memory_region mr = { .memory_size = 0x1000 };
+	int run_size;
+
+	vm->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm < 0)
+		die("/dev/kvm:");
+	vm->fd = ioctl(vm->kvm, KVM_CREATE_VM, 0);
+	if (vm->fd < 0)
+		die("KVM_CREATE_VM:");
+	vm->mem = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (vm->mem == MAP_FAILED)
+		die("mmap guest memory:");
+	memcpy(vm->mem, guest_code, sizeof(guest_code));
+	mr.userspace_addr = (uintptr_t)vm->mem;
+	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
+		die("KVM_SET_USER_MEMORY_REGION:");
+	vm->vcpu = ioctl(vm->fd, KVM_CREATE_VCPU, 0);
+	if (vm->vcpu < 0)
+		die("KVM_CREATE_VCPU:");
+	run_size = ioctl(vm->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (run_size < 0)
+		die("KVM_GET_VCPU_MMAP_SIZE:");
+	vm->run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu, 0);
+	if (vm->run == MAP_FAILED)
+		die("mmap kvm_run:");
+	vm_set_real_mode(vm);
+}
+
+static void vm_run_once(struct vm *vm)
+{
+	if (ioctl(vm->vcpu, KVM_RUN, 0) < 0)
+		die("KVM_RUN:");
+	if (vm->run->exit_reason != KVM_EXIT_IO || vm->run->io.port != 0x10)
+		die("KVM_RUN: exit %u, expected an I/O exit on port 0x10", vm->run->exit_reason);
+}
+
+/* ---- calls: ns per call, hooks attached or not ---- */
+
+enum call_type { CALL_GETPPID, CALL_FIONREAD, CALL_KVM_CHECK, CALL_KVM_RUN, CALL_NR };
+
+static const char *const call_names[CALL_NR] = { "getppid", "fionread", "kvm_check", "kvm_run" };
+
+struct call_env {
+	struct vm vm;
+	int pipe_rd;
+};
+
+/* One sample: ns per call over n calls of type t. */
+static double call_sample(struct call_env *env, enum call_type t, long n)
+{
+	uint64_t t0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+	int avail;
+	long i;
+
+	switch (t) {
+	case CALL_GETPPID:
+		for (i = 0; i < n; i++)
+			syscall(SYS_getppid);
+		break;
+	case CALL_FIONREAD:
+		for (i = 0; i < n; i++)
+			if (ioctl(env->pipe_rd, FIONREAD, &avail) < 0)
+				die("FIONREAD:");
+		break;
+	case CALL_KVM_CHECK:
+		for (i = 0; i < n; i++)
+			if (ioctl(env->vm.fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS) <= 0)
+				die("KVM_CHECK_EXTENSION on the VM fd:");
+		break;
+	case CALL_KVM_RUN:
+		for (i = 0; i < n; i++)
+			vm_run_once(&env->vm);
+		break;
+	default:
+		break;
+	}
+	return (double)(now_ns(CLOCK_THREAD_CPUTIME_ID) - t0) / n;
+}
+
+static long calls_per_sample(enum call_type t, long n)
+{
+	/* A KVM_RUN round trip is ~50 times a getppid: keep samples alike in length. */
+	return t == CALL_KVM_RUN ? (n / 20 ? n / 20 : 1) : n;
+}
+
+static int cmd_calls(int argc, char **argv)
+{
+	double ns[CALL_NR][256];
+	struct call_env env;
+	long n = 100000;
+	int samples = 9, fds[2], opt, s, t;
+
+	while ((opt = getopt(argc, argv, "n:s:")) != -1) {
+		switch (opt) {
+		case 'n':
+			n = atol(optarg);
+			break;
+		case 's':
+			samples = atoi(optarg);
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (n < 1 || samples < 1 || samples > 256)
+		die("calls: -n must be >= 1 and -s in 1..256");
+	if (pipe(fds) < 0)
+		die("pipe:");
+	env.pipe_rd = fds[0];
+	vm_create(&env.vm);
+
+	/* Warm caches, page tables and the vCPU before the first sample counts. */
+	for (t = 0; t < CALL_NR; t++)
+		call_sample(&env, t, calls_per_sample(t, n) / 4 + 1);
+	/* Samples outermost: a burst of noise hits every type alike. */
+	for (s = 0; s < samples; s++)
+		for (t = 0; t < CALL_NR; t++)
+			ns[t][s] = call_sample(&env, t, calls_per_sample(t, n));
+	for (t = 0; t < CALL_NR; t++)
+		printf("%s %.2f\n", call_names[t], quantile(ns[t], samples, 0.5));
+	return 0;
+}
+
+/* ---- latency: offending ioctl -> alert line ---- */
+
+struct lines {
+	int fd;
+	size_t len;
+	char buf[65536];
+};
+
+/*
+ * Next line from the daemon into out, waiting at most until deadline
+ * (CLOCK_BOOTTIME ns). Returns 1 with a line, 0 on timeout, -1 at EOF.
+ */
+static int next_line(struct lines *l, char *out, size_t size, uint64_t deadline)
+{
+	for (;;) {
+		char *nl = memchr(l->buf, '\n', l->len);
+		struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
+		uint64_t now;
+		ssize_t r;
+
+		if (nl) {
+			size_t n = nl - l->buf;
+
+			snprintf(out, size, "%.*s", (int)n, l->buf);
+			l->len -= n + 1;
+			memmove(l->buf, nl + 1, l->len);
+			return 1;
+		}
+		if (l->len == sizeof(l->buf))
+			l->len = 0; /* a line longer than the buffer: not one of ours */
+		now = now_ns(CLOCK_BOOTTIME);
+		if (now >= deadline)
+			return 0;
+		if (poll(&pfd, 1, (deadline - now) / NSEC_PER_MSEC + 1) < 0 && errno != EINTR)
+			die("poll:");
+		r = read(l->fd, l->buf + l->len, sizeof(l->buf) - l->len);
+		if (r == 0)
+			return -1;
+		if (r < 0 && errno != EAGAIN && errno != EINTR)
+			die("read daemon output:");
+		if (r > 0)
+			l->len += r;
+	}
+}
+
+/* The value after "key": in a one-line JSON object, spaces allowed around ':'. */
+static const char *json_value(const char *line, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\"", key);
+	p = strstr(line, pat);
+	if (!p)
+		return NULL;
+	p += strlen(pat);
+	while (*p == ' ' || *p == ':')
+		p++;
+	return p;
+}
+
+static int json_is(const char *line, const char *key, const char *str)
+{
+	const char *v = json_value(line, key);
+	size_t n = strlen(str);
+
+	return v && *v == '"' && !strncmp(v + 1, str, n) && v[n + 1] == '"';
+}
+
+static int json_int(const char *line, const char *key, long long *out)
+{
+	const char *v = json_value(line, key);
+	char *end;
+
+	if (!v)
+		return 0;
+	*out = strtoll(v, &end, 10);
+	return end != v;
+}
+
+/* Undo taskset for the daemon: it runs where the scheduler puts it, as in production. */
+static void unpin(void)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	cpu_set_t set;
+	long c;
+
+	CPU_ZERO(&set);
+	for (c = 0; c < ncpu && c < CPU_SETSIZE; c++)
+		CPU_SET(c, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static pid_t spawn(char **argv, int *out_fd)
+{
+	int fds[2];
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		die("pipe:");
+	pid = fork();
+	if (pid < 0)
+		die("fork:");
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		unpin();
+		execvp(argv[0], argv);
+		fprintf(stderr, "hookbench: exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(fds[1]);
+	*out_fd = fds[0];
+	return pid;
+}
+
+/* The daemon's JSON ready line, or a line starting with ready_prefix. */
+static void wait_ready(struct lines *l, const char *ready_prefix)
+{
+	uint64_t deadline = now_ns(CLOCK_BOOTTIME) + 60 * NSEC_PER_SEC;
+	char line[4096];
+	int r;
+
+	while ((r = next_line(l, line, sizeof(line), deadline)) > 0)
+		if (ready_prefix ? !strncmp(line, ready_prefix, strlen(ready_prefix))
+				 : json_is(line, "type", "ready"))
+			return;
+	die(r < 0 ? "the daemon exited before its ready line" : "no ready line within 60 s");
+}
+
+/*
+ * Is this the kvmclock-jump alert of our VM's SET_CLOCK issued after 'since'?
+ * Also takes the line of bench/qemu-rewind.bt, which has no timestamp.
+ */
+static int is_our_alert(const char *line, uint64_t since, long long *ts)
+{
+	long long pid;
+
+	if (sscanf(line, "kvmclock rewind: pid %lld", &pid) == 1) {
+		*ts = -1;
+		return pid == getpid();
+	}
+	return json_is(line, "type", "alert") && json_is(line, "rule", "kvmclock-jump") &&
+	       json_int(line, "pid", &pid) && pid == getpid() && json_int(line, "ts_ns", ts) &&
+	       (uint64_t)*ts >= since;
+}
+
+/* QEMU's stop/cont: save the clock, pause, write the saved (now old) clock back. */
+static void rewind_once(struct vm *vm, unsigned int pause_ms, uint64_t *before, uint64_t *ret)
+{
+	struct kvm_clock_data saved = { 0 }, old = { 0 };
+	struct timespec pause = { pause_ms / 1000, (pause_ms % 1000) * NSEC_PER_MSEC };
+
+	if (ioctl(vm->fd, KVM_GET_CLOCK, &saved) < 0)
+		die("KVM_GET_CLOCK:");
+	nanosleep(&pause, NULL);
+	old.clock = saved.clock;
+	*before = now_ns(CLOCK_BOOTTIME);
+	if (ioctl(vm->fd, KVM_SET_CLOCK, &old) < 0)
+		die("KVM_SET_CLOCK:");
+	*ret = now_ns(CLOCK_BOOTTIME);
+}
+
+static void stop_daemon(pid_t pid, struct lines *l)
+{
+	uint64_t deadline;
+	char line[4096];
+	int status;
+
+	kill(pid, SIGINT);
+	/* Drain to EOF so that the daemon never blocks on a full pipe while exiting. */
+	deadline = now_ns(CLOCK_BOOTTIME) + 10 * NSEC_PER_SEC;
+	while (next_line(l, line, sizeof(line), deadline) > 0)
+		;
+	if (now_ns(CLOCK_BOOTTIME) >= deadline)
+		kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+}
+
+static int cmd_latency(int argc, char **argv)
+{
+	unsigned int pause_ms = 20, timeout_ms = 1000;
+	int count = 200, opt, i, missed = 0;
+	const char *out_path = NULL, *ready = NULL;
+	static struct lines l;
+	char line[4096];
+	struct vm vm;
+	FILE *out = stdout;
+	pid_t pid;
+
+	while ((opt = getopt(argc, argv, "c:p:o:t:r:")) != -1) {
+		switch (opt) {
+		case 'c':
+			count = atoi(optarg);
+			break;
+		case 'p':
+			pause_ms = atoi(optarg);
+			break;
+		case 't':
+			timeout_ms = atoi(optarg);
+			break;
+		case 'o':
+			out_path = optarg;
+			break;
+		case 'r':
+			ready = optarg;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (optind >= argc)
+		die("latency: the daemon's command line goes after --");
+	if (out_path && !(out = fopen(out_path, "w")))
+		die("%s:", out_path);
+	signal(SIGPIPE, SIG_IGN);
+
+	l.fd = -1;
+	pid = spawn(argv + optind, &l.fd);
+	wait_ready(&l, ready);
+	/* The daemon checks VMs that have run: a pause is only a pause after a run. */
+	vm_create(&vm);
+	vm_run_once(&vm);
+
+	for (i = 0; i < count; i++) {
+		uint64_t before, ret, read_at = 0;
+		long long ts = 0;
+		int r;
+
+		rewind_once(&vm, pause_ms, &before, &ret);
+		while ((r = next_line(&l, line, sizeof(line), ret + timeout_ms * NSEC_PER_MSEC)) > 0)
+			if (is_our_alert(line, before, &ts)) {
+				read_at = now_ns(CLOCK_BOOTTIME);
+				break;
+			}
+		if (r < 0)
+			die("the daemon exited during the latency run");
+		if (read_at)
+			fprintf(out, "%llu %llu %lld\n", (unsigned long long)ret,
+				(unsigned long long)read_at, ts);
+		else
+			missed++;
+		/* cont: the guest runs again, as after a real resume. */
+		vm_run_once(&vm);
+	}
+	stop_daemon(pid, &l);
+	if (out != stdout)
+		fclose(out);
+	fprintf(stderr, "hookbench: latency: %d rewinds, %d alerts missed (none within %u ms)\n",
+		count, missed, timeout_ms);
+	return missed == count ? 1 : 0;
+}
+
+/* ---- report: medians over rounds, added cost, goals ---- */
+
+#define MAX_ROUNDS 64
+#define MAX_CFG	   8
+
+struct calls {
+	char cfg[MAX_CFG][32];
+	int ncfg, nround;
+	double ns[MAX_CFG][CALL_NR][MAX_ROUNDS]; /* < 0: not measured */
+};
+
+struct summary {
+	int n;
+	double median, spread; /* spread: half the interquartile range */
+};
+
+static int cfg_index(struct calls *c, const char *name)
+{
+	int i;
+
+	for (i = 0; i < c->ncfg; i++)
+		if (!strcmp(c->cfg[i], name))
+			return i;
+	if (c->ncfg == MAX_CFG)
+		die("report: more than %d configurations", MAX_CFG);
+	snprintf(c->cfg[c->ncfg], sizeof(c->cfg[0]), "%s", name);
+	return c->ncfg++;
+}
+
+static int call_index(const char *name)
+{
+	int t;
+
+	for (t = 0; t < CALL_NR; t++)
+		if (!strcmp(call_names[t], name))
+			return t;
+	return -1;
+}
+
+static void read_calls(const char *path, struct calls *c)
+{
+	char cfg[32], type[32];
+	int round, i, t, r;
+	FILE *f = fopen(path, "r");
+	double ns;
+
+	if (!f)
+		die("%s:", path);
+	for (i = 0; i < MAX_CFG; i++)
+		for (t = 0; t < CALL_NR; t++)
+			for (r = 0; r < MAX_ROUNDS; r++)
+				c->ns[i][t][r] = -1;
+	cfg_index(c, "none"); /* the baseline comes first in every table */
+	while (fscanf(f, "%d %31s %31s %lf", &round, cfg, type, &ns) == 4) {
+		t = call_index(type);
+		if (t < 0 || round < 0 || round >= MAX_ROUNDS)
+			die("%s: bad line: %d %s %s", path, round, cfg, type);
+		c->ns[cfg_index(c, cfg)][t][round] = ns;
+		if (round + 1 > c->nround)
+			c->nround = round + 1;
+	}
+	fclose(f);
+}
+
+static struct summary summarize(double *v, int n)
+{
+	struct summary s = { .n = n };
+
+	if (n) {
+		s.median = quantile(v, n, 0.5);
+		s.spread = (quantile(v, n, 0.75) - quantile(v, n, 0.25)) / 2;
+	}
+	return s;
+}
+
+/* ns per call of cfg (base < 0) or ns added to it over base, round by round. */
+static struct summary calls_stat(struct calls *c, int cfg, int base, int t)
+{
+	double v[MAX_ROUNDS];
+	int r, n = 0;
+
+	for (r = 0; r < c->nround; r++) {
+		if (c->ns[cfg][t][r] < 0 || (base >= 0 && c->ns[base][t][r] < 0))
+			continue;
+		v[n++] = c->ns[cfg][t][r] - (base >= 0 ? c->ns[base][t][r] : 0);
+	}
+	return summarize(v, n);
+}
+
+struct latency {
+	int n;
+	double p50, p99, max, k_p50, k_p99; /* us; k_: from the kernel's ts_ns */
+};
+
+static void read_latency(const char *path, struct latency *lat)
+{
+	static double v[100000], k[100000];
+	unsigned long long ret, at;
+	long long ts;
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (!f)
+		die("%s:", path);
+	while (n < 100000 && fscanf(f, "%llu %llu %lld", &ret, &at, &ts) == 3) {
+		v[n] = (double)(at - ret) / 1000;
+		k[n++] = (double)((long long)at - ts) / 1000;
+	}
+	fclose(f);
+	lat->n = n;
+	lat->p50 = quantile(v, n, 0.5);
+	lat->p99 = quantile(v, n, 0.99);
+	lat->max = n ? v[n - 1] : 0;
+	lat->k_p50 = quantile(k, n, 0.5);
+	lat->k_p99 = quantile(k, n, 0.99);
+}
+
+static void print_table(struct calls *c)
+{
+	int bpf = cfg_index(c, "bpftrace"), hv = cfg_index(c, "hvguard"), i, t;
+
+	printf("| call | none ns/call |");
+	for (i = 1; i < c->ncfg; i++)
+		printf(" %s +ns |", c->cfg[i]);
+	printf(" hvguard/bpftrace |\n|---|---:|");
+	for (i = 1; i < c->ncfg; i++)
+		printf("---:|");
+	printf("---:|\n");
+	for (t = 0; t < CALL_NR; t++) {
+		struct summary none = calls_stat(c, 0, -1, t), sh, sb;
+
+		printf("| %s | %.0f |", call_names[t], none.median);
+		for (i = 1; i < c->ncfg; i++) {
+			struct summary s = calls_stat(c, i, 0, t);
+
+			if (s.n)
+				printf(" %+.0f ±%.0f |", s.median, s.spread);
+			else
+				printf(" n/a |");
+		}
+		sh = calls_stat(c, hv, 0, t);
+		sb = calls_stat(c, bpf, 0, t);
+		if (t != CALL_GETPPID && sh.n && sb.n && sb.median > 0)
+			printf(" %.2f |\n", sh.median / sb.median);
+		else
+			printf(" |\n");
+	}
+}
+
+static const char *verdict(int measured, int met)
+{
+	return !measured ? "not measured" : met ? "met" : "NOT met";
+}
+
+static void print_goals(struct calls *c, struct latency *lat)
+{
+	int bpf = cfg_index(c, "bpftrace"), hv = cfg_index(c, "hvguard");
+	int empty = cfg_index(c, "empty"), t;
+	struct summary sh, se;
+
+	printf("\nGoals (hvguard):\n");
+	for (t = CALL_FIONREAD; t < CALL_NR; t++) {
+		struct summary sb = calls_stat(c, bpf, 0, t);
+
+		sh = calls_stat(c, hv, 0, t);
+		printf("- %s: +%.0f ns, at most half of bpftrace's +%.0f: %s\n", call_names[t],
+		       sh.median, sb.median, verdict(sh.n && sb.n, sh.median <= sb.median / 2));
+	}
+	sh = calls_stat(c, hv, 0, CALL_GETPPID);
+	se = calls_stat(c, empty, 0, CALL_GETPPID);
+	printf("- getppid: +%.0f ns, no more than the empty programs' +%.0f (within the larger "
+	       "±): %s\n",
+	       sh.median, se.median,
+	       verdict(sh.n && se.n,
+		       sh.median <= se.median + (sh.spread > se.spread ? sh.spread : se.spread)));
+	printf("- alert latency, KVM_SET_CLOCK return -> alert line read: p50 %.0f us, p99 %.0f us "
+	       "(max %.0f, %d alerts), p99 under 1 ms: %s\n",
+	       lat->p50, lat->p99, lat->max, lat->n, verdict(lat->n, lat->p99 < 1000));
+}
+
+static void json_summary(FILE *f, const char *key, struct summary s)
+{
+	if (s.n)
+		fprintf(f, "\"%s\":{\"median\":%.2f,\"spread\":%.2f,\"rounds\":%d}", key, s.median,
+			s.spread, s.n);
+	else
+		fprintf(f, "\"%s\":null", key);
+}
+
+static void write_json(const char *path, struct calls *c, struct latency *lat)
+{
+	FILE *f = fopen(path, "w");
+	int i, t;
+
+	if (!f)
+		die("%s:", path);
+	fprintf(f, "{\"rounds\":%d,\"unit\":\"ns per call\",\"configs\":{", c->nround);
+	for (i = 0; i < c->ncfg; i++) {
+		fprintf(f, "%s\"%s\":{", i ? "," : "", c->cfg[i]);
+		for (t = 0; t < CALL_NR; t++) {
+			fprintf(f, "%s\"%s\":{", t ? "," : "", call_names[t]);
+			json_summary(f, "ns", calls_stat(c, i, -1, t));
+			fputc(',', f);
+			json_summary(f, "added_ns", calls_stat(c, i, 0, t));
+			fputc('}', f);
+		}
+		fputc('}', f);
+	}
+	fprintf(f, "},\"alert_latency_us\":");
+	if (lat->n)
+		fprintf(f,
+			"{\"count\":%d,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f,"
+			"\"from_kernel_p50\":%.1f,\"from_kernel_p99\":%.1f}",
+			lat->n, lat->p50, lat->p99, lat->max, lat->k_p50, lat->k_p99);
+	else
+		fprintf(f, "null");
+	fprintf(f, "}\n");
+	fclose(f);
+}
+
+static int cmd_report(int argc, char **argv)
+{
+	static struct calls c;
+	struct latency lat = { 0 };
+	const char *json = NULL;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "j:")) != -1) {
+		if (opt != 'j')
+			return 2;
+		json = optarg;
+	}
+	if (optind >= argc)
+		die("report: CALLS file missing");
+	read_calls(argv[optind], &c);
+	if (optind + 1 < argc)
+		read_latency(argv[optind + 1], &lat);
+	print_table(&c);
+	print_goals(&c, &lat);
+	if (json)
+		write_json(json, &c, &lat);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "calls"))
+		return cmd_calls(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "latency"))
+		return cmd_latency(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "report"))
+		return cmd_report(argc - 1, argv + 1);
+	fprintf(stderr, "usage: hookbench calls [-n N] [-s SAMPLES]\n"
+			"       hookbench latency [-c COUNT] [-p PAUSE_MS] [-t TIMEOUT_MS] "
+			"[-o FILE] [-r READY_PREFIX] -- CMD...\n"
+			"       hookbench report [-j JSON] CALLS [LATENCY]\n");
+	return 2;
+}

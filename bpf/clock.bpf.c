@@ -1,0 +1,683 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The clock checker: watches the KVM ioctls that save and restore a VM's
+ * clocks and KVM's own clock tracepoints, and decides the clock rules in
+ * the kernel, at the offending write, before the guest runs again.
+ *
+ * Cost model: every ioctl on the host passes through the two syscall
+ * tracepoints below, so the first thing done is a one-compare filter on
+ * the ioctl's type byte; KVM_RUN (the VMM's hot path) then takes a
+ * per-thread cached path; only the rare clock ioctls resolve their fd.
+ */
+#include "hvguard.bpf.h"
+#include "hvguard/clock_logic.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct clock_config cfg = {};
+
+/* Counters read through the skeleton: proof the hooks ran, and loss. */
+__u64 events_lost = 0;
+__u64 kvm_ioctls_seen = 0;
+__u64 pvclock_updates_seen = 0;
+__u64 tsc_writes_seen = 0;
+__u64 unattributed_tsc_writes = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} clock_events SEC(".maps");
+
+/* Per-VM state, keyed by struct kvm *. Pinned: survives daemon restarts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct vm_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hv_clock_vms SEC(".maps");
+
+/* The last PVTI KVM wrote per vCPU. Pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct vcpu_key);
+	__type(value, struct vcpu_clock);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hv_clock_vcpus SEC(".maps");
+
+/* VMM processes (tgid -> number of VMs first seen), for exit cleanup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hv_clock_vmms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct clock_globals);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hv_clock_globals SEC(".maps");
+
+/* Processes the daemon is correcting right now: their ioctls are the
+ * corrector's own injected calls and must not trigger the rules again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} hv_clock_correcting SEC(".maps");
+
+/* Number of VMs with a host TSC write not yet checked for a mismatch:
+ * lets KVM_RUN skip the VM lookup while it is zero, i.e. nearly always. */
+__s64 dirty_vms = 0;
+
+struct vm_state zero_vm = {};
+
+/* The KVM ioctl a thread is in, and its KVM_RUN cache. */
+struct thread_ctx {
+	__u64 kvm;	/* struct kvm * of the ioctl in flight */
+	__u64 arg;	/* its argument */
+	__s64 before;	/* a value sampled at entry */
+	__u32 cmd;	/* 0 when no watched ioctl is in flight */
+	__s32 vcpu_id;	/* -1 on a VM fd */
+	__u32 fd;
+	__u32 ignore;	/* injected by the daemon's corrector */
+	__u32 guest_tsc_msr; /* the guest wrote TSC/TSC_ADJUST in this KVM_RUN */
+	__u32 run_fd;	/* KVM_RUN cache: fd, generation, and what it is */
+	__u64 run_gen;
+	__u64 run_kvm;
+	__s32 run_vcpu_id;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread_ctx);
+} hv_clock_threads SEC(".maps");
+
+enum hv_kvm_file_kind { KVM_FILE_NONE, KVM_FILE_DEV, KVM_FILE_VM, KVM_FILE_VCPU };
+
+struct hv_kvm_fd {
+	__u64 kvm;
+	__u64 vcpu; /* struct kvm_vcpu * on a vCPU fd */
+	__s32 vcpu_id;
+	__u32 kind;
+};
+
+static __always_inline struct clock_globals *globals(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&hv_clock_globals, &zero);
+}
+
+static __always_inline bool rule_on(enum hv_rule_id rule)
+{
+	return cfg.enabled_mask & (1u << rule);
+}
+
+/* What the fd of the current task is, as far as KVM goes. */
+static __always_inline int resolve_kvm_fd(unsigned int fd, struct hv_kvm_fd *t)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *file = hv_fd_to_file(task, fd);
+	__u64 handler;
+
+	t->kind = KVM_FILE_NONE;
+	t->vcpu_id = -1;
+	t->kvm = 0;
+	t->vcpu = 0;
+	if (!file)
+		return -1;
+	handler = hv_file_ioctl_handler(file);
+	if (handler == cfg.kvm_vm_ioctl) {
+		t->kind = KVM_FILE_VM;
+		t->kvm = (__u64)BPF_CORE_READ(file, private_data);
+	} else if (handler == cfg.kvm_vcpu_ioctl) {
+		struct kvm_vcpu *vcpu = BPF_CORE_READ(file, private_data);
+
+		t->kind = KVM_FILE_VCPU;
+		t->kvm = (__u64)BPF_CORE_READ(vcpu, kvm);
+		t->vcpu_id = BPF_CORE_READ(vcpu, vcpu_id);
+		t->vcpu = (__u64)vcpu;
+	} else if (handler == cfg.kvm_dev_ioctl) {
+		t->kind = KVM_FILE_DEV;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static __always_inline __s64 read_kvmclock_offset(__u64 kvm_ptr)
+{
+	struct kvm *kvm = (struct kvm *)kvm_ptr;
+
+	return BPF_CORE_READ(kvm, arch.kvmclock_offset);
+}
+
+static __always_inline void fill_event(struct clock_event *e, __u32 type, __u32 rule, __u64 kvm,
+				       const struct vm_state *vm, __s32 vcpu)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	e->type = type;
+	e->rule = rule;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->vm_key = kvm;
+	e->vm_id = vm ? vm->id : 0;
+	e->vcpu = vcpu;
+	e->frozen = 0;
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	for (int i = 0; i < EV_NR_VALUES; i++)
+		e->v[i] = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+static __always_inline struct clock_event *reserve_event(void)
+{
+	struct clock_event *e = bpf_ringbuf_reserve(&clock_events, sizeof(*e), 0);
+
+	if (!e)
+		__sync_fetch_and_add(&events_lost, 1);
+	return e;
+}
+
+/* A new VM state, replacing whatever stale one had the same key. */
+static __always_inline struct vm_state *vm_init(__u64 kvm)
+{
+	struct clock_globals *g = globals();
+	struct vm_state *vm;
+	__u32 tgid = hv_current_tgid();
+	__u32 one = 1;
+
+	if (!g)
+		return NULL;
+	if (bpf_map_update_elem(&hv_clock_vms, &kvm, &zero_vm, BPF_ANY))
+		return NULL;
+	vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
+	if (!vm)
+		return NULL;
+	vm->id = __sync_fetch_and_add(&g->next_vm_id, 1) + 1;
+	vm->owner_tgid = tgid;
+	vm->phase = VM_SETUP;
+	bpf_map_update_elem(&hv_clock_vmms, &tgid, &one, BPF_ANY);
+	return vm;
+}
+
+/* The state of a VM seen before, or a fresh one when it is new to us or
+ * the key is a recycled struct kvm * of another process. */
+static __always_inline struct vm_state *vm_get(__u64 kvm)
+{
+	struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
+
+	if (vm && vm->owner_tgid == hv_current_tgid())
+		return vm;
+	return vm_init(kvm);
+}
+
+static __always_inline void vm_mark_dirty(struct vm_state *vm)
+{
+	if (!(__sync_fetch_and_or(&vm->flags, VM_F_OFFSETS_DIRTY) & VM_F_OFFSETS_DIRTY))
+		__sync_fetch_and_add(&dirty_vms, 1);
+}
+
+static __always_inline void emit_simple(__u32 type, __u64 kvm, const struct vm_state *vm, __s32 vcpu,
+					__s64 v0, __s64 v1)
+{
+	struct clock_event *e = reserve_event();
+
+	if (!e)
+		return;
+	fill_event(e, type, 0, kvm, vm, vcpu);
+	e->v[0] = v0;
+	e->v[1] = v1;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static long mismatch_step_cb(__u32 i, void *ctx)
+{
+	return hv_mismatch_step(i, ctx);
+}
+
+/* vcpu-tsc-mismatch, checked at the first KVM_RUN after a host TSC write:
+ * QEMU writes vCPUs one at a time, so only then is the set complete. */
+static __always_inline void check_mismatch(__u64 kvm)
+{
+	struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
+	struct hv_mismatch_walk w = {};
+	struct clock_event *e;
+
+	if (!vm || !(__sync_fetch_and_and(&vm->flags, ~VM_F_OFFSETS_DIRTY) & VM_F_OFFSETS_DIRTY))
+		return;
+	__sync_fetch_and_sub(&dirty_vms, 1);
+	if (!rule_on(HV_RULE_VCPU_TSC_MISMATCH))
+		return;
+	w.vm = vm;
+	bpf_loop(HV_MAX_VCPUS, mismatch_step_cb, &w, 0);
+	if (!w.different)
+		return;
+	e = reserve_event();
+	if (!e)
+		return;
+	fill_event(e, CLOCK_EV_ALERT, HV_RULE_VCPU_TSC_MISMATCH, kvm, vm, w.bad_vcpu);
+	e->v[EV_MM_OFFSET] = vm->tsc_offset[w.bad_vcpu % HV_MAX_VCPUS];
+	e->v[EV_MM_REF_OFFSET] = w.ref_offset;
+	e->v[EV_MM_REF_VCPU] = w.ref_vcpu;
+	e->v[EV_MM_NR_DIFFERENT] = w.different;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* First KVM_RUN of this thread on this fd: resolve it and mark the VM as
+ * having run here (from now on clock writes are no longer setup). */
+static __always_inline int run_slow_path(struct thread_ctx *tc, unsigned int fd, __u64 gen)
+{
+	struct hv_kvm_fd t;
+	struct vm_state *vm;
+
+	if (resolve_kvm_fd(fd, &t) || t.kind != KVM_FILE_VCPU)
+		return -1;
+	vm = vm_get(t.kvm);
+	if (vm && vm->phase == VM_SETUP)
+		vm->phase = VM_RUNNING;
+	tc->run_fd = fd;
+	tc->run_gen = gen;
+	tc->run_kvm = t.kvm;
+	tc->run_vcpu_id = t.vcpu_id;
+	return 0;
+}
+
+static __always_inline int on_run_enter(unsigned int fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct clock_globals *g = globals();
+	struct thread_ctx *tc;
+	__u64 gen;
+
+	if (!g)
+		return 0;
+	gen = g->kvm_fd_gen;
+	tc = bpf_task_storage_get(&hv_clock_threads, task, 0, 0);
+	if (!tc || tc->run_fd != fd || tc->run_gen != gen || !tc->run_kvm) {
+		tc = bpf_task_storage_get(&hv_clock_threads, task, 0,
+					  BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!tc || run_slow_path(tc, fd, gen))
+			return 0;
+	}
+	tc->cmd = HV_KVM_RUN;
+	tc->kvm = tc->run_kvm;
+	tc->vcpu_id = tc->run_vcpu_id;
+	tc->fd = fd;
+	tc->guest_tsc_msr = 0;
+	if (dirty_vms > 0)
+		check_mismatch(tc->kvm);
+	return 0;
+}
+
+static __always_inline bool watched_cmd(__u32 cmd)
+{
+	switch (cmd) {
+	case HV_KVM_CREATE_VM:
+	case HV_KVM_CREATE_VCPU:
+	case HV_KVM_GET_CLOCK:
+	case HV_KVM_SET_CLOCK:
+	case HV_KVM_SET_MSRS:
+	case HV_KVM_SET_TSC_KHZ:
+	case HV_KVM_SET_DEVICE_ATTR:
+		return true;
+	}
+	return false;
+}
+
+static __always_inline int on_kvm_ioctl_enter(unsigned int fd, __u32 cmd, __u64 arg)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 tgid = hv_current_tgid();
+	struct thread_ctx *tc;
+	struct hv_kvm_fd t;
+
+	if (!watched_cmd(cmd) || resolve_kvm_fd(fd, &t))
+		return 0;
+	__sync_fetch_and_add(&kvm_ioctls_seen, 1);
+	tc = bpf_task_storage_get(&hv_clock_threads, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tc)
+		return 0;
+	tc->cmd = cmd;
+	tc->kvm = t.kvm;
+	tc->vcpu_id = t.vcpu_id;
+	tc->fd = fd;
+	tc->arg = arg;
+	tc->ignore = bpf_map_lookup_elem(&hv_clock_correcting, &tgid) != NULL;
+	tc->before = 0;
+	if (cmd == HV_KVM_SET_CLOCK && t.kvm)
+		tc->before = read_kvmclock_offset(t.kvm);
+	else if (cmd == HV_KVM_SET_TSC_KHZ && t.vcpu) {
+		/* Outside the macro: CO-RE must not relocate our own struct. */
+		struct kvm_vcpu *vcpu = (struct kvm_vcpu *)t.vcpu;
+
+		tc->before = BPF_CORE_READ(vcpu, arch.virtual_tsc_khz);
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_ioctl")
+int hv_clock_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 cmd = (__u32)ctx->args[1];
+
+	if (((cmd >> 8) & 0xff) != HV_KVMIO)
+		return 0;
+	if (cmd == HV_KVM_RUN)
+		return on_run_enter((unsigned int)ctx->args[0]);
+	return on_kvm_ioctl_enter((unsigned int)ctx->args[0], cmd, ctx->args[2]);
+}
+
+static __always_inline void on_created(long ret, __u32 cmd, struct thread_ctx *tc)
+{
+	struct clock_globals *g = globals();
+	struct hv_kvm_fd t;
+	struct vm_state *vm;
+
+	if (!g || ret < 0)
+		return;
+	__sync_fetch_and_add(&g->kvm_fd_gen, 1);
+	if (cmd == HV_KVM_CREATE_VM) {
+		if (resolve_kvm_fd((unsigned int)ret, &t) || t.kind != KVM_FILE_VM)
+			return;
+		vm = vm_init(t.kvm);
+		if (vm)
+			emit_simple(CLOCK_EV_VM_NEW, t.kvm, vm, -1, 0, 0);
+		return;
+	}
+	vm = vm_get(tc->kvm);
+	if (vm && tc->arg < HV_MAX_VCPUS && tc->arg + 1 > vm->nr_vcpus)
+		vm->nr_vcpus = tc->arg + 1;
+}
+
+static __always_inline void on_get_clock(struct thread_ctx *tc)
+{
+	struct vm_state *vm = vm_get(tc->kvm);
+
+	if (!vm || vm->phase != VM_RUNNING)
+		return;
+	vm->phase = VM_PAUSED;
+	vm->pause_start_ns = bpf_ktime_get_boot_ns();
+	vm->pause_offset = read_kvmclock_offset(tc->kvm);
+	emit_simple(CLOCK_EV_PAUSE, tc->kvm, vm, -1, vm->pause_offset, 0);
+}
+
+static __always_inline void on_set_clock(struct thread_ctx *tc)
+{
+	struct vm_state *vm = vm_get(tc->kvm);
+	__s64 after = read_kvmclock_offset(tc->kvm), jump;
+	struct clock_event *e;
+	__u32 flags = 0;
+	bool violates;
+
+	if (!vm)
+		return;
+	bpf_probe_read_user(&flags, sizeof(flags), (void *)(tc->arg + 8));
+	violates = hv_kvmclock_jump_violates(vm->phase != VM_SETUP, tc->before, after,
+					     cfg.tolerance_ns[HV_RULE_KVMCLOCK_JUMP], &jump);
+	vm->last_clock_write_ns = bpf_ktime_get_boot_ns();
+	if (vm->phase != VM_SETUP) {
+		if (vm->phase == VM_PAUSED)
+			emit_simple(CLOCK_EV_RESUME, tc->kvm, vm, -1,
+				    vm->last_clock_write_ns - vm->pause_start_ns, jump);
+		vm->phase = VM_RUNNING;
+	}
+	if (!violates || tc->ignore || !rule_on(HV_RULE_KVMCLOCK_JUMP))
+		return;
+	e = reserve_event();
+	if (!e)
+		return;
+	fill_event(e, CLOCK_EV_ALERT, HV_RULE_KVMCLOCK_JUMP, tc->kvm, vm, -1);
+	e->v[EV_JUMP_NS] = jump;
+	e->v[EV_PAUSED_NS] = vm->pause_start_ns ? (__s64)(e->ts_ns - vm->pause_start_ns) : -1;
+	e->v[EV_OFFSET_BEFORE] = tc->before;
+	e->v[EV_OFFSET_AFTER] = after;
+	e->v[EV_SET_FLAGS] = flags;
+	e->v[EV_FD] = tc->fd;
+	if (cfg.correct_mask & (1u << HV_RULE_KVMCLOCK_JUMP)) {
+		/* Stop the whole VMM before any vCPU re-enters the guest; the
+		 * daemon repairs the clock from inside it and lets it go. */
+		if (!bpf_send_signal(HV_SIGSTOP)) {
+			e->frozen = 1;
+			__sync_fetch_and_or(&vm->flags, VM_F_FROZEN);
+		}
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void on_set_tsc_khz(struct thread_ctx *tc, long ret)
+{
+	struct vm_state *vm = vm_get(tc->kvm);
+	__u32 requested = (__u32)tc->arg;
+	struct clock_event *e;
+
+	if (!vm || tc->ignore || !rule_on(HV_RULE_TSC_KHZ_CHANGE))
+		return;
+	if (!hv_tsc_khz_violates(vm->phase != VM_SETUP, (__u32)tc->before, requested))
+		return;
+	e = reserve_event();
+	if (!e)
+		return;
+	fill_event(e, CLOCK_EV_ALERT, HV_RULE_TSC_KHZ_CHANGE, tc->kvm, vm, tc->vcpu_id);
+	e->v[EV_KHZ_BEFORE] = tc->before;
+	e->v[EV_KHZ_AFTER] = requested;
+	e->v[EV_KHZ_RESULT] = ret;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_ioctl")
+int hv_clock_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct thread_ctx *tc;
+	__u32 cmd;
+
+	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0, 0);
+	if (!tc || !tc->cmd)
+		return 0;
+	cmd = tc->cmd;
+	tc->cmd = 0;
+	switch (cmd) {
+	case HV_KVM_CREATE_VM:
+	case HV_KVM_CREATE_VCPU:
+		on_created(ctx->ret, cmd, tc);
+		break;
+	case HV_KVM_GET_CLOCK:
+		if (ctx->ret == 0)
+			on_get_clock(tc);
+		break;
+	case HV_KVM_SET_CLOCK:
+		if (ctx->ret == 0)
+			on_set_clock(tc);
+		break;
+	case HV_KVM_SET_TSC_KHZ:
+		on_set_tsc_khz(tc, ctx->ret);
+		break;
+	}
+	return 0;
+}
+
+/* Is the KVM_SET_MSRS in flight a reset, i.e. does it write MSR_IA32_TSC = 0? */
+static __always_inline bool msrs_write_tsc_zero(__u64 arg, __s64 *written)
+{
+	__u32 nmsrs = 0;
+
+	*written = -1;
+	if (bpf_probe_read_user(&nmsrs, sizeof(nmsrs), (void *)arg))
+		return false;
+	for (__u32 i = 0; i < HV_MAX_MSR_SCAN; i++) {
+		struct {
+			__u32 index;
+			__u32 reserved;
+			__u64 data;
+		} entry;
+
+		if (i >= nmsrs)
+			break;
+		if (bpf_probe_read_user(&entry, sizeof(entry), (void *)(arg + 8 + i * 16)))
+			break;
+		if (entry.index == HV_MSR_IA32_TSC) {
+			*written = entry.data;
+			return entry.data == 0;
+		}
+	}
+	return false;
+}
+
+static __always_inline void alert_tsc_offset(struct thread_ctx *tc, struct vm_state *vm, __u32 vcpu,
+					     __s64 before, __s64 after, __s64 written)
+{
+	struct clock_event *e = reserve_event();
+
+	if (!e)
+		return;
+	fill_event(e, CLOCK_EV_ALERT, HV_RULE_TSC_OFFSET_CHANGE, tc->kvm, vm, vcpu);
+	e->v[EV_TSC_BEFORE] = before;
+	e->v[EV_TSC_AFTER] = after;
+	e->v[EV_TSC_WRITTEN] = written;
+	e->v[EV_TSC_IOCTL] = tc->cmd;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("raw_tp/kvm_write_tsc_offset")
+int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __u64 next)
+{
+	struct thread_ctx *tc;
+	struct vm_state *vm;
+	__s64 before, written = -1;
+	bool known, host, reset = false;
+	__u32 idx = vcpu_id % HV_MAX_VCPUS;
+
+	__sync_fetch_and_add(&tsc_writes_seen, 1);
+	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0, 0);
+	if (!tc || !tc->cmd || !tc->kvm) {
+		__sync_fetch_and_add(&unattributed_tsc_writes, 1);
+		return 0;
+	}
+	vm = vm_get(tc->kvm);
+	if (!vm)
+		return 0;
+	if (vcpu_id < HV_MAX_VCPUS && vcpu_id + 1 > vm->nr_vcpus)
+		vm->nr_vcpus = vcpu_id + 1;
+	known = hv_bit_test(vm->tsc_known, idx);
+	/* This kernel flavour may report previous = 0 always: our own record
+	 * of the last value written is the reference when we have one. */
+	before = known ? vm->tsc_offset[idx] : (__s64)previous;
+	host = tc->cmd != HV_KVM_RUN;
+	if (tc->cmd == HV_KVM_SET_MSRS)
+		reset = msrs_write_tsc_zero(tc->arg, &written);
+
+	vm->tsc_offset[idx] = (__s64)next;
+	hv_bit_set(vm->tsc_known, idx, true);
+	if (!host) {
+		/* Inside KVM_RUN: the guest's own TSC write, or KVM's catch-up. */
+		hv_bit_set(vm->tsc_guest, idx, true);
+		if (tc->guest_tsc_msr)
+			emit_simple(CLOCK_EV_GUEST_TSC_WRITE, tc->kvm, vm, vcpu_id, before, next);
+		return 0;
+	}
+	hv_bit_set(vm->tsc_guest, idx, false);
+	vm_mark_dirty(vm);
+	if (reset && vm->phase != VM_SETUP && before != (__s64)next)
+		emit_simple(CLOCK_EV_TSC_RESET, tc->kvm, vm, vcpu_id, before, next);
+	if (tc->ignore || !rule_on(HV_RULE_TSC_OFFSET_CHANGE))
+		return 0;
+	if (hv_tsc_offset_violates(vm->phase != VM_SETUP, known || previous, before, next, reset))
+		alert_tsc_offset(tc, vm, vcpu_id, before, next, written);
+	return 0;
+}
+
+SEC("raw_tp/kvm_msr")
+int BPF_PROG(hv_clock_guest_msr, unsigned int write, __u32 ecx, __u64 data, bool exception)
+{
+	struct thread_ctx *tc;
+
+	if (!write || (ecx != HV_MSR_IA32_TSC && ecx != HV_MSR_IA32_TSC_ADJUST))
+		return 0;
+	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0, 0);
+	if (tc && tc->cmd == HV_KVM_RUN)
+		tc->guest_tsc_msr = 1;
+	return 0;
+}
+
+static __always_inline void alert_pvclock(struct thread_ctx *tc, struct vm_state *vm, __u32 vcpu,
+					  __s64 residual, __s64 raw, __s64 explained, __u32 flags)
+{
+	struct clock_event *e = reserve_event();
+
+	if (!e)
+		return;
+	fill_event(e, CLOCK_EV_ALERT, HV_RULE_PVCLOCK_DISCONTINUITY, tc->kvm, vm, vcpu);
+	e->v[EV_PV_RESIDUAL] = residual;
+	e->v[EV_PV_RAW] = raw;
+	e->v[EV_PV_EXPLAINED] = explained;
+	e->v[EV_PV_FLAGS] = flags;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("raw_tp/kvm_pvclock_update")
+int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_time_info *pvclock)
+{
+	struct vcpu_key key = {};
+	struct vcpu_clock *st, fresh = {};
+	struct thread_ctx *tc;
+	struct vm_state *vm;
+	__s64 offset_now, tsc_offset, raw, residual;
+	__u32 idx = vcpu_id % HV_MAX_VCPUS;
+
+	__sync_fetch_and_add(&pvclock_updates_seen, 1);
+	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0, 0);
+	if (!tc || !tc->cmd || !tc->kvm)
+		return 0;
+	vm = bpf_map_lookup_elem(&hv_clock_vms, &tc->kvm);
+	if (!vm)
+		return 0;
+	if (bpf_probe_read_kernel(&fresh.pvti, sizeof(fresh.pvti), pvclock))
+		return 0;
+	offset_now = read_kvmclock_offset(tc->kvm);
+	tsc_offset = vm->tsc_offset[idx];
+	key.kvm = tc->kvm;
+	key.vcpu_id = vcpu_id;
+	st = bpf_map_lookup_elem(&hv_clock_vcpus, &key);
+	if (st && st->valid && st->tsc_offset == tsc_offset &&
+	    hv_pvclock_comparable(&st->pvti, &fresh.pvti) && vm->phase != VM_SETUP &&
+	    rule_on(HV_RULE_PVCLOCK_DISCONTINUITY)) {
+		raw = hv_pvclock_discontinuity(&st->pvti, &fresh.pvti);
+		residual = hv_pvclock_residual(raw, st->kvmclock_offset, offset_now);
+		if (hv_abs64(residual) > cfg.tolerance_ns[HV_RULE_PVCLOCK_DISCONTINUITY] &&
+		    !tc->ignore)
+			alert_pvclock(tc, vm, vcpu_id, residual, raw, offset_now - st->kvmclock_offset,
+				      fresh.pvti.flags);
+	}
+	fresh.kvmclock_offset = offset_now;
+	fresh.tsc_offset = tsc_offset;
+	fresh.valid = 1;
+	bpf_map_update_elem(&hv_clock_vcpus, &key, &fresh, BPF_ANY);
+	return 0;
+}
+
+/* The last thread of a VMM is gone: its VMs are being destroyed. */
+SEC("tracepoint/sched/sched_process_exit")
+int hv_clock_process_exit(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tgid = hv_current_tgid();
+
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	if (!bpf_map_lookup_elem(&hv_clock_vmms, &tgid))
+		return 0;
+	bpf_map_delete_elem(&hv_clock_vmms, &tgid);
+	emit_simple(CLOCK_EV_PROC_EXIT, 0, NULL, -1, tgid, 0);
+	return 0;
+}

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Plain types shared by bpf/clock.bpf.c and the userspace clock family:
+ * the ioctl numbers watched, the events sent through the ring buffer, the
+ * configuration set before load, and the per-VM / per-vCPU state kept in
+ * (pinned) maps.
+ */
+#ifndef HVGUARD_CLOCK_H
+#define HVGUARD_CLOCK_H
+
+#include "hvguard/compat.h"
+#include "hvguard/rule_ids.h"
+
+/* KVM ioctls (KVMIO = 0xAE), x86_64 values, see reference/kvm-clock.md. */
+#define HV_KVMIO		0xAE
+#define HV_KVM_CREATE_VM	0xAE01u
+#define HV_KVM_CREATE_VCPU	0xAE41u
+#define HV_KVM_RUN		0xAE80u
+#define HV_KVM_SET_CLOCK	0x4030AE7Bu
+#define HV_KVM_GET_CLOCK	0x8030AE7Cu
+#define HV_KVM_SET_MSRS		0x4008AE89u
+#define HV_KVM_SET_TSC_KHZ	0xAEA2u
+#define HV_KVM_KVMCLOCK_CTRL	0xAEADu
+#define HV_KVM_SET_DEVICE_ATTR	0x4018AEE1u
+
+#define HV_KVM_CLOCK_TSC_STABLE 2
+#define HV_KVM_CLOCK_REALTIME	4
+#define HV_KVM_CLOCK_HOST_TSC	8
+
+#define HV_MSR_IA32_TSC		0x10
+#define HV_MSR_IA32_TSC_ADJUST	0x3b
+#define HV_KVM_VCPU_TSC_CTRL	0
+#define HV_KVM_VCPU_TSC_OFFSET	0
+
+#define HV_PVCLOCK_TSC_STABLE	0x1
+#define HV_PVCLOCK_GUEST_STOPPED 0x2
+
+/* vCPUs per VM whose TSC offsets are tracked for vcpu-tsc-mismatch. */
+#define HV_MAX_VCPUS		256
+/* KVM_SET_MSRS entries scanned for a TSC write (QEMU puts ~30 per call). */
+#define HV_MAX_MSR_SCAN		64
+
+enum clock_event_type {
+	CLOCK_EV_ALERT = 1,
+	CLOCK_EV_GUEST_TSC_WRITE, /* legitimate, logged: the guest wrote its TSC */
+	CLOCK_EV_TSC_RESET,	  /* legitimate, logged: host reset write of 0 */
+	CLOCK_EV_VM_NEW,
+	CLOCK_EV_PAUSE,		  /* KVM_GET_CLOCK on a running VM */
+	CLOCK_EV_RESUME,	  /* first KVM_RUN after a pause */
+	CLOCK_EV_PROC_EXIT,	  /* a VMM process ended: its VMs are gone */
+};
+
+/* The rule-specific payload, v[] of struct clock_event. */
+enum {
+	/* kvmclock-jump */
+	EV_JUMP_NS = 0,
+	EV_PAUSED_NS,	   /* -1 when the pause start was not seen */
+	EV_OFFSET_BEFORE,  /* kvm->arch.kvmclock_offset before KVM_SET_CLOCK */
+	EV_OFFSET_AFTER,
+	EV_SET_FLAGS,	   /* flags passed to KVM_SET_CLOCK */
+	EV_FD,		   /* the VM or vCPU fd the ioctl used */
+	/* tsc-offset-change: EV_TSC_BEFORE/AFTER alias 0/1; written value, ioctl */
+	EV_TSC_BEFORE = 0,
+	EV_TSC_AFTER = 1,
+	EV_TSC_WRITTEN = 2, /* MSR_IA32_TSC value written, -1 if by attribute */
+	EV_TSC_IOCTL = 3,
+	/* tsc-khz-change */
+	EV_KHZ_BEFORE = 0,
+	EV_KHZ_AFTER = 1,
+	EV_KHZ_RESULT = 2, /* the ioctl's return value */
+	/* vcpu-tsc-mismatch */
+	EV_MM_OFFSET = 0,
+	EV_MM_REF_OFFSET = 1,
+	EV_MM_REF_VCPU = 2,
+	EV_MM_NR_DIFFERENT = 3,
+	/* pvclock-discontinuity */
+	EV_PV_RESIDUAL = 0, /* discontinuity_ns: what no kvmclock write explains */
+	EV_PV_RAW = 1,	    /* D computed from the two PVTIs */
+	EV_PV_EXPLAINED = 2,
+	EV_PV_FLAGS = 3,
+	EV_NR_VALUES = 6,
+};
+
+struct clock_event {
+	__u32 type;
+	__u32 rule;
+	__u32 pid;
+	__u32 tid;
+	__u64 vm_key; /* struct kvm * */
+	__u64 vm_id;  /* stable id, survives daemon restarts */
+	__s32 vcpu;   /* -1 when not per vCPU */
+	__u32 frozen; /* 1: BPF stopped the VMM so a correction can be applied */
+	__u64 ts_ns;  /* CLOCK_BOOTTIME at the hook */
+	__s64 v[EV_NR_VALUES];
+	char comm[16];
+};
+
+struct clock_config {
+	__u64 kvm_vm_ioctl;   /* addresses of the file_operations' unlocked_ioctl */
+	__u64 kvm_vcpu_ioctl; /* handlers: how a struct file is recognised as a */
+	__u64 kvm_dev_ioctl;  /* VM, vCPU or /dev/kvm fd */
+	__u32 enabled_mask;   /* 1 << enum hv_rule_id */
+	__u32 correct_mask;   /* rules whose violation freezes the VMM */
+	__s64 tolerance_ns[HV_RULE_COUNT];
+};
+
+enum vm_phase {
+	VM_SETUP = 0, /* created, never ran here: writes are setup */
+	VM_RUNNING,
+	VM_PAUSED,  /* KVM_GET_CLOCK seen since it last ran */
+	VM_RESUMED, /* KVM_SET_CLOCK seen, not run yet */
+};
+
+#define VM_F_OFFSETS_DIRTY 0x1 /* a host TSC write since the last mismatch check */
+#define VM_F_FROZEN	   0x2 /* stopped for a correction, not yet released */
+
+struct vm_state {
+	__u64 id;
+	__u32 owner_tgid;
+	__u32 phase;
+	__u32 flags;
+	__u32 nr_vcpus; /* highest vcpu_id seen + 1 */
+	__u64 pause_start_ns;
+	__s64 pause_offset; /* kvmclock_offset when the pause began */
+	__u64 last_clock_write_ns;
+	__u64 tsc_known[HV_MAX_VCPUS / 64]; /* bit: offset below is known */
+	__u64 tsc_guest[HV_MAX_VCPUS / 64]; /* bit: the guest moved its own TSC */
+	__s64 tsc_offset[HV_MAX_VCPUS];	    /* last L1 offset per vCPU */
+};
+
+struct vcpu_key {
+	__u64 kvm;
+	__u32 vcpu_id;
+	__u32 pad;
+};
+
+/* The guest's struct pvclock_vcpu_time_info, as KVM writes it. */
+struct hv_pvti {
+	__u32 version;
+	__u32 pad0;
+	__u64 tsc_timestamp;
+	__u64 system_time;
+	__u32 tsc_to_system_mul;
+	__s8 tsc_shift;
+	__u8 flags;
+	__u8 pad[2];
+};
+
+struct vcpu_clock {
+	struct hv_pvti pvti;	/* the last one KVM wrote */
+	__s64 kvmclock_offset;	/* kvm->arch.kvmclock_offset at that moment */
+	__s64 tsc_offset;	/* the vCPU's offset at that moment */
+	__u32 valid;
+	__u32 pad;
+};
+
+/* Globals kept in a pinned array so they survive daemon restarts. */
+struct clock_globals {
+	__u64 next_vm_id;
+	__u64 kvm_fd_gen; /* bumped at every VM/vCPU creation: invalidates caches */
+};
+
+#endif

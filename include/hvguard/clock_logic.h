@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The clock rules' decisions, as pure functions: compiled into
+ * bpf/clock.bpf.c, where they run at the offending ioctl, and into
+ * tests/unit/test_clock_logic.c, where they are tested. One implementation.
+ * No 128-bit arithmetic: the BPF backend has none.
+ */
+#ifndef HVGUARD_CLOCK_LOGIC_H
+#define HVGUARD_CLOCK_LOGIC_H
+
+#include "hvguard/clock.h"
+
+static __always_inline __s64 hv_abs64(__s64 v)
+{
+	return v < 0 ? -v : v;
+}
+
+/*
+ * pvclock's scale: ((delta << shift or >> -shift) * mul) >> 32, with the
+ * 96-bit product done in two 32-bit halves so that it stays exact.
+ */
+static __always_inline __u64 hv_pvclock_scale(__u64 delta, __u32 mul, __s8 shift)
+{
+	__u64 hi, lo;
+
+	if (shift < 0)
+		delta >>= -shift;
+	else
+		delta <<= shift;
+	hi = delta >> 32;
+	lo = delta & 0xffffffffull;
+	return hi * mul + ((lo * mul) >> 32);
+}
+
+/* Signed scale, for a TSC that went backwards between two PVTIs. */
+static __always_inline __s64 hv_pvclock_scale_signed(__u64 from, __u64 to, __u32 mul, __s8 shift)
+{
+	if (to >= from)
+		return (__s64)hv_pvclock_scale(to - from, mul, shift);
+	return -(__s64)hv_pvclock_scale(from - to, mul, shift);
+}
+
+/* The guest's kvmclock for a TSC reading, as the guest computes it. */
+static __always_inline __u64 hv_pvclock_read(const struct hv_pvti *p, __u64 tsc)
+{
+	return p->system_time +
+	       hv_pvclock_scale_signed(p->tsc_timestamp, tsc, p->tsc_to_system_mul, p->tsc_shift);
+}
+
+/*
+ * D = how far the clock the new PVTI defines is from where the old one
+ * said it would be at the new TSC timestamp. 0 when nothing changed; QEMU's
+ * stop/cont gives minus the pause.
+ */
+static __always_inline __s64 hv_pvclock_discontinuity(const struct hv_pvti *old,
+						       const struct hv_pvti *new)
+{
+	__s64 old_view = (__s64)old->system_time +
+			 hv_pvclock_scale_signed(old->tsc_timestamp, new->tsc_timestamp,
+						 old->tsc_to_system_mul, old->tsc_shift);
+
+	return (__s64)new->system_time - old_view;
+}
+
+/* Strict bounds only make sense while both PVTIs promise a stable TSC. */
+static __always_inline bool hv_pvclock_comparable(const struct hv_pvti *old,
+						  const struct hv_pvti *new)
+{
+	return (old->flags & HV_PVCLOCK_TSC_STABLE) && (new->flags & HV_PVCLOCK_TSC_STABLE);
+}
+
+/*
+ * kvmclock-jump: KVM_SET_CLOCK moved kvm->arch.kvmclock_offset by jump_ns.
+ * Had the VM simply kept running, the offset would not have moved at all,
+ * so the change of the offset *is* the jump the guest sees. Before the VM
+ * first ran here (creation, QEMU's prelaunch, an incoming migration) any
+ * value is setup.
+ */
+static __always_inline bool hv_kvmclock_jump_violates(bool has_run, __s64 offset_before,
+						      __s64 offset_after, __s64 tolerance_ns,
+						      __s64 *jump_ns)
+{
+	*jump_ns = offset_after - offset_before;
+	return has_run && hv_abs64(*jump_ns) > tolerance_ns;
+}
+
+/*
+ * tsc-offset-change: a write from the host (not the guest) that moved a
+ * vCPU's TSC offset after the VM ran. Exempt: setup before the first run,
+ * the guest's own TSC/TSC_ADJUST writes (decided by the caller), and a
+ * reset, which QEMU performs by writing MSR_IA32_TSC = 0.
+ */
+static __always_inline bool hv_tsc_offset_violates(bool has_run, bool known, __s64 before,
+						   __s64 after, bool is_reset)
+{
+	return has_run && known && before != after && !is_reset;
+}
+
+/* tsc-khz-change: any attempt to give a vCPU that ran another frequency. */
+static __always_inline bool hv_tsc_khz_violates(bool has_run, __u32 khz_before, __u32 khz_requested)
+{
+	return has_run && khz_before != khz_requested;
+}
+
+/*
+ * What part of a PVTI discontinuity no kvmclock write explains. A
+ * KVM_SET_CLOCK that moved the kvmclock offset by X shifts every later PVTI
+ * by exactly X: that part is kvmclock-jump's business, not this rule's.
+ */
+static __always_inline __s64 hv_pvclock_residual(__s64 discontinuity, __s64 offset_then,
+						 __s64 offset_now)
+{
+	return discontinuity - (offset_now - offset_then);
+}
+
+static __always_inline bool hv_bit_test(const __u64 *words, __u32 bit)
+{
+	return (words[(bit / 64) % (HV_MAX_VCPUS / 64)] >> (bit % 64)) & 1;
+}
+
+static __always_inline void hv_bit_set(__u64 *words, __u32 bit, bool on)
+{
+	__u64 mask = 1ull << (bit % 64);
+	__u64 *w = &words[(bit / 64) % (HV_MAX_VCPUS / 64)];
+
+	*w = on ? (*w | mask) : (*w & ~mask);
+}
+
+/*
+ * vcpu-tsc-mismatch: all vCPUs whose offset the host set must share one,
+ * the offset of the lowest such vCPU (the reference). One step per vCPU so
+ * that BPF can run it under bpf_loop() (a plain loop over 256 vCPUs with
+ * branches explodes the verifier's state space); hv_tsc_mismatch() is the
+ * same walk for userspace.
+ */
+struct hv_mismatch_walk {
+	const struct vm_state *vm;
+	__s64 ref_offset;
+	__u32 ref_vcpu;
+	__u32 bad_vcpu;
+	__u32 different;
+	__u32 have_ref;
+};
+
+static __always_inline int hv_mismatch_step(__u32 i, struct hv_mismatch_walk *w)
+{
+	const struct vm_state *vm = w->vm;
+	__u32 idx = i % HV_MAX_VCPUS;
+
+	if (i >= vm->nr_vcpus || i >= HV_MAX_VCPUS)
+		return 1; /* stop */
+	if (!hv_bit_test(vm->tsc_known, idx) || hv_bit_test(vm->tsc_guest, idx))
+		return 0;
+	if (!w->have_ref) {
+		w->have_ref = 1;
+		w->ref_offset = vm->tsc_offset[idx];
+		w->ref_vcpu = idx;
+	} else if (vm->tsc_offset[idx] != w->ref_offset) {
+		if (!w->different)
+			w->bad_vcpu = idx;
+		w->different++;
+	}
+	return 0;
+}
+
+#ifndef __bpf__
+static inline __u32 hv_tsc_mismatch(struct hv_mismatch_walk *w)
+{
+	for (__u32 i = 0; i < HV_MAX_VCPUS; i++)
+		if (hv_mismatch_step(i, w))
+			break;
+	return w->different;
+}
+#endif
+
+#endif

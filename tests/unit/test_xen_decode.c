@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The Xen decode and policy of include/hvguard/xen_logic.h, the very code the
+ * BPF program runs, against well-formed, truncated and hostile user
+ * structures. User memory is a fake address space: one buffer at FAKE_BASE;
+ * any read that is not entirely inside it fails like bpf_probe_read_user on
+ * an unmapped page. Every read is counted, to prove hostile counts cost a
+ * bounded number of reads.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <linux/types.h>
+
+static uint8_t fake_mem[4096];
+static size_t fake_len; /* readable bytes from FAKE_BASE */
+static unsigned fake_reads;
+#define FAKE_BASE 0x7f0000001000ull
+
+static long hv_xen_read_user(void *dst, __u32 size, __u64 uptr)
+{
+	fake_reads++;
+	if (uptr < FAKE_BASE || uptr - FAKE_BASE > fake_len || size > fake_len - (uptr - FAKE_BASE)) {
+		memset(dst, 0, size); /* as bpf_probe_read_user does on failure */
+		return -EFAULT;
+	}
+	memcpy(dst, fake_mem + (uptr - FAKE_BASE), size);
+	return 0;
+}
+
+#include "hvguard/xen_logic.h"
+
+static struct hv_xen_config cfg;
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(fake_mem, 0, sizeof(fake_mem));
+	fake_len = sizeof(fake_mem);
+	fake_reads = 0;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.fops[HV_XEN_DEV_PRIVCMD] = 0xffffffffc0208140ull;
+	cfg.fops[HV_XEN_DEV_GNTDEV] = 0xffffffffc02151c0ull;
+	cfg.fops[HV_XEN_DEV_GNTALLOC] = 0xffffffffc021c100ull;
+	cfg.target_domain = HV_XEN_DOMID_NONE;
+	for (int r = 0; r < HV_RULE_COUNT; r++)
+		cfg.action[r] = HV_XEN_ACT_ALERT;
+	hv_xen_allow_domid(&cfg, 0);
+	return 0;
+}
+
+static void put32(size_t off, uint32_t v) { memcpy(fake_mem + off, &v, 4); }
+static void put16(size_t off, uint16_t v) { memcpy(fake_mem + off, &v, 2); }
+static void put64(size_t off, uint64_t v) { memcpy(fake_mem + off, &v, 8); }
+
+static void map_grant_ref(uint32_t count, uint32_t domid, uint32_t first_ref, uint32_t n)
+{
+	put32(0, count);
+	for (uint32_t i = 0; i < n; i++) {
+		put32(16 + 8 * i, domid);
+		put32(20 + 8 * i, first_ref + i);
+	}
+}
+
+static void test_classify_by_fops(void **state)
+{
+	(void)state;
+	assert_int_equal(hv_xen_classify(0xffffffffc0208140ull, 0, &cfg), HV_XEN_DEV_PRIVCMD);
+	assert_int_equal(hv_xen_classify(0xffffffffc02151c0ull, 0, &cfg), HV_XEN_DEV_GNTDEV);
+	assert_int_equal(hv_xen_classify(0xffffffffc021c100ull, 0, &cfg), HV_XEN_DEV_GNTALLOC);
+	assert_int_equal(hv_xen_classify(0xffffffff81000000ull, 0, &cfg), HV_XEN_DEV_NONE);
+	assert_int_equal(hv_xen_classify(0, 0, &cfg), HV_XEN_DEV_NONE);
+}
+
+static void test_classify_by_rdev_only_when_fops_unknown(void **state)
+{
+	(void)state;
+	cfg.rdev[HV_XEN_DEV_GNTDEV] = 10u << 20 | 119;
+	/* fops known: a matching rdev on a different fops is not gntdev */
+	assert_int_equal(hv_xen_classify(0xdead, 10u << 20 | 119, &cfg), HV_XEN_DEV_NONE);
+	cfg.fops[HV_XEN_DEV_GNTDEV] = 0;
+	assert_int_equal(hv_xen_classify(0xdead, 10u << 20 | 119, &cfg), HV_XEN_DEV_GNTDEV);
+	assert_int_equal(hv_xen_classify(0xdead, 10u << 20 | 118, &cfg), HV_XEN_DEV_NONE);
+}
+
+static void test_map_grant_ref_allowed(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	map_grant_ref(2, 0, 100, 2);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(c.op, HV_XEN_OP_GNTDEV_MAP_GRANT_REF);
+	assert_int_equal(c.count, 2);
+	assert_int_equal(c.n_refs, 2);
+	assert_int_equal(c.refs[0], 100);
+	assert_int_equal(c.refs[1], 101);
+	assert_int_equal(c.domid, 0);
+	assert_int_equal(c.flags, 0);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+}
+
+static void test_map_grant_ref_from_other_domain(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	map_grant_ref(3, 0, 7, 3);
+	put32(16 + 8 * 2, 5); /* third ref from domain 5 */
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.bad_domid, 5);
+}
+
+static void test_map_grant_ref_no_allowed_set_is_inactive(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	memset(cfg.allowed, 0, sizeof(cfg.allowed));
+	cfg.n_allowed = 0;
+	map_grant_ref(1, 42, 7, 1);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+}
+
+static void test_map_grant_ref_huge_count_bounded(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	map_grant_ref(0xffffffffu, 0, 1, 64);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(c.count, 0xffffffffu);
+	assert_int_equal(c.n_refs, HV_XEN_MAX_REFS);
+	assert_true(c.flags & HV_XEN_F_HUGE);
+	assert_true(c.flags & HV_XEN_F_TRUNCATED);
+	assert_false(c.flags & HV_XEN_F_UNREADABLE);
+	assert_true(fake_reads <= 1 + HV_XEN_MAX_REFS);
+}
+
+static void test_map_grant_ref_refs_run_off_the_page(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	map_grant_ref(1000, 0, 1, 3);
+	fake_len = 16 + 8 * 3 + 4; /* three refs and half of the fourth */
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(c.n_refs, 3);
+	assert_true(c.flags & HV_XEN_F_UNREADABLE);
+	assert_true(c.flags & HV_XEN_F_TRUNCATED);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+}
+
+static void test_bad_pointer_every_op(void **state)
+{
+	static const struct {
+		__u8 dev;
+		__u32 cmd;
+	} calls[] = {
+		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_HYPERCALL },
+		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAP },
+		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAPBATCH },
+		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAPBATCH_V2 },
+		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_DM_OP },
+		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_RESTRICT },
+		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAP_RESOURCE },
+		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF },
+		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_UNMAP_GRANT_REF },
+		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_GET_OFFSET_FOR_VADDR },
+		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_SET_MAX_GRANTS },
+		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_GRANT_COPY },
+		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_DMABUF_EXP_FROM_REFS },
+		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_DMABUF_IMP_TO_REFS },
+		{ HV_XEN_DEV_GNTALLOC, HV_GNTALLOC_ALLOC_GREF },
+		{ HV_XEN_DEV_GNTALLOC, HV_GNTALLOC_DEALLOC_GREF },
+	};
+	static const __u64 pointers[] = { 0, 8, FAKE_BASE - 4, FAKE_BASE + 4095, ~0ull, ~0ull - 3 };
+	struct hv_xen_call c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+		for (size_t p = 0; p < sizeof(pointers) / sizeof(pointers[0]); p++) {
+			fake_reads = 0;
+			hv_xen_decode(&c, calls[i].dev, calls[i].cmd, pointers[p]);
+			if (!(c.flags & HV_XEN_F_UNREADABLE))
+				fail_msg("cmd %#x at %#llx decoded without a failed read", calls[i].cmd,
+					 (unsigned long long)pointers[p]);
+			assert_int_equal(c.n_refs, 0);
+			assert_true(fake_reads <= 4);
+			assert_int_equal(c.uarg, pointers[p]);
+			/* by-number rules still fire; memory-based ones do not guess */
+			int rule = hv_xen_verdict(&c, &cfg);
+			if (calls[i].cmd == HV_PRIVCMD_HYPERCALL)
+				assert_int_equal(rule, HV_RULE_FORBIDDEN_HYPERCALL);
+			else if (c.op == HV_XEN_OP_PRIVCMD_MMAP || c.op == HV_XEN_OP_PRIVCMD_MMAPBATCH ||
+				 c.op == HV_XEN_OP_PRIVCMD_MMAPBATCH_V2)
+				assert_int_equal(rule, HV_RULE_FOREIGN_MAP);
+			else
+				assert_int_equal(rule, -1);
+		}
+	}
+}
+
+static void test_mmapbatch_v2(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	put32(0, 3);
+	put16(4, 7);
+	put64(8, 0x7f1234560000ull);
+	hv_xen_decode(&c, HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAPBATCH_V2, FAKE_BASE);
+	assert_int_equal(c.op, HV_XEN_OP_PRIVCMD_MMAPBATCH_V2);
+	assert_int_equal(c.count, 3);
+	assert_int_equal(c.domid, 7);
+	assert_int_equal(c.addr, 0x7f1234560000ull);
+	assert_int_equal(c.flags, 0);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_FOREIGN_MAP);
+	/* a foreign map of an allowed domain is still a foreign map */
+	put16(4, 0);
+	hv_xen_decode(&c, HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAPBATCH_V2, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_FOREIGN_MAP);
+}
+
+static void test_mmapbatch_truncated_struct(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	put32(0, 9);
+	put16(4, 2);
+	fake_len = 6; /* num and dom readable, addr beyond the end */
+	hv_xen_decode(&c, HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAPBATCH, FAKE_BASE);
+	assert_int_equal(c.count, 9);
+	assert_int_equal(c.domid, 2);
+	assert_true(c.flags & HV_XEN_F_UNREADABLE);
+	assert_int_equal(c.addr, 0);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_FOREIGN_MAP);
+}
+
+static void test_privcmd_mmap_negative_num_is_huge(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	put32(0, (uint32_t)-1);
+	put16(4, 1);
+	hv_xen_decode(&c, HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAP, FAKE_BASE);
+	assert_true(c.flags & HV_XEN_F_HUGE);
+	assert_false(c.flags & HV_XEN_F_TRUNCATED);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_FOREIGN_MAP);
+}
+
+static void test_hypercall(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	put64(0, 12); /* memory_op */
+	hv_xen_decode(&c, HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_HYPERCALL, FAKE_BASE);
+	assert_int_equal(c.hypercall, 12);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_FORBIDDEN_HYPERCALL);
+	cfg.action[HV_RULE_FORBIDDEN_HYPERCALL] = HV_XEN_ACT_OFF;
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+}
+
+static void test_mmap_resource(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	cfg.target_domain = 5;
+	put16(0, 5);
+	put32(4, HV_XENMEM_RESOURCE_IOREQ_SERVER);
+	put32(8, 1);
+	put64(16, 2);
+	hv_xen_decode(&c, HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAP_RESOURCE, FAKE_BASE);
+	assert_int_equal(c.count, 2);
+	assert_int_equal(c.resource_id, 1);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1); /* ioreq pages of the target */
+	put16(0, 6);
+	hv_xen_decode(&c, HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAP_RESOURCE, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_RESOURCE_MAP); /* not the target */
+	put16(0, 5);
+	put32(4, 1); /* grant table */
+	hv_xen_decode(&c, HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAP_RESOURCE, FAKE_BASE);
+	assert_int_equal(c.resource_type, 1);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_RESOURCE_MAP);
+}
+
+static void test_privcmd_mmap_needs_a_target(void **state)
+{
+	struct hv_xen_call c = { .dev = HV_XEN_DEV_PRIVCMD, .op = HV_XEN_OP_MMAP };
+
+	(void)state;
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_FOREIGN_MAP);
+	cfg.target_domain = 3;
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+	c.dev = HV_XEN_DEV_GNTDEV;
+	cfg.target_domain = HV_XEN_DOMID_NONE;
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+}
+
+static void test_gntalloc_alloc_gref(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	put16(0, 0);
+	put32(4, 1);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTALLOC, HV_GNTALLOC_ALLOC_GREF, FAKE_BASE);
+	assert_int_equal(c.op, HV_XEN_OP_GNTALLOC_ALLOC_GREF);
+	assert_int_equal(c.domid, 0);
+	assert_int_equal(c.count, 1);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+	put16(0, 3);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTALLOC, HV_GNTALLOC_ALLOC_GREF, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.bad_domid, 3);
+}
+
+static void test_shared_number_decoded_per_device(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_SET_UNMAP_NOTIFY, FAKE_BASE);
+	assert_int_equal(c.op, HV_XEN_OP_GNTDEV_SET_UNMAP_NOTIFY);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTALLOC, HV_GNTDEV_SET_UNMAP_NOTIFY, FAKE_BASE);
+	assert_int_equal(c.op, HV_XEN_OP_GNTALLOC_SET_UNMAP_NOTIFY);
+	/* a privcmd number on gntdev means nothing */
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_PRIVCMD_MMAPBATCH_V2, FAKE_BASE);
+	assert_int_equal(c.op, HV_XEN_OP_OTHER);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+}
+
+static void test_grant_copy(void **state)
+{
+	struct hv_xen_call c;
+	const uint64_t segs = FAKE_BASE + 1024;
+
+	(void)state;
+	put32(0, 2);
+	put64(8, segs);
+	/* segment 0: local -> foreign (dest gref 11 of domain 0) */
+	put64(1024 + 0, 0x7f0000009000ull);
+	put64(1024 + 8, (uint64_t)0 << 48 | 11);
+	put16(1024 + 18, 2);
+	/* segment 1: foreign (source gref 12 of domain 9) -> local */
+	put64(1024 + 24, (uint64_t)9 << 48 | 12);
+	put64(1024 + 32, 0x7f000000a000ull);
+	put16(1024 + 42, 1);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_GRANT_COPY, FAKE_BASE);
+	assert_int_equal(c.count, 2);
+	assert_int_equal(c.n_refs, 2);
+	assert_int_equal(c.refs[0], 11);
+	assert_int_equal(c.refs[1], 12);
+	assert_int_equal(c.ref_domids[1], 9);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.bad_domid, 9);
+	/* segments pointer into nothing */
+	put64(8, 0x10);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_GRANT_COPY, FAKE_BASE);
+	assert_true(c.flags & HV_XEN_F_UNREADABLE);
+	assert_int_equal(c.n_refs, 0);
+}
+
+static void test_dmabuf_export(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	put32(4, 2);  /* count */
+	put32(12, 4); /* domid */
+	put32(16, 30);
+	put32(20, 31);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_DMABUF_EXP_FROM_REFS, FAKE_BASE);
+	assert_int_equal(c.domid, 4);
+	assert_int_equal(c.n_refs, 2);
+	assert_int_equal(c.refs[1], 31);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	hv_xen_allow_domid(&cfg, 4);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+}
+
+static void test_domid_out_of_range(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	map_grant_ref(1, 0x12345678u, 1, 1);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.bad_domid, 0x12345678);
+	assert_false(hv_xen_domid_allowed(&cfg, 0xffffffffu));
+	hv_xen_allow_domid(&cfg, 0xffffffffu); /* ignored, no write out of bounds */
+	assert_false(hv_xen_domid_allowed(&cfg, 0xffffffffu));
+}
+
+static void test_names(void **state)
+{
+	(void)state;
+	assert_string_equal(hv_xen_op_name(HV_XEN_OP_PRIVCMD_MMAPBATCH_V2), "IOCTL_PRIVCMD_MMAPBATCH_V2");
+	assert_string_equal(hv_xen_op_name(200), "unknown");
+	assert_string_equal(hv_xen_grant_op_name(HV_XEN_GRANT_MUNMAP), "munmap");
+	assert_string_equal(hv_xen_dev_name(HV_XEN_DEV_GNTALLOC), "gntalloc");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_classify_by_fops, setup),
+		cmocka_unit_test_setup(test_classify_by_rdev_only_when_fops_unknown, setup),
+		cmocka_unit_test_setup(test_map_grant_ref_allowed, setup),
+		cmocka_unit_test_setup(test_map_grant_ref_from_other_domain, setup),
+		cmocka_unit_test_setup(test_map_grant_ref_no_allowed_set_is_inactive, setup),
+		cmocka_unit_test_setup(test_map_grant_ref_huge_count_bounded, setup),
+		cmocka_unit_test_setup(test_map_grant_ref_refs_run_off_the_page, setup),
+		cmocka_unit_test_setup(test_bad_pointer_every_op, setup),
+		cmocka_unit_test_setup(test_mmapbatch_v2, setup),
+		cmocka_unit_test_setup(test_mmapbatch_truncated_struct, setup),
+		cmocka_unit_test_setup(test_privcmd_mmap_negative_num_is_huge, setup),
+		cmocka_unit_test_setup(test_hypercall, setup),
+		cmocka_unit_test_setup(test_mmap_resource, setup),
+		cmocka_unit_test_setup(test_privcmd_mmap_needs_a_target, setup),
+		cmocka_unit_test_setup(test_gntalloc_alloc_gref, setup),
+		cmocka_unit_test_setup(test_shared_number_decoded_per_device, setup),
+		cmocka_unit_test_setup(test_grant_copy, setup),
+		cmocka_unit_test_setup(test_dmabuf_export, setup),
+		cmocka_unit_test_setup(test_domid_out_of_range, setup),
+		cmocka_unit_test_setup(test_names, setup),
+	};
+	return cmocka_run_group_tests_name("xen_decode", tests, NULL, NULL);
+}

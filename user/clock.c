@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The clock family, userspace side: configures and loads clock.bpf.c,
+ * keeps its pinned state tidy, and turns its events into alerts a person
+ * on call can act on.
+ */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hvguard/clock.h" /* before the skeleton, which uses its types */
+#include "clock.skel.h"
+#include "clock_user.h"
+#include "hvguard.h"
+#include "kallsyms.h"
+#include "metrics.h"
+#include "rules.h"
+
+static struct clock_bpf *skel;
+
+static const char *const kvm_tracepoints[] = {
+	"kvm/kvm_write_tsc_offset",
+	"kvm/kvm_pvclock_update",
+	"kvm/kvm_msr",
+};
+
+static bool tracepoint_exists(const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "/sys/kernel/tracing/events/%s", name);
+	return access(path, F_OK) == 0;
+}
+
+static bool clock_present(struct hv_ctx *ctx, char *why, size_t len)
+{
+	(void)ctx;
+	if (access("/dev/kvm", F_OK)) {
+		snprintf(why, len, "no /dev/kvm on this host (load kvm_intel or kvm_amd)");
+		return false;
+	}
+	return true;
+}
+
+/* Prints "-1.000 s", "150.2 us", "12 ns": sizes a person reads at a glance. */
+void hv_format_ns(char *buf, size_t len, long long ns)
+{
+	long long a = ns < 0 ? -ns : ns;
+
+	if (a >= 1000000000LL)
+		snprintf(buf, len, "%.3f s", ns / 1e9);
+	else if (a >= 1000000)
+		snprintf(buf, len, "%.3f ms", ns / 1e6);
+	else if (a >= 1000)
+		snprintf(buf, len, "%.1f us", ns / 1e3);
+	else
+		snprintf(buf, len, "%lld ns", ns);
+}
+
+static const char *ioctl_name(long long cmd)
+{
+	switch ((unsigned)cmd) {
+	case HV_KVM_SET_MSRS:
+		return "KVM_SET_MSRS";
+	case HV_KVM_SET_DEVICE_ATTR:
+		return "KVM_SET_DEVICE_ATTR";
+	case HV_KVM_CREATE_VCPU:
+		return "KVM_CREATE_VCPU";
+	case HV_KVM_SET_CLOCK:
+		return "KVM_SET_CLOCK";
+	case HV_KVM_SET_TSC_KHZ:
+		return "KVM_SET_TSC_KHZ";
+	}
+	return "ioctl";
+}
+
+#define ADD(o, k, v) json_object_object_add((o), (k), (v))
+
+static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert *a)
+{
+	char jump[32], paused[32];
+
+	ADD(a->fields, "jump_ns", json_object_new_int64(e->v[EV_JUMP_NS]));
+	ADD(a->fields, "paused_ns",
+	    e->v[EV_PAUSED_NS] >= 0 ? json_object_new_int64(e->v[EV_PAUSED_NS]) : NULL);
+	ADD(a->fields, "kvmclock_offset_before", json_object_new_int64(e->v[EV_OFFSET_BEFORE]));
+	ADD(a->fields, "kvmclock_offset_after", json_object_new_int64(e->v[EV_OFFSET_AFTER]));
+	ADD(a->fields, "set_clock_flags", json_object_new_int64(e->v[EV_SET_FLAGS]));
+	hv_format_ns(jump, sizeof(jump), e->v[EV_JUMP_NS] < 0 ? -e->v[EV_JUMP_NS] : e->v[EV_JUMP_NS]);
+	if (e->v[EV_PAUSED_NS] >= 0)
+		hv_format_ns(paused, sizeof(paused), e->v[EV_PAUSED_NS]);
+	snprintf(a->message, sizeof(a->message),
+		 "KVM_SET_CLOCK %s the VM's kvmclock by %s%s%s%s: the guest's kvmclock and TSC now "
+		 "disagree by that much. %s",
+		 e->v[EV_JUMP_NS] < 0 ? "rewound" : "advanced", jump,
+		 e->v[EV_PAUSED_NS] >= 0 ? " after a " : "", e->v[EV_PAUSED_NS] >= 0 ? paused : "",
+		 e->v[EV_PAUSED_NS] >= 0 ? " pause" : "",
+		 e->v[EV_JUMP_NS] < 0 && !(e->v[EV_SET_FLAGS] & HV_KVM_CLOCK_REALTIME)
+			 ? "This is the stop/cont rewind of QEMU and crosvm; --correct repairs it "
+			   "in place."
+			 : "The VMM restored the clock to the wrong value; --correct repairs it.");
+}
+
+static void describe_tsc_offset(const struct clock_event *e, struct hv_alert *a)
+{
+	ADD(a->fields, "offset_before", json_object_new_int64(e->v[EV_TSC_BEFORE]));
+	ADD(a->fields, "offset_after", json_object_new_int64(e->v[EV_TSC_AFTER]));
+	ADD(a->fields, "tsc_written",
+	    e->v[EV_TSC_WRITTEN] >= 0 ? json_object_new_int64(e->v[EV_TSC_WRITTEN]) : NULL);
+	ADD(a->fields, "ioctl", json_object_new_string(ioctl_name(e->v[EV_TSC_IOCTL])));
+	snprintf(a->message, sizeof(a->message),
+		 "%s moved vCPU %d's TSC offset by %lld cycles after the VM ran: the guest's TSC "
+		 "jumped. Across pause and resume the offset must stay bitwise the same; --correct "
+		 "writes it back.",
+		 ioctl_name(e->v[EV_TSC_IOCTL]), e->vcpu,
+		 (long long)(e->v[EV_TSC_AFTER] - e->v[EV_TSC_BEFORE]));
+}
+
+static void describe_tsc_khz(const struct clock_event *e, struct hv_alert *a)
+{
+	long long result = e->v[EV_KHZ_RESULT];
+
+	ADD(a->fields, "khz_before", json_object_new_int64(e->v[EV_KHZ_BEFORE]));
+	ADD(a->fields, "khz_after", json_object_new_int64(e->v[EV_KHZ_AFTER]));
+	ADD(a->fields, "applied", json_object_new_boolean(result == 0));
+	ADD(a->fields, "error", result ? json_object_new_string(strerror(-result)) : NULL);
+	ADD(a->fields, "correction", json_object_new_string("none: no safe correction exists"));
+	snprintf(a->message, sizeof(a->message),
+		 "KVM_SET_TSC_KHZ asked to change vCPU %d from %lld to %lld kHz after it ran (%s). "
+		 "No safe correction exists: alert only. Fix the VMM; the VM may need a restart.",
+		 e->vcpu, (long long)e->v[EV_KHZ_BEFORE], (long long)e->v[EV_KHZ_AFTER],
+		 result ? "KVM refused it" : "KVM applied it");
+}
+
+static void describe_mismatch(const struct clock_event *e, struct hv_alert *a)
+{
+	ADD(a->fields, "offset", json_object_new_int64(e->v[EV_MM_OFFSET]));
+	ADD(a->fields, "reference_vcpu", json_object_new_int64(e->v[EV_MM_REF_VCPU]));
+	ADD(a->fields, "reference_offset", json_object_new_int64(e->v[EV_MM_REF_OFFSET]));
+	ADD(a->fields, "vcpus_different", json_object_new_int64(e->v[EV_MM_NR_DIFFERENT]));
+	snprintf(a->message, sizeof(a->message),
+		 "vCPU %d runs with TSC offset %lld but vCPU %lld with %lld (%lld vCPU(s) differ): "
+		 "the guest's CPUs disagree on the time. --correct aligns them on vCPU %lld.",
+		 e->vcpu, (long long)e->v[EV_MM_OFFSET], (long long)e->v[EV_MM_REF_VCPU],
+		 (long long)e->v[EV_MM_REF_OFFSET], (long long)e->v[EV_MM_NR_DIFFERENT],
+		 (long long)e->v[EV_MM_REF_VCPU]);
+}
+
+static void describe_pvclock(const struct clock_event *e, struct hv_alert *a)
+{
+	char resid[32], raw[32];
+
+	ADD(a->fields, "discontinuity_ns", json_object_new_int64(e->v[EV_PV_RESIDUAL]));
+	ADD(a->fields, "raw_discontinuity_ns", json_object_new_int64(e->v[EV_PV_RAW]));
+	ADD(a->fields, "explained_ns", json_object_new_int64(e->v[EV_PV_EXPLAINED]));
+	ADD(a->fields, "pvclock_flags", json_object_new_int64(e->v[EV_PV_FLAGS]));
+	hv_format_ns(resid, sizeof(resid), e->v[EV_PV_RESIDUAL]);
+	hv_format_ns(raw, sizeof(raw), e->v[EV_PV_RAW]);
+	snprintf(a->message, sizeof(a->message),
+		 "the kvmclock KVM published to vCPU %d jumped by %s that no clock write explains "
+		 "(raw discontinuity %s) while the TSC was stable: look for host clocksource "
+		 "changes or TSC scaling on this host.",
+		 e->vcpu, resid, raw);
+}
+
+typedef void (*describe_fn)(const struct clock_event *e, struct hv_alert *a);
+
+static const describe_fn describers[HV_RULE_COUNT] = {
+	[HV_RULE_KVMCLOCK_JUMP] = describe_kvmclock_jump,
+	[HV_RULE_TSC_OFFSET_CHANGE] = describe_tsc_offset,
+	[HV_RULE_TSC_KHZ_CHANGE] = describe_tsc_khz,
+	[HV_RULE_VCPU_TSC_MISMATCH] = describe_mismatch,
+	[HV_RULE_PVCLOCK_DISCONTINUITY] = describe_pvclock,
+};
+
+static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
+			 const char *vm_name)
+{
+	const struct hv_rule *rule;
+	struct hv_alert a = {
+		.pid = e->pid,
+		.tid = e->tid,
+		.comm = comm,
+		.vm = (long long)e->vm_id,
+		.vm_name = vm_name,
+		.vcpu = e->vcpu,
+		.ts_ns = e->ts_ns,
+	};
+
+	if (e->rule >= HV_RULE_COUNT || !describers[e->rule])
+		return;
+	rule = &ctx->rules->rule[e->rule];
+	a.rule = hv_rule_table[e->rule].id;
+	a.severity = rule->severity;
+	a.action = rule->action;
+	a.fields = json_object_new_object();
+	describers[e->rule](e, &a);
+	hv_emit_alert(ctx, &a);
+	if (e->frozen)
+		hv_correct_frozen(ctx, e);
+}
+
+static const char *const info_names[] = {
+	[CLOCK_EV_GUEST_TSC_WRITE] = "guest-tsc-write",
+	[CLOCK_EV_TSC_RESET] = "tsc-reset",
+	[CLOCK_EV_VM_NEW] = "vm-new",
+	[CLOCK_EV_PAUSE] = "pause",
+	[CLOCK_EV_RESUME] = "resume",
+	[CLOCK_EV_PROC_EXIT] = "vmm-exit",
+};
+
+static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
+			const char *vm_name)
+{
+	struct json_object *o = json_object_new_object();
+	const char *name = info_names[e->type];
+	char d[32];
+
+	ADD(o, "type", json_object_new_string("event"));
+	ADD(o, "event", json_object_new_string(name));
+	ADD(o, "ts_ns", json_object_new_uint64(e->ts_ns));
+	ADD(o, "pid", json_object_new_int(e->pid));
+	ADD(o, "comm", json_object_new_string(comm));
+	ADD(o, "vm", e->vm_id ? json_object_new_int64(e->vm_id) : NULL);
+	ADD(o, "vm_name", vm_name ? json_object_new_string(vm_name) : NULL);
+	ADD(o, "vcpu", e->vcpu >= 0 ? json_object_new_int(e->vcpu) : NULL);
+	switch (e->type) {
+	case CLOCK_EV_GUEST_TSC_WRITE:
+	case CLOCK_EV_TSC_RESET:
+		ADD(o, "offset_before", json_object_new_int64(e->v[0]));
+		ADD(o, "offset_after", json_object_new_int64(e->v[1]));
+		hv_log(ctx, "info %s %s[%u] vm %llu vcpu %d: offset %lld -> %lld (legitimate, not an alert)",
+		       name, comm, e->pid, (unsigned long long)e->vm_id, e->vcpu,
+		       (long long)e->v[0], (long long)e->v[1]);
+		break;
+	case CLOCK_EV_RESUME:
+		ADD(o, "paused_ns", json_object_new_int64(e->v[0]));
+		ADD(o, "jump_ns", json_object_new_int64(e->v[1]));
+		hv_format_ns(d, sizeof(d), e->v[0]);
+		if (ctx->opts.verbose)
+			hv_log(ctx, "info resume %s[%u] vm %llu after %s", comm, e->pid,
+			       (unsigned long long)e->vm_id, d);
+		break;
+	case CLOCK_EV_PROC_EXIT:
+		ADD(o, "vmm_pid", json_object_new_int64(e->v[0]));
+		break;
+	default:
+		if (ctx->opts.verbose)
+			hv_log(ctx, "info %s %s[%u] vm %llu", name, comm, e->pid,
+			       (unsigned long long)e->vm_id);
+	}
+	hv_emit_json(ctx, o);
+}
+
+/* Forget the pinned state of VMs whose VMM is gone. */
+static int sweep_vms(int only_tgid)
+{
+	int vms = bpf_map__fd(skel->maps.hv_clock_vms);
+	int vcpus = bpf_map__fd(skel->maps.hv_clock_vcpus);
+	__u64 key, next, *prev = NULL;
+	struct vcpu_key vk, vnext, *vprev = NULL;
+	struct vm_state vm;
+	int live = 0;
+
+	while (!bpf_map_get_next_key(vms, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(vms, &key, &vm))
+			continue;
+		bool gone = only_tgid ? (int)vm.owner_tgid == only_tgid
+				      : (kill(vm.owner_tgid, 0) && errno == ESRCH);
+		if (gone) {
+			bpf_map_delete_elem(vms, &key);
+			prev = NULL; /* restart: deleting may reorder the walk */
+			live = 0;
+			continue;
+		}
+		live++;
+	}
+	while (!bpf_map_get_next_key(vcpus, vprev, &vnext)) {
+		vk = vnext;
+		vprev = &vk;
+		if (bpf_map_lookup_elem(vms, &vk.kvm, &vm) == 0)
+			continue;
+		bpf_map_delete_elem(vcpus, &vk);
+		vprev = NULL;
+	}
+	return live;
+}
+
+static int clock_ring_event(void *data_ctx, void *data, size_t len)
+{
+	struct hv_ctx *ctx = data_ctx;
+	const struct clock_event *e = data;
+	char comm[17] = "", vm_name[64];
+	const char *name = NULL;
+
+	if (len < sizeof(*e))
+		return 0;
+	memcpy(comm, e->comm, sizeof(e->comm));
+	if (e->pid && hv_proc_vm_name(e->pid, vm_name, sizeof(vm_name)) == 0)
+		name = vm_name;
+	if (e->type == CLOCK_EV_ALERT)
+		handle_alert(ctx, e, comm, name);
+	else if (e->type < sizeof(info_names) / sizeof(info_names[0]) && info_names[e->type])
+		handle_info(ctx, e, comm, name);
+	if (e->type == CLOCK_EV_PROC_EXIT)
+		sweep_vms((int)e->v[0]);
+	return 0;
+}
+
+static int configure(struct hv_ctx *ctx)
+{
+	static const char *const syms[] = { "kvm_vm_ioctl", "kvm_vcpu_ioctl", "kvm_dev_ioctl" };
+	uint64_t addrs[3];
+	int n = hv_kallsyms_lookup(syms, addrs, 3);
+
+	if (n == -EPERM) {
+		hv_err("/proc/kallsyms shows zero addresses: run as root (CAP_SYSLOG)");
+		return -EPERM;
+	}
+	if (n < 3) {
+		hv_err("KVM's ioctl handlers (kvm_vm_ioctl, kvm_vcpu_ioctl) are not in /proc/kallsyms: "
+		       "is the kvm module loaded?");
+		return -ENOENT;
+	}
+	skel->rodata->cfg.kvm_vm_ioctl = addrs[0];
+	skel->rodata->cfg.kvm_vcpu_ioctl = addrs[1];
+	skel->rodata->cfg.kvm_dev_ioctl = addrs[2];
+	for (int i = 0; i < HV_RULE_COUNT; i++) {
+		const struct hv_rule *r = &ctx->rules->rule[i];
+
+		if (hv_rule_table[i].family != HV_FAM_CLOCK || !r->enabled)
+			continue;
+		skel->rodata->cfg.enabled_mask |= 1u << i;
+		skel->rodata->cfg.tolerance_ns[i] = r->tolerance_ns;
+		if (r->action == HV_ACT_CORRECT ||
+		    (ctx->opts.correct && (hv_rule_table[i].actions & (1u << HV_ACT_CORRECT))))
+			skel->rodata->cfg.correct_mask |= 1u << i;
+	}
+	return 0;
+}
+
+/* Pinned maps of an older hvguard may not fit this one's layout: such a
+ * map is dropped (its state lost, and said so) before libbpf tries to
+ * reuse it, which would fail the whole load. */
+static void drop_incompatible_pins(struct hv_ctx *ctx)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	struct bpf_map *m;
+	char path[512];
+	int fd;
+
+	bpf_object__for_each_map(m, skel->obj)
+	{
+		if (!bpf_map__pin_path(m))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", ctx->opts.pin_root, bpf_map__name(m));
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info);
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) ||
+		    info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+		    info.value_size != bpf_map__value_size(m) ||
+		    info.max_entries != bpf_map__max_entries(m)) {
+			hv_warn("pinned %s does not fit this hvguard (an older version?): "
+				"dropping it and its state",
+				path);
+			unlink(path);
+		}
+		close(fd);
+	}
+}
+
+static int open_skel(struct hv_ctx *ctx)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = ctx->opts.pin_root);
+
+	skel = clock_bpf__open_opts(&opts);
+	if (!skel) {
+		hv_err("cannot open the clock BPF object: %s", strerror(errno));
+		return -errno;
+	}
+	if (ctx->opts.no_pin) {
+		struct bpf_map *m;
+
+		bpf_object__for_each_map(m, skel->obj)
+			bpf_map__set_pin_path(m, NULL);
+	}
+	return configure(ctx);
+}
+
+static int clock_load(struct hv_ctx *ctx)
+{
+	int err;
+
+	for (size_t i = 0; i < sizeof(kvm_tracepoints) / sizeof(kvm_tracepoints[0]); i++) {
+		if (!tracepoint_exists(kvm_tracepoints[i])) {
+			hv_err("the kernel has no tracepoint %s: hvguard needs KVM's tracepoints "
+			       "(CONFIG_KVM with tracing)",
+			       kvm_tracepoints[i]);
+			return -ENOENT;
+		}
+	}
+	err = open_skel(ctx);
+	if (err)
+		goto fail;
+	if (!ctx->opts.no_pin)
+		drop_incompatible_pins(ctx);
+	err = clock_bpf__load(skel);
+	if (err) {
+		hv_err("cannot load the clock BPF programs: %s", strerror(-err));
+		goto fail;
+	}
+	err = clock_bpf__attach(skel);
+	if (err) {
+		hv_err("cannot attach the clock BPF programs: %s", strerror(-err));
+		goto fail;
+	}
+	err = hv_ring_add(ctx, bpf_map__fd(skel->maps.clock_events), clock_ring_event);
+	if (err) {
+		hv_err("cannot read the clock ring buffer: %s", strerror(-err));
+		goto fail;
+	}
+	sweep_vms(0);
+	return hv_correct_init(ctx, skel);
+fail:
+	clock_bpf__destroy(skel);
+	skel = NULL;
+	return err;
+}
+
+static uint64_t clock_lost(struct hv_ctx *ctx)
+{
+	(void)ctx;
+	return skel ? skel->bss->events_lost : 0;
+}
+
+static int count_vms(void)
+{
+	int fd = bpf_map__fd(skel->maps.hv_clock_vms);
+	__u64 key, *prev = NULL;
+	int n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
+		prev = &key;
+		n++;
+	}
+	return n;
+}
+
+static void clock_poll(struct hv_ctx *ctx)
+{
+	struct clock_bpf__bss *b = skel->bss;
+
+	hv_metrics_set(ctx->metrics, "hvguard_vms", HV_GAUGE, NULL, "", count_vms());
+	hv_metrics_set(ctx->metrics, "hvguard_kvm_ioctls_total", HV_COUNTER,
+		       "KVM clock ioctls inspected.", "", b->kvm_ioctls_seen);
+	hv_metrics_set(ctx->metrics, "hvguard_pvclock_updates_total", HV_COUNTER,
+		       "PVTI updates KVM published that were checked.", "", b->pvclock_updates_seen);
+	hv_metrics_set(ctx->metrics, "hvguard_tsc_offset_writes_total", HV_COUNTER,
+		       "TSC offset writes seen.", "", b->tsc_writes_seen);
+	hv_correct_poll(ctx);
+}
+
+static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
+{
+	struct json_object *o = json_object_new_object();
+	struct clock_bpf__bss *b = skel->bss;
+
+	(void)ctx;
+	ADD(o, "vms", json_object_new_int(count_vms()));
+	ADD(o, "kvm_ioctls", json_object_new_uint64(b->kvm_ioctls_seen));
+	ADD(o, "pvclock_updates", json_object_new_uint64(b->pvclock_updates_seen));
+	ADD(o, "tsc_offset_writes", json_object_new_uint64(b->tsc_writes_seen));
+	ADD(o, "unattributed_tsc_writes", json_object_new_uint64(b->unattributed_tsc_writes));
+	ADD(o, "events_lost", json_object_new_uint64(b->events_lost));
+	ADD(summary, "clock", o);
+}
+
+static void clock_unload(struct hv_ctx *ctx)
+{
+	hv_correct_fini(ctx);
+	clock_bpf__destroy(skel);
+	skel = NULL;
+}
+
+struct hv_family hv_clock_family = {
+	.name = "clock",
+	.present = clock_present,
+	.load = clock_load,
+	.poll = clock_poll,
+	.lost = clock_lost,
+	.summary = clock_summary,
+	.unload = clock_unload,
+};

@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A small registry of series, rendered in Prometheus' text format and
+ * served by libmicrohttpd from its own thread; hence the mutex.
+ */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvguard.h"
+#include "metrics.h"
+#include "rules.h"
+
+#define MAX_SERIES 512
+
+struct series {
+	char name[64];
+	char labels[160];
+	const char *help;
+	enum hv_metric_type type;
+	double value;
+};
+
+struct hv_metrics {
+	pthread_mutex_t lock;
+	struct series series[MAX_SERIES];
+	int count;
+	struct MHD_Daemon *httpd;
+};
+
+static struct series *find(struct hv_metrics *m, const char *name, enum hv_metric_type type,
+			   const char *help, const char *labels)
+{
+	struct series *s;
+
+	for (int i = 0; i < m->count; i++) {
+		s = &m->series[i];
+		if (!strcmp(s->name, name) && !strcmp(s->labels, labels))
+			return s;
+	}
+	if (m->count == MAX_SERIES)
+		return NULL;
+	s = &m->series[m->count++];
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	snprintf(s->labels, sizeof(s->labels), "%s", labels);
+	s->help = help;
+	s->type = type;
+	return s;
+}
+
+void hv_metrics_add(struct hv_metrics *m, const char *name, enum hv_metric_type type,
+		    const char *help, const char *labels, double delta)
+{
+	struct series *s;
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	s = find(m, name, type, help, labels);
+	if (s)
+		s->value += delta;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void hv_metrics_set(struct hv_metrics *m, const char *name, enum hv_metric_type type,
+		    const char *help, const char *labels, double value)
+{
+	struct series *s;
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	s = find(m, name, type, help, labels);
+	if (s)
+		s->value = value;
+	pthread_mutex_unlock(&m->lock);
+}
+
+double hv_metrics_get(struct hv_metrics *m, const char *name, const char *labels)
+{
+	double v = 0;
+
+	if (!m)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	for (int i = 0; i < m->count; i++)
+		if (!strcmp(m->series[i].name, name) && !strcmp(m->series[i].labels, labels))
+			v = m->series[i].value;
+	pthread_mutex_unlock(&m->lock);
+	return v;
+}
+
+static const char VIOLATIONS_HELP[] = "Rule violations seen, by rule.";
+static const char CORRECTIONS_HELP[] = "Correcting writes, by rule and result.";
+
+void hv_metrics_alert(struct hv_metrics *m, const char *rule)
+{
+	char labels[96];
+
+	snprintf(labels, sizeof(labels), "rule=\"%s\"", rule);
+	hv_metrics_add(m, "hvguard_violations_total", HV_COUNTER, VIOLATIONS_HELP, labels, 1);
+}
+
+void hv_metrics_correction(struct hv_metrics *m, const char *rule, const char *result)
+{
+	char labels[128];
+
+	snprintf(labels, sizeof(labels), "rule=\"%s\",result=\"%s\"", rule, result);
+	hv_metrics_add(m, "hvguard_corrections_total", HV_COUNTER, CORRECTIONS_HELP, labels, 1);
+}
+
+struct hv_metrics *hv_metrics_new(void)
+{
+	struct hv_metrics *m = calloc(1, sizeof(*m));
+	char labels[160];
+
+	if (!m)
+		return NULL;
+	pthread_mutex_init(&m->lock, NULL);
+	snprintf(labels, sizeof(labels), "version=\"%s\"", HVGUARD_VERSION);
+	hv_metrics_set(m, "hvguard_build_info", HV_GAUGE, "hvguard's version; always 1.", labels, 1);
+	/* Every series a dashboard expects exists from the start, at zero. */
+	for (int i = 0; i < HV_RULE_COUNT; i++) {
+		snprintf(labels, sizeof(labels), "rule=\"%s\"", hv_rule_table[i].id);
+		hv_metrics_add(m, "hvguard_violations_total", HV_COUNTER, VIOLATIONS_HELP, labels, 0);
+	}
+	hv_metrics_set(m, "hvguard_events_lost_total", HV_COUNTER,
+		       "Events the BPF programs could not queue (ring buffer full).", "", 0);
+	hv_metrics_set(m, "hvguard_vms", HV_GAUGE, "KVM VMs hvguard tracks now.", "", 0);
+	return m;
+}
+
+static int render_one(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int render_one(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -1;
+		if ((size_t)n < *cap - *len)
+			break;
+		char *grown = realloc(*buf, *cap * 2);
+		if (!grown)
+			return -1;
+		*buf = grown;
+		*cap *= 2;
+	}
+	*len += n;
+	return 0;
+}
+
+static bool first_of_name(struct hv_metrics *m, int i)
+{
+	for (int j = 0; j < i; j++)
+		if (!strcmp(m->series[j].name, m->series[i].name))
+			return false;
+	return true;
+}
+
+char *hv_metrics_render(struct hv_metrics *m)
+{
+	size_t len = 0, cap = 8192;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return NULL;
+	buf[0] = '\0';
+	pthread_mutex_lock(&m->lock);
+	/* Series of one name stay together under one HELP/TYPE header. */
+	for (int i = 0; i < m->count; i++) {
+		struct series *s = &m->series[i];
+
+		if (!first_of_name(m, i))
+			continue;
+		render_one(&buf, &len, &cap, "# HELP %s %s\n# TYPE %s %s\n", s->name,
+			   s->help ? s->help : "", s->name,
+			   s->type == HV_COUNTER ? "counter" : "gauge");
+		for (int j = i; j < m->count; j++) {
+			struct series *t = &m->series[j];
+
+			if (strcmp(t->name, s->name))
+				continue;
+			render_one(&buf, &len, &cap, "%s%s%s%s %.17g\n", t->name,
+				   t->labels[0] ? "{" : "", t->labels, t->labels[0] ? "}" : "",
+				   t->value);
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	return buf;
+}
+
+static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char *url,
+			     const char *method, const char *version, const char *upload_data,
+			     size_t *upload_size, void **state)
+{
+	struct hv_metrics *m = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	unsigned code = MHD_HTTP_OK;
+	char *body;
+
+	(void)version;
+	(void)upload_data;
+	(void)upload_size;
+	(void)state;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return MHD_NO;
+	if (!strcmp(url, "/metrics")) {
+		body = hv_metrics_render(m);
+	} else {
+		body = strdup("hvguard exporter: metrics at /metrics\n");
+		code = strcmp(url, "/") ? MHD_HTTP_NOT_FOUND : MHD_HTTP_OK;
+	}
+	if (!body)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	ret = MHD_queue_response(conn, code, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+int hv_metrics_serve(struct hv_metrics *m, const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in sa4 = { .sin_family = AF_INET };
+	const char *colon = strrchr(addr, ':');
+	char host[128] = "";
+	struct sockaddr *sa;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	long port;
+
+	if (!colon || (port = strtol(colon + 1, NULL, 10)) <= 0 || port > 65535) {
+		snprintf(err, errlen, "--metrics wants ADDR:PORT, e.g. 127.0.0.1:9477, not '%s'", addr);
+		return -1;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+	if (host[0] == '[') { /* [::1]:9477 */
+		memmove(host, host + 1, strlen(host));
+		host[strcspn(host, "]")] = '\0';
+		if (inet_pton(AF_INET6, host, &sa6.sin6_addr) != 1)
+			goto bad_host;
+		sa6.sin6_port = htons(port);
+		sa = (struct sockaddr *)&sa6;
+		flags |= MHD_USE_IPv6;
+	} else {
+		if (host[0] && inet_pton(AF_INET, host, &sa4.sin_addr) != 1)
+			goto bad_host;
+		sa4.sin_port = htons(port);
+		sa = (struct sockaddr *)&sa4;
+	}
+	m->httpd = MHD_start_daemon(flags, port, NULL, NULL, serve, m, MHD_OPTION_SOCK_ADDR, sa,
+				    MHD_OPTION_END);
+	if (!m->httpd) {
+		snprintf(err, errlen, "cannot serve metrics on %s (port in use?)", addr);
+		return -1;
+	}
+	return 0;
+bad_host:
+	snprintf(err, errlen, "--metrics: '%s' is not an IP address", host);
+	return -1;
+}
+
+void hv_metrics_free(struct hv_metrics *m)
+{
+	if (!m)
+		return;
+	if (m->httpd)
+		MHD_stop_daemon(m->httpd);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The Prometheus registry and its HTTP exporter (libmicrohttpd). */
+#ifndef HVGUARD_USER_METRICS_H
+#define HVGUARD_USER_METRICS_H
+
+#include <stddef.h>
+
+struct hv_metrics;
+
+enum hv_metric_type { HV_COUNTER, HV_GAUGE };
+
+struct hv_metrics *hv_metrics_new(void);
+/* Serve GET /metrics on ADDR:PORT (":9477", "127.0.0.1:9477", "[::1]:9477"). */
+int hv_metrics_serve(struct hv_metrics *m, const char *addr, char *err, size_t errlen);
+void hv_metrics_free(struct hv_metrics *m);
+
+/* labels: the inside of {...}, e.g. rule="kvmclock-jump", or "" for none. */
+void hv_metrics_add(struct hv_metrics *m, const char *name, enum hv_metric_type type,
+		    const char *help, const char *labels, double delta);
+void hv_metrics_set(struct hv_metrics *m, const char *name, enum hv_metric_type type,
+		    const char *help, const char *labels, double value);
+double hv_metrics_get(struct hv_metrics *m, const char *name, const char *labels);
+/* The exposition text; caller frees. */
+char *hv_metrics_render(struct hv_metrics *m);
+
+void hv_metrics_alert(struct hv_metrics *m, const char *rule);
+void hv_metrics_correction(struct hv_metrics *m, const char *rule, const char *result);
+
+#endif

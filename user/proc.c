@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0
+/* What /proc says about a process: names for people, start time for pid reuse. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hvguard.h"
+
+static ssize_t read_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
+int hv_proc_comm(int pid, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	n = read_file(path, buf, len);
+	if (n <= 0)
+		return -1;
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+/* QEMU's -name: "-name NAME" or "-name guest=NAME,debug-threads=on". */
+int hv_proc_vm_name(int pid, char *buf, size_t len)
+{
+	char path[64], cmdline[8192];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	n = read_file(path, cmdline, sizeof(cmdline));
+	if (n <= 0)
+		return -1;
+	for (char *arg = cmdline; arg < cmdline + n; arg += strlen(arg) + 1) {
+		char *val = arg + strlen(arg) + 1;
+
+		if (strcmp(arg, "-name") || val >= cmdline + n)
+			continue;
+		if (!strncmp(val, "guest=", 6))
+			val += 6;
+		snprintf(buf, len, "%.*s", (int)strcspn(val, ","), val);
+		return buf[0] ? 0 : -1;
+	}
+	return -1;
+}
+
+/* Field 22 of /proc/PID/stat: start time in clock ticks since boot. */
+uint64_t hv_proc_starttime(int pid)
+{
+	char path[64], stat[1024], *p;
+	unsigned long long start = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_file(path, stat, sizeof(stat)) <= 0)
+		return 0;
+	p = strrchr(stat, ')'); /* comm may contain spaces and parentheses */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			 &start) != 1)
+		return 0;
+	return start;
+}

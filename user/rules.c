@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The rules file. libyaml's document loader gives every node its position,
+ * so each complaint names FILE:LINE:COL. Unknown keys and wrong types are
+ * errors, never ignored: a typo in a safety rule must not silently disable it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "rules.h"
+
+#define A(x) (1u << (x))
+#define CLOCK_FIXABLE (A(HV_ACT_ALERT) | A(HV_ACT_CORRECT))
+#define XEN_ACTIONS (A(HV_ACT_ALERT) | A(HV_ACT_KILL) | A(HV_ACT_DENY))
+
+const struct hv_rule_info hv_rule_table[HV_RULE_COUNT] = {
+	[HV_RULE_KVMCLOCK_JUMP] = { "kvmclock-jump", HV_FAM_CLOCK, HV_SEV_CRITICAL, 100000,
+				    CLOCK_FIXABLE,
+				    "KVM_SET_CLOCK moved the kvmclock of a VM that ran" },
+	[HV_RULE_TSC_OFFSET_CHANGE] = { "tsc-offset-change", HV_FAM_CLOCK, HV_SEV_CRITICAL, -1,
+					CLOCK_FIXABLE,
+					"a host write moved a vCPU's TSC offset after it ran" },
+	[HV_RULE_TSC_KHZ_CHANGE] = { "tsc-khz-change", HV_FAM_CLOCK, HV_SEV_CRITICAL, -1,
+				     A(HV_ACT_ALERT),
+				     "KVM_SET_TSC_KHZ on a vCPU that already ran" },
+	[HV_RULE_VCPU_TSC_MISMATCH] = { "vcpu-tsc-mismatch", HV_FAM_CLOCK, HV_SEV_CRITICAL, -1,
+					CLOCK_FIXABLE,
+					"vCPUs of one VM run with different TSC offsets" },
+	[HV_RULE_PVCLOCK_DISCONTINUITY] = { "pvclock-discontinuity", HV_FAM_CLOCK, HV_SEV_WARNING,
+					    50000, A(HV_ACT_ALERT),
+					    "two PVTIs of a vCPU disagree beyond the tolerance" },
+	[HV_RULE_FOREIGN_MAP] = { "foreign-map", HV_FAM_XEN, HV_SEV_CRITICAL, -1, XEN_ACTIONS,
+				  "a Xen backend mapped foreign memory through privcmd" },
+	[HV_RULE_FORBIDDEN_HYPERCALL] = { "forbidden-hypercall", HV_FAM_XEN, HV_SEV_CRITICAL, -1,
+					  XEN_ACTIONS,
+					  "a Xen backend issued a raw hypercall (privcmd)" },
+	[HV_RULE_RESOURCE_MAP] = { "resource-map", HV_FAM_XEN, HV_SEV_CRITICAL, -1, XEN_ACTIONS,
+				   "a Xen backend mapped a resource other than ioreq_server" },
+	[HV_RULE_GRANT_DOMAIN] = { "grant-domain", HV_FAM_XEN, HV_SEV_CRITICAL, -1, XEN_ACTIONS,
+				   "a Xen backend mapped a grant of a domain not allowed" },
+	[HV_RULE_GRANT_LEAK] = { "grant-leak", HV_FAM_XEN, HV_SEV_WARNING, -1, A(HV_ACT_ALERT),
+				 "grants reserved and never mapped, or mapped at exit" },
+};
+
+int hv_rule_by_id(const char *id)
+{
+	for (int i = 0; i < HV_RULE_COUNT; i++)
+		if (!strcmp(hv_rule_table[i].id, id))
+			return i;
+	return -1;
+}
+
+static const char *const severity_names[] = { "info", "warning", "critical" };
+static const char *const action_names[] = { "alert", "correct", "kill", "deny" };
+
+const char *hv_severity_name(enum hv_severity s)
+{
+	return (unsigned)s < 3 ? severity_names[s] : "unknown";
+}
+
+const char *hv_action_name(enum hv_action a)
+{
+	return (unsigned)a < 4 ? action_names[a] : "unknown";
+}
+
+struct parser {
+	yaml_document_t doc;
+	const char *name;
+	char *err;
+	size_t errlen;
+	struct hv_rules *rules;
+};
+
+static int fail(struct parser *p, const yaml_node_t *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct parser *p, const yaml_node_t *n, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(p->err, p->errlen, "%s:%zu:%zu: %s", p->name, n ? n->start_mark.line + 1 : 1,
+		 n ? n->start_mark.column + 1 : 1, msg);
+	return -1;
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int want_scalar(struct parser *p, const yaml_node_t *n, const char *key, const char **out)
+{
+	*out = scalar(n);
+	if (!*out)
+		return fail(p, n, "'%s' must be a single value", key);
+	return 0;
+}
+
+static int parse_bool(struct parser *p, const yaml_node_t *n, const char *key, bool *out)
+{
+	const char *s;
+
+	if (want_scalar(p, n, key, &s))
+		return -1;
+	if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) {
+		*out = true;
+		return 0;
+	}
+	if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off")) {
+		*out = false;
+		return 0;
+	}
+	return fail(p, n, "'%s' must be true or false, not '%s'", key, s);
+}
+
+static int parse_int(struct parser *p, const yaml_node_t *n, const char *key, int64_t min,
+		     int64_t max, int64_t *out)
+{
+	const char *s;
+	char *end;
+	long long v;
+
+	if (want_scalar(p, n, key, &s))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 0);
+	if (errno || end == s || *end)
+		return fail(p, n, "'%s' must be an integer, not '%s'", key, s);
+	if (v < min || v > max)
+		return fail(p, n, "'%s' must be between %" PRId64 " and %" PRId64 ", not %lld", key,
+			    min, max, v);
+	*out = v;
+	return 0;
+}
+
+static int parse_enum(struct parser *p, const yaml_node_t *n, const char *key,
+		      const char *const *names, int count, int *out)
+{
+	const char *s;
+	char choices[128] = "";
+
+	if (want_scalar(p, n, key, &s))
+		return -1;
+	for (int i = 0; i < count; i++) {
+		if (!strcmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+		snprintf(choices + strlen(choices), sizeof(choices) - strlen(choices), "%s%s",
+			 i ? ", " : "", names[i]);
+	}
+	return fail(p, n, "'%s' must be one of %s, not '%s'", key, choices, s);
+}
+
+#define for_each_pair(p, map, pair)                                                              \
+	for (yaml_node_pair_t *pair = (map)->data.mapping.pairs.start;                           \
+	     pair < (map)->data.mapping.pairs.top; pair++)
+
+static int want_mapping(struct parser *p, const yaml_node_t *n, const char *what)
+{
+	if (!n || n->type != YAML_MAPPING_NODE)
+		return fail(p, n, "%s must be a mapping (key: value lines)", what);
+	return 0;
+}
+
+static int parse_rule(struct parser *p, int id, yaml_node_t *map)
+{
+	const struct hv_rule_info *info = &hv_rule_table[id];
+	struct hv_rule *r = &p->rules->rule[id];
+
+	if (want_mapping(p, map, info->id))
+		return -1;
+	for_each_pair(p, map, pair)
+	{
+		yaml_node_t *k = yaml_document_get_node(&p->doc, pair->key);
+		yaml_node_t *v = yaml_document_get_node(&p->doc, pair->value);
+		const char *key = scalar(k);
+		int64_t num;
+		int e;
+
+		if (!key)
+			return fail(p, k, "keys must be plain words");
+		if (!strcmp(key, "enabled")) {
+			if (parse_bool(p, v, key, &r->enabled))
+				return -1;
+		} else if (!strcmp(key, "severity")) {
+			if (parse_enum(p, v, key, severity_names, 3, &e))
+				return -1;
+			r->severity = e;
+		} else if (!strcmp(key, "action")) {
+			if (parse_enum(p, v, key, action_names, 4, &e))
+				return -1;
+			if (!(info->actions & A(e)))
+				return fail(p, v, "rule %s cannot take action '%s'", info->id,
+					    action_names[e]);
+			r->action = e;
+		} else if (!strcmp(key, "tolerance_ns") && info->default_tolerance_ns >= 0) {
+			if (parse_int(p, v, key, 0, INT64_MAX / 2, &num))
+				return -1;
+			r->tolerance_ns = num;
+		} else if (!strcmp(key, "max_corrections_per_min") &&
+			   (info->actions & A(HV_ACT_CORRECT))) {
+			if (parse_int(p, v, key, 1, 100000, &num))
+				return -1;
+			r->max_corrections_per_min = num;
+		} else {
+			return fail(p, k, "unknown key '%s' for rule %s", key, info->id);
+		}
+	}
+	return 0;
+}
+
+static int parse_rules_section(struct parser *p, yaml_node_t *map)
+{
+	if (want_mapping(p, map, "'rules'"))
+		return -1;
+	for_each_pair(p, map, pair)
+	{
+		yaml_node_t *k = yaml_document_get_node(&p->doc, pair->key);
+		const char *key = scalar(k);
+		int id = key ? hv_rule_by_id(key) : -1;
+
+		if (id < 0)
+			return fail(p, k, "unknown rule '%s'", key ? key : "?");
+		if (parse_rule(p, id, yaml_document_get_node(&p->doc, pair->value)))
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_backend(struct parser *p, yaml_node_t *map, struct hv_backend_match *b)
+{
+	static const char *const str_keys[] = { "name", "exe", "cgroup", "comm" };
+	bool any = false;
+
+	b->uid = -1;
+	if (want_mapping(p, map, "a backend"))
+		return -1;
+	for_each_pair(p, map, pair)
+	{
+		yaml_node_t *k = yaml_document_get_node(&p->doc, pair->key);
+		yaml_node_t *v = yaml_document_get_node(&p->doc, pair->value);
+		char **slots[] = { &b->name, &b->exe, &b->cgroup, &b->comm };
+		const char *key = scalar(k), *s;
+		bool done = false;
+
+		if (!key)
+			return fail(p, k, "keys must be plain words");
+		for (size_t i = 0; i < 4; i++) {
+			if (strcmp(key, str_keys[i]))
+				continue;
+			if (want_scalar(p, v, key, &s))
+				return -1;
+			free(*slots[i]);
+			*slots[i] = strdup(s);
+			done = true;
+			any |= i > 0;
+		}
+		if (done)
+			continue;
+		if (!strcmp(key, "uid")) {
+			if (parse_int(p, v, key, 0, UINT32_MAX - 1, &b->uid))
+				return -1;
+			any = true;
+			continue;
+		}
+		return fail(p, k, "unknown key '%s' for a backend (name, exe, cgroup, comm, uid)",
+			    key);
+	}
+	if (!any)
+		return fail(p, map, "a backend needs at least one of exe, cgroup, comm, uid");
+	return 0;
+}
+
+static int parse_domids(struct parser *p, yaml_node_t *seq, const char *key)
+{
+	struct hv_rules *r = p->rules;
+
+	if (!seq || seq->type != YAML_SEQUENCE_NODE)
+		return fail(p, seq, "'%s' must be a list of domain ids, e.g. [1, 2]", key);
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top; it++) {
+		yaml_node_t *v = yaml_document_get_node(&p->doc, *it);
+		int64_t dom;
+
+		if (r->n_allowed_frontends >= HV_MAX_DOMIDS)
+			return fail(p, v, "at most %d domains in '%s'", HV_MAX_DOMIDS, key);
+		if (parse_int(p, v, key, 0, 0x7fef, &dom))
+			return -1;
+		r->allowed_frontends[r->n_allowed_frontends++] = dom;
+	}
+	return 0;
+}
+
+static int parse_backends(struct parser *p, yaml_node_t *seq)
+{
+	struct hv_rules *r = p->rules;
+	size_t n;
+
+	if (!seq || seq->type != YAML_SEQUENCE_NODE)
+		return fail(p, seq, "'backends' must be a list");
+	n = seq->data.sequence.items.top - seq->data.sequence.items.start;
+	r->backends = calloc(n ? n : 1, sizeof(*r->backends));
+	if (!r->backends)
+		return fail(p, seq, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *v = yaml_document_get_node(&p->doc, seq->data.sequence.items.start[i]);
+
+		r->n_backends = i + 1;
+		if (parse_backend(p, v, &r->backends[i]))
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_xen(struct parser *p, yaml_node_t *map)
+{
+	if (want_mapping(p, map, "'xen'"))
+		return -1;
+	for_each_pair(p, map, pair)
+	{
+		yaml_node_t *k = yaml_document_get_node(&p->doc, pair->key);
+		yaml_node_t *v = yaml_document_get_node(&p->doc, pair->value);
+		const char *key = scalar(k);
+		int64_t num;
+
+		if (!key)
+			return fail(p, k, "keys must be plain words");
+		if (!strcmp(key, "backends")) {
+			if (parse_backends(p, v))
+				return -1;
+		} else if (!strcmp(key, "allowed_frontends")) {
+			if (parse_domids(p, v, key))
+				return -1;
+		} else if (!strcmp(key, "target_domain")) {
+			if (parse_int(p, v, key, 0, 0x7fef, &num))
+				return -1;
+			p->rules->target_domain = num;
+		} else if (!strcmp(key, "grant_leak_after_ms")) {
+			if (parse_int(p, v, key, 1, 86400000, &num))
+				return -1;
+			p->rules->grant_leak_after_ns = num * 1000000ull;
+		} else {
+			return fail(p, k,
+				    "unknown key '%s' in 'xen' (backends, allowed_frontends, "
+				    "target_domain, grant_leak_after_ms)",
+				    key);
+		}
+	}
+	return 0;
+}
+
+static int parse_root(struct parser *p)
+{
+	yaml_node_t *root = yaml_document_get_root_node(&p->doc);
+
+	if (!root)
+		return 0; /* an empty file: the defaults */
+	if (want_mapping(p, root, "the rules file"))
+		return -1;
+	for_each_pair(p, root, pair)
+	{
+		yaml_node_t *k = yaml_document_get_node(&p->doc, pair->key);
+		yaml_node_t *v = yaml_document_get_node(&p->doc, pair->value);
+		const char *key = scalar(k);
+		int64_t version;
+
+		if (!key)
+			return fail(p, k, "keys must be plain words");
+		if (!strcmp(key, "version")) {
+			if (parse_int(p, v, key, 1, 1, &version))
+				return -1;
+		} else if (!strcmp(key, "rules")) {
+			if (parse_rules_section(p, v))
+				return -1;
+		} else if (!strcmp(key, "xen")) {
+			if (parse_xen(p, v))
+				return -1;
+		} else {
+			return fail(p, k, "unknown key '%s' (version, rules, xen)", key);
+		}
+	}
+	return 0;
+}
+
+static struct hv_rules *rules_defaults(void)
+{
+	struct hv_rules *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	for (int i = 0; i < HV_RULE_COUNT; i++) {
+		r->rule[i].enabled = true;
+		r->rule[i].severity = hv_rule_table[i].default_severity;
+		r->rule[i].action = HV_ACT_ALERT;
+		r->rule[i].tolerance_ns = hv_rule_table[i].default_tolerance_ns;
+		r->rule[i].max_corrections_per_min = 30;
+	}
+	r->target_domain = -1;
+	r->grant_leak_after_ns = 10000000000ull;
+	return r;
+}
+
+struct hv_rules *hv_rules_parse(const char *text, size_t len, const char *name, char *err,
+				size_t errlen)
+{
+	struct parser p = { .name = name, .err = err, .errlen = errlen };
+	yaml_parser_t parser;
+	bool have_doc = false;
+	int rc = -1;
+
+	p.rules = rules_defaults();
+	if (!p.rules || !yaml_parser_initialize(&parser)) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		goto cleanup_rules;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&parser, &p.doc)) {
+		snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", name, parser.problem_mark.line + 1,
+			 parser.problem_mark.column + 1, parser.problem ? parser.problem : "bad YAML",
+			 parser.context ? " " : "", parser.context ? parser.context : "");
+		goto cleanup_parser;
+	}
+	have_doc = true;
+	rc = parse_root(&p);
+	if (!rc)
+		p.rules->source = strdup(name);
+cleanup_parser:
+	if (have_doc)
+		yaml_document_delete(&p.doc);
+	yaml_parser_delete(&parser);
+cleanup_rules:
+	if (rc) {
+		hv_rules_free(p.rules);
+		return NULL;
+	}
+	return p.rules;
+}
+
+struct hv_rules *hv_rules_load(const char *path, char *err, size_t errlen)
+{
+	struct hv_rules *r = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s:1:1: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	text = malloc(1 << 20);
+	if (text) {
+		len = fread(text, 1, (1 << 20) - 1, f);
+		if (ferror(f))
+			snprintf(err, errlen, "%s:1:1: cannot read: %s", path, strerror(errno));
+		else if (!feof(f))
+			snprintf(err, errlen, "%s:1:1: larger than 1 MiB", path);
+		else
+			r = hv_rules_parse(text, len, path, err, errlen);
+	} else {
+		snprintf(err, errlen, "%s:1:1: out of memory", path);
+	}
+	free(text);
+	fclose(f);
+	return r;
+}
+
+/* rules/default.yaml, embedded at build time (see the asm below). */
+extern const char hv_default_rules[];
+extern const char hv_default_rules_end[];
+__asm__(".section .rodata\n"
+	".global hv_default_rules\n"
+	".global hv_default_rules_end\n"
+	"hv_default_rules:\n"
+	".incbin \"rules/default.yaml\"\n"
+	"hv_default_rules_end:\n"
+	".byte 0\n"
+	".previous\n");
+
+struct hv_rules *hv_rules_builtin(void)
+{
+	char err[512];
+	struct hv_rules *r;
+
+	r = hv_rules_parse(hv_default_rules, hv_default_rules_end - hv_default_rules, "built-in",
+			   err, sizeof(err));
+	if (!r)
+		fprintf(stderr, "hvguard: the built-in rules do not parse: %s\n", err);
+	return r;
+}
+
+void hv_rules_free(struct hv_rules *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_backends; i++) {
+		free(r->backends[i].name);
+		free(r->backends[i].exe);
+		free(r->backends[i].cgroup);
+		free(r->backends[i].comm);
+	}
+	free(r->backends);
+	free(r->source);
+	free(r);
+}
