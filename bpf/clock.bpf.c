@@ -88,6 +88,9 @@ struct thread_ctx {
 	__u32 fd;
 	__u32 ignore;	/* injected by the daemon's corrector */
 	__u32 guest_tsc_msr; /* the guest wrote TSC/TSC_ADJUST in this KVM_RUN */
+	__s32 pending_vcpu;  /* an offset write in KVM_RUN not yet explained */
+	__s64 pending_before;
+	__s64 pending_after;
 	__u32 run_fd;	/* KVM_RUN cache: fd, generation, and what it is */
 	__u64 run_gen;
 	__u64 run_kvm;
@@ -316,6 +319,7 @@ static __always_inline int on_run_enter(unsigned int fd)
 	tc->vcpu_id = tc->run_vcpu_id;
 	tc->fd = fd;
 	tc->guest_tsc_msr = 0;
+	tc->pending_vcpu = -1;
 	if (dirty_vms > 0)
 		check_mismatch(tc->kvm);
 	return 0;
@@ -507,8 +511,10 @@ int hv_clock_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-/* Is the KVM_SET_MSRS in flight a reset, i.e. does it write MSR_IA32_TSC = 0? */
-static __always_inline bool msrs_write_tsc_zero(__u64 arg, __s64 *written)
+/* Is the KVM_SET_MSRS in flight a reset, i.e. does it restart the guest's
+ * TSC from (nearly) zero as real hardware does? QEMU's system_reset writes
+ * MSR_IA32_TSC = env->tsc, which is 0 or a handful of cycles. */
+static __always_inline bool msrs_write_tsc_reset(__u64 arg, __s64 *written)
 {
 	__u32 nmsrs = 0;
 
@@ -528,7 +534,7 @@ static __always_inline bool msrs_write_tsc_zero(__u64 arg, __s64 *written)
 			break;
 		if (entry.index == HV_MSR_IA32_TSC) {
 			*written = entry.data;
-			return entry.data == 0;
+			return entry.data < HV_TSC_RESET_MAX;
 		}
 	}
 	return false;
@@ -575,15 +581,22 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	before = known ? vm->tsc_offset[idx] : (__s64)previous;
 	host = tc->cmd != HV_KVM_RUN;
 	if (tc->cmd == HV_KVM_SET_MSRS)
-		reset = msrs_write_tsc_zero(tc->arg, &written);
+		reset = msrs_write_tsc_reset(tc->arg, &written);
 
 	vm->tsc_offset[idx] = (__s64)next;
 	hv_bit_set(vm->tsc_known, idx, true);
 	if (!host) {
-		/* Inside KVM_RUN: the guest's own TSC write, or KVM's catch-up. */
+		/* Inside KVM_RUN: the guest's own TSC write, or KVM's catch-up.
+		 * KVM traces the MSR write after applying it, so the kvm_msr
+		 * event that tells them apart may come first or last. */
 		hv_bit_set(vm->tsc_guest, idx, true);
-		if (tc->guest_tsc_msr)
+		if (tc->guest_tsc_msr) {
 			emit_simple(CLOCK_EV_GUEST_TSC_WRITE, tc->kvm, vm, vcpu_id, before, next);
+		} else {
+			tc->pending_vcpu = vcpu_id;
+			tc->pending_before = before;
+			tc->pending_after = next;
+		}
 		return 0;
 	}
 	hv_bit_set(vm->tsc_guest, idx, false);
@@ -605,8 +618,16 @@ int BPF_PROG(hv_clock_guest_msr, unsigned int write, __u32 ecx, __u64 data, bool
 	if (!write || (ecx != HV_MSR_IA32_TSC && ecx != HV_MSR_IA32_TSC_ADJUST))
 		return 0;
 	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0, 0);
-	if (tc && tc->cmd == HV_KVM_RUN)
-		tc->guest_tsc_msr = 1;
+	if (!tc || tc->cmd != HV_KVM_RUN)
+		return 0;
+	if (tc->pending_vcpu >= 0) {
+		emit_simple(CLOCK_EV_GUEST_TSC_WRITE, tc->kvm,
+			    bpf_map_lookup_elem(&hv_clock_vms, &tc->kvm), tc->pending_vcpu,
+			    tc->pending_before, tc->pending_after);
+		tc->pending_vcpu = -1;
+		return 0;
+	}
+	tc->guest_tsc_msr = 1;
 	return 0;
 }
 

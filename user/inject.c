@@ -26,20 +26,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <compel/log.h>
 #include <compel/infect.h>
+#include <compel/log.h>
 
 #include "inject.h"
 
 struct hv_injector {
 	int pid;
-	int orig_state;	       /* COMPEL_TASK_ALIVE or COMPEL_TASK_STOPPED */
-	bool stop_seen;	       /* an aborted injection swallowed a stop signal */
-	bool dead;	       /* the target died under us */
+	int orig_state; /* COMPEL_TASK_ALIVE or COMPEL_TASK_STOPPED */
+	bool stop_seen; /* an aborted injection swallowed a stop signal */
+	bool dead;	/* the target died under us */
 	struct parasite_ctl *ctl;
 	unsigned long scratch; /* remote address, 0 if none */
 	size_t scratch_len;
-	int mem_fd;	       /* /proc/PID/mem, opened on first need */
+	int mem_fd; /* /proc/PID/mem, opened on first need */
 	char err[256];
 };
 
@@ -95,8 +95,8 @@ static __attribute__((format(printf, 1, 2))) void dbg(const char *fmt, ...)
 static void log_apply(void)
 {
 	/* Errors always reach vlog() so that compel_err is filled. */
-	compel_log_init(compel_log, log_level > HV_INJECT_LOG_ERROR ? log_level
-								    : HV_INJECT_LOG_ERROR);
+	compel_log_init(compel_log,
+			log_level > HV_INJECT_LOG_ERROR ? log_level : HV_INJECT_LOG_ERROR);
 }
 
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
@@ -110,8 +110,8 @@ void hv_inject_set_log(hv_inject_log_fn fn, unsigned int max_level, void *arg)
 	log_apply();
 }
 
-static __attribute__((format(printf, 2, 3))) void set_err(struct hv_injector *inj,
-							  const char *fmt, ...)
+static __attribute__((format(printf, 2, 3))) void set_err(struct hv_injector *inj, const char *fmt,
+							  ...)
 {
 	va_list ap;
 
@@ -180,7 +180,7 @@ static long long now_ns(void)
 int hv_inject_wait_state(int pid, char state, int timeout_ms)
 {
 	long long start = now_ns(), t;
-	struct timespec nap = { 0, 50000 };
+	struct timespec nap = {0, 50000};
 	char s;
 
 	for (;;) {
@@ -402,8 +402,9 @@ static int injection_failed(struct hv_injector *inj, long nr)
 	if (!ptrace(PTRACE_GETSIGINFO, inj->pid, NULL, &si) && si.si_signo != SIGTRAP) {
 		if (is_stop_signal(si.si_signo))
 			inj->stop_seen = true;
-		set_err(inj, "syscall %ld interrupted by signal %d (%s); it may or may not have run",
-			nr, si.si_signo, strsignal(si.si_signo));
+		set_err(inj,
+			"syscall %ld interrupted by signal %d (%s); it may or may not have run", nr,
+			si.si_signo, strsignal(si.si_signo));
 		return -EINTR;
 	}
 	s = hv_inject_task_state(inj->pid);
@@ -454,7 +455,7 @@ static bool is_err_value(long v)
 
 static int scratch_unmap(struct hv_injector *inj)
 {
-	unsigned long a[6] = { inj->scratch, inj->scratch_len };
+	unsigned long a[6] = {inj->scratch, inj->scratch_len};
 	long r;
 	int err;
 
@@ -477,8 +478,8 @@ static int scratch_reserve(struct hv_injector *inj, size_t len)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t need = (len + page - 1) & ~(page - 1);
-	unsigned long a[6] = { 0, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			       (unsigned long)-1, 0 };
+	unsigned long a[6] = {
+	    0, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, (unsigned long)-1, 0};
 	long r;
 	int err;
 
@@ -503,8 +504,8 @@ static int scratch_reserve(struct hv_injector *inj, size_t len)
 /* process_vm_{readv,writev}, or /proc/PID/mem where they are not allowed. */
 static int mem_xfer(struct hv_injector *inj, void *buf, size_t len, bool write)
 {
-	struct iovec local = { buf, len };
-	struct iovec remote = { (void *)inj->scratch, len };
+	struct iovec local = {buf, len};
+	struct iovec remote = {(void *)inj->scratch, len};
 	char path[64];
 	ssize_t n;
 	int err;
@@ -536,7 +537,7 @@ static int mem_xfer(struct hv_injector *inj, void *buf, size_t len, bool write)
 int hv_inject_ioctl_val(struct hv_injector *inj, int fd, unsigned long cmd, unsigned long arg,
 			long *ret)
 {
-	unsigned long a[6] = { (unsigned long)(unsigned int)fd, cmd, arg };
+	unsigned long a[6] = {(unsigned long)(unsigned int)fd, cmd, arg};
 
 	inj->err[0] = '\0';
 	return do_syscall(inj, SYS_ioctl, a, ret);
@@ -545,7 +546,7 @@ int hv_inject_ioctl_val(struct hv_injector *inj, int fd, unsigned long cmd, unsi
 int hv_inject_ioctl(struct hv_injector *inj, int fd, unsigned long cmd, void *buf, size_t len,
 		    long *ret)
 {
-	unsigned long a[6] = { (unsigned long)(unsigned int)fd, cmd };
+	unsigned long a[6] = {(unsigned long)(unsigned int)fd, cmd};
 	int err;
 
 	if (!len)

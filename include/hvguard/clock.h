@@ -37,6 +37,9 @@
 
 /* vCPUs per VM whose TSC offsets are tracked for vcpu-tsc-mismatch. */
 #define HV_MAX_VCPUS		256
+/* A host TSC write below this restarts the guest's TSC: a reset (2^32
+ * cycles is over a second at any real TSC frequency). */
+#define HV_TSC_RESET_MAX	(1ull << 32)
 /* KVM_SET_MSRS entries scanned for a TSC write (QEMU puts ~30 per call). */
 #define HV_MAX_MSR_SCAN		64
 

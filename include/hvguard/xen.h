@@ -121,7 +121,10 @@ enum hv_xen_action {
 /* Written by userspace into the BPF program's .bss before load (and
  * updatable while it runs): what to recognise and what to enforce. */
 struct hv_xen_config {
-	__u64 fops[HV_XEN_DEV_COUNT];	/* address of each driver's file_operations, 0 unknown */
+	/* Address of each driver's unlocked_ioctl handler (privcmd_ioctl,
+	 * gntdev_ioctl, gntalloc_ioctl: functions, in kallsyms on every kernel;
+	 * the file_operations objects need CONFIG_KALLSYMS_ALL), 0 unknown. */
+	__u64 ioctl_fn[HV_XEN_DEV_COUNT];
 	__u32 rdev[HV_XEN_DEV_COUNT];	/* kernel dev_t (major << 20 | minor), 0 unknown */
 	__u8 action[HV_RULE_COUNT];	/* enum hv_xen_action per rule id */
 	__s32 target_domain;		/* device-model target, HV_XEN_DOMID_NONE if unset */

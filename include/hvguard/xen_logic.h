@@ -21,19 +21,20 @@
 #define HV_XEN_INLINE static inline
 #endif
 
-/* Which device a struct file is: by its file_operations first (misc_open
- * installs the driver's fops, and xenfs' privcmd uses the same ones), by the
- * character device number when the fops address is unknown. */
-HV_XEN_INLINE __u8 hv_xen_classify(__u64 f_op, __u32 rdev, const struct hv_xen_config *cfg)
+/* Which device a struct file is: by the ioctl handler of its file_operations
+ * first (misc_open installs the driver's fops, and xenfs' /proc/xen/privcmd
+ * uses the same ones), by the character device number when the handler's
+ * address is unknown. */
+HV_XEN_INLINE __u8 hv_xen_classify(__u64 ioctl_fn, __u32 rdev, const struct hv_xen_config *cfg)
 {
 	__u8 dev;
 
 	for (dev = HV_XEN_DEV_PRIVCMD; dev < HV_XEN_DEV_COUNT; dev++) {
-		if (f_op && cfg->fops[dev] == f_op)
+		if (ioctl_fn && cfg->ioctl_fn[dev] == ioctl_fn)
 			return dev;
 	}
 	for (dev = HV_XEN_DEV_PRIVCMD; dev < HV_XEN_DEV_COUNT; dev++) {
-		if (!cfg->fops[dev] && rdev && cfg->rdev[dev] == rdev)
+		if (!cfg->ioctl_fn[dev] && rdev && cfg->rdev[dev] == rdev)
 			return dev;
 	}
 	return HV_XEN_DEV_NONE;
