@@ -131,8 +131,7 @@ unsigned long hv_inject_scratch(const struct hv_injector *inj);
  */
 char hv_inject_task_state(int pid);
 
-/* Wait up to timeout_ms for task pid to reach state; 0, -ETIMEDOUT or -ESRCH.
- */
+/* Wait up to timeout_ms for task pid to reach state: 0, -ETIMEDOUT or -ESRCH. */
 int hv_inject_wait_state(int pid, char state, int timeout_ms);
 
 #endif

@@ -6,6 +6,7 @@
  */
 #include <json-c/json.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -116,6 +117,29 @@ static struct json_object *alert_json(const struct hv_alert *a, const char *when
 	return o;
 }
 
+/* --exec children still running. They are reaped by pid, never with
+ * waitpid(-1), which would steal the ptrace stops of a correction. */
+#define MAX_EXEC_CHILDREN 64
+static pid_t exec_children[MAX_EXEC_CHILDREN];
+
+void hv_reap_children(void)
+{
+	for (int i = 0; i < MAX_EXEC_CHILDREN; i++)
+		if (exec_children[i] > 0 && waitpid(exec_children[i], NULL, WNOHANG) != 0)
+			exec_children[i] = 0;
+}
+
+static bool track_child(pid_t pid)
+{
+	for (int i = 0; i < MAX_EXEC_CHILDREN; i++) {
+		if (exec_children[i] <= 0) {
+			exec_children[i] = pid;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* --exec: the command gets the alert as one JSON line on stdin. It runs
  * detached so that a slow hook never delays the next alert. */
 static void run_exec(const char *cmd, const char *line)
@@ -123,6 +147,7 @@ static void run_exec(const char *cmd, const char *line)
 	int fds[2];
 	pid_t pid;
 
+	hv_reap_children();
 	if (pipe(fds))
 		return;
 	pid = fork();
@@ -134,15 +159,17 @@ static void run_exec(const char *cmd, const char *line)
 		_exit(127);
 	}
 	close(fds[0]);
+	if (pid > 0 && !track_child(pid)) {
+		/* 64 hooks still running: wait for this one rather than leak it */
+		if (write(fds[1], line, strlen(line)) < 0)
+			hv_warn("--exec: cannot write the alert to '%s'", cmd);
+		close(fds[1]);
+		waitpid(pid, NULL, 0);
+		return;
+	}
 	if (pid > 0 && write(fds[1], line, strlen(line)) < 0)
 		hv_warn("--exec: cannot write the alert to '%s'", cmd);
 	close(fds[1]);
-}
-
-void hv_reap_children(void)
-{
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
 }
 
 void hv_emit_alert(struct hv_ctx *ctx, struct hv_alert *a)

@@ -44,9 +44,9 @@ static int setup(void **state)
 	fake_len = sizeof(fake_mem);
 	fake_reads = 0;
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.fops[HV_XEN_DEV_PRIVCMD] = 0xffffffffc0208140ull;
-	cfg.fops[HV_XEN_DEV_GNTDEV] = 0xffffffffc02151c0ull;
-	cfg.fops[HV_XEN_DEV_GNTALLOC] = 0xffffffffc021c100ull;
+	cfg.ioctl_fn[HV_XEN_DEV_PRIVCMD] = 0xffffffffc0208140ull;
+	cfg.ioctl_fn[HV_XEN_DEV_GNTDEV] = 0xffffffffc02151c0ull;
+	cfg.ioctl_fn[HV_XEN_DEV_GNTALLOC] = 0xffffffffc021c100ull;
 	cfg.target_domain = HV_XEN_DOMID_NONE;
 	for (int r = 0; r < HV_RULE_COUNT; r++)
 		cfg.action[r] = HV_XEN_ACT_ALERT;
@@ -67,7 +67,7 @@ static void map_grant_ref(uint32_t count, uint32_t domid, uint32_t first_ref, ui
 	}
 }
 
-static void test_classify_by_fops(void **state)
+static void test_classify_by_ioctl_handler(void **state)
 {
 	(void)state;
 	assert_int_equal(hv_xen_classify(0xffffffffc0208140ull, 0, &cfg), HV_XEN_DEV_PRIVCMD);
@@ -77,13 +77,13 @@ static void test_classify_by_fops(void **state)
 	assert_int_equal(hv_xen_classify(0, 0, &cfg), HV_XEN_DEV_NONE);
 }
 
-static void test_classify_by_rdev_only_when_fops_unknown(void **state)
+static void test_classify_by_rdev_only_when_handler_unknown(void **state)
 {
 	(void)state;
 	cfg.rdev[HV_XEN_DEV_GNTDEV] = 10u << 20 | 119;
-	/* fops known: a matching rdev on a different fops is not gntdev */
+	/* handler known: a matching rdev with another handler is not gntdev */
 	assert_int_equal(hv_xen_classify(0xdead, 10u << 20 | 119, &cfg), HV_XEN_DEV_NONE);
-	cfg.fops[HV_XEN_DEV_GNTDEV] = 0;
+	cfg.ioctl_fn[HV_XEN_DEV_GNTDEV] = 0;
 	assert_int_equal(hv_xen_classify(0xdead, 10u << 20 | 119, &cfg), HV_XEN_DEV_GNTDEV);
 	assert_int_equal(hv_xen_classify(0xdead, 10u << 20 | 118, &cfg), HV_XEN_DEV_NONE);
 }
@@ -416,8 +416,8 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_classify_by_fops, setup),
-		cmocka_unit_test_setup(test_classify_by_rdev_only_when_fops_unknown, setup),
+		cmocka_unit_test_setup(test_classify_by_ioctl_handler, setup),
+		cmocka_unit_test_setup(test_classify_by_rdev_only_when_handler_unknown, setup),
 		cmocka_unit_test_setup(test_map_grant_ref_allowed, setup),
 		cmocka_unit_test_setup(test_map_grant_ref_from_other_domain, setup),
 		cmocka_unit_test_setup(test_map_grant_ref_no_allowed_set_is_inactive, setup),

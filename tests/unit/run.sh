@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Unit stage: every cmocka test, plain and under ASan+UBSan, then the CLI's
+# contract (exit codes and messages). TAP lines on stdout.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export CMOCKA_MESSAGE_OUTPUT=TAP
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+rc=0
+mkdir -p build/test-logs
+for t in build/tests/test_* build/asan/tests/test_*; do
+	[ -x "$t" ] || continue
+	variant=plain
+	case "$t" in build/asan/*) variant=asan ;; esac
+	# cmocka prints "ok N - name"; the variant is appended so both count.
+	"$t" 2>"build/test-logs/$(basename "$t").$variant.err" |
+		sed -E "s/^((not )?ok [0-9]+ - [^#]*)/\1 [$variant]/"
+	st=${PIPESTATUS[0]}
+	if [ "$st" -ne 0 ]; then
+		echo "not ok - $(basename "$t") [$variant] exited $st # see build/test-logs/$(basename "$t").$variant.err"
+		rc=1
+	fi
+done
+tests/unit/cli.sh || rc=1
+exit $rc

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The clock rules' decisions, as bpf/clock.bpf.c runs them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "hvguard/clock_logic.h"
+
+/* Reference scale with a real 128-bit product, to check the BPF-safe one. */
+static uint64_t scale_ref(uint64_t delta, uint32_t mul, int8_t shift)
+{
+	if (shift < 0)
+		delta >>= -shift;
+	else
+		delta <<= shift;
+	return (uint64_t)(((unsigned __int128)delta * mul) >> 32);
+}
+
+static void test_scale_matches_128bit_product(void **state)
+{
+	static const uint64_t deltas[] = { 0, 1, 1000, 0xffffffffull, 0x100000000ull,
+					   123456789012345ull, 0x00ffffffffffffffull };
+	static const uint32_t muls[] = { 1, 0x80000000u, 0xffffffffu, 0xa3d70a3du, 3u };
+	static const int8_t shifts[] = { -2, -1, 0, 1, 2 };
+
+	(void)state;
+	for (size_t d = 0; d < sizeof(deltas) / sizeof(deltas[0]); d++)
+		for (size_t m = 0; m < sizeof(muls) / sizeof(muls[0]); m++)
+			for (size_t s = 0; s < sizeof(shifts) / sizeof(shifts[0]); s++) {
+				uint64_t delta = deltas[d];
+
+				if (shifts[s] > 0 && delta > (UINT64_MAX >> shifts[s]))
+					continue; /* KVM never shifts a delta out of range */
+				assert_int_equal(hv_pvclock_scale(delta, muls[m], shifts[s]),
+						 scale_ref(delta, muls[m], shifts[s]));
+			}
+}
+
+/* A 2.5 GHz TSC as KVM encodes it: mul = 2^32 * 1e9 / (2.5e9 * 2^shift). */
+static struct hv_pvti pvti_2500mhz(uint64_t tsc, uint64_t ns)
+{
+	struct hv_pvti p = {
+		.tsc_timestamp = tsc,
+		.system_time = ns,
+		.tsc_to_system_mul = 3435973836u, /* 0.8 * 2^32 at shift -1 */
+		.tsc_shift = -1,
+		.flags = HV_PVCLOCK_TSC_STABLE,
+	};
+	return p;
+}
+
+static void test_scale_converts_cycles_to_ns(void **state)
+{
+	struct hv_pvti p = pvti_2500mhz(0, 0);
+
+	(void)state;
+	/* 2.5e9 cycles at 2.5 GHz are one second, to within a ns of rounding */
+	assert_in_range(hv_pvclock_read(&p, 2500000000ull), 999999999, 1000000000);
+}
+
+static void test_discontinuity_zero_when_continuous(void **state)
+{
+	struct hv_pvti old = pvti_2500mhz(1000000, 5000000000ull);
+	struct hv_pvti new = old;
+
+	(void)state;
+	new.tsc_timestamp += 2500000000ull;
+	new.system_time = hv_pvclock_read(&old, new.tsc_timestamp);
+	assert_int_equal(hv_pvclock_discontinuity(&old, &new), 0);
+}
+
+static void test_discontinuity_of_qemu_stopcont_is_minus_pause(void **state)
+{
+	/* The VM paused 2 s: the TSC ran on, the kvmclock was set back. */
+	struct hv_pvti old = pvti_2500mhz(1000000, 5000000000ull);
+	struct hv_pvti new = old;
+
+	(void)state;
+	new.tsc_timestamp += 5000000000ull; /* 2 s of cycles */
+	new.system_time = old.system_time;  /* rewound to the pause */
+	assert_true(hv_abs64(hv_pvclock_discontinuity(&old, &new) + 2000000000) <= 1);
+}
+
+static void test_discontinuity_with_tsc_backwards(void **state)
+{
+	struct hv_pvti old = pvti_2500mhz(5000000000ull, 9000000000ull);
+	struct hv_pvti new = pvti_2500mhz(2500000000ull, 8000000000ull);
+
+	(void)state;
+	/* 1 s of cycles back, 1 s of ns back: consistent */
+	assert_true(hv_abs64(hv_pvclock_discontinuity(&old, &new)) <= 1);
+}
+
+static void test_comparable_needs_tsc_stable_on_both(void **state)
+{
+	struct hv_pvti a = pvti_2500mhz(0, 0), b = a;
+
+	(void)state;
+	assert_true(hv_pvclock_comparable(&a, &b));
+	b.flags = HV_PVCLOCK_GUEST_STOPPED;
+	assert_false(hv_pvclock_comparable(&a, &b));
+	b.flags = HV_PVCLOCK_TSC_STABLE | HV_PVCLOCK_GUEST_STOPPED;
+	assert_true(hv_pvclock_comparable(&a, &b));
+}
+
+static void test_residual_removes_the_kvmclock_write(void **state)
+{
+	(void)state;
+	/* stop/cont: D = -2 s, and the offset moved by -2 s: nothing left */
+	assert_int_equal(hv_pvclock_residual(-2000000000, 100, 100 - 2000000000), 0);
+	/* a discontinuity with no clock write stays whole */
+	assert_int_equal(hv_pvclock_residual(-70000, 5, 5), -70000);
+}
+
+static void test_kvmclock_jump(void **state)
+{
+	__s64 jump;
+
+	(void)state;
+	/* QEMU's rewind after a 1 s pause on a VM that ran */
+	assert_true(hv_kvmclock_jump_violates(true, -5000, -5000 - 1000000000, 100000, &jump));
+	assert_int_equal(jump, -1000000000);
+	/* the same write before the VM first ran is setup */
+	assert_false(hv_kvmclock_jump_violates(false, -5000, -5000 - 1000000000, 100000, &jump));
+	/* a REALTIME restore within the tolerance */
+	assert_false(hv_kvmclock_jump_violates(true, 0, 400, 100000, &jump));
+	assert_int_equal(jump, 400);
+	/* forward jumps count too, and the bound is exclusive */
+	assert_true(hv_kvmclock_jump_violates(true, 0, 100001, 100000, &jump));
+	assert_false(hv_kvmclock_jump_violates(true, 0, 100000, 100000, &jump));
+}
+
+static void test_tsc_offset(void **state)
+{
+	(void)state;
+	assert_true(hv_tsc_offset_violates(true, true, -100, -5000, false));
+	assert_false(hv_tsc_offset_violates(false, true, -100, -5000, false)); /* setup */
+	assert_false(hv_tsc_offset_violates(true, false, -100, -5000, false)); /* unknown */
+	assert_false(hv_tsc_offset_violates(true, true, -100, -100, false));   /* a sync */
+	assert_false(hv_tsc_offset_violates(true, true, -100, -5000, true));   /* reset */
+}
+
+static void test_tsc_khz(void **state)
+{
+	(void)state;
+	assert_true(hv_tsc_khz_violates(true, 2445424, 2444424));
+	assert_false(hv_tsc_khz_violates(true, 2445424, 2445424));
+	assert_false(hv_tsc_khz_violates(false, 2445424, 2444424));
+}
+
+static struct vm_state *vm_with(int n, const int64_t *offsets, uint64_t guest_mask)
+{
+	static struct vm_state vm;
+
+	memset(&vm, 0, sizeof(vm));
+	vm.nr_vcpus = n;
+	for (int i = 0; i < n; i++) {
+		vm.tsc_offset[i] = offsets[i];
+		hv_bit_set(vm.tsc_known, i, true);
+		hv_bit_set(vm.tsc_guest, i, (guest_mask >> i) & 1);
+	}
+	return &vm;
+}
+
+static void test_mismatch(void **state)
+{
+	static const int64_t same[] = { -7, -7, -7, -7 };
+	static const int64_t one_off[] = { -7, -7, 9, -7 };
+	struct hv_mismatch_walk w = {};
+
+	(void)state;
+	w.vm = vm_with(4, same, 0);
+	assert_int_equal(hv_tsc_mismatch(&w), 0);
+
+	memset(&w, 0, sizeof(w));
+	w.vm = vm_with(4, one_off, 0);
+	assert_int_equal(hv_tsc_mismatch(&w), 1);
+	assert_int_equal(w.bad_vcpu, 2);
+	assert_int_equal(w.ref_vcpu, 0);
+	assert_int_equal(w.ref_offset, -7);
+
+	/* a vCPU whose guest moved its own TSC is not the host's doing */
+	memset(&w, 0, sizeof(w));
+	w.vm = vm_with(4, one_off, 1u << 2);
+	assert_int_equal(hv_tsc_mismatch(&w), 0);
+}
+
+static void test_mismatch_many_vcpus_and_bounds(void **state)
+{
+	static int64_t offsets[HV_MAX_VCPUS];
+	struct hv_mismatch_walk w = {};
+	struct vm_state *vm;
+
+	(void)state;
+	for (int i = 0; i < HV_MAX_VCPUS; i++)
+		offsets[i] = 42;
+	offsets[HV_MAX_VCPUS - 1] = 43;
+	vm = vm_with(HV_MAX_VCPUS, offsets, 0);
+	w.vm = vm;
+	assert_int_equal(hv_tsc_mismatch(&w), 1);
+	assert_int_equal(w.bad_vcpu, HV_MAX_VCPUS - 1);
+	/* nr_vcpus beyond the tracked range never reads past the arrays */
+	vm->nr_vcpus = 100000;
+	memset(&w, 0, sizeof(w));
+	w.vm = vm;
+	assert_int_equal(hv_tsc_mismatch(&w), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_scale_matches_128bit_product),
+		cmocka_unit_test(test_scale_converts_cycles_to_ns),
+		cmocka_unit_test(test_discontinuity_zero_when_continuous),
+		cmocka_unit_test(test_discontinuity_of_qemu_stopcont_is_minus_pause),
+		cmocka_unit_test(test_discontinuity_with_tsc_backwards),
+		cmocka_unit_test(test_comparable_needs_tsc_stable_on_both),
+		cmocka_unit_test(test_residual_removes_the_kvmclock_write),
+		cmocka_unit_test(test_kvmclock_jump),
+		cmocka_unit_test(test_tsc_offset),
+		cmocka_unit_test(test_tsc_khz),
+		cmocka_unit_test(test_mismatch),
+		cmocka_unit_test(test_mismatch_many_vcpus_and_bounds),
+	};
+
+	return cmocka_run_group_tests_name("clock_logic", tests, NULL, NULL);
+}

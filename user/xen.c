@@ -1,0 +1,796 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The Xen family, userspace side: decides which processes are designated
+ * unprivileged backends, configures and loads xen.bpf.c (with the BPF LSM
+ * programs where a rule asks for "deny" and BPF LSM is active), and turns
+ * its events into alerts, grant lifecycle records and leak checks.
+ */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hvguard/xen.h" /* before the skeleton, which uses its types */
+
+/* xen_logic.h's decoder reads user memory through this; the daemon only
+ * uses its names and domid helpers, the decoding runs in the kernel. */
+static inline long hv_xen_read_user(void *dst, __u32 size, __u64 uptr)
+{
+	(void)dst, (void)size, (void)uptr;
+	return -EFAULT;
+}
+
+#include "hvguard/xen_logic.h"
+#include "xen.skel.h"
+#include "hvguard.h"
+#include "kallsyms.h"
+#include "metrics.h"
+#include "rules.h"
+
+static struct xen_bpf *skel;
+
+static const char *const dev_paths[HV_XEN_DEV_COUNT] = {
+	[HV_XEN_DEV_PRIVCMD] = "/dev/xen/privcmd",
+	[HV_XEN_DEV_GNTDEV] = "/dev/xen/gntdev",
+	[HV_XEN_DEV_GNTALLOC] = "/dev/xen/gntalloc",
+};
+
+static const char *const ioctl_fns[HV_XEN_DEV_COUNT - 1] = {
+	"privcmd_ioctl", "gntdev_ioctl", "gntalloc_ioctl",
+};
+
+/* How "deny" is carried out on this host: decided once at load. */
+enum enforcement { ENF_NONE, ENF_LSM, ENF_KILL_FALLBACK };
+
+static struct {
+	enum enforcement deny;
+	bool want_deny;
+	char deny_why[160];
+	uint64_t grant_ops[HV_XEN_GRANT_OP_COUNT];
+	uint64_t backends_seen;
+	uint64_t leaks;
+	double next_leak_scan, next_resolve;
+} st;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t boottime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static bool xen_present(struct hv_ctx *ctx, char *why, size_t len)
+{
+	(void)ctx;
+	if (!access("/dev/xen/privcmd", F_OK) || !access("/proc/xen", F_OK))
+		return true;
+	snprintf(why, len, "no Xen on this host (neither /dev/xen/privcmd nor /proc/xen)");
+	return false;
+}
+
+/* --- which processes are backends ------------------------------------- */
+
+static bool has_glob(const char *s)
+{
+	return s && strpbrk(s, "*?[") != NULL;
+}
+
+static int read_small(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (!f)
+		return -1;
+	n = fread(buf, 1, len - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return 0;
+}
+
+static int proc_uid(int pid, int64_t *uid)
+{
+	char path[64], buf[2048], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (read_small(path, buf, sizeof(buf)))
+		return -1;
+	p = strstr(buf, "\nUid:");
+	if (!p)
+		return -1;
+	*uid = strtoll(p + 5, NULL, 10); /* the real uid, as the BPF side sees it */
+	return 0;
+}
+
+static int proc_cgroup(int pid, char *buf, size_t len)
+{
+	char path[64], raw[4096], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	if (read_small(path, raw, sizeof(raw)))
+		return -1;
+	p = strstr(raw, "0::"); /* cgroup v2 */
+	if (!p)
+		return -1;
+	p += 3;
+	snprintf(buf, len, "%.*s", (int)strcspn(p, "\n"), p);
+	return 0;
+}
+
+/* Index of the first backend entry of the rules this process matches
+ * (every field given must match; globs as fnmatch without FNM_PATHNAME, so
+ * '*' also spans '/'), or -1. */
+static int match_process(const struct hv_rules *r, int pid)
+{
+	char path[64], exe[4096], comm[64], cg[4096];
+	bool have_exe = false, have_comm = false, have_cg = false, have_uid = false;
+	int64_t uid = -1;
+	ssize_t n;
+
+	for (size_t i = 0; i < r->n_backends; i++) {
+		const struct hv_backend_match *b = &r->backends[i];
+
+		if (b->exe && !have_exe) {
+			snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+			n = readlink(path, exe, sizeof(exe) - 1);
+			if (n <= 0)
+				return -1; /* kernel thread or gone */
+			exe[n] = '\0';
+			have_exe = true;
+		}
+		if (b->comm && !have_comm) {
+			if (hv_proc_comm(pid, comm, sizeof(comm)))
+				return -1;
+			have_comm = true;
+		}
+		if (b->cgroup && !have_cg) {
+			if (proc_cgroup(pid, cg, sizeof(cg)))
+				cg[0] = '\0';
+			have_cg = true;
+		}
+		if (b->uid >= 0 && !have_uid) {
+			if (proc_uid(pid, &uid))
+				return -1;
+			have_uid = true;
+		}
+		if (b->exe && fnmatch(b->exe, exe, 0))
+			continue;
+		if (b->comm && fnmatch(b->comm, comm, 0))
+			continue;
+		if (b->cgroup && fnmatch(b->cgroup, cg, 0))
+			continue;
+		if (b->uid >= 0 && b->uid != uid)
+			continue;
+		return (int)i;
+	}
+	return -1;
+}
+
+static void emit_backend(struct hv_ctx *ctx, int pid, int match, const char *how, int parent)
+{
+	struct json_object *o = json_object_new_object();
+	const struct hv_backend_match *b = NULL;
+	char comm[64] = "";
+
+	if (match >= 0 && (size_t)match < ctx->rules->n_backends)
+		b = &ctx->rules->backends[match];
+	hv_proc_comm(pid, comm, sizeof(comm));
+	st.backends_seen++;
+	json_object_object_add(o, "type", json_object_new_string("xen-backend"));
+	json_object_object_add(o, "pid", json_object_new_int(pid));
+	json_object_object_add(o, "comm", json_object_new_string(comm));
+	json_object_object_add(o, "backend",
+			       b && b->name ? json_object_new_string(b->name) : NULL);
+	json_object_object_add(o, "how", json_object_new_string(how));
+	json_object_object_add(o, "parent", parent ? json_object_new_int(parent) : NULL);
+	hv_log(ctx, "xen: %s[%d] is a designated backend (%s%s%s)", comm, pid, how,
+	       b && b->name ? ", " : "", b && b->name ? b->name : "");
+	hv_emit_json(ctx, o);
+}
+
+static void designate(struct hv_ctx *ctx, int pid, int match, const char *how)
+{
+	struct hv_xen_backend be = { .match = (__u32)match };
+	__u32 key = pid;
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.xen_backends), &key, &be, BPF_NOEXIST))
+		return; /* already designated (by the kernel at exec, or a fork) */
+	emit_backend(ctx, pid, match, how, 0);
+}
+
+static void scan_processes(struct hv_ctx *ctx)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int match;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		match = match_process(ctx->rules, atoi(de->d_name));
+		if (match >= 0)
+			designate(ctx, atoi(de->d_name), match, "running");
+	}
+	closedir(d);
+}
+
+/* Entries the kernel can decide alone at exec, so a backend is watched from
+ * its first instruction: exact comm, or exact exe path, with an optional uid.
+ * Everything else (globs, cgroups, combinations) goes through an exec event
+ * and userspace, which leaves a short window (documented). */
+static int configure_matches(struct hv_ctx *ctx)
+{
+	const struct hv_rules *r = ctx->rules;
+	bool need_exec_events = false;
+
+	for (size_t i = 0; i < r->n_backends; i++) {
+		const struct hv_backend_match *b = &r->backends[i];
+		struct hv_xen_match m = { .uid = b->uid, .index = (__u32)i };
+		char key[HV_XEN_PATH_MAX] = "";
+		int fd = -1;
+
+		if (b->comm && !b->exe && !b->cgroup && !has_glob(b->comm) &&
+		    strlen(b->comm) < HV_XEN_COMM_LEN) {
+			strncpy(key, b->comm, HV_XEN_COMM_LEN - 1);
+			fd = bpf_map__fd(skel->maps.xen_match_comm);
+		} else if (b->exe && !b->comm && !b->cgroup && !has_glob(b->exe) &&
+			   strlen(b->exe) < HV_XEN_PATH_MAX) {
+			strncpy(key, b->exe, HV_XEN_PATH_MAX - 1);
+			fd = bpf_map__fd(skel->maps.xen_match_exe);
+			need_exec_events = true; /* exec'd through a relative path or link */
+		} else {
+			need_exec_events = true;
+		}
+		if (fd >= 0 && bpf_map_update_elem(fd, key, &m, BPF_ANY))
+			return -errno;
+	}
+	skel->bss->xen_exec_events = need_exec_events;
+	return 0;
+}
+
+/* --- configuration ---------------------------------------------------- */
+
+static void resolve_devices(struct hv_xen_config *cfg, bool quiet)
+{
+	uint64_t addrs[HV_XEN_DEV_COUNT - 1];
+	struct stat sb;
+	int n;
+
+	n = hv_kallsyms_lookup(ioctl_fns, addrs, HV_XEN_DEV_COUNT - 1);
+	for (int d = HV_XEN_DEV_PRIVCMD; d < HV_XEN_DEV_COUNT; d++) {
+		if (n >= 0)
+			cfg->ioctl_fn[d] = addrs[d - 1];
+		if (!stat(dev_paths[d], &sb) && S_ISCHR(sb.st_mode))
+			cfg->rdev[d] = major(sb.st_rdev) << 20 | minor(sb.st_rdev);
+		if (!quiet && !cfg->ioctl_fn[d])
+			hv_warn("xen: %s not in /proc/kallsyms (module not loaded yet?): "
+				"recognising %s by device number %s",
+				ioctl_fns[d - 1], dev_paths[d],
+				cfg->rdev[d] ? "" : "(absent too: retried every 5 s)");
+	}
+}
+
+static bool bpf_lsm_active(char *why, size_t len)
+{
+	char buf[512], *tok, *save;
+
+	if (read_small("/sys/kernel/security/lsm", buf, sizeof(buf))) {
+		snprintf(why, len, "cannot read /sys/kernel/security/lsm (securityfs not mounted?)");
+		return false;
+	}
+	buf[strcspn(buf, "\n")] = '\0';
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		if (!strcmp(tok, "bpf"))
+			return true;
+	snprintf(why, len, "BPF LSM is not active (boot with lsm=...,bpf)");
+	return false;
+}
+
+static __u8 bpf_action(enum hv_action a)
+{
+	switch (a) {
+	case HV_ACT_KILL:
+		return HV_XEN_ACT_KILL;
+	case HV_ACT_DENY:
+		return st.deny == ENF_LSM ? HV_XEN_ACT_DENY : HV_XEN_ACT_KILL;
+	default:
+		return HV_XEN_ACT_ALERT;
+	}
+}
+
+static void configure(struct hv_ctx *ctx, struct hv_xen_config *cfg)
+{
+	const struct hv_rules *r = ctx->rules;
+
+	memset(cfg, 0, sizeof(*cfg));
+	resolve_devices(cfg, false);
+	for (int i = HV_RULE_FOREIGN_MAP; i < HV_RULE_COUNT; i++) {
+		if (!r->rule[i].enabled || i == HV_RULE_GRANT_LEAK)
+			continue; /* grant-leak is decided by userspace */
+		cfg->action[i] = bpf_action(r->rule[i].action);
+	}
+	cfg->target_domain = r->target_domain >= 0 ? r->target_domain : HV_XEN_DOMID_NONE;
+	for (size_t i = 0; i < r->n_allowed_frontends; i++)
+		hv_xen_allow_domid(cfg, r->allowed_frontends[i]);
+	if (!r->n_allowed_frontends && r->rule[HV_RULE_GRANT_DOMAIN].enabled)
+		hv_warn("xen: no allowed_frontends in the rules: grant-domain cannot fire");
+	if (!r->n_backends)
+		hv_warn("xen: no backends in the rules: nothing is watched (see rules/xen-example.yaml)");
+}
+
+static bool rules_want_deny(const struct hv_rules *r)
+{
+	for (int i = HV_RULE_FOREIGN_MAP; i < HV_RULE_COUNT; i++)
+		if (r->rule[i].enabled && r->rule[i].action == HV_ACT_DENY)
+			return true;
+	return false;
+}
+
+/* --- events ------------------------------------------------------------ */
+
+static struct json_object *refs_json(const struct hv_xen_call *c)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < c->n_refs && i < HV_XEN_MAX_REFS; i++)
+		json_object_array_add(a, json_object_new_int64(c->refs[i]));
+	return a;
+}
+
+static struct json_object *domid_json(__s32 domid)
+{
+	return domid == HV_XEN_DOMID_NONE ? NULL : json_object_new_int64(domid);
+}
+
+static const char *enforcement_name(__u8 action, __s64 ret)
+{
+	switch (action) {
+	case HV_XEN_ACT_KILL:
+		return "killed";
+	case HV_XEN_ACT_DENY:
+		return ret == -1 ? "denied" : "deny-failed";
+	}
+	return "none";
+}
+
+static void describe(char *buf, size_t len, const struct hv_xen_event *e, const char *ioctl)
+{
+	const struct hv_xen_call *c = &e->call;
+	const char *outcome = e->action == HV_XEN_ACT_KILL ?
+		"; SIGKILL sent at the call (the call itself may have completed)" :
+		e->action == HV_XEN_ACT_DENY ? "; the call was refused with EPERM before the driver ran" :
+		"";
+
+	switch (e->rule) {
+	case HV_RULE_FOREIGN_MAP:
+		snprintf(buf, len,
+			 "backend %s[%u] mapped foreign memory of domain %d through privcmd (%s, %llu "
+			 "page(s)): it must use grants only; check which code path in it calls "
+			 "xenforeignmemory%s",
+			 e->comm, e->pid, c->domid, ioctl, (unsigned long long)c->count, outcome);
+		break;
+	case HV_RULE_FORBIDDEN_HYPERCALL:
+		snprintf(buf, len,
+			 "backend %s[%u] issued raw hypercall %llu through privcmd: an unprivileged "
+			 "backend has no use for it (it can create foreign mappings)%s",
+			 e->comm, e->pid, (unsigned long long)c->hypercall, outcome);
+		break;
+	case HV_RULE_RESOURCE_MAP:
+		snprintf(buf, len,
+			 "backend %s[%u] mapped resource type %u of domain %d (only ioreq_server "
+			 "pages of the target domain are allowed)%s",
+			 e->comm, e->pid, c->resource_type, c->domid, outcome);
+		break;
+	case HV_RULE_GRANT_DOMAIN:
+		snprintf(buf, len,
+			 "backend %s[%u] used a grant of domain %d, which is not an allowed frontend "
+			 "(%s)%s",
+			 e->comm, e->pid, c->bad_domid, ioctl, outcome);
+		break;
+	default:
+		snprintf(buf, len, "backend %s[%u]: %s", e->comm, e->pid, ioctl);
+	}
+}
+
+static void on_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
+{
+	const struct hv_xen_call *c = &e->call;
+	const char *ioctl = hv_xen_op_name(c->op);
+	const struct hv_rule *rule;
+	struct hv_alert a = { 0 };
+	struct json_object *f;
+	char comm[HV_XEN_COMM_LEN + 1];
+
+	if (e->rule >= HV_RULE_COUNT)
+		return;
+	rule = &ctx->rules->rule[e->rule];
+	snprintf(comm, sizeof(comm), "%s", e->comm);
+	f = json_object_new_object();
+	json_object_object_add(f, "ioctl", json_object_new_string(ioctl));
+	json_object_object_add(f, "device", json_object_new_string(hv_xen_dev_name(c->dev)));
+	json_object_object_add(f, "domid", domid_json(e->rule == HV_RULE_GRANT_DOMAIN ? c->bad_domid : c->domid));
+	json_object_object_add(f, "pages", json_object_new_uint64(c->count));
+	json_object_object_add(f, "refs", refs_json(c));
+	if (c->op == HV_XEN_OP_PRIVCMD_HYPERCALL)
+		json_object_object_add(f, "hypercall", json_object_new_uint64(c->hypercall));
+	if (c->op == HV_XEN_OP_PRIVCMD_MMAP_RESOURCE)
+		json_object_object_add(f, "resource_type", json_object_new_int64(c->resource_type));
+	if (c->addr)
+		json_object_object_add(f, "addr", json_object_new_uint64(c->addr));
+	json_object_object_add(f, "ret", json_object_new_int64(e->ret));
+	json_object_object_add(f, "enforcement",
+			       json_object_new_string(enforcement_name(e->action, e->ret)));
+	if (c->flags & (HV_XEN_F_UNREADABLE | HV_XEN_F_TRUNCATED | HV_XEN_F_HUGE))
+		json_object_object_add(f, "decode",
+				       json_object_new_string(c->flags & HV_XEN_F_UNREADABLE ? "unreadable" :
+							      c->flags & HV_XEN_F_HUGE ? "huge-count" :
+							      "truncated"));
+	a.rule = hv_rule_table[e->rule].id;
+	a.severity = rule->severity;
+	a.action = rule->action;
+	a.pid = e->pid;
+	a.tid = e->tid;
+	a.comm = comm;
+	a.vm = -1;
+	a.vcpu = -1;
+	a.ts_ns = e->ts_ns;
+	a.fields = f;
+	describe(a.message, sizeof(a.message), e, ioctl);
+	hv_emit_alert(ctx, &a);
+}
+
+static void on_grant(struct hv_ctx *ctx, const struct hv_xen_event *e)
+{
+	struct json_object *o = json_object_new_object();
+	char comm[HV_XEN_COMM_LEN + 1], labels[64];
+	const char *op = hv_xen_grant_op_name(e->grant_op);
+
+	snprintf(comm, sizeof(comm), "%s", e->comm);
+	if (e->grant_op < HV_XEN_GRANT_OP_COUNT)
+		st.grant_ops[e->grant_op]++;
+	snprintf(labels, sizeof(labels), "op=\"%s\"", op);
+	hv_metrics_add(ctx->metrics, "hvguard_xen_grant_ops_total", HV_COUNTER,
+		       "Grant lifecycle steps of designated Xen backends", labels, 1);
+	json_object_object_add(o, "type", json_object_new_string("grant"));
+	json_object_object_add(o, "op", json_object_new_string(op));
+	json_object_object_add(o, "ts_ns", json_object_new_uint64(e->ts_ns));
+	json_object_object_add(o, "pid", json_object_new_int64(e->pid));
+	json_object_object_add(o, "comm", json_object_new_string(comm));
+	json_object_object_add(o, "index", json_object_new_uint64(e->index));
+	json_object_object_add(o, "addr", e->addr ? json_object_new_uint64(e->addr) : NULL);
+	json_object_object_add(o, "domid", domid_json(e->call.domid));
+	json_object_object_add(o, "pages", json_object_new_uint64(e->call.count));
+	json_object_object_add(o, "refs", refs_json(&e->call));
+	hv_log(ctx, "xen: %s[%u] grant %s index %llu", comm, e->pid, op,
+	       (unsigned long long)e->index);
+	hv_emit_json(ctx, o);
+}
+
+static void leak_alert(struct hv_ctx *ctx, int pid, const char *comm, const char *why,
+		       const struct hv_xen_grant *g, uint64_t index, int n_more)
+{
+	struct hv_alert a = { 0 };
+	struct json_object *f = json_object_new_object();
+	const struct hv_rule *rule = &ctx->rules->rule[HV_RULE_GRANT_LEAK];
+	struct json_object *refs = json_object_new_array();
+
+	json_object_array_add(refs, json_object_new_int64(g->first_ref));
+	json_object_object_add(f, "ioctl", json_object_new_string("IOCTL_GNTDEV_MAP_GRANT_REF"));
+	json_object_object_add(f, "domid", domid_json(g->domid));
+	json_object_object_add(f, "pages", json_object_new_int64(g->count));
+	json_object_object_add(f, "refs", refs);
+	json_object_object_add(f, "index", json_object_new_uint64(index));
+	json_object_object_add(f, "leak", json_object_new_string(why));
+	json_object_object_add(f, "other_leaks", json_object_new_int(n_more));
+	a.rule = hv_rule_table[HV_RULE_GRANT_LEAK].id;
+	a.severity = rule->severity;
+	a.action = rule->action;
+	a.pid = pid;
+	a.tid = pid;
+	a.comm = comm;
+	a.vm = -1;
+	a.vcpu = -1;
+	a.ts_ns = boottime_ns();
+	a.fields = f;
+	snprintf(a.message, sizeof(a.message),
+		 "backend %s[%d]: grant ref %u of domain %d (%u page(s), index %llu) %s%s; the "
+		 "frontend cannot reuse it until released",
+		 comm, pid, g->first_ref, g->domid, g->count, (unsigned long long)index, why,
+		 n_more ? " (and more, see other_leaks)" : "");
+	st.leaks++;
+	hv_emit_alert(ctx, &a);
+}
+
+/* At exit: what the backend still held is a leak (the kernel cleans up after
+ * it, but a backend that forgets grants starves its frontend while it lives). */
+static void on_exit_event(struct hv_ctx *ctx, const struct hv_xen_event *e)
+{
+	int fd = bpf_map__fd(skel->maps.xen_grants);
+	struct hv_xen_grant_key key, next, *prev = NULL;
+	struct hv_xen_grant g, first = { 0 };
+	const char *first_why = NULL;
+	uint64_t first_index = 0;
+	struct json_object *o;
+	char comm[HV_XEN_COMM_LEN + 1];
+	int leaks = 0;
+
+	snprintf(comm, sizeof(comm), "%s", e->comm);
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (key.tgid != e->pid || bpf_map_lookup_elem(fd, &key, &g))
+			continue;
+		if (!g.leak_reported) {
+			if (!leaks++) {
+				first = g;
+				first_index = key.index;
+				first_why = g.state == HV_XEN_GRANT_MAPPED ? "was still mapped at exit" :
+					    g.state == HV_XEN_GRANT_RESERVED ?
+										  "was reserved and never mapped" :
+										  "was never released (no UNMAP_GRANT_REF)";
+			}
+		}
+		bpf_map_delete_elem(fd, &key);
+		prev = NULL; /* deleted: restart the walk */
+	}
+	if (leaks && ctx->rules->rule[HV_RULE_GRANT_LEAK].enabled)
+		leak_alert(ctx, e->pid, comm, first_why, &first, first_index, leaks - 1);
+	o = json_object_new_object();
+	json_object_object_add(o, "type", json_object_new_string("xen-backend-exit"));
+	json_object_object_add(o, "pid", json_object_new_int64(e->pid));
+	json_object_object_add(o, "comm", json_object_new_string(comm));
+	for (int op = 0; op < HV_XEN_GRANT_OP_COUNT; op++)
+		json_object_object_add(o, hv_xen_grant_op_name(op),
+				       json_object_new_uint64(e->backend.ops[op]));
+	json_object_object_add(o, "reserved", json_object_new_int64(e->backend.reserved));
+	json_object_object_add(o, "mapped", json_object_new_int64(e->backend.mapped));
+	json_object_object_add(o, "violations", json_object_new_uint64(e->backend.violations));
+	json_object_object_add(o, "leaks", json_object_new_int(leaks));
+	hv_emit_json(ctx, o);
+}
+
+static void on_bad_argument(struct hv_ctx *ctx, const struct hv_xen_event *e)
+{
+	struct json_object *o = json_object_new_object();
+	char comm[HV_XEN_COMM_LEN + 1], msg[256];
+
+	snprintf(comm, sizeof(comm), "%s", e->comm);
+	snprintf(msg, sizeof(msg),
+		 "backend %s[%u] passed %s an argument hvguard could not read (pointer %#llx): the "
+		 "driver will refuse it too; a working backend does not do this",
+		 comm, e->pid, hv_xen_op_name(e->call.op), (unsigned long long)e->call.uarg);
+	json_object_object_add(o, "type", json_object_new_string("xen-bad-argument"));
+	json_object_object_add(o, "pid", json_object_new_int64(e->pid));
+	json_object_object_add(o, "comm", json_object_new_string(comm));
+	json_object_object_add(o, "ioctl", json_object_new_string(hv_xen_op_name(e->call.op)));
+	json_object_object_add(o, "arg", json_object_new_uint64(e->call.uarg));
+	json_object_object_add(o, "count", json_object_new_uint64(e->call.count));
+	json_object_object_add(o, "refs_read", json_object_new_int(e->call.n_refs));
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	hv_log(ctx, "xen: %s", msg);
+	hv_emit_json(ctx, o);
+}
+
+static int xen_ring_event(void *arg, void *data, size_t size)
+{
+	struct hv_ctx *ctx = arg;
+	const struct hv_xen_event *e = data;
+	int match;
+
+	if (size < sizeof(*e))
+		return 0;
+	switch (e->kind) {
+	case HV_XEN_EV_VIOLATION:
+		on_violation(ctx, e);
+		break;
+	case HV_XEN_EV_GRANT:
+		on_grant(ctx, e);
+		break;
+	case HV_XEN_EV_EXIT:
+		on_exit_event(ctx, e);
+		break;
+	case HV_XEN_EV_BADARG:
+		on_bad_argument(ctx, e);
+		break;
+	case HV_XEN_EV_DESIGNATED:
+		emit_backend(ctx, e->pid, e->backend.match, e->ppid ? "inherited" : "exec", e->ppid);
+		break;
+	case HV_XEN_EV_EXEC:
+		match = match_process(ctx->rules, e->pid);
+		if (match >= 0)
+			designate(ctx, e->pid, match, "exec");
+		break;
+	}
+	return 0;
+}
+
+/* Reservations never mapped for longer than grant_leak_after: raised once. */
+static void scan_reserved_leaks(struct hv_ctx *ctx)
+{
+	int fd = bpf_map__fd(skel->maps.xen_grants);
+	struct hv_xen_grant_key key, *prev = NULL;
+	uint64_t now = boottime_ns(), after = ctx->rules->grant_leak_after_ns;
+	struct hv_xen_grant g;
+	char comm[64], why[96];
+
+	if (!ctx->rules->rule[HV_RULE_GRANT_LEAK].enabled || !after)
+		return;
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &g) || g.leak_reported ||
+		    g.state != HV_XEN_GRANT_RESERVED || now - g.reserved_ns < after)
+			continue;
+		g.leak_reported = 1;
+		bpf_map_update_elem(fd, &key, &g, BPF_EXIST);
+		if (hv_proc_comm(key.tgid, comm, sizeof(comm)))
+			snprintf(comm, sizeof(comm), "?");
+		snprintf(why, sizeof(why), "was reserved %.1f s ago and never mapped",
+			 (now - g.reserved_ns) / 1e9);
+		leak_alert(ctx, key.tgid, comm, why, &g, key.index, 0);
+	}
+}
+
+/* --- family interface -------------------------------------------------- */
+
+static int open_and_load(struct hv_ctx *ctx, bool with_lsm)
+{
+	int err;
+
+	skel = xen_bpf__open();
+	if (!skel) {
+		hv_err("cannot open the Xen BPF programs: %s", strerror(errno));
+		return -errno;
+	}
+	bpf_program__set_autoload(skel->progs.xen_lsm_file_ioctl, with_lsm);
+	bpf_program__set_autoload(skel->progs.xen_lsm_mmap_file, with_lsm);
+	configure(ctx, &skel->bss->xen_cfg);
+	err = xen_bpf__load(skel);
+	if (err)
+		goto fail;
+	err = xen_bpf__attach(skel);
+	if (err)
+		goto fail;
+	return 0;
+fail:
+	xen_bpf__destroy(skel);
+	skel = NULL;
+	return err;
+}
+
+static int xen_load(struct hv_ctx *ctx)
+{
+	int err;
+
+	memset(&st, 0, sizeof(st));
+	st.want_deny = rules_want_deny(ctx->rules);
+	if (st.want_deny)
+		st.deny = bpf_lsm_active(st.deny_why, sizeof(st.deny_why)) ? ENF_LSM : ENF_KILL_FALLBACK;
+	err = open_and_load(ctx, st.deny == ENF_LSM);
+	if (err && st.deny == ENF_LSM) {
+		snprintf(st.deny_why, sizeof(st.deny_why),
+			 "the kernel refused the BPF LSM programs (%s)", strerror(-err));
+		st.deny = ENF_KILL_FALLBACK;
+		err = open_and_load(ctx, false);
+	}
+	if (err) {
+		hv_err("cannot load the Xen BPF programs: %s", strerror(-err));
+		return err;
+	}
+	if (st.deny == ENF_KILL_FALLBACK)
+		hv_warn("xen: action 'deny' is not available: %s; offenders are killed instead "
+			"(SIGKILL at the call: the call already entered may complete)",
+			st.deny_why);
+	err = configure_matches(ctx);
+	if (!err)
+		err = hv_ring_add(ctx, bpf_map__fd(skel->maps.xen_events), xen_ring_event);
+	if (err) {
+		hv_err("cannot set up the Xen checks: %s", strerror(-err));
+		xen_bpf__destroy(skel);
+		skel = NULL;
+		return err;
+	}
+	scan_processes(ctx);
+	st.next_leak_scan = st.next_resolve = now_s() + 1;
+	return 0;
+}
+
+static uint64_t stat_sum(enum hv_xen_stat which)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u32 key = which;
+	uint64_t sum = 0;
+	__u64 *vals;
+
+	if (ncpu <= 0 || !skel)
+		return 0;
+	vals = calloc(ncpu, sizeof(*vals));
+	if (vals && !bpf_map_lookup_elem(bpf_map__fd(skel->maps.xen_stats), &key, vals))
+		for (int i = 0; i < ncpu; i++)
+			sum += vals[i];
+	free(vals);
+	return sum;
+}
+
+static void xen_poll(struct hv_ctx *ctx)
+{
+	double now = now_s();
+	struct hv_xen_config *cfg;
+
+	if (!skel)
+		return;
+	if (now >= st.next_leak_scan) {
+		scan_reserved_leaks(ctx);
+		st.next_leak_scan = now + 1;
+	}
+	cfg = &skel->bss->xen_cfg;
+	if (now >= st.next_resolve) {
+		st.next_resolve = now + 5;
+		if (!cfg->ioctl_fn[HV_XEN_DEV_PRIVCMD] || !cfg->ioctl_fn[HV_XEN_DEV_GNTDEV] ||
+		    !cfg->ioctl_fn[HV_XEN_DEV_GNTALLOC])
+			resolve_devices(cfg, true); /* a module loaded after us */
+	}
+}
+
+static uint64_t xen_lost(struct hv_ctx *ctx)
+{
+	(void)ctx;
+	return stat_sum(HV_XEN_STAT_LOST);
+}
+
+static void xen_summary(struct hv_ctx *ctx, struct json_object *summary)
+{
+	struct json_object *o = json_object_new_object(), *ops = json_object_new_object();
+
+	(void)ctx;
+	for (int op = 0; op < HV_XEN_GRANT_OP_COUNT; op++)
+		json_object_object_add(ops, hv_xen_grant_op_name(op), json_object_new_uint64(st.grant_ops[op]));
+	json_object_object_add(o, "backends_seen", json_object_new_uint64(st.backends_seen));
+	json_object_object_add(o, "ioctls", json_object_new_uint64(stat_sum(HV_XEN_STAT_IOCTLS)));
+	json_object_object_add(o, "violations", json_object_new_uint64(stat_sum(HV_XEN_STAT_VIOLATIONS)));
+	json_object_object_add(o, "kills", json_object_new_uint64(stat_sum(HV_XEN_STAT_KILLS)));
+	json_object_object_add(o, "denials", json_object_new_uint64(stat_sum(HV_XEN_STAT_DENIALS)));
+	json_object_object_add(o, "leaks", json_object_new_uint64(st.leaks));
+	json_object_object_add(o, "grant_ops", ops);
+	json_object_object_add(o, "deny",
+			       json_object_new_string(!st.want_deny ? "unused" :
+						      st.deny == ENF_LSM ? "bpf-lsm" :
+						      "kill-fallback"));
+	json_object_object_add(summary, "xen", o);
+}
+
+static void xen_unload(struct hv_ctx *ctx)
+{
+	(void)ctx;
+	xen_bpf__destroy(skel);
+	skel = NULL;
+}
+
+struct hv_family hv_xen_family = {
+	.name = "xen",
+	.present = xen_present,
+	.load = xen_load,
+	.poll = xen_poll,
+	.lost = xen_lost,
+	.summary = xen_summary,
+	.unload = xen_unload,
+};
