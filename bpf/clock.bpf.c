@@ -69,7 +69,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct correction_probe);
 } hv_clock_correcting SEC(".maps");
 
 /* Number of VMs with a host TSC write not yet checked for a mismatch:
@@ -226,6 +226,23 @@ static __always_inline struct vm_state *vm_get(__u64 kvm)
 	return vm_init(kvm);
 }
 
+/*
+ * Stop the whole VMM at the offending write, before any vCPU re-enters the
+ * guest; the daemon repairs the clock from inside it and lets it go. A VM
+ * that arrived by migration is not frozen: its clocks came from another
+ * host and are never corrected.
+ */
+static __always_inline void freeze_for_correction(struct clock_event *e, struct vm_state *vm,
+						  enum hv_rule_id rule)
+{
+	if (!(cfg.correct_mask & (1u << rule)) || (vm->flags & VM_F_MIGRATED_IN))
+		return;
+	if (!bpf_send_signal(HV_SIGSTOP)) {
+		e->frozen = 1;
+		__sync_fetch_and_or(&vm->flags, VM_F_FROZEN);
+	}
+}
+
 static __always_inline void vm_mark_dirty(struct vm_state *vm)
 {
 	if (!(__sync_fetch_and_or(&vm->flags, VM_F_OFFSETS_DIRTY) & VM_F_OFFSETS_DIRTY))
@@ -275,6 +292,8 @@ static __always_inline void check_mismatch(__u64 kvm)
 	e->v[EV_MM_REF_OFFSET] = w.ref_offset;
 	e->v[EV_MM_REF_VCPU] = w.ref_vcpu;
 	e->v[EV_MM_NR_DIFFERENT] = w.different;
+	e->v[EV_MM_NR_VCPUS] = vm->nr_vcpus;
+	freeze_for_correction(e, vm, HV_RULE_VCPU_TSC_MISMATCH);
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -344,6 +363,7 @@ static __always_inline int on_kvm_ioctl_enter(unsigned int fd, __u32 cmd, __u64 
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 tgid = hv_current_tgid();
+	struct correction_probe *probe;
 	struct thread_ctx *tc;
 	struct hv_kvm_fd t;
 
@@ -358,7 +378,10 @@ static __always_inline int on_kvm_ioctl_enter(unsigned int fd, __u32 cmd, __u64 
 	tc->vcpu_id = t.vcpu_id;
 	tc->fd = fd;
 	tc->arg = arg;
-	tc->ignore = bpf_map_lookup_elem(&hv_clock_correcting, &tgid) != NULL;
+	probe = bpf_map_lookup_elem(&hv_clock_correcting, &tgid);
+	tc->ignore = probe != NULL;
+	if (probe && cmd == HV_KVM_GET_CLOCK)
+		probe->get_tai_enter = bpf_ktime_get_tai_ns();
 	tc->before = 0;
 	if (cmd == HV_KVM_SET_CLOCK && t.kvm)
 		tc->before = read_kvmclock_offset(t.kvm);
@@ -405,6 +428,24 @@ static __always_inline void on_created(long ret, __u32 cmd, struct thread_ctx *t
 		vm->nr_vcpus = tc->arg + 1;
 }
 
+static __always_inline struct correction_probe *current_probe(void)
+{
+	__u32 tgid = hv_current_tgid();
+
+	return bpf_map_lookup_elem(&hv_clock_correcting, &tgid);
+}
+
+static __always_inline void probe_get_clock_done(struct thread_ctx *tc)
+{
+	struct correction_probe *probe = current_probe();
+
+	if (probe) {
+		probe->get_tai_exit = bpf_ktime_get_tai_ns();
+		probe->get_offset = read_kvmclock_offset(tc->kvm);
+		probe->gets++;
+	}
+}
+
 static __always_inline void on_get_clock(struct thread_ctx *tc)
 {
 	struct vm_state *vm = vm_get(tc->kvm);
@@ -430,6 +471,16 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 	bpf_probe_read_user(&flags, sizeof(flags), (void *)(tc->arg + 8));
 	violates = hv_kvmclock_jump_violates(vm->phase != VM_SETUP, tc->before, after,
 					     cfg.tolerance_ns[HV_RULE_KVMCLOCK_JUMP], &jump);
+	if (tc->ignore) {
+		struct correction_probe *probe = current_probe();
+
+		if (probe) {
+			probe->set_offset_before = tc->before;
+			probe->set_offset_after = after;
+			probe->sets++;
+		}
+		return; /* the corrector's own write: no phase change, no alert */
+	}
 	vm->last_clock_write_ns = bpf_ktime_get_boot_ns();
 	if (vm->phase != VM_SETUP) {
 		if (vm->phase == VM_PAUSED)
@@ -443,20 +494,14 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 	if (!e)
 		return;
 	fill_event(e, CLOCK_EV_ALERT, HV_RULE_KVMCLOCK_JUMP, tc->kvm, vm, -1);
+	e->ts_ns = vm->last_clock_write_ns; /* the corrector checks no write came since */
 	e->v[EV_JUMP_NS] = jump;
 	e->v[EV_PAUSED_NS] = vm->pause_start_ns ? (__s64)(e->ts_ns - vm->pause_start_ns) : -1;
 	e->v[EV_OFFSET_BEFORE] = tc->before;
 	e->v[EV_OFFSET_AFTER] = after;
 	e->v[EV_SET_FLAGS] = flags;
 	e->v[EV_FD] = tc->fd;
-	if (cfg.correct_mask & (1u << HV_RULE_KVMCLOCK_JUMP)) {
-		/* Stop the whole VMM before any vCPU re-enters the guest; the
-		 * daemon repairs the clock from inside it and lets it go. */
-		if (!bpf_send_signal(HV_SIGSTOP)) {
-			e->frozen = 1;
-			__sync_fetch_and_or(&vm->flags, VM_F_FROZEN);
-		}
-	}
+	freeze_for_correction(e, vm, HV_RULE_KVMCLOCK_JUMP);
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -497,7 +542,9 @@ int hv_clock_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 		on_created(ctx->ret, cmd, tc);
 		break;
 	case HV_KVM_GET_CLOCK:
-		if (ctx->ret == 0)
+		if (tc->ignore)
+			probe_get_clock_done(tc);
+		else if (ctx->ret == 0)
 			on_get_clock(tc);
 		break;
 	case HV_KVM_SET_CLOCK:
@@ -552,6 +599,8 @@ static __always_inline void alert_tsc_offset(struct thread_ctx *tc, struct vm_st
 	e->v[EV_TSC_AFTER] = after;
 	e->v[EV_TSC_WRITTEN] = written;
 	e->v[EV_TSC_IOCTL] = tc->cmd;
+	e->v[EV_TSC_FD] = tc->fd;
+	freeze_for_correction(e, vm, HV_RULE_TSC_OFFSET_CHANGE);
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -601,6 +650,8 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	}
 	hv_bit_set(vm->tsc_guest, idx, false);
 	vm_mark_dirty(vm);
+	if (vm->phase == VM_SETUP && written >= 0 && !reset)
+		__sync_fetch_and_or(&vm->flags, VM_F_MIGRATED_IN);
 	if (reset && vm->phase != VM_SETUP && before != (__s64)next)
 		emit_simple(CLOCK_EV_TSC_RESET, tc->kvm, vm, vcpu_id, before, next);
 	if (tc->ignore || !rule_on(HV_RULE_TSC_OFFSET_CHANGE))

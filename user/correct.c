@@ -1,21 +1,475 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Correcting writes: not wired yet; a frozen VMM is released at once. */
+/*
+ * Correcting writes. KVM answers EIO to VM and vCPU ioctls from any process
+ * but the VMM, so the repair runs inside the VMM: the BPF side stopped it
+ * (SIGSTOP) at the offending write, before any vCPU re-entered the guest;
+ * here the correcting ioctls are injected with libcompel (inject.c), the
+ * result is read back from the BPF side, and the VMM is let go.
+ *
+ * Never when unsure: every doubt (VM fd gone, VMM exited or exec'd, a VM
+ * that arrived by migration, another clock write since the violation, vCPU
+ * count changed, rate limit hit) refuses the correction, says why, and
+ * leaves the VMM running exactly as before.
+ */
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
 #include <json-c/json.h>
+#include <linux/kvm.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "hvguard/clock.h"
+#include "clock.skel.h"
 #include "clock_user.h"
+#include "hvguard/clock_logic.h"
+#include "inject.h"
+#include "metrics.h"
+#include "rules.h"
 
-int hv_correct_init(struct hv_ctx *ctx, struct clock_bpf *skel)
+#define FREEZE_WAIT_MS 500
+#define MAX_TRACKED_VMS 256
+
+static struct clock_bpf *skel;
+
+/* Corrections per VM in the last minute: stops a correction loop. */
+static struct {
+	uint64_t vm_key;
+	uint64_t when[64];
+	unsigned next;
+} recent[MAX_TRACKED_VMS];
+
+struct correction {
+	const char *result; /* applied | refused | failed */
+	char reason[256];
+	struct json_object *before;
+	struct json_object *after;
+	long long residual_ns; /* kvmclock: achieved - wanted offset */
+	bool has_residual;
+};
+
+static uint64_t clock_ns(clockid_t id)
 {
-	(void)ctx;
-	(void)skel;
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static int refuse(struct correction *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int refuse(struct correction *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+	va_end(ap);
+	c->result = "refused";
+	return -1;
+}
+
+static int failed(struct correction *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int failed(struct correction *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+	va_end(ap);
+	c->result = "failed";
+	return -1;
+}
+
+/* true when one more correction of this VM stays within the rate limit */
+static bool rate_ok(uint64_t vm_key, uint32_t per_min)
+{
+	uint64_t now = clock_ns(CLOCK_MONOTONIC), minute = 60000000000ull;
+	unsigned slot = vm_key % MAX_TRACKED_VMS, count = 0;
+
+	if (recent[slot].vm_key != vm_key) {
+		memset(&recent[slot], 0, sizeof(recent[slot]));
+		recent[slot].vm_key = vm_key;
+	}
+	for (unsigned i = 0; i < 64; i++)
+		if (recent[slot].when[i] && now - recent[slot].when[i] < minute)
+			count++;
+	if (count >= per_min || count >= 64)
+		return false;
+	recent[slot].when[recent[slot].next++ % 64] = now;
+	return true;
+}
+
+/* Does fd in pid still name the expected KVM object ("kvm-vm", "kvm-vcpu:N")? */
+static bool fd_is(int pid, long long fd, const char *what)
+{
+	char path[64], link[64], want[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%lld", pid, fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	snprintf(want, sizeof(want), "anon_inode:%s", what);
+	return !strcmp(link, want);
+}
+
+static int lookup_vm(const struct clock_event *e, struct vm_state *vm, struct correction *c)
+{
+	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &e->vm_key, vm))
+		return refuse(c, "the VM is gone");
+	if (vm->owner_tgid != e->pid)
+		return refuse(c, "the VM now belongs to another process");
+	if (vm->flags & VM_F_MIGRATED_IN)
+		return refuse(c, "the VM arrived by migration: its clocks came from the source host");
 	return 0;
+}
+
+/* The VMM must be stopped (T) by the BPF side's SIGSTOP before we touch it. */
+static int wait_frozen(int pid, struct correction *c)
+{
+	char state;
+
+	if (hv_inject_wait_state(pid, 'T', FREEZE_WAIT_MS) == 0)
+		return 0;
+	state = hv_inject_task_state(pid);
+	if (!state)
+		return refuse(c, "the VMM exited before it could be corrected");
+	return refuse(c, "the VMM did not stop within %d ms (state %c)", FREEZE_WAIT_MS, state);
+}
+
+static int probe_map_fd(void)
+{
+	return bpf_map__fd(skel->maps.hv_clock_correcting);
+}
+
+static int inject_begin(int pid, struct hv_injector **inj, struct correction *c)
+{
+	struct correction_probe zero = {};
+	char err[256];
+	__u32 key = pid;
+	int rc;
+
+	/* Mark the VMM first: our injected ioctls must not trip the rules. */
+	if (bpf_map_update_elem(probe_map_fd(), &key, &zero, BPF_ANY))
+		return failed(c, "cannot mark the VMM as being corrected: %s", strerror(errno));
+	rc = hv_inject_begin(pid, inj, err, sizeof(err));
+	if (rc) {
+		bpf_map_delete_elem(probe_map_fd(), &key);
+		return rc == -ESRCH ? refuse(c, "the VMM exited: %s", err)
+				    : failed(c, "cannot seize the VMM: %s", err);
+	}
+	return 0;
+}
+
+static void inject_end(int pid, struct hv_injector *inj, struct correction_probe *probe)
+{
+	__u32 key = pid;
+
+	hv_inject_end(inj);
+	if (probe)
+		bpf_map_lookup_elem(probe_map_fd(), &key, probe);
+	bpf_map_delete_elem(probe_map_fd(), &key);
+}
+
+static int read_probe(int pid, struct correction_probe *p)
+{
+	__u32 key = pid;
+
+	return bpf_map_lookup_elem(probe_map_fd(), &key, p);
+}
+
+#define ADDI(o, k, v) json_object_object_add((o), (k), json_object_new_int64(v))
+
+/*
+ * kvmclock: put kvm->arch.kvmclock_offset back where it was before the
+ * rewind. KVM_SET_CLOCK sets offset = clock - now, so the clock to pass is
+ * (what KVM_GET_CLOCK just read) + (wanted offset - offset at that read),
+ * and KVM_CLOCK_REALTIME makes KVM add the time that passed between our
+ * read and its write. The realtime of the read is the kernel's own when it
+ * gives one, else the middle of the TAI times the BPF side took around it.
+ */
+static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
+{
+	__s64 wanted = e->v[EV_OFFSET_BEFORE];
+	struct kvm_clock_data data = {};
+	struct correction_probe p;
+	uint64_t tai_minus_real;
+	long ret;
+	int rc;
+
+	rc = hv_inject_ioctl(inj, (int)e->v[EV_FD], KVM_GET_CLOCK, &data, sizeof(data), &ret);
+	if (rc || ret)
+		return failed(c, "KVM_GET_CLOCK inside the VMM: %s", strerror(rc ? -rc : -ret));
+	if (read_probe(e->pid, &p) || !p.gets)
+		return failed(c, "the BPF side did not see the injected KVM_GET_CLOCK");
+	if (p.get_offset != e->v[EV_OFFSET_AFTER])
+		return refuse(c, "the kvmclock offset moved since the violation (%lld, not %lld)",
+			      (long long)p.get_offset, (long long)e->v[EV_OFFSET_AFTER]);
+	if (!(data.flags & KVM_CLOCK_REALTIME)) {
+		tai_minus_real = clock_ns(CLOCK_TAI) - clock_ns(CLOCK_REALTIME);
+		data.realtime = (p.get_tai_enter + p.get_tai_exit) / 2 - tai_minus_real;
+	}
+	data.clock += wanted - p.get_offset;
+	data.flags = KVM_CLOCK_REALTIME;
+	rc = hv_inject_ioctl(inj, (int)e->v[EV_FD], KVM_SET_CLOCK, &data, sizeof(data), &ret);
+	if (rc || ret)
+		return failed(c, "KVM_SET_CLOCK inside the VMM: %s", strerror(rc ? -rc : -ret));
+	if (read_probe(e->pid, &p) || !p.sets)
+		return failed(c, "the BPF side did not see the injected KVM_SET_CLOCK");
+	ADDI(c->before, "kvmclock_offset", e->v[EV_OFFSET_AFTER]);
+	ADDI(c->after, "kvmclock_offset", p.set_offset_after);
+	ADDI(c->after, "wanted_kvmclock_offset", wanted);
+	c->residual_ns = p.set_offset_after - wanted;
+	c->has_residual = true;
+	return 0;
+}
+
+/* KVM_SET_DEVICE_ATTR(KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET) with a
+ * pointer into the VMM: the attribute and the value share one scratch
+ * buffer, whose address is known once KVM_HAS_DEVICE_ATTR mapped it. */
+static int set_tsc_offset(struct hv_injector *inj, int fd, __s64 offset, struct correction *c)
+{
+	struct {
+		struct kvm_device_attr attr;
+		__u64 value;
+	} buf = { .attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET } };
+	long ret;
+	int rc;
+
+	rc = hv_inject_ioctl(inj, fd, KVM_HAS_DEVICE_ATTR, &buf, sizeof(buf), &ret);
+	if (rc || ret)
+		return failed(c, "this KVM has no TSC offset attribute: %s",
+			      strerror(rc ? -rc : -ret));
+	buf.attr.addr = hv_inject_scratch(inj) + offsetof(typeof(buf), value);
+	buf.value = offset;
+	rc = hv_inject_ioctl(inj, fd, KVM_SET_DEVICE_ATTR, &buf, sizeof(buf), &ret);
+	if (rc || ret)
+		return failed(c, "KVM_SET_DEVICE_ATTR(TSC_OFFSET) inside the VMM: %s",
+			      strerror(rc ? -rc : -ret));
+	return 0;
+}
+
+static int recorded_offset(const struct clock_event *e, int vcpu, __s64 *offset)
+{
+	struct vm_state vm;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &e->vm_key, &vm))
+		return -1;
+	*offset = vm.tsc_offset[vcpu % HV_MAX_VCPUS];
+	return 0;
+}
+
+static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
+			  struct correction *c)
+{
+	__s64 now;
+
+	if (set_tsc_offset(inj, (int)e->v[EV_TSC_FD], e->v[EV_TSC_BEFORE], c))
+		return -1;
+	/* On kernels where the offset reads back as 0 the tracepoint's value,
+	 * recorded by the BPF side, is the proof. */
+	if (recorded_offset(e, e->vcpu, &now))
+		return failed(c, "the VM vanished during the correction");
+	ADDI(c->before, "offset", e->v[EV_TSC_AFTER]);
+	ADDI(c->after, "offset", now);
+	if (now != e->v[EV_TSC_BEFORE])
+		return failed(c, "vCPU %d's offset is %lld after the write, not %lld", e->vcpu,
+			      (long long)now, (long long)e->v[EV_TSC_BEFORE]);
+	return 0;
+}
+
+/* The fds of the vCPUs of the only VM in pid (with several VMs in one
+ * process a vCPU fd does not say which VM it belongs to: refuse). */
+static int vcpu_fds(int pid, int *fds, int max, struct correction *c)
+{
+	char dir[64], path[384], link[64];
+	int vms = 0, found = 0;
+	struct dirent *d;
+	DIR *dp;
+
+	for (int i = 0; i < max; i++)
+		fds[i] = -1;
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
+	dp = opendir(dir);
+	if (!dp)
+		return refuse(c, "the VMM exited");
+	while ((d = readdir(dp))) {
+		ssize_t n;
+		int id;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		if (!strcmp(link, "anon_inode:kvm-vm"))
+			vms++;
+		else if (sscanf(link, "anon_inode:kvm-vcpu:%d", &id) == 1 && id >= 0 && id < max) {
+			fds[id] = atoi(d->d_name);
+			found++;
+		}
+	}
+	closedir(dp);
+	if (vms != 1)
+		return refuse(c, "the VMM holds %d VMs: its vCPU fds cannot be told apart", vms);
+	return found;
+}
+
+static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
+{
+	static int fds[HV_MAX_VCPUS];
+	struct vm_state vm;
+	__s64 ref = e->v[EV_MM_REF_OFFSET];
+	int n = vcpu_fds(e->pid, fds, HV_MAX_VCPUS, c), fixed = 0;
+
+	if (n < 0)
+		return -1;
+	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &e->vm_key, &vm))
+		return refuse(c, "the VM is gone");
+	if ((long long)vm.nr_vcpus != e->v[EV_MM_NR_VCPUS] || n != (int)vm.nr_vcpus)
+		return refuse(c, "the vCPU count changed (%u now, %lld then, %d fds)", vm.nr_vcpus,
+			      (long long)e->v[EV_MM_NR_VCPUS], n);
+	ADDI(c->before, "reference_offset", ref);
+	for (__u32 i = 0; i < vm.nr_vcpus && i < HV_MAX_VCPUS; i++) {
+		if (!hv_bit_test(vm.tsc_known, i) || hv_bit_test(vm.tsc_guest, i) ||
+		    vm.tsc_offset[i] == ref)
+			continue;
+		if (fds[i] < 0)
+			return refuse(c, "vCPU %u has no fd in the VMM", i);
+		if (set_tsc_offset(inj, fds[i], ref, c))
+			return -1;
+		fixed++;
+	}
+	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &e->vm_key, &vm))
+		return failed(c, "the VM vanished during the correction");
+	for (__u32 i = 0; i < vm.nr_vcpus && i < HV_MAX_VCPUS; i++)
+		if (hv_bit_test(vm.tsc_known, i) && !hv_bit_test(vm.tsc_guest, i) &&
+		    vm.tsc_offset[i] != ref)
+			return failed(c, "vCPU %u's offset is still %lld", i,
+				      (long long)vm.tsc_offset[i]);
+	ADDI(c->after, "vcpus_aligned", fixed);
+	return 0;
+}
+
+static const char *fd_kind(const struct clock_event *e, char *buf, size_t len)
+{
+	if (e->rule == HV_RULE_KVMCLOCK_JUMP)
+		return "kvm-vm";
+	snprintf(buf, len, "kvm-vcpu:%d", e->vcpu);
+	return buf;
+}
+
+static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct correction *c)
+{
+	const struct hv_rule *rule = &ctx->rules->rule[e->rule];
+	struct hv_injector *inj = NULL;
+	struct vm_state vm;
+	char kind[32];
+	int rc;
+
+	if (lookup_vm(e, &vm, c))
+		return -1;
+	if (e->rule == HV_RULE_KVMCLOCK_JUMP && vm.last_clock_write_ns != e->ts_ns)
+		return refuse(c, "another clock write happened since the violation");
+	if (!rate_ok(e->vm_key, rule->max_corrections_per_min))
+		return refuse(c, "rate limit: %u corrections of this VM in the last minute",
+			      rule->max_corrections_per_min);
+	if (wait_frozen(e->pid, c))
+		return -1;
+	if (e->rule != HV_RULE_VCPU_TSC_MISMATCH &&
+	    !fd_is(e->pid, e->rule == HV_RULE_KVMCLOCK_JUMP ? e->v[EV_FD] : e->v[EV_TSC_FD],
+		   fd_kind(e, kind, sizeof(kind))))
+		return refuse(c, "the VM's fd is gone from the VMM (closed, or the VMM exec'd)");
+	if (inject_begin(e->pid, &inj, c))
+		return -1;
+	switch (e->rule) {
+	case HV_RULE_KVMCLOCK_JUMP:
+		rc = fix_kvmclock(e, inj, c);
+		break;
+	case HV_RULE_TSC_OFFSET_CHANGE:
+		rc = fix_tsc_offset(e, inj, c);
+		break;
+	case HV_RULE_VCPU_TSC_MISMATCH:
+		rc = fix_mismatch(e, inj, c);
+		break;
+	default:
+		rc = refuse(c, "no safe correction exists for this rule");
+	}
+	inject_end(e->pid, inj, NULL);
+	return rc;
+}
+
+static void emit_correction(struct hv_ctx *ctx, const struct clock_event *e,
+			    struct correction *c, uint64_t frozen_ns)
+{
+	const char *rule = hv_rule_table[e->rule].id;
+	struct json_object *o = json_object_new_object();
+	char comm[17] = "", d[32], r[32] = "";
+
+	memcpy(comm, e->comm, sizeof(e->comm));
+	json_object_object_add(o, "type", json_object_new_string("correction"));
+	json_object_object_add(o, "rule", json_object_new_string(rule));
+	json_object_object_add(o, "pid", json_object_new_int(e->pid));
+	json_object_object_add(o, "comm", json_object_new_string(comm));
+	json_object_object_add(o, "vm", json_object_new_int64(e->vm_id));
+	json_object_object_add(o, "vcpu", e->vcpu >= 0 ? json_object_new_int(e->vcpu) : NULL);
+	json_object_object_add(o, "before", c->before);
+	json_object_object_add(o, "after", c->after);
+	json_object_object_add(o, "result", json_object_new_string(c->result));
+	json_object_object_add(o, "reason", c->reason[0] ? json_object_new_string(c->reason) : NULL);
+	json_object_object_add(o, "frozen_ns", json_object_new_uint64(frozen_ns));
+	json_object_object_add(o, "residual_ns",
+			       c->has_residual ? json_object_new_int64(c->residual_ns) : NULL);
+	hv_metrics_correction(ctx->metrics, rule, c->result);
+	hv_format_ns(d, sizeof(d), frozen_ns);
+	if (c->has_residual)
+		hv_format_ns(r, sizeof(r), c->residual_ns);
+	hv_log(ctx, "correction %s %s[%u] vm %llu: %s%s%s%s%s (VMM frozen %s)", rule, comm, e->pid,
+	       (unsigned long long)e->vm_id, c->result, c->reason[0] ? ": " : "", c->reason,
+	       c->has_residual ? ", residual " : "", r, d);
+	hv_emit_json(ctx, o);
 }
 
 void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e)
 {
-	(void)ctx;
+	struct correction c = { .result = "applied" };
+	uint64_t frozen_ns;
+
+	c.before = json_object_new_object();
+	c.after = json_object_new_object();
+	if (e->rule >= HV_RULE_COUNT)
+		refuse(&c, "unknown rule");
+	else
+		correct_one(ctx, e, &c);
+	/* Whatever happened, the VMM runs again: a refused or failed
+	 * correction leaves it as it was. */
 	kill(e->pid, SIGCONT);
+	frozen_ns = clock_ns(CLOCK_BOOTTIME) - e->ts_ns;
+	emit_correction(ctx, e, &c, frozen_ns);
+}
+
+static void inject_log(unsigned int level, const char *msg, void *arg)
+{
+	(void)arg;
+	hv_warn("correction: %s%s", level <= HV_INJECT_LOG_ERROR ? "error: " : "", msg);
+}
+
+int hv_correct_init(struct hv_ctx *ctx, struct clock_bpf *s)
+{
+	skel = s;
+	hv_inject_set_log(inject_log, ctx->opts.verbose ? HV_INJECT_LOG_WARN : HV_INJECT_LOG_ERROR,
+			  NULL);
+	return 0;
 }
 
 void hv_correct_poll(struct hv_ctx *ctx)
@@ -26,4 +480,5 @@ void hv_correct_poll(struct hv_ctx *ctx)
 void hv_correct_fini(struct hv_ctx *ctx)
 {
 	(void)ctx;
+	skel = NULL;
 }

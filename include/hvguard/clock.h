@@ -67,6 +67,7 @@ enum {
 	EV_TSC_AFTER = 1,
 	EV_TSC_WRITTEN = 2, /* MSR_IA32_TSC value written, -1 if by attribute */
 	EV_TSC_IOCTL = 3,
+	EV_TSC_FD = 4,
 	/* tsc-khz-change */
 	EV_KHZ_BEFORE = 0,
 	EV_KHZ_AFTER = 1,
@@ -76,6 +77,7 @@ enum {
 	EV_MM_REF_OFFSET = 1,
 	EV_MM_REF_VCPU = 2,
 	EV_MM_NR_DIFFERENT = 3,
+	EV_MM_NR_VCPUS = 4,
 	/* pvclock-discontinuity */
 	EV_PV_RESIDUAL = 0, /* discontinuity_ns: what no kvmclock write explains */
 	EV_PV_RAW = 1,	    /* D computed from the two PVTIs */
@@ -116,6 +118,7 @@ enum vm_phase {
 
 #define VM_F_OFFSETS_DIRTY 0x1 /* a host TSC write since the last mismatch check */
 #define VM_F_FROZEN	   0x2 /* stopped for a correction, not yet released */
+#define VM_F_MIGRATED_IN   0x4 /* its TSC came from elsewhere before it first ran */
 
 struct vm_state {
 	__u64 id;
@@ -155,6 +158,23 @@ struct vcpu_clock {
 	__s64 tsc_offset;	/* the vCPU's offset at that moment */
 	__u32 valid;
 	__u32 pad;
+};
+
+/*
+ * What the BPF side saw of the corrector's own injected ioctls in one VMM
+ * (keyed by tgid; the daemon adds the entry before injecting). The TAI
+ * times bracket the kernel's sampling in KVM_GET_CLOCK, which lets the
+ * corrector pass KVM_CLOCK_REALTIME even where KVM_GET_CLOCK gives no
+ * realtime (host clocksource not the TSC); the offsets prove the result.
+ */
+struct correction_probe {
+	__u64 get_tai_enter;
+	__u64 get_tai_exit;
+	__s64 get_offset; /* kvmclock_offset when KVM_GET_CLOCK sampled */
+	__s64 set_offset_before;
+	__s64 set_offset_after;
+	__u32 sets;
+	__u32 gets;
 };
 
 /* Globals kept in a pinned array so they survive daemon restarts. */
