@@ -182,6 +182,7 @@ static const describe_fn describers[HV_RULE_COUNT] = {
 static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
 			 const char *vm_name)
 {
+	struct hv_correction_report report = {};
 	const struct hv_rule *rule;
 	struct hv_alert a = {
 		.pid = e->pid,
@@ -199,11 +200,14 @@ static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const 
 	a.rule = hv_rule_table[e->rule].id;
 	a.severity = rule->severity;
 	a.action = rule->action;
+	if (e->frozen) {
+		a.action = HV_ACT_CORRECT;
+		hv_correct_frozen(ctx, e, &report);
+	}
 	a.fields = json_object_new_object();
 	describers[e->rule](e, &a);
 	hv_emit_alert(ctx, &a);
-	if (e->frozen)
-		hv_correct_frozen(ctx, e);
+	hv_correct_emit(ctx, &report);
 }
 
 static const char *const info_names[] = {

@@ -13,9 +13,18 @@ struct clock_bpf;
 void hv_format_ns(char *buf, size_t len, long long ns);
 
 int hv_correct_init(struct hv_ctx *ctx, struct clock_bpf *skel);
+struct json_object;
+struct hv_correction_report {
+	struct json_object *json;
+	char text[512];
+};
+
 /* The BPF side stopped the VMM at the offending ioctl (e->frozen): repair
- * the clock from inside it, then let it go. */
-void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e);
+ * the clock from inside it, let it go, and describe what was done in
+ * report, printed with hv_correct_emit() after the alert. */
+void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
+		       struct hv_correction_report *report);
+void hv_correct_emit(struct hv_ctx *ctx, struct hv_correction_report *report);
 void hv_correct_poll(struct hv_ctx *ctx);
 void hv_correct_fini(struct hv_ctx *ctx);
 

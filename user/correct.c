@@ -53,7 +53,12 @@ struct correction {
 	struct json_object *after;
 	long long residual_ns; /* kvmclock: achieved - wanted offset */
 	bool has_residual;
+	char text[512];
+	/* Where the freeze time went, CLOCK_BOOTTIME ns since the freeze. */
+	const struct clock_event *event;
+	uint64_t noticed, stopped, seized, repaired, released;
 };
+
 
 static uint64_t clock_ns(clockid_t id)
 {
@@ -61,6 +66,11 @@ static uint64_t clock_ns(clockid_t id)
 
 	clock_gettime(id, &ts);
 	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static uint64_t since_freeze(const struct correction *c)
+{
+	return clock_ns(CLOCK_BOOTTIME) - c->event->ts_ns;
 }
 
 static int refuse(struct correction *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -175,7 +185,7 @@ static void inject_end(int pid, struct hv_injector *inj, struct correction_probe
 {
 	__u32 key = pid;
 
-	hv_inject_end(inj);
+	hv_inject_end_and_continue(inj);
 	if (probe)
 		bpf_map_lookup_elem(probe_map_fd(), &key, probe);
 	bpf_map_delete_elem(probe_map_fd(), &key);
@@ -386,12 +396,14 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 			      rule->max_corrections_per_min);
 	if (wait_frozen(e->pid, c))
 		return -1;
+	c->stopped = since_freeze(c);
 	if (e->rule != HV_RULE_VCPU_TSC_MISMATCH &&
 	    !fd_is(e->pid, e->rule == HV_RULE_KVMCLOCK_JUMP ? e->v[EV_FD] : e->v[EV_TSC_FD],
 		   fd_kind(e, kind, sizeof(kind))))
 		return refuse(c, "the VM's fd is gone from the VMM (closed, or the VMM exec'd)");
 	if (inject_begin(e->pid, &inj, c))
 		return -1;
+	c->seized = since_freeze(c);
 	switch (e->rule) {
 	case HV_RULE_KVMCLOCK_JUMP:
 		rc = fix_kvmclock(e, inj, c);
@@ -405,12 +417,13 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 	default:
 		rc = refuse(c, "no safe correction exists for this rule");
 	}
+	c->repaired = since_freeze(c);
 	inject_end(e->pid, inj, NULL);
 	return rc;
 }
 
-static void emit_correction(struct hv_ctx *ctx, const struct clock_event *e,
-			    struct correction *c, uint64_t frozen_ns)
+static struct json_object *correction_json(struct hv_ctx *ctx, const struct clock_event *e,
+					   struct correction *c, uint64_t frozen_ns)
 {
 	const char *rule = hv_rule_table[e->rule].id;
 	struct json_object *o = json_object_new_object();
@@ -430,21 +443,41 @@ static void emit_correction(struct hv_ctx *ctx, const struct clock_event *e,
 	json_object_object_add(o, "frozen_ns", json_object_new_uint64(frozen_ns));
 	json_object_object_add(o, "residual_ns",
 			       c->has_residual ? json_object_new_int64(c->residual_ns) : NULL);
+	struct json_object *t = json_object_new_object();
+	ADDI(t, "noticed", c->noticed / 1000);
+	ADDI(t, "stopped", c->stopped / 1000);
+	ADDI(t, "seized", c->seized / 1000);
+	ADDI(t, "repaired", c->repaired / 1000);
+	ADDI(t, "released", frozen_ns / 1000);
+	json_object_object_add(o, "timeline_us", t);
 	hv_metrics_correction(ctx->metrics, rule, c->result);
 	hv_format_ns(d, sizeof(d), frozen_ns);
 	if (c->has_residual)
 		hv_format_ns(r, sizeof(r), c->residual_ns);
-	hv_log(ctx, "correction %s %s[%u] vm %llu: %s%s%s%s%s (VMM frozen %s)", rule, comm, e->pid,
-	       (unsigned long long)e->vm_id, c->result, c->reason[0] ? ": " : "", c->reason,
-	       c->has_residual ? ", residual " : "", r, d);
-	hv_emit_json(ctx, o);
+	snprintf(c->text, sizeof(c->text), "correction %s %s[%u] vm %llu: %s%s%s%s%s (VMM frozen %s)",
+		 rule, comm, e->pid, (unsigned long long)e->vm_id, c->result,
+		 c->reason[0] ? ": " : "", c->reason, c->has_residual ? ", residual " : "", r, d);
+	return o;
 }
 
-void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e)
+/* Emitted after the alert it repairs; built while the VMM is frozen, but
+ * printed only once it runs again, so that output never lengthens a freeze. */
+void hv_correct_emit(struct hv_ctx *ctx, struct hv_correction_report *report)
 {
-	struct correction c = { .result = "applied" };
+	if (!report->json)
+		return;
+	hv_log(ctx, "%s", report->text);
+	hv_emit_json(ctx, report->json);
+	report->json = NULL;
+}
+
+void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
+		       struct hv_correction_report *report)
+{
+	struct correction c = { .result = "applied", .event = e };
 	uint64_t frozen_ns;
 
+	c.noticed = since_freeze(&c);
 	c.before = json_object_new_object();
 	c.after = json_object_new_object();
 	if (e->rule >= HV_RULE_COUNT)
@@ -455,7 +488,8 @@ void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e)
 	 * correction leaves it as it was. */
 	kill(e->pid, SIGCONT);
 	frozen_ns = clock_ns(CLOCK_BOOTTIME) - e->ts_ns;
-	emit_correction(ctx, e, &c, frozen_ns);
+	report->json = correction_json(ctx, e, &c, frozen_ns);
+	snprintf(report->text, sizeof(report->text), "%s", c.text);
 }
 
 static void inject_log(unsigned int level, const char *msg, void *arg)

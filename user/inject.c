@@ -568,12 +568,22 @@ int hv_inject_ioctl(struct hv_injector *inj, int fd, unsigned long cmd, void *bu
 
 /* ---- end ---- */
 
-/* Detach into the state found at begin, or stopped if a stop came meanwhile. */
-static int resume(struct hv_injector *inj)
+/* Detach into the state found at begin, or stopped if a stop came
+ * meanwhile; or, with run, into running whatever it was. */
+static int resume(struct hv_injector *inj, bool run)
 {
 	int final = inj->stop_seen ? COMPEL_TASK_STOPPED : inj->orig_state;
 	int err;
 
+	if (run) {
+		if (compel_resume_task(inj->pid, inj->orig_state, COMPEL_TASK_ALIVE)) {
+			warn("pid %d: detach failed: %s", inj->pid, compel_err);
+			return -EIO;
+		}
+		/* The whole thread group was stopped, not only the seized thread. */
+		kill(inj->pid, SIGCONT);
+		return 0;
+	}
 	if (compel_resume_task(inj->pid, inj->orig_state, final)) {
 		warn("pid %d: detach failed: %s", inj->pid, compel_err);
 		return -EIO;
@@ -587,7 +597,7 @@ static int resume(struct hv_injector *inj)
 	return err;
 }
 
-int hv_inject_end(struct hv_injector *inj)
+static int end(struct hv_injector *inj, bool run)
 {
 	sigset_t old;
 	int ret = 0, err;
@@ -606,7 +616,7 @@ int hv_inject_end(struct hv_injector *inj)
 	if (compel_cure(inj->ctl) && !ret)
 		ret = -EIO;
 	if (!inj->dead) {
-		err = resume(inj);
+		err = resume(inj, run);
 		if (err && !ret)
 			ret = err;
 	}
@@ -615,6 +625,16 @@ int hv_inject_end(struct hv_injector *inj)
 		close(inj->mem_fd);
 	free(inj);
 	return ret;
+}
+
+int hv_inject_end(struct hv_injector *inj)
+{
+	return end(inj, false);
+}
+
+int hv_inject_end_and_continue(struct hv_injector *inj)
+{
+	return end(inj, true);
 }
 
 /* ---- accessors ---- */

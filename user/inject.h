@@ -109,6 +109,13 @@ int hv_inject_ioctl_val(struct hv_injector *inj, int fd, unsigned long cmd, unsi
 int hv_inject_end(struct hv_injector *inj);
 
 /*
+ * As hv_inject_end(), but leave the task running whatever its state at
+ * begin: it is detached running and its thread group gets SIGCONT. Saves
+ * the wait for compel's re-stop when the caller would continue it anyway.
+ */
+int hv_inject_end_and_continue(struct hv_injector *inj);
+
+/*
  * The thread the injected syscalls run in: the pid given to
  * hv_inject_begin(), so it can be published to the BPF programs before the
  * round, that they skip the corrector's own ioctls (an injected

@@ -373,21 +373,44 @@ static const char *enforcement_name(__u8 action, __s64 ret)
 	return "none";
 }
 
+/* "domain 5", "itself (DOMID_SELF)", "an unreadable domain". */
+static void domain_words(char *buf, size_t len, __s32 domid)
+{
+	if (domid == HV_XEN_DOMID_NONE)
+		snprintf(buf, len, "an unknown domain (arguments unreadable)");
+	else if (domid == 0x7ff0)
+		snprintf(buf, len, "its own domain (DOMID_SELF)");
+	else
+		snprintf(buf, len, "domain %d", domid);
+}
+
 static void describe(char *buf, size_t len, const struct hv_xen_event *e, const char *ioctl)
 {
 	const struct hv_xen_call *c = &e->call;
+	/* Killed at entry: the outcome is unknown; otherwise ret tells. */
+	bool failed = e->action != HV_XEN_ACT_KILL && e->ret < 0;
+	const char *verb = failed ? "tried to map" : "mapped";
 	const char *outcome = e->action == HV_XEN_ACT_KILL ?
 		"; SIGKILL sent at the call (the call itself may have completed)" :
-		e->action == HV_XEN_ACT_DENY ? "; the call was refused with EPERM before the driver ran" :
-		"";
+		e->action == HV_XEN_ACT_DENY ? "; refused with EPERM before the driver ran" :
+		failed ? "; the call failed" : "";
+	char dom[64];
 
+	domain_words(dom, sizeof(dom), e->rule == HV_RULE_GRANT_DOMAIN ? c->bad_domid : c->domid);
 	switch (e->rule) {
 	case HV_RULE_FOREIGN_MAP:
-		snprintf(buf, len,
-			 "backend %s[%u] mapped foreign memory of domain %d through privcmd (%s, %llu "
-			 "page(s)): it must use grants only; check which code path in it calls "
-			 "xenforeignmemory%s",
-			 e->comm, e->pid, c->domid, ioctl, (unsigned long long)c->count, outcome);
+		if (c->op == HV_XEN_OP_MMAP)
+			snprintf(buf, len,
+				 "backend %s[%u] mmapped privcmd, which only serves foreign mappings "
+				 "when no target_domain is configured%s",
+				 e->comm, e->pid, outcome);
+		else
+			snprintf(buf, len,
+				 "backend %s[%u] %s foreign memory of %s through privcmd (%s, %llu "
+				 "page(s)): it must use grants only; find the code path in it that "
+				 "calls xenforeignmemory%s",
+				 e->comm, e->pid, verb, dom, ioctl, (unsigned long long)c->count,
+				 outcome);
 		break;
 	case HV_RULE_FORBIDDEN_HYPERCALL:
 		snprintf(buf, len,
@@ -397,15 +420,15 @@ static void describe(char *buf, size_t len, const struct hv_xen_event *e, const 
 		break;
 	case HV_RULE_RESOURCE_MAP:
 		snprintf(buf, len,
-			 "backend %s[%u] mapped resource type %u of domain %d (only ioreq_server "
-			 "pages of the target domain are allowed)%s",
-			 e->comm, e->pid, c->resource_type, c->domid, outcome);
+			 "backend %s[%u] %s resource type %u of %s (only ioreq_server pages of the "
+			 "target domain are allowed)%s",
+			 e->comm, e->pid, verb, c->resource_type, dom, outcome);
 		break;
 	case HV_RULE_GRANT_DOMAIN:
 		snprintf(buf, len,
-			 "backend %s[%u] used a grant of domain %d, which is not an allowed frontend "
-			 "(%s)%s",
-			 e->comm, e->pid, c->bad_domid, ioctl, outcome);
+			 "backend %s[%u] used a grant of %s, which is not an allowed frontend (%s): "
+			 "add it to allowed_frontends if it should be served%s",
+			 e->comm, e->pid, dom, ioctl, outcome);
 		break;
 	default:
 		snprintf(buf, len, "backend %s[%u]: %s", e->comm, e->pid, ioctl);
@@ -502,6 +525,7 @@ static void leak_alert(struct hv_ctx *ctx, int pid, const char *comm, const char
 	json_object_object_add(f, "index", json_object_new_uint64(index));
 	json_object_object_add(f, "leak", json_object_new_string(why));
 	json_object_object_add(f, "other_leaks", json_object_new_int(n_more));
+	json_object_object_add(f, "enforcement", json_object_new_string("none"));
 	a.rule = hv_rule_table[HV_RULE_GRANT_LEAK].id;
 	a.severity = rule->severity;
 	a.action = rule->action;

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The mini VMM stage (see test_vmm.py). Needs root and /dev/kvm.
-set -euo pipefail
+# The mini VMM stage: detection (test_vmm.py), then correction
+# (test_correct.py). Needs root and /dev/kvm.
+set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -c /dev/kvm ] || { echo "not ok - vmm stage # /dev/kvm missing: this stage needs KVM"; exit 1; }
-exec python3 tests/vmm/test_vmm.py
+rc=0
+python3 tests/vmm/test_vmm.py || rc=1
+python3 tests/vmm/test_correct.py || rc=1
+exit $rc

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Correcting writes on the mini VMM: with --correct (or `action: correct`)
+the guest must never see the rewound clock. The guest reports its own TSC
+and kvmclock, so the test asserts what the guest saw, not only what
+hvguard says it did."""
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from hvtest import Hvguard, HvguardError, Tap, wait_until  # noqa: E402
+from test_vmm import run_vmm, within  # noqa: E402
+
+TOOLS = os.environ.get("HVGUARD_TOOLS", "build/tests")
+MINIVMM = os.path.join(TOOLS, "minivmm")
+SKEW_LIMIT_NS = 10_000
+
+tap = Tap()
+
+
+def lines_for(hv, pid, kind):
+    with hv.cond:
+        return [o for o in hv.lines if o.get("type") == kind and o.get("pid") == pid]
+
+
+def settle(hv, pid, kind, count, timeout=5):
+    wait_until(lambda: len(lines_for(hv, pid, kind)) >= count, timeout)
+    return lines_for(hv, pid, kind)
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else None
+
+
+def test_stopcont_corrected(hv, cycles=20, pause_ms=200):
+    name = f"qemu-stopcont x{cycles} corrected"
+    pid, cyc, done = run_vmm(["qemu-stopcont", "--pause-ms", str(pause_ms),
+                              "--cycles", str(cycles)])
+    corr = settle(hv, pid, "correction", cycles)
+    skews = [c["skew_ns"] for c in cyc]
+    tap.eq(f"{name}: one correction per pause", len(corr), cycles)
+    tap.eq(f"{name}: every correction applied", sorted({c["result"] for c in corr}),
+           ["applied"])
+    tap.ok(f"{name}: the guest never saw the rewind (|skew| < 10 us every cycle)",
+           len(skews) == cycles and all(abs(s) < SKEW_LIMIT_NS for s in skews),
+           "< 10000 ns", skews)
+    residuals = [c["residual_ns"] for c in corr if c.get("residual_ns") is not None]
+    tap.ok(f"{name}: kvmclock offset restored to within 10 us",
+           len(residuals) == cycles and all(abs(r) < SKEW_LIMIT_NS for r in residuals),
+           "< 10000 ns", residuals)
+    frozen = [c["frozen_ns"] for c in corr]
+    if skews:
+        tap.note(f"guest skew ns: median {statistics.median(skews):.0f}, "
+                 f"min {min(skews)}, max {max(skews)}")
+    if frozen:
+        tap.note(f"VMM frozen per correction: p50 {pct(frozen, .5) / 1e6:.2f} ms, "
+                 f"p99 {pct(frozen, .99) / 1e6:.2f} ms")
+    alerts = [a for a in hv.alerts(lambda a: a["pid"] == pid)]
+    tap.eq(f"{name}: alerts say the action taken", sorted({a["action"] for a in alerts}),
+           ["correct"])
+
+
+def test_crosvm_corrected(hv):
+    name = "crosvm-resume corrected"
+    pid, cyc, done = run_vmm(["crosvm-resume", "--pause-ms", "300", "--cycles", "2"])
+    corr = settle(hv, pid, "correction", 2)
+    tap.eq(f"{name}: corrections applied", [c["result"] for c in corr], ["applied"] * 2)
+    tap.ok(f"{name}: the guest never saw the rewind",
+           all(abs(c["skew_ns"]) < SKEW_LIMIT_NS for c in cyc), "< 10000", cyc)
+
+
+def test_tsc_offset_corrected(hv):
+    name = "tsc-msr-rewrite corrected"
+    pid, cyc, done = run_vmm(["tsc-msr-rewrite", "--pause-ms", "200", "--vcpus", "2"])
+    corr = settle(hv, pid, "correction", 2)
+    alerts = sorted(hv.alerts(lambda a: a["pid"] == pid and a["rule"] == "tsc-offset-change"),
+                    key=lambda a: a["vcpu"])
+    corr = sorted(corr, key=lambda c: c["vcpu"])
+    tap.eq(f"{name}: one correction per vCPU", [c["vcpu"] for c in corr], [0, 1])
+    tap.eq(f"{name}: applied", [c["result"] for c in corr], ["applied", "applied"])
+    # This kernel reads TSC offsets back as 0: the kvm_write_tsc_offset
+    # tracepoint's value after the injected write is the proof.
+    tap.ok(f"{name}: each vCPU's offset is back to its value before the rewrite",
+           len(alerts) == len(corr) == 2 and
+           all(c["after"]["offset"] == a["offset_before"] for a, c in zip(alerts, corr)),
+           [a["offset_before"] for a in alerts], [c["after"] for c in corr])
+
+
+def test_mismatch_corrected(hv):
+    name = "vcpu-mismatch corrected"
+    pid, cyc, done = run_vmm(["vcpu-mismatch"])
+    corr = settle(hv, pid, "correction", 1)
+    tap.eq(f"{name}: applied", [c["result"] for c in corr], ["applied"])
+    tap.eq(f"{name}: one vCPU aligned on vCPU 0",
+           [c["after"].get("vcpus_aligned") for c in corr], [1])
+    tap.eq(f"{name}: no mismatch left to report",
+           len(hv.alerts(lambda a: a["pid"] == pid and a["rule"] == "vcpu-tsc-mismatch")), 1)
+
+
+def test_khz_not_corrected(hv):
+    name = "tsc-khz-after-run with --correct"
+    pid, cyc, done = run_vmm(["tsc-khz-after-run"])
+    wait_until(lambda: False, 0.3)
+    alerts = hv.alerts(lambda a: a["pid"] == pid)
+    tap.eq(f"{name}: alert only", [a["rule"] for a in alerts], ["tsc-khz-change"])
+    tap.ok(f"{name}: the alert says no safe correction exists",
+           alerts and "none" in alerts[0].get("correction", ""), "correction: none...", alerts)
+    tap.eq(f"{name}: no correction attempted", lines_for(hv, pid, "correction"), [])
+
+
+def test_rate_limit(tmp):
+    """`action: correct` from the rules file, and the per-VM rate limit."""
+    name = "rate limit"
+    rules = os.path.join(tmp, "rate.yaml")
+    with open(rules, "w") as f:
+        f.write("rules:\n  kvmclock-jump:\n    action: correct\n"
+                "    max_corrections_per_min: 2\n")
+    hv = Hvguard(["--no-pin", "--rules", rules], log=os.path.join(tmp, "rate.err"))
+    try:
+        pid, cyc, done = run_vmm(["qemu-stopcont", "--pause-ms", "200", "--cycles", "4"])
+        corr = settle(hv, pid, "correction", 4)
+    finally:
+        status, _ = hv.stop()
+    tap.eq(f"{name}: two applied, then refused",
+           [c["result"] for c in corr], ["applied", "applied", "refused", "refused"])
+    tap.ok(f"{name}: the refusal says why",
+           all("rate limit" in (c["reason"] or "") for c in corr[2:]) and len(corr) == 4,
+           "rate limit ...", [c["reason"] for c in corr])
+    tap.ok(f"{name}: refused cycles leave the VMM running as before (guest sees the rewind)",
+           len(cyc) == 4 and all(within(c["skew_ns"], -c["pause_ns"], 0.05) for c in cyc[2:]),
+           "skew ~ -pause", [c["skew_ns"] for c in cyc])
+    tap.eq(f"{name}: hvguard exits 0", status, 0)
+
+
+def test_vmm_exits_first(tmp):
+    """The VMM dies while frozen, before the daemon reaches it: refused,
+    nothing crashes, the daemon carries on."""
+    name = "VMM exits before its correction"
+    hv = Hvguard(["--no-pin", "--correct"], log=os.path.join(tmp, "exit.err"))
+    vmm = None
+    try:
+        os.kill(hv.proc.pid, signal.SIGSTOP)  # the daemon cannot act yet
+        vmm = subprocess.Popen([MINIVMM, "qemu-stopcont", "--pause-ms", "100"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        frozen = wait_until(lambda: _state(vmm.pid) == "T", 20)
+        tap.ok(f"{name}: BPF froze the VMM at KVM_SET_CLOCK on its own", frozen,
+               "state T", _state(vmm.pid))
+        vmm.kill()
+        vmm.wait(10)
+        os.kill(hv.proc.pid, signal.SIGCONT)
+        corr = settle(hv, vmm.pid, "correction", 1)
+        tap.eq(f"{name}: reported as refused", [c["result"] for c in corr], ["refused"])
+        tap.ok(f"{name}: the reason names the exit",
+               corr and any(w in (corr[0]["reason"] or "") for w in ("exited", "gone")),
+               "exited/gone", corr)
+        pid, cyc, done = run_vmm(["qemu-stopcont", "--pause-ms", "200"])
+        later = settle(hv, pid, "correction", 1)
+        tap.eq(f"{name}: the daemon still corrects the next VMM",
+               [c["result"] for c in later], ["applied"])
+    finally:
+        if vmm and vmm.poll() is None:
+            vmm.kill()
+        try:
+            os.kill(hv.proc.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        status, _ = hv.stop()
+    tap.eq(f"{name}: hvguard exits 0", status, 0)
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="hvguard-correct-") as tmp:
+        try:
+            hv = Hvguard(["--no-pin", "--correct"], log=os.path.join(tmp, "hvguard.err"))
+        except HvguardError as e:
+            tap.fail("hvguard --correct starts", str(e))
+            return 1
+        tests = [test_stopcont_corrected, test_crosvm_corrected, test_tsc_offset_corrected,
+                 test_mismatch_corrected, test_khz_not_corrected]
+        try:
+            for t in tests:
+                try:
+                    t(hv)
+                except Exception as e:  # noqa: BLE001 - a test that cannot run fails
+                    tap.fail(t.__name__, repr(e))
+        finally:
+            status, summary = hv.stop()
+        tap.eq("hvguard --correct exits 0 at SIGINT", status, 0)
+        for t in (test_rate_limit, test_vmm_exits_first):
+            try:
+                t(tmp)
+            except Exception as e:  # noqa: BLE001
+                tap.fail(t.__name__, repr(e))
+    return tap.exit_code()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
