@@ -7,4 +7,5 @@ cd "$(dirname "$0")/../.."
 rc=0
 python3 tests/vmm/test_vmm.py || rc=1
 python3 tests/vmm/test_correct.py || rc=1
+python3 tests/vmm/test_restart.py || rc=1
 exit $rc
