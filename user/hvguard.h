@@ -120,5 +120,6 @@ extern bool hv_json_errors; /* errors as JSON objects on stdout */
 int hv_proc_comm(int pid, char *buf, size_t len);
 int hv_proc_vm_name(int pid, char *buf, size_t len); /* QEMU -name */
 uint64_t hv_proc_starttime(int pid);
+char hv_proc_state(int pid); /* R, S, T..., 0 when gone */
 
 #endif

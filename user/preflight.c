@@ -20,6 +20,7 @@
 #endif
 #define TRACEFS_MAGIC 0x74726163
 #define BPF_FS_MAGIC 0xcafe4a11
+#define DEBUGFS_MAGIC 0x64626720
 
 bool hv_has_cap(int cap)
 {
@@ -52,13 +53,34 @@ static int ensure_mounted(const char *type, const char *dir, long magic)
 	return is_fs(dir, magic) ? 0 : -1;
 }
 
-int hv_preflight(bool need_ptrace, const char *pin_root)
+static int need_root(void)
 {
 	if (!hv_has_cap(CAP_SYS_ADMIN) && !(hv_has_cap(CAP_BPF) && hv_has_cap(CAP_PERFMON))) {
 		hv_err("hvguard needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load its "
-		       "BPF programs: run it with sudo");
+		       "BPF programs and read KVM's state: run it with sudo");
 		return HV_EXIT_NOPERM;
 	}
+	return HV_EXIT_OK;
+}
+
+/* audit reads /proc of every process, KVM's debugfs and the pinned state. */
+int hv_preflight_audit(void)
+{
+	int rc = need_root();
+
+	if (rc)
+		return rc;
+	if (ensure_mounted("debugfs", "/sys/kernel/debug", DEBUGFS_MAGIC))
+		return HV_EXIT_NOFS;
+	return HV_EXIT_OK;
+}
+
+int hv_preflight(bool need_ptrace, const char *pin_root)
+{
+	int rc = need_root();
+
+	if (rc)
+		return rc;
 	if (need_ptrace && !hv_has_cap(CAP_SYS_PTRACE)) {
 		hv_err("--correct needs CAP_SYS_PTRACE to run correcting ioctls inside the VMM; "
 		       "run as root or drop --correct");

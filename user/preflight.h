@@ -11,5 +11,6 @@
 /* Returns HV_EXIT_OK or the exit code to leave with (message printed). */
 int hv_preflight(bool need_ptrace, const char *pin_root);
 bool hv_has_cap(int cap);
+int hv_preflight_audit(void);
 
 #endif

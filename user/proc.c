@@ -74,3 +74,15 @@ uint64_t hv_proc_starttime(int pid)
 		return 0;
 	return start;
 }
+
+/* The state letter of /proc/PID/stat ('R', 'S', 'T'...), 0 if gone. */
+char hv_proc_state(int pid)
+{
+	char path[64], stat[512], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_file(path, stat, sizeof(stat)) <= 0)
+		return 0;
+	p = strrchr(stat, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}

@@ -8,4 +8,5 @@ rc=0
 python3 tests/vmm/test_vmm.py || rc=1
 python3 tests/vmm/test_correct.py || rc=1
 python3 tests/vmm/test_restart.py || rc=1
+python3 tests/vmm/test_audit.py || rc=1
 exit $rc
