@@ -129,6 +129,16 @@ struct hv_metrics *hv_metrics_new(void)
 	for (int i = 0; i < HV_RULE_COUNT; i++) {
 		snprintf(labels, sizeof(labels), "rule=\"%s\"", hv_rule_table[i].id);
 		hv_metrics_add(m, "hvguard_violations_total", HV_COUNTER, VIOLATIONS_HELP, labels, 0);
+		if (!(hv_rule_table[i].actions & (1u << HV_ACT_CORRECT)))
+			continue;
+		for (int r = 0; r < 3; r++) {
+			static const char *const results[] = { "applied", "refused", "failed" };
+
+			snprintf(labels, sizeof(labels), "rule=\"%s\",result=\"%s\"",
+				 hv_rule_table[i].id, results[r]);
+			hv_metrics_add(m, "hvguard_corrections_total", HV_COUNTER, CORRECTIONS_HELP,
+				       labels, 0);
+		}
 	}
 	hv_metrics_set(m, "hvguard_events_lost_total", HV_COUNTER,
 		       "Events the BPF programs could not queue (ring buffer full).", "", 0);
