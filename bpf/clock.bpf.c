@@ -80,18 +80,18 @@ struct vm_state zero_vm = {};
 
 /* The KVM ioctl a thread is in, and its KVM_RUN cache. */
 struct thread_ctx {
-	__u64 kvm;	/* struct kvm * of the ioctl in flight */
-	__u64 arg;	/* its argument */
-	__s64 before;	/* a value sampled at entry */
-	__u32 cmd;	/* 0 when no watched ioctl is in flight */
-	__s32 vcpu_id;	/* -1 on a VM fd */
+	__u64 kvm;     /* struct kvm * of the ioctl in flight */
+	__u64 arg;     /* its argument */
+	__s64 before;  /* a value sampled at entry */
+	__u32 cmd;     /* 0 when no watched ioctl is in flight */
+	__s32 vcpu_id; /* -1 on a VM fd */
 	__u32 fd;
-	__u32 ignore;	/* injected by the daemon's corrector */
+	__u32 ignore;	     /* injected by the daemon's corrector */
 	__u32 guest_tsc_msr; /* the guest wrote TSC/TSC_ADJUST in this KVM_RUN */
 	__s32 pending_vcpu;  /* an offset write in KVM_RUN not yet explained */
 	__s64 pending_before;
 	__s64 pending_after;
-	__u32 run_fd;	/* KVM_RUN cache: fd, generation, and what it is */
+	__u32 run_fd; /* KVM_RUN cache: fd, generation, and what it is */
 	__u64 run_gen;
 	__u64 run_kvm;
 	__s32 run_vcpu_id;
@@ -249,8 +249,8 @@ static __always_inline void vm_mark_dirty(struct vm_state *vm)
 		__sync_fetch_and_add(&dirty_vms, 1);
 }
 
-static __always_inline void emit_simple(__u32 type, __u64 kvm, const struct vm_state *vm, __s32 vcpu,
-					__s64 v0, __s64 v1)
+static __always_inline void emit_simple(__u32 type, __u64 kvm, const struct vm_state *vm,
+					__s32 vcpu, __s64 v0, __s64 v1)
 {
 	struct clock_event *e = reserve_event();
 
@@ -728,8 +728,8 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 		residual = hv_pvclock_residual(raw, st->kvmclock_offset, offset_now);
 		if (hv_abs64(residual) > cfg.tolerance_ns[HV_RULE_PVCLOCK_DISCONTINUITY] &&
 		    !tc->ignore)
-			alert_pvclock(tc, vm, vcpu_id, residual, raw, offset_now - st->kvmclock_offset,
-				      fresh.pvti.flags);
+			alert_pvclock(tc, vm, vcpu_id, residual, raw,
+				      offset_now - st->kvmclock_offset, fresh.pvti.flags);
 	}
 	fresh.kvmclock_offset = offset_now;
 	fresh.tsc_offset = tsc_offset;

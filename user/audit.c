@@ -27,7 +27,7 @@
 #include "preflight.h"
 #include "rules.h"
 
-#define MAX_VMS 1024
+#define MAX_VMS	    1024
 #define AUDIT_VCPUS 64
 
 struct found_vm {
@@ -113,8 +113,8 @@ static void read_debugfs(struct found_vm *vm)
 	for (int i = 0; i < AUDIT_VCPUS; i++) {
 		FILE *f;
 
-		snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/vcpu%d/tsc-offset", vm->pid,
-			 vm->fd, i);
+		snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/vcpu%d/tsc-offset",
+			 vm->pid, vm->fd, i);
 		f = fopen(path, "r");
 		if (!f)
 			break;
@@ -160,7 +160,7 @@ static void read_records(struct audit *a)
 
 static void add_finding(struct audit *a, const struct found_vm *vm, const char *rule,
 			enum hv_severity sev, struct json_object *fields, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+    __attribute__((format(printf, 6, 7)));
 
 static void add_finding(struct audit *a, const struct found_vm *vm, const char *rule,
 			enum hv_severity sev, struct json_object *fields, const char *fmt, ...)
@@ -204,7 +204,7 @@ static void check_debugfs_offsets(struct audit *a, const struct found_vm *vm)
 
 static void check_record(struct audit *a, const struct found_vm *vm)
 {
-	struct hv_mismatch_walk w = { .vm = &vm->record };
+	struct hv_mismatch_walk w = {.vm = &vm->record};
 
 	if (!vm->have_record)
 		return;
@@ -234,7 +234,7 @@ static void check_record(struct audit *a, const struct found_vm *vm)
 
 static const char *phase_name(const struct found_vm *vm)
 {
-	static const char *const names[] = { "setup", "running", "paused", "resumed" };
+	static const char *const names[] = {"setup", "running", "paused", "resumed"};
 
 	if (!vm->have_record)
 		return "unknown";
@@ -249,8 +249,8 @@ static struct json_object *vm_json(const struct found_vm *vm)
 	json_object_object_add(o, "comm", json_object_new_string(vm->comm));
 	json_object_object_add(o, "vm_name", vm->name[0] ? json_object_new_string(vm->name) : NULL);
 	json_object_object_add(o, "fd", json_object_new_int(vm->fd));
-	json_object_object_add(o, "vm", vm->have_record ? json_object_new_int64(vm->record.id)
-							: NULL);
+	json_object_object_add(o, "vm",
+			       vm->have_record ? json_object_new_int64(vm->record.id) : NULL);
 	json_object_object_add(o, "phase", json_object_new_string(phase_name(vm)));
 	for (int i = 0; i < vm->nr_vcpus; i++) {
 		struct json_object *c = json_object_new_object();
@@ -258,11 +258,10 @@ static struct json_object *vm_json(const struct found_vm *vm)
 		json_object_object_add(c, "vcpu", json_object_new_int(i));
 		json_object_object_add(c, "debugfs_tsc_offset",
 				       json_object_new_int64(vm->debugfs_offset[i]));
-		json_object_object_add(
-			c, "recorded_tsc_offset",
-			vm->have_record && hv_bit_test(vm->record.tsc_known, i)
-				? json_object_new_int64(vm->record.tsc_offset[i])
-				: NULL);
+		json_object_object_add(c, "recorded_tsc_offset",
+				       vm->have_record && hv_bit_test(vm->record.tsc_known, i)
+					   ? json_object_new_int64(vm->record.tsc_offset[i])
+					   : NULL);
 		json_object_array_add(v, c);
 	}
 	json_object_object_add(o, "vcpus", v);
@@ -312,12 +311,12 @@ static void audit_usage(FILE *f)
 int cmd_audit(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "pin-dir", required_argument, NULL, 'P' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
+	    {"json", no_argument, NULL, 'j'},
+	    {"pin-dir", required_argument, NULL, 'P'},
+	    {"help", no_argument, NULL, 'h'},
+	    {},
 	};
-	struct audit a = { .pin_root = HV_PIN_ROOT };
+	struct audit a = {.pin_root = HV_PIN_ROOT};
 	struct json_object *out;
 	int c, rc;
 
@@ -366,7 +365,8 @@ int cmd_audit(int argc, char **argv)
 		json_object_object_add(out, "vms", vms);
 		json_object_object_add(out, "findings", json_object_get(a.findings));
 		json_object_object_add(out, "violations", json_object_new_int(a.violations));
-		json_object_object_add(out, "pinned_state", json_object_new_boolean(a.pinned_state));
+		json_object_object_add(out, "pinned_state",
+				       json_object_new_boolean(a.pinned_state));
 		printf("%s\n", json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN));
 		json_object_put(out);
 	} else {

@@ -25,9 +25,9 @@
 static struct clock_bpf *skel;
 
 static const char *const kvm_tracepoints[] = {
-	"kvm/kvm_write_tsc_offset",
-	"kvm/kvm_pvclock_update",
-	"kvm/kvm_msr",
+    "kvm/kvm_write_tsc_offset",
+    "kvm/kvm_pvclock_update",
+    "kvm/kvm_msr",
 };
 
 static bool tracepoint_exists(const char *name)
@@ -92,7 +92,8 @@ static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert 
 	ADD(a->fields, "kvmclock_offset_before", json_object_new_int64(e->v[EV_OFFSET_BEFORE]));
 	ADD(a->fields, "kvmclock_offset_after", json_object_new_int64(e->v[EV_OFFSET_AFTER]));
 	ADD(a->fields, "set_clock_flags", json_object_new_int64(e->v[EV_SET_FLAGS]));
-	hv_format_ns(jump, sizeof(jump), e->v[EV_JUMP_NS] < 0 ? -e->v[EV_JUMP_NS] : e->v[EV_JUMP_NS]);
+	hv_format_ns(jump, sizeof(jump),
+		     e->v[EV_JUMP_NS] < 0 ? -e->v[EV_JUMP_NS] : e->v[EV_JUMP_NS]);
 	if (e->v[EV_PAUSED_NS] >= 0)
 		hv_format_ns(paused, sizeof(paused), e->v[EV_PAUSED_NS]);
 	snprintf(a->message, sizeof(a->message),
@@ -102,9 +103,9 @@ static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert 
 		 e->v[EV_PAUSED_NS] >= 0 ? " after a " : "", e->v[EV_PAUSED_NS] >= 0 ? paused : "",
 		 e->v[EV_PAUSED_NS] >= 0 ? " pause" : "",
 		 e->v[EV_JUMP_NS] < 0 && !(e->v[EV_SET_FLAGS] & HV_KVM_CLOCK_REALTIME)
-			 ? "This is the stop/cont rewind of QEMU and crosvm; --correct repairs it "
-			   "in place."
-			 : "The VMM restored the clock to the wrong value; --correct repairs it.");
+		     ? "This is the stop/cont rewind of QEMU and crosvm; --correct repairs it "
+		       "in place."
+		     : "The VMM restored the clock to the wrong value; --correct repairs it.");
 }
 
 static void describe_tsc_offset(const struct clock_event *e, struct hv_alert *a)
@@ -172,11 +173,11 @@ static void describe_pvclock(const struct clock_event *e, struct hv_alert *a)
 typedef void (*describe_fn)(const struct clock_event *e, struct hv_alert *a);
 
 static const describe_fn describers[HV_RULE_COUNT] = {
-	[HV_RULE_KVMCLOCK_JUMP] = describe_kvmclock_jump,
-	[HV_RULE_TSC_OFFSET_CHANGE] = describe_tsc_offset,
-	[HV_RULE_TSC_KHZ_CHANGE] = describe_tsc_khz,
-	[HV_RULE_VCPU_TSC_MISMATCH] = describe_mismatch,
-	[HV_RULE_PVCLOCK_DISCONTINUITY] = describe_pvclock,
+    [HV_RULE_KVMCLOCK_JUMP] = describe_kvmclock_jump,
+    [HV_RULE_TSC_OFFSET_CHANGE] = describe_tsc_offset,
+    [HV_RULE_TSC_KHZ_CHANGE] = describe_tsc_khz,
+    [HV_RULE_VCPU_TSC_MISMATCH] = describe_mismatch,
+    [HV_RULE_PVCLOCK_DISCONTINUITY] = describe_pvclock,
 };
 
 static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
@@ -185,13 +186,13 @@ static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const 
 	struct hv_correction_report report = {};
 	const struct hv_rule *rule;
 	struct hv_alert a = {
-		.pid = e->pid,
-		.tid = e->tid,
-		.comm = comm,
-		.vm = (long long)e->vm_id,
-		.vm_name = vm_name,
-		.vcpu = e->vcpu,
-		.ts_ns = e->ts_ns,
+	    .pid = e->pid,
+	    .tid = e->tid,
+	    .comm = comm,
+	    .vm = (long long)e->vm_id,
+	    .vm_name = vm_name,
+	    .vcpu = e->vcpu,
+	    .ts_ns = e->ts_ns,
 	};
 
 	if (e->rule >= HV_RULE_COUNT || !describers[e->rule])
@@ -211,12 +212,12 @@ static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const 
 }
 
 static const char *const info_names[] = {
-	[CLOCK_EV_GUEST_TSC_WRITE] = "guest-tsc-write",
-	[CLOCK_EV_TSC_RESET] = "tsc-reset",
-	[CLOCK_EV_VM_NEW] = "vm-new",
-	[CLOCK_EV_PAUSE] = "pause",
-	[CLOCK_EV_RESUME] = "resume",
-	[CLOCK_EV_PROC_EXIT] = "vmm-exit",
+    [CLOCK_EV_GUEST_TSC_WRITE] = "guest-tsc-write",
+    [CLOCK_EV_TSC_RESET] = "tsc-reset",
+    [CLOCK_EV_VM_NEW] = "vm-new",
+    [CLOCK_EV_PAUSE] = "pause",
+    [CLOCK_EV_RESUME] = "resume",
+    [CLOCK_EV_PROC_EXIT] = "vmm-exit",
 };
 
 static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
@@ -239,7 +240,9 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 	case CLOCK_EV_TSC_RESET:
 		ADD(o, "offset_before", json_object_new_int64(e->v[0]));
 		ADD(o, "offset_after", json_object_new_int64(e->v[1]));
-		hv_log(ctx, "info %s %s[%u] vm %llu vcpu %d: offset %lld -> %lld (legitimate, not an alert)",
+		hv_log(ctx,
+		       "info %s %s[%u] vm %llu vcpu %d: offset %lld -> %lld (legitimate, not an "
+		       "alert)",
 		       name, comm, e->pid, (unsigned long long)e->vm_id, e->vcpu,
 		       (long long)e->v[0], (long long)e->v[1]);
 		break;
@@ -321,7 +324,7 @@ static int clock_ring_event(void *data_ctx, void *data, size_t len)
 
 static int configure(struct hv_ctx *ctx)
 {
-	static const char *const syms[] = { "kvm_vm_ioctl", "kvm_vcpu_ioctl", "kvm_dev_ioctl" };
+	static const char *const syms[] = {"kvm_vm_ioctl", "kvm_vcpu_ioctl", "kvm_dev_ioctl"};
 	uint64_t addrs[3];
 	int n = hv_kallsyms_lookup(syms, addrs, 3);
 
@@ -330,7 +333,8 @@ static int configure(struct hv_ctx *ctx)
 		return -EPERM;
 	}
 	if (n < 3) {
-		hv_err("KVM's ioctl handlers (kvm_vm_ioctl, kvm_vcpu_ioctl) are not in /proc/kallsyms: "
+		hv_err("KVM's ioctl handlers (kvm_vm_ioctl, kvm_vcpu_ioctl) are not in "
+		       "/proc/kallsyms: "
 		       "is the kvm module loaded?");
 		return -ENOENT;
 	}
@@ -372,8 +376,8 @@ static void drop_incompatible_pins(struct hv_ctx *ctx)
 			continue;
 		memset(&info, 0, sizeof(info));
 		len = sizeof(info);
-		if (bpf_obj_get_info_by_fd(fd, &info, &len) ||
-		    info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != bpf_map__type(m) ||
+		    info.key_size != bpf_map__key_size(m) ||
 		    info.value_size != bpf_map__value_size(m) ||
 		    info.max_entries != bpf_map__max_entries(m)) {
 			hv_warn("pinned %s does not fit this hvguard (an older version?): "
@@ -397,8 +401,7 @@ static int open_skel(struct hv_ctx *ctx)
 	if (ctx->opts.no_pin) {
 		struct bpf_map *m;
 
-		bpf_object__for_each_map(m, skel->obj)
-			bpf_map__set_pin_path(m, NULL);
+		bpf_object__for_each_map(m, skel->obj) bpf_map__set_pin_path(m, NULL);
 	}
 	return configure(ctx);
 }
@@ -470,7 +473,8 @@ static void clock_poll(struct hv_ctx *ctx)
 	hv_metrics_set(ctx->metrics, "hvguard_kvm_ioctls_total", HV_COUNTER,
 		       "KVM clock ioctls inspected.", "", b->kvm_ioctls_seen);
 	hv_metrics_set(ctx->metrics, "hvguard_pvclock_updates_total", HV_COUNTER,
-		       "PVTI updates KVM published that were checked.", "", b->pvclock_updates_seen);
+		       "PVTI updates KVM published that were checked.", "",
+		       b->pvclock_updates_seen);
 	hv_metrics_set(ctx->metrics, "hvguard_tsc_offset_writes_total", HV_COUNTER,
 		       "TSC offset writes seen.", "", b->tsc_writes_seen);
 	hv_correct_poll(ctx);
@@ -499,11 +503,11 @@ static void clock_unload(struct hv_ctx *ctx)
 }
 
 struct hv_family hv_clock_family = {
-	.name = "clock",
-	.present = clock_present,
-	.load = clock_load,
-	.poll = clock_poll,
-	.lost = clock_lost,
-	.summary = clock_summary,
-	.unload = clock_unload,
+    .name = "clock",
+    .present = clock_present,
+    .load = clock_load,
+    .poll = clock_poll,
+    .lost = clock_lost,
+    .summary = clock_summary,
+    .unload = clock_unload,
 };

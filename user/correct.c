@@ -34,7 +34,7 @@
 #include "metrics.h"
 #include "rules.h"
 
-#define FREEZE_WAIT_MS 500
+#define FREEZE_WAIT_MS	500
 #define MAX_TRACKED_VMS 256
 
 static struct clock_bpf *skel;
@@ -58,7 +58,6 @@ struct correction {
 	const struct clock_event *event;
 	uint64_t noticed, stopped, seized, repaired, released;
 };
-
 
 static uint64_t clock_ns(clockid_t id)
 {
@@ -140,7 +139,8 @@ static int lookup_vm(const struct clock_event *e, struct vm_state *vm, struct co
 	if (vm->owner_tgid != e->pid)
 		return refuse(c, "the VM now belongs to another process");
 	if (vm->flags & VM_F_MIGRATED_IN)
-		return refuse(c, "the VM arrived by migration: its clocks came from the source host");
+		return refuse(c,
+			      "the VM arrived by migration: its clocks came from the source host");
 	return 0;
 }
 
@@ -252,7 +252,7 @@ static int set_tsc_offset(struct hv_injector *inj, int fd, __s64 offset, struct 
 	struct {
 		struct kvm_device_attr attr;
 		__u64 value;
-	} buf = { .attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET } };
+	} buf = {.attr = {.group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET}};
 	long ret;
 	int rc;
 
@@ -439,7 +439,8 @@ static struct json_object *correction_json(struct hv_ctx *ctx, const struct cloc
 	json_object_object_add(o, "before", c->before);
 	json_object_object_add(o, "after", c->after);
 	json_object_object_add(o, "result", json_object_new_string(c->result));
-	json_object_object_add(o, "reason", c->reason[0] ? json_object_new_string(c->reason) : NULL);
+	json_object_object_add(o, "reason",
+			       c->reason[0] ? json_object_new_string(c->reason) : NULL);
 	json_object_object_add(o, "frozen_ns", json_object_new_uint64(frozen_ns));
 	json_object_object_add(o, "residual_ns",
 			       c->has_residual ? json_object_new_int64(c->residual_ns) : NULL);
@@ -454,9 +455,10 @@ static struct json_object *correction_json(struct hv_ctx *ctx, const struct cloc
 	hv_format_ns(d, sizeof(d), frozen_ns);
 	if (c->has_residual)
 		hv_format_ns(r, sizeof(r), c->residual_ns);
-	snprintf(c->text, sizeof(c->text), "correction %s %s[%u] vm %llu: %s%s%s%s%s (VMM frozen %s)",
-		 rule, comm, e->pid, (unsigned long long)e->vm_id, c->result,
-		 c->reason[0] ? ": " : "", c->reason, c->has_residual ? ", residual " : "", r, d);
+	snprintf(c->text, sizeof(c->text),
+		 "correction %s %s[%u] vm %llu: %s%s%s%s%s (VMM frozen %s)", rule, comm, e->pid,
+		 (unsigned long long)e->vm_id, c->result, c->reason[0] ? ": " : "", c->reason,
+		 c->has_residual ? ", residual " : "", r, d);
 	return o;
 }
 
@@ -474,7 +476,7 @@ void hv_correct_emit(struct hv_ctx *ctx, struct hv_correction_report *report)
 void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
 		       struct hv_correction_report *report)
 {
-	struct correction c = { .result = "applied", .event = e };
+	struct correction c = {.result = "applied", .event = e};
 	uint64_t frozen_ns;
 
 	c.noticed = since_freeze(&c);

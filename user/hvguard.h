@@ -47,9 +47,9 @@ const char *hv_action_name(enum hv_action a);
 
 struct hv_opts {
 	bool json;
-	bool correct;	      /* --correct: every clock rule with a correction */
+	bool correct; /* --correct: every clock rule with a correction */
 	bool verbose;
-	double duration;      /* seconds, 0 = until signalled */
+	double duration; /* seconds, 0 = until signalled */
 	const char *rules_path;
 	const char *metrics_addr; /* ADDR:PORT or NULL */
 	const char *output_path;
@@ -60,18 +60,18 @@ struct hv_opts {
 
 /* One alert as every family reports it. */
 struct hv_alert {
-	const char *rule;		/* rule id, e.g. "kvmclock-jump" */
+	const char *rule; /* rule id, e.g. "kvmclock-jump" */
 	enum hv_severity severity;
-	enum hv_action action;		/* what was configured */
+	enum hv_action action; /* what was configured */
 	int pid;
 	int tid;
 	const char *comm;
-	long long vm;			/* stable VM id, -1 when not a VM */
-	const char *vm_name;		/* -name of the VMM, or NULL */
-	int vcpu;			/* -1 when not per-vCPU */
-	uint64_t ts_ns;			/* CLOCK_BOOTTIME of the event */
-	struct json_object *fields;	/* rule-specific, consumed by hv_emit_alert */
-	char message[320];		/* for a person on call */
+	long long vm;		    /* stable VM id, -1 when not a VM */
+	const char *vm_name;	    /* -name of the VMM, or NULL */
+	int vcpu;		    /* -1 when not per-vCPU */
+	uint64_t ts_ns;		    /* CLOCK_BOOTTIME of the event */
+	struct json_object *fields; /* rule-specific, consumed by hv_emit_alert */
+	char message[320];	    /* for a person on call */
 };
 
 struct hv_ctx {
@@ -92,8 +92,8 @@ struct hv_family {
 	/* false when this host has nothing to watch for the family (no KVM,
 	 * no Xen): the daemon then runs without it and says so. */
 	bool (*present)(struct hv_ctx *ctx, char *why, size_t len);
-	int (*load)(struct hv_ctx *ctx);   /* open, configure, load, attach, add ring */
-	void (*poll)(struct hv_ctx *ctx);  /* periodic work, once per loop turn */
+	int (*load)(struct hv_ctx *ctx);  /* open, configure, load, attach, add ring */
+	void (*poll)(struct hv_ctx *ctx); /* periodic work, once per loop turn */
 	uint64_t (*lost)(struct hv_ctx *ctx);
 	void (*summary)(struct hv_ctx *ctx, struct json_object *summary);
 	void (*unload)(struct hv_ctx *ctx);

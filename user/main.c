@@ -21,18 +21,19 @@ static const struct command {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{ "run", cmd_run, "watch the host: alert (and correct) as violations happen" },
-	{ "audit", cmd_audit, "one-shot look at the host now; exit 1 if violations" },
-	{ "rules", cmd_rules, "check or show a rules file (rules check FILE)" },
-	{ "version", cmd_version, "print the version" },
-	{ "help", cmd_help, "this text" },
+    {"run", cmd_run, "watch the host: alert (and correct) as violations happen"},
+    {"audit", cmd_audit, "one-shot look at the host now; exit 1 if violations"},
+    {"rules", cmd_rules, "check or show a rules file (rules check FILE)"},
+    {"version", cmd_version, "print the version"},
+    {"help", cmd_help, "this text"},
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: hvguard COMMAND [OPTIONS]\n"
-		   "eBPF checks for hypervisor hosts: KVM clocks across pause/resume, Xen backends'\n"
-		   "memory mappings.\n\nCommands:\n");
+	fprintf(f,
+		"Usage: hvguard COMMAND [OPTIONS]\n"
+		"eBPF checks for hypervisor hosts: KVM clocks across pause/resume, Xen backends'\n"
+		"memory mappings.\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'hvguard COMMAND --help' for a command's options. Start with:\n"

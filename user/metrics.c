@@ -124,15 +124,17 @@ struct hv_metrics *hv_metrics_new(void)
 		return NULL;
 	pthread_mutex_init(&m->lock, NULL);
 	snprintf(labels, sizeof(labels), "version=\"%s\"", HVGUARD_VERSION);
-	hv_metrics_set(m, "hvguard_build_info", HV_GAUGE, "hvguard's version; always 1.", labels, 1);
+	hv_metrics_set(m, "hvguard_build_info", HV_GAUGE, "hvguard's version; always 1.", labels,
+		       1);
 	/* Every series a dashboard expects exists from the start, at zero. */
 	for (int i = 0; i < HV_RULE_COUNT; i++) {
 		snprintf(labels, sizeof(labels), "rule=\"%s\"", hv_rule_table[i].id);
-		hv_metrics_add(m, "hvguard_violations_total", HV_COUNTER, VIOLATIONS_HELP, labels, 0);
+		hv_metrics_add(m, "hvguard_violations_total", HV_COUNTER, VIOLATIONS_HELP, labels,
+			       0);
 		if (!(hv_rule_table[i].actions & (1u << HV_ACT_CORRECT)))
 			continue;
 		for (int r = 0; r < 3; r++) {
-			static const char *const results[] = { "applied", "refused", "failed" };
+			static const char *const results[] = {"applied", "refused", "failed"};
 
 			snprintf(labels, sizeof(labels), "rule=\"%s\",result=\"%s\"",
 				 hv_rule_table[i].id, results[r]);
@@ -147,7 +149,7 @@ struct hv_metrics *hv_metrics_new(void)
 }
 
 static int render_one(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int render_one(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 {
@@ -245,8 +247,8 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 
 int hv_metrics_serve(struct hv_metrics *m, const char *addr, char *err, size_t errlen)
 {
-	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6 };
-	struct sockaddr_in sa4 = { .sin_family = AF_INET };
+	struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6};
+	struct sockaddr_in sa4 = {.sin_family = AF_INET};
 	const char *colon = strrchr(addr, ':');
 	char host[128] = "";
 	struct sockaddr *sa;
@@ -254,7 +256,8 @@ int hv_metrics_serve(struct hv_metrics *m, const char *addr, char *err, size_t e
 	long port;
 
 	if (!colon || (port = strtol(colon + 1, NULL, 10)) <= 0 || port > 65535) {
-		snprintf(err, errlen, "--metrics wants ADDR:PORT, e.g. 127.0.0.1:9477, not '%s'", addr);
+		snprintf(err, errlen, "--metrics wants ADDR:PORT, e.g. 127.0.0.1:9477, not '%s'",
+			 addr);
 		return -1;
 	}
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);

@@ -37,7 +37,8 @@ static void vsay(const char *prefix, const char *fmt, va_list ap)
 	if (hv_json_errors) {
 		struct json_object *o = json_object_new_object();
 
-		json_object_object_add(o, "type", json_object_new_string(prefix[0] == 'E' ? "error" : "warning"));
+		json_object_object_add(
+		    o, "type", json_object_new_string(prefix[0] == 'E' ? "error" : "warning"));
 		json_object_object_add(o, "message", json_object_new_string(msg));
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		fflush(stdout);
@@ -85,7 +86,8 @@ void hv_log(struct hv_ctx *ctx, const char *fmt, ...)
 void hv_emit_json(struct hv_ctx *ctx, struct json_object *obj)
 {
 	if (ctx->opts.json) {
-		fprintf(ctx->out, "%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+		fprintf(ctx->out, "%s\n",
+			json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
 		fflush(ctx->out);
 	}
 	json_object_put(obj);
@@ -99,13 +101,15 @@ static struct json_object *alert_json(const struct hv_alert *a, const char *when
 	json_object_object_add(o, "time", json_object_new_string(when));
 	json_object_object_add(o, "ts_ns", json_object_new_uint64(a->ts_ns));
 	json_object_object_add(o, "rule", json_object_new_string(a->rule));
-	json_object_object_add(o, "severity", json_object_new_string(hv_severity_name(a->severity)));
+	json_object_object_add(o, "severity",
+			       json_object_new_string(hv_severity_name(a->severity)));
 	json_object_object_add(o, "action", json_object_new_string(hv_action_name(a->action)));
 	json_object_object_add(o, "pid", json_object_new_int(a->pid));
 	json_object_object_add(o, "tid", json_object_new_int(a->tid));
 	json_object_object_add(o, "comm", json_object_new_string(a->comm ? a->comm : ""));
 	json_object_object_add(o, "vm", a->vm >= 0 ? json_object_new_int64(a->vm) : NULL);
-	json_object_object_add(o, "vm_name", a->vm_name ? json_object_new_string(a->vm_name) : NULL);
+	json_object_object_add(o, "vm_name",
+			       a->vm_name ? json_object_new_string(a->vm_name) : NULL);
 	json_object_object_add(o, "vcpu", a->vcpu >= 0 ? json_object_new_int(a->vcpu) : NULL);
 	if (a->fields) {
 		json_object_object_foreach(a->fields, key, val)

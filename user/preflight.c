@@ -19,12 +19,12 @@
 #define CAP_BPF 39
 #endif
 #define TRACEFS_MAGIC 0x74726163
-#define BPF_FS_MAGIC 0xcafe4a11
+#define BPF_FS_MAGIC  0xcafe4a11
 #define DEBUGFS_MAGIC 0x64626720
 
 bool hv_has_cap(int cap)
 {
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct data[2] = {};
 
 	if (syscall(SYS_capget, &hdr, data))
@@ -87,8 +87,9 @@ int hv_preflight(bool need_ptrace, const char *pin_root)
 		return HV_EXIT_NOPERM;
 	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		hv_err("this kernel has no BTF (/sys/kernel/btf/vmlinux): hvguard needs a kernel "
-		       "built with CONFIG_DEBUG_INFO_BTF=y (Debian, Ubuntu, Fedora kernels have it)");
+		hv_err(
+		    "this kernel has no BTF (/sys/kernel/btf/vmlinux): hvguard needs a kernel "
+		    "built with CONFIG_DEBUG_INFO_BTF=y (Debian, Ubuntu, Fedora kernels have it)");
 		return HV_EXIT_NOKERNEL;
 	}
 	if (ensure_mounted("tracefs", "/sys/kernel/tracing", TRACEFS_MAGIC))

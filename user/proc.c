@@ -69,8 +69,11 @@ uint64_t hv_proc_starttime(int pid)
 	if (read_file(path, stat, sizeof(stat)) <= 0)
 		return 0;
 	p = strrchr(stat, ')'); /* comm may contain spaces and parentheses */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-			 &start) != 1)
+	if (!p ||
+	    sscanf(
+		p + 2,
+		"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+		&start) != 1)
 		return 0;
 	return start;
 }

@@ -14,37 +14,33 @@
 
 #include "rules.h"
 
-#define A(x) (1u << (x))
+#define A(x)	      (1u << (x))
 #define CLOCK_FIXABLE (A(HV_ACT_ALERT) | A(HV_ACT_CORRECT))
-#define XEN_ACTIONS (A(HV_ACT_ALERT) | A(HV_ACT_KILL) | A(HV_ACT_DENY))
+#define XEN_ACTIONS   (A(HV_ACT_ALERT) | A(HV_ACT_KILL) | A(HV_ACT_DENY))
 
 const struct hv_rule_info hv_rule_table[HV_RULE_COUNT] = {
-	[HV_RULE_KVMCLOCK_JUMP] = { "kvmclock-jump", HV_FAM_CLOCK, HV_SEV_CRITICAL, 100000,
-				    CLOCK_FIXABLE,
-				    "KVM_SET_CLOCK moved the kvmclock of a VM that ran" },
-	[HV_RULE_TSC_OFFSET_CHANGE] = { "tsc-offset-change", HV_FAM_CLOCK, HV_SEV_CRITICAL, -1,
-					CLOCK_FIXABLE,
-					"a host write moved a vCPU's TSC offset after it ran" },
-	[HV_RULE_TSC_KHZ_CHANGE] = { "tsc-khz-change", HV_FAM_CLOCK, HV_SEV_CRITICAL, -1,
-				     A(HV_ACT_ALERT),
-				     "KVM_SET_TSC_KHZ on a vCPU that already ran" },
-	[HV_RULE_VCPU_TSC_MISMATCH] = { "vcpu-tsc-mismatch", HV_FAM_CLOCK, HV_SEV_CRITICAL, -1,
-					CLOCK_FIXABLE,
-					"vCPUs of one VM run with different TSC offsets" },
-	[HV_RULE_PVCLOCK_DISCONTINUITY] = { "pvclock-discontinuity", HV_FAM_CLOCK, HV_SEV_WARNING,
-					    50000, A(HV_ACT_ALERT),
-					    "two PVTIs of a vCPU disagree beyond the tolerance" },
-	[HV_RULE_FOREIGN_MAP] = { "foreign-map", HV_FAM_XEN, HV_SEV_CRITICAL, -1, XEN_ACTIONS,
-				  "a Xen backend mapped foreign memory through privcmd" },
-	[HV_RULE_FORBIDDEN_HYPERCALL] = { "forbidden-hypercall", HV_FAM_XEN, HV_SEV_CRITICAL, -1,
-					  XEN_ACTIONS,
-					  "a Xen backend issued a raw hypercall (privcmd)" },
-	[HV_RULE_RESOURCE_MAP] = { "resource-map", HV_FAM_XEN, HV_SEV_CRITICAL, -1, XEN_ACTIONS,
-				   "a Xen backend mapped a resource other than ioreq_server" },
-	[HV_RULE_GRANT_DOMAIN] = { "grant-domain", HV_FAM_XEN, HV_SEV_CRITICAL, -1, XEN_ACTIONS,
-				   "a Xen backend mapped a grant of a domain not allowed" },
-	[HV_RULE_GRANT_LEAK] = { "grant-leak", HV_FAM_XEN, HV_SEV_WARNING, -1, A(HV_ACT_ALERT),
-				 "grants reserved and never mapped, or mapped at exit" },
+    [HV_RULE_KVMCLOCK_JUMP] = {"kvmclock-jump", HV_FAM_CLOCK, HV_SEV_CRITICAL, 100000,
+			       CLOCK_FIXABLE, "KVM_SET_CLOCK moved the kvmclock of a VM that ran"},
+    [HV_RULE_TSC_OFFSET_CHANGE] = {"tsc-offset-change", HV_FAM_CLOCK, HV_SEV_CRITICAL, -1,
+				   CLOCK_FIXABLE,
+				   "a host write moved a vCPU's TSC offset after it ran"},
+    [HV_RULE_TSC_KHZ_CHANGE] = {"tsc-khz-change", HV_FAM_CLOCK, HV_SEV_CRITICAL, -1,
+				A(HV_ACT_ALERT), "KVM_SET_TSC_KHZ on a vCPU that already ran"},
+    [HV_RULE_VCPU_TSC_MISMATCH] = {"vcpu-tsc-mismatch", HV_FAM_CLOCK, HV_SEV_CRITICAL, -1,
+				   CLOCK_FIXABLE, "vCPUs of one VM run with different TSC offsets"},
+    [HV_RULE_PVCLOCK_DISCONTINUITY] = {"pvclock-discontinuity", HV_FAM_CLOCK, HV_SEV_WARNING, 50000,
+				       A(HV_ACT_ALERT),
+				       "two PVTIs of a vCPU disagree beyond the tolerance"},
+    [HV_RULE_FOREIGN_MAP] = {"foreign-map", HV_FAM_XEN, HV_SEV_CRITICAL, -1, XEN_ACTIONS,
+			     "a Xen backend mapped foreign memory through privcmd"},
+    [HV_RULE_FORBIDDEN_HYPERCALL] = {"forbidden-hypercall", HV_FAM_XEN, HV_SEV_CRITICAL, -1,
+				     XEN_ACTIONS, "a Xen backend issued a raw hypercall (privcmd)"},
+    [HV_RULE_RESOURCE_MAP] = {"resource-map", HV_FAM_XEN, HV_SEV_CRITICAL, -1, XEN_ACTIONS,
+			      "a Xen backend mapped a resource other than ioreq_server"},
+    [HV_RULE_GRANT_DOMAIN] = {"grant-domain", HV_FAM_XEN, HV_SEV_CRITICAL, -1, XEN_ACTIONS,
+			      "a Xen backend mapped a grant of a domain not allowed"},
+    [HV_RULE_GRANT_LEAK] = {"grant-leak", HV_FAM_XEN, HV_SEV_WARNING, -1, A(HV_ACT_ALERT),
+			    "grants reserved and never mapped, or mapped at exit"},
 };
 
 int hv_rule_by_id(const char *id)
@@ -55,8 +51,8 @@ int hv_rule_by_id(const char *id)
 	return -1;
 }
 
-static const char *const severity_names[] = { "info", "warning", "critical" };
-static const char *const action_names[] = { "alert", "correct", "kill", "deny" };
+static const char *const severity_names[] = {"info", "warning", "critical"};
+static const char *const action_names[] = {"alert", "correct", "kill", "deny"};
 
 const char *hv_severity_name(enum hv_severity s)
 {
@@ -77,7 +73,7 @@ struct parser {
 };
 
 static int fail(struct parser *p, const yaml_node_t *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(struct parser *p, const yaml_node_t *n, const char *fmt, ...)
 {
@@ -161,8 +157,8 @@ static int parse_enum(struct parser *p, const yaml_node_t *n, const char *key,
 	return fail(p, n, "'%s' must be one of %s, not '%s'", key, choices, s);
 }
 
-#define for_each_pair(p, map, pair)                                                              \
-	for (yaml_node_pair_t *pair = (map)->data.mapping.pairs.start;                           \
+#define for_each_pair(p, map, pair)                                                                \
+	for (yaml_node_pair_t *pair = (map)->data.mapping.pairs.start;                             \
 	     pair < (map)->data.mapping.pairs.top; pair++)
 
 static int want_mapping(struct parser *p, const yaml_node_t *n, const char *what)
@@ -239,7 +235,7 @@ static int parse_rules_section(struct parser *p, yaml_node_t *map)
 
 static int parse_backend(struct parser *p, yaml_node_t *map, struct hv_backend_match *b)
 {
-	static const char *const str_keys[] = { "name", "exe", "cgroup", "comm" };
+	static const char *const str_keys[] = {"name", "exe", "cgroup", "comm"};
 	bool any = false;
 
 	b->uid = -1;
@@ -249,7 +245,7 @@ static int parse_backend(struct parser *p, yaml_node_t *map, struct hv_backend_m
 	{
 		yaml_node_t *k = yaml_document_get_node(&p->doc, pair->key);
 		yaml_node_t *v = yaml_document_get_node(&p->doc, pair->value);
-		char **slots[] = { &b->name, &b->exe, &b->cgroup, &b->comm };
+		char **slots[] = {&b->name, &b->exe, &b->cgroup, &b->comm};
 		const char *key = scalar(k), *s;
 		bool done = false;
 
@@ -413,7 +409,7 @@ static struct hv_rules *rules_defaults(void)
 struct hv_rules *hv_rules_parse(const char *text, size_t len, const char *name, char *err,
 				size_t errlen)
 {
-	struct parser p = { .name = name, .err = err, .errlen = errlen };
+	struct parser p = {.name = name, .err = err, .errlen = errlen};
 	yaml_parser_t parser;
 	bool have_doc = false;
 	int rc = -1;
@@ -426,8 +422,9 @@ struct hv_rules *hv_rules_parse(const char *text, size_t len, const char *name, 
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &p.doc)) {
 		snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", name, parser.problem_mark.line + 1,
-			 parser.problem_mark.column + 1, parser.problem ? parser.problem : "bad YAML",
-			 parser.context ? " " : "", parser.context ? parser.context : "");
+			 parser.problem_mark.column + 1,
+			 parser.problem ? parser.problem : "bad YAML", parser.context ? " " : "",
+			 parser.context ? parser.context : "");
 		goto cleanup_parser;
 	}
 	have_doc = true;

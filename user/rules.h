@@ -52,7 +52,7 @@ struct hv_rules {
 	size_t n_backends;
 	uint32_t allowed_frontends[HV_MAX_DOMIDS];
 	size_t n_allowed_frontends;
-	int32_t target_domain; /* device-model target domid, -1 when unset */
+	int32_t target_domain;	      /* device-model target domid, -1 when unset */
 	uint64_t grant_leak_after_ns; /* reserved and never mapped for this long */
 	char *source;		      /* file name, or "built-in" */
 };

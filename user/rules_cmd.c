@@ -16,15 +16,15 @@ static void rules_usage(FILE *f)
 
 static int rules_list(void)
 {
-	printf("%-22s %-6s %-9s %-14s %s\n", "RULE", "FAMILY", "SEVERITY", "TOLERANCE_NS",
-	       "WHAT");
+	printf("%-22s %-6s %-9s %-14s %s\n", "RULE", "FAMILY", "SEVERITY", "TOLERANCE_NS", "WHAT");
 	for (int i = 0; i < HV_RULE_COUNT; i++) {
 		const struct hv_rule_info *r = &hv_rule_table[i];
 		char tol[24] = "-";
 
 		if (r->default_tolerance_ns >= 0)
 			snprintf(tol, sizeof(tol), "%lld", (long long)r->default_tolerance_ns);
-		printf("%-22s %-6s %-9s %-14s %s\n", r->id, r->family == HV_FAM_CLOCK ? "clock" : "xen",
+		printf("%-22s %-6s %-9s %-14s %s\n", r->id,
+		       r->family == HV_FAM_CLOCK ? "clock" : "xen",
 		       hv_severity_name(r->default_severity), tol, r->summary);
 	}
 	return HV_EXIT_OK;
@@ -54,7 +54,7 @@ int cmd_rules(int argc, char **argv)
 		return HV_EXIT_OK;
 	}
 	rules_usage(argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? stdout
-											 : stderr);
+											: stderr);
 	return argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? HV_EXIT_OK
 										   : HV_EXIT_ERROR;
 }

@@ -81,13 +81,12 @@ static void run_usage(FILE *f)
 static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },	  { "rules", required_argument, NULL, 'r' },
-		{ "metrics", required_argument, NULL, 'm' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "correct", no_argument, NULL, 'c' },	  { "output", required_argument, NULL, 'o' },
-		{ "exec", required_argument, NULL, 'e' }, { "pin-dir", required_argument, NULL, 'P' },
-		{ "no-pin", no_argument, NULL, 'N' },	  { "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },	  {},
+	    {"json", no_argument, NULL, 'j'},	       {"rules", required_argument, NULL, 'r'},
+	    {"metrics", required_argument, NULL, 'm'}, {"duration", required_argument, NULL, 'd'},
+	    {"correct", no_argument, NULL, 'c'},       {"output", required_argument, NULL, 'o'},
+	    {"exec", required_argument, NULL, 'e'},    {"pin-dir", required_argument, NULL, 'P'},
+	    {"no-pin", no_argument, NULL, 'N'},	       {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},	       {},
 	};
 	char *end;
 	int c;
@@ -198,11 +197,11 @@ static void print_ready(struct hv_ctx *ctx, struct json_object *status)
 	json_object_object_add(o, "pid", json_object_new_int(getpid()));
 	json_object_object_add(o, "rules", json_object_new_string(ctx->rules->source));
 	json_object_object_add(o, "correct", json_object_new_boolean(ctx->opts.correct));
-	json_object_object_add(o, "pin_dir",
-			       ctx->opts.no_pin ? NULL : json_object_new_string(ctx->opts.pin_root));
-	json_object_object_add(o, "metrics", ctx->opts.metrics_addr
-						     ? json_object_new_string(ctx->opts.metrics_addr)
-						     : NULL);
+	json_object_object_add(
+	    o, "pin_dir", ctx->opts.no_pin ? NULL : json_object_new_string(ctx->opts.pin_root));
+	json_object_object_add(
+	    o, "metrics",
+	    ctx->opts.metrics_addr ? json_object_new_string(ctx->opts.metrics_addr) : NULL);
 	json_object_object_add(o, "families", json_object_get(status));
 	hv_log(ctx, "hvguard %s watching (rules: %s%s); Ctrl-C to stop", HVGUARD_VERSION,
 	       ctx->rules->source, ctx->opts.correct ? ", correcting" : "");
@@ -234,7 +233,7 @@ static void print_summary(struct hv_ctx *ctx, double elapsed)
 		snprintf(labels, sizeof(labels), "rule=\"%s\"", hv_rule_table[i].id);
 		json_object_object_add(by_rule, hv_rule_table[i].id,
 				       json_object_new_int64(hv_metrics_get(
-					       ctx->metrics, "hvguard_violations_total", labels)));
+					   ctx->metrics, "hvguard_violations_total", labels)));
 	}
 	json_object_object_add(o, "type", json_object_new_string("summary"));
 	json_object_object_add(o, "duration_s", json_object_new_double(elapsed));
@@ -299,7 +298,7 @@ static int load_rules(struct hv_ctx *ctx)
 
 int cmd_run(int argc, char **argv)
 {
-	struct hv_ctx ctx = { .out = stdout };
+	struct hv_ctx ctx = {.out = stdout};
 	struct json_object *status = json_object_new_object();
 	char err[256];
 	int rc;

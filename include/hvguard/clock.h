@@ -12,56 +12,56 @@
 #include "hvguard/rule_ids.h"
 
 /* KVM ioctls (KVMIO = 0xAE), x86_64 values, see reference/kvm-clock.md. */
-#define HV_KVMIO		0xAE
-#define HV_KVM_CREATE_VM	0xAE01u
-#define HV_KVM_CREATE_VCPU	0xAE41u
-#define HV_KVM_RUN		0xAE80u
-#define HV_KVM_SET_CLOCK	0x4030AE7Bu
-#define HV_KVM_GET_CLOCK	0x8030AE7Cu
-#define HV_KVM_SET_MSRS		0x4008AE89u
-#define HV_KVM_SET_TSC_KHZ	0xAEA2u
-#define HV_KVM_KVMCLOCK_CTRL	0xAEADu
-#define HV_KVM_SET_DEVICE_ATTR	0x4018AEE1u
+#define HV_KVMIO	       0xAE
+#define HV_KVM_CREATE_VM       0xAE01u
+#define HV_KVM_CREATE_VCPU     0xAE41u
+#define HV_KVM_RUN	       0xAE80u
+#define HV_KVM_SET_CLOCK       0x4030AE7Bu
+#define HV_KVM_GET_CLOCK       0x8030AE7Cu
+#define HV_KVM_SET_MSRS	       0x4008AE89u
+#define HV_KVM_SET_TSC_KHZ     0xAEA2u
+#define HV_KVM_KVMCLOCK_CTRL   0xAEADu
+#define HV_KVM_SET_DEVICE_ATTR 0x4018AEE1u
 
 #define HV_KVM_CLOCK_TSC_STABLE 2
 #define HV_KVM_CLOCK_REALTIME	4
 #define HV_KVM_CLOCK_HOST_TSC	8
 
-#define HV_MSR_IA32_TSC		0x10
-#define HV_MSR_IA32_TSC_ADJUST	0x3b
-#define HV_KVM_VCPU_TSC_CTRL	0
-#define HV_KVM_VCPU_TSC_OFFSET	0
+#define HV_MSR_IA32_TSC	       0x10
+#define HV_MSR_IA32_TSC_ADJUST 0x3b
+#define HV_KVM_VCPU_TSC_CTRL   0
+#define HV_KVM_VCPU_TSC_OFFSET 0
 
-#define HV_PVCLOCK_TSC_STABLE	0x1
+#define HV_PVCLOCK_TSC_STABLE	 0x1
 #define HV_PVCLOCK_GUEST_STOPPED 0x2
 
 /* vCPUs per VM whose TSC offsets are tracked for vcpu-tsc-mismatch. */
-#define HV_MAX_VCPUS		256
+#define HV_MAX_VCPUS 256
 /* A host TSC write below this restarts the guest's TSC: a reset (2^32
  * cycles is over a second at any real TSC frequency). */
-#define HV_TSC_RESET_MAX	(1ull << 32)
+#define HV_TSC_RESET_MAX (1ull << 32)
 /* KVM_SET_MSRS entries scanned for a TSC write (QEMU puts ~30 per call). */
-#define HV_MAX_MSR_SCAN		64
+#define HV_MAX_MSR_SCAN 64
 
 enum clock_event_type {
 	CLOCK_EV_ALERT = 1,
 	CLOCK_EV_GUEST_TSC_WRITE, /* legitimate, logged: the guest wrote its TSC */
 	CLOCK_EV_TSC_RESET,	  /* legitimate, logged: host reset write of 0 */
 	CLOCK_EV_VM_NEW,
-	CLOCK_EV_PAUSE,		  /* KVM_GET_CLOCK on a running VM */
-	CLOCK_EV_RESUME,	  /* first KVM_RUN after a pause */
-	CLOCK_EV_PROC_EXIT,	  /* a VMM process ended: its VMs are gone */
+	CLOCK_EV_PAUSE,	    /* KVM_GET_CLOCK on a running VM */
+	CLOCK_EV_RESUME,    /* first KVM_RUN after a pause */
+	CLOCK_EV_PROC_EXIT, /* a VMM process ended: its VMs are gone */
 };
 
 /* The rule-specific payload, v[] of struct clock_event. */
 enum {
 	/* kvmclock-jump */
 	EV_JUMP_NS = 0,
-	EV_PAUSED_NS,	   /* -1 when the pause start was not seen */
-	EV_OFFSET_BEFORE,  /* kvm->arch.kvmclock_offset before KVM_SET_CLOCK */
+	EV_PAUSED_NS,	  /* -1 when the pause start was not seen */
+	EV_OFFSET_BEFORE, /* kvm->arch.kvmclock_offset before KVM_SET_CLOCK */
 	EV_OFFSET_AFTER,
-	EV_SET_FLAGS,	   /* flags passed to KVM_SET_CLOCK */
-	EV_FD,		   /* the VM or vCPU fd the ioctl used */
+	EV_SET_FLAGS, /* flags passed to KVM_SET_CLOCK */
+	EV_FD,	      /* the VM or vCPU fd the ioctl used */
 	/* tsc-offset-change: EV_TSC_BEFORE/AFTER alias 0/1; written value, ioctl */
 	EV_TSC_BEFORE = 0,
 	EV_TSC_AFTER = 1,
@@ -153,9 +153,9 @@ struct hv_pvti {
 };
 
 struct vcpu_clock {
-	struct hv_pvti pvti;	/* the last one KVM wrote */
-	__s64 kvmclock_offset;	/* kvm->arch.kvmclock_offset at that moment */
-	__s64 tsc_offset;	/* the vCPU's offset at that moment */
+	struct hv_pvti pvti;   /* the last one KVM wrote */
+	__s64 kvmclock_offset; /* kvm->arch.kvmclock_offset at that moment */
+	__s64 tsc_offset;      /* the vCPU's offset at that moment */
 	__u32 valid;
 	__u32 pad;
 };

@@ -21,10 +21,10 @@ static uint64_t scale_ref(uint64_t delta, uint32_t mul, int8_t shift)
 
 static void test_scale_matches_128bit_product(void **state)
 {
-	static const uint64_t deltas[] = { 0, 1, 1000, 0xffffffffull, 0x100000000ull,
-					   123456789012345ull, 0x00ffffffffffffffull };
-	static const uint32_t muls[] = { 1, 0x80000000u, 0xffffffffu, 0xa3d70a3du, 3u };
-	static const int8_t shifts[] = { -2, -1, 0, 1, 2 };
+	static const uint64_t deltas[] = {
+	    0, 1, 1000, 0xffffffffull, 0x100000000ull, 123456789012345ull, 0x00ffffffffffffffull};
+	static const uint32_t muls[] = {1, 0x80000000u, 0xffffffffu, 0xa3d70a3du, 3u};
+	static const int8_t shifts[] = {-2, -1, 0, 1, 2};
 
 	(void)state;
 	for (size_t d = 0; d < sizeof(deltas) / sizeof(deltas[0]); d++)
@@ -43,11 +43,11 @@ static void test_scale_matches_128bit_product(void **state)
 static struct hv_pvti pvti_2500mhz(uint64_t tsc, uint64_t ns)
 {
 	struct hv_pvti p = {
-		.tsc_timestamp = tsc,
-		.system_time = ns,
-		.tsc_to_system_mul = 3435973836u, /* 0.8 * 2^32 at shift -1 */
-		.tsc_shift = -1,
-		.flags = HV_PVCLOCK_TSC_STABLE,
+	    .tsc_timestamp = tsc,
+	    .system_time = ns,
+	    .tsc_to_system_mul = 3435973836u, /* 0.8 * 2^32 at shift -1 */
+	    .tsc_shift = -1,
+	    .flags = HV_PVCLOCK_TSC_STABLE,
 	};
 	return p;
 }
@@ -167,8 +167,8 @@ static struct vm_state *vm_with(int n, const int64_t *offsets, uint64_t guest_ma
 
 static void test_mismatch(void **state)
 {
-	static const int64_t same[] = { -7, -7, -7, -7 };
-	static const int64_t one_off[] = { -7, -7, 9, -7 };
+	static const int64_t same[] = {-7, -7, -7, -7};
+	static const int64_t one_off[] = {-7, -7, 9, -7};
 	struct hv_mismatch_walk w = {};
 
 	(void)state;
@@ -212,18 +212,18 @@ static void test_mismatch_many_vcpus_and_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_scale_matches_128bit_product),
-		cmocka_unit_test(test_scale_converts_cycles_to_ns),
-		cmocka_unit_test(test_discontinuity_zero_when_continuous),
-		cmocka_unit_test(test_discontinuity_of_qemu_stopcont_is_minus_pause),
-		cmocka_unit_test(test_discontinuity_with_tsc_backwards),
-		cmocka_unit_test(test_comparable_needs_tsc_stable_on_both),
-		cmocka_unit_test(test_residual_removes_the_kvmclock_write),
-		cmocka_unit_test(test_kvmclock_jump),
-		cmocka_unit_test(test_tsc_offset),
-		cmocka_unit_test(test_tsc_khz),
-		cmocka_unit_test(test_mismatch),
-		cmocka_unit_test(test_mismatch_many_vcpus_and_bounds),
+	    cmocka_unit_test(test_scale_matches_128bit_product),
+	    cmocka_unit_test(test_scale_converts_cycles_to_ns),
+	    cmocka_unit_test(test_discontinuity_zero_when_continuous),
+	    cmocka_unit_test(test_discontinuity_of_qemu_stopcont_is_minus_pause),
+	    cmocka_unit_test(test_discontinuity_with_tsc_backwards),
+	    cmocka_unit_test(test_comparable_needs_tsc_stable_on_both),
+	    cmocka_unit_test(test_residual_removes_the_kvmclock_write),
+	    cmocka_unit_test(test_kvmclock_jump),
+	    cmocka_unit_test(test_tsc_offset),
+	    cmocka_unit_test(test_tsc_khz),
+	    cmocka_unit_test(test_mismatch),
+	    cmocka_unit_test(test_mismatch_many_vcpus_and_bounds),
 	};
 
 	return cmocka_run_group_tests_name("clock_logic", tests, NULL, NULL);

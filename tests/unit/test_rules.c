@@ -60,20 +60,21 @@ static void test_empty_file_gives_defaults(void **state)
 
 static void test_every_key(void **state)
 {
-	struct hv_rules *r = parse("version: 1\n"
-				   "rules:\n"
-				   "  kvmclock-jump: {enabled: true, severity: warning, action: correct,\n"
-				   "                  tolerance_ns: 5000, max_corrections_per_min: 3}\n"
-				   "  tsc-khz-change: {enabled: false}\n"
-				   "  foreign-map: {action: kill}\n"
-				   "  resource-map: {action: deny}\n"
-				   "xen:\n"
-				   "  backends:\n"
-				   "    - {name: qemu-dm, exe: /usr/bin/qemu-*, uid: 1000}\n"
-				   "    - {comm: 'vhost*', cgroup: /system.slice/backend-*}\n"
-				   "  allowed_frontends: [1, 7]\n"
-				   "  target_domain: 3\n"
-				   "  grant_leak_after_ms: 250\n");
+	struct hv_rules *r =
+	    parse("version: 1\n"
+		  "rules:\n"
+		  "  kvmclock-jump: {enabled: true, severity: warning, action: correct,\n"
+		  "                  tolerance_ns: 5000, max_corrections_per_min: 3}\n"
+		  "  tsc-khz-change: {enabled: false}\n"
+		  "  foreign-map: {action: kill}\n"
+		  "  resource-map: {action: deny}\n"
+		  "xen:\n"
+		  "  backends:\n"
+		  "    - {name: qemu-dm, exe: /usr/bin/qemu-*, uid: 1000}\n"
+		  "    - {comm: 'vhost*', cgroup: /system.slice/backend-*}\n"
+		  "  allowed_frontends: [1, 7]\n"
+		  "  target_domain: 3\n"
+		  "  grant_leak_after_ms: 250\n");
 
 	(void)state;
 	assert_non_null(r);
@@ -101,35 +102,35 @@ static void test_every_key(void **state)
 static void test_bad_files(void **state)
 {
 	(void)state;
-	expect_error("rules:\n  kvmclock-jmp: {enabled: true}\n", "t.yaml:2:3:",
-		     "unknown rule 'kvmclock-jmp'");
-	expect_error("rules:\n  kvmclock-jump:\n    enable: true\n", "t.yaml:3:5:",
-		     "unknown key 'enable'");
-	expect_error("rules:\n  kvmclock-jump:\n    enabled: maybe\n", "t.yaml:3:14:",
-		     "must be true or false");
-	expect_error("rules:\n  kvmclock-jump:\n    tolerance_ns: 10us\n", "t.yaml:3:19:",
-		     "must be an integer");
-	expect_error("rules:\n  kvmclock-jump:\n    tolerance_ns: -5\n", "t.yaml:3:19:",
-		     "between 0 and");
-	expect_error("rules:\n  tsc-khz-change:\n    action: correct\n", "t.yaml:3:13:",
-		     "cannot take action 'correct'");
-	expect_error("rules:\n  foreign-map:\n    action: correct\n", "t.yaml:3:13:",
-		     "cannot take action 'correct'");
-	expect_error("rules:\n  kvmclock-jump:\n    severity: loud\n", "t.yaml:3:15:",
-		     "one of info, warning, critical");
+	expect_error("rules:\n  kvmclock-jmp: {enabled: true}\n",
+		     "t.yaml:2:3:", "unknown rule 'kvmclock-jmp'");
+	expect_error("rules:\n  kvmclock-jump:\n    enable: true\n",
+		     "t.yaml:3:5:", "unknown key 'enable'");
+	expect_error("rules:\n  kvmclock-jump:\n    enabled: maybe\n",
+		     "t.yaml:3:14:", "must be true or false");
+	expect_error("rules:\n  kvmclock-jump:\n    tolerance_ns: 10us\n",
+		     "t.yaml:3:19:", "must be an integer");
+	expect_error("rules:\n  kvmclock-jump:\n    tolerance_ns: -5\n",
+		     "t.yaml:3:19:", "between 0 and");
+	expect_error("rules:\n  tsc-khz-change:\n    action: correct\n",
+		     "t.yaml:3:13:", "cannot take action 'correct'");
+	expect_error("rules:\n  foreign-map:\n    action: correct\n",
+		     "t.yaml:3:13:", "cannot take action 'correct'");
+	expect_error("rules:\n  kvmclock-jump:\n    severity: loud\n",
+		     "t.yaml:3:15:", "one of info, warning, critical");
 	/* tsc-offset-change has no tolerance: the key is unknown there */
-	expect_error("rules:\n  tsc-offset-change: {tolerance_ns: 5}\n", "t.yaml:2:23:",
-		     "unknown key 'tolerance_ns'");
+	expect_error("rules:\n  tsc-offset-change: {tolerance_ns: 5}\n",
+		     "t.yaml:2:23:", "unknown key 'tolerance_ns'");
 	expect_error("version: 2\n", "t.yaml:1:10:", "between 1 and 1");
 	expect_error("colour: blue\n", "t.yaml:1:1:", "unknown key 'colour'");
 	expect_error("- a\n- b\n", "t.yaml:1:1:", "must be a mapping");
 	expect_error("rules: [1, 2]\n", "t.yaml:1:8:", "must be a mapping");
-	expect_error("rules:\n  kvmclock-jump: {enabled: [true]}\n", "t.yaml:2:28:",
-		     "must be a single value");
-	expect_error("xen:\n  backends:\n    - {name: x}\n", "t.yaml:3:7:",
-		     "at least one of exe, cgroup, comm, uid");
-	expect_error("xen:\n  backends:\n    - {exe: /bin/x, pid: 3}\n", "t.yaml:3:21:",
-		     "unknown key 'pid'");
+	expect_error("rules:\n  kvmclock-jump: {enabled: [true]}\n",
+		     "t.yaml:2:28:", "must be a single value");
+	expect_error("xen:\n  backends:\n    - {name: x}\n",
+		     "t.yaml:3:7:", "at least one of exe, cgroup, comm, uid");
+	expect_error("xen:\n  backends:\n    - {exe: /bin/x, pid: 3}\n",
+		     "t.yaml:3:21:", "unknown key 'pid'");
 	expect_error("xen:\n  allowed_frontends: 3\n", "t.yaml:2:22:", "must be a list");
 	expect_error("xen:\n  allowed_frontends: [1, 70000]\n", "t.yaml:2:26:", "between 0 and");
 	expect_error("xen:\n  target_domain: x\n", "t.yaml:2:18:", "must be an integer");
@@ -159,12 +160,12 @@ static void test_rule_table_is_complete(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_builtin_rules_parse_with_defaults),
-		cmocka_unit_test(test_empty_file_gives_defaults),
-		cmocka_unit_test(test_every_key),
-		cmocka_unit_test(test_bad_files),
-		cmocka_unit_test(test_load_missing_file),
-		cmocka_unit_test(test_rule_table_is_complete),
+	    cmocka_unit_test(test_builtin_rules_parse_with_defaults),
+	    cmocka_unit_test(test_empty_file_gives_defaults),
+	    cmocka_unit_test(test_every_key),
+	    cmocka_unit_test(test_bad_files),
+	    cmocka_unit_test(test_load_missing_file),
+	    cmocka_unit_test(test_rule_table_is_complete),
 	};
 
 	return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
