@@ -10,7 +10,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from hvtest import Hvguard, HvguardError, Tap, wait_until  # noqa: E402
+from hvtest import Hvguard, HvguardError, Tap  # noqa: E402
+from polling import wait_until  # noqa: E402
 
 TOOLS = os.environ.get("HVGUARD_TOOLS", "build/tests")
 MINIVMM = os.path.join(TOOLS, "minivmm")
