@@ -215,14 +215,29 @@ static __always_inline struct vm_state *vm_init(__u64 kvm)
 	return vm;
 }
 
-/* The state of a VM seen before, or a fresh one when it is new to us or
- * the key is a recycled struct kvm * of another process. */
+/* Is the current process the VM's owner (the one KVM lets use it)? */
+static __always_inline bool owns_vm(__u64 kvm_ptr)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct kvm *kvm = (struct kvm *)kvm_ptr;
+
+	return BPF_CORE_READ(kvm, mm) == BPF_CORE_READ(task, mm);
+}
+
+/*
+ * The state of a VM seen before, or a fresh one when it is new to us or the
+ * key is a recycled struct kvm * now owned by another process. A process
+ * that is not the VM's owner (it got the fd passed; KVM will answer EIO)
+ * gets nothing: it must not reset the owner's state.
+ */
 static __always_inline struct vm_state *vm_get(__u64 kvm)
 {
 	struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
 
 	if (vm && vm->owner_tgid == hv_current_tgid())
 		return vm;
+	if (!owns_vm(kvm))
+		return NULL;
 	return vm_init(kvm);
 }
 
@@ -461,13 +476,15 @@ static __always_inline void on_get_clock(struct thread_ctx *tc)
 static __always_inline void on_set_clock(struct thread_ctx *tc)
 {
 	struct vm_state *vm = vm_get(tc->kvm);
-	__s64 after = read_kvmclock_offset(tc->kvm), jump;
+	__s64 after = read_kvmclock_offset(tc->kvm), jump, paused_ns;
 	struct clock_event *e;
 	__u32 flags = 0;
 	bool violates;
 
 	if (!vm)
 		return;
+	paused_ns = vm->phase == VM_PAUSED ? (__s64)(bpf_ktime_get_boot_ns() - vm->pause_start_ns)
+					   : -1;
 	bpf_probe_read_user(&flags, sizeof(flags), (void *)(tc->arg + 8));
 	violates = hv_kvmclock_jump_violates(vm->phase != VM_SETUP, tc->before, after,
 					     cfg.tolerance_ns[HV_RULE_KVMCLOCK_JUMP], &jump);
@@ -483,9 +500,8 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 	}
 	vm->last_clock_write_ns = bpf_ktime_get_boot_ns();
 	if (vm->phase != VM_SETUP) {
-		if (vm->phase == VM_PAUSED)
-			emit_simple(CLOCK_EV_RESUME, tc->kvm, vm, -1,
-				    vm->last_clock_write_ns - vm->pause_start_ns, jump);
+		if (paused_ns >= 0)
+			emit_simple(CLOCK_EV_RESUME, tc->kvm, vm, -1, paused_ns, jump);
 		vm->phase = VM_RUNNING;
 	}
 	if (!violates || tc->ignore || !rule_on(HV_RULE_KVMCLOCK_JUMP))
@@ -496,7 +512,7 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 	fill_event(e, CLOCK_EV_ALERT, HV_RULE_KVMCLOCK_JUMP, tc->kvm, vm, -1);
 	e->ts_ns = vm->last_clock_write_ns; /* the corrector checks no write came since */
 	e->v[EV_JUMP_NS] = jump;
-	e->v[EV_PAUSED_NS] = vm->pause_start_ns ? (__s64)(e->ts_ns - vm->pause_start_ns) : -1;
+	e->v[EV_PAUSED_NS] = paused_ns;
 	e->v[EV_OFFSET_BEFORE] = tc->before;
 	e->v[EV_OFFSET_AFTER] = after;
 	e->v[EV_SET_FLAGS] = flags;

@@ -33,6 +33,9 @@ char LICENSE[] SEC("license") = "GPL";
 struct hv_xen_config xen_cfg = {};
 /* Non-zero: emit an exec event for userspace to match globs/cgroups. */
 __u32 xen_exec_events = 0;
+/* Calls remembered at entry and not yet seen at exit: while zero (nearly
+ * always), the exit hooks of every other ioctl and mmap skip their lookup. */
+__s64 xen_inflight = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -234,6 +237,27 @@ static __always_inline void remember(struct pending *p)
 
 	if (bpf_map_update_elem(&xen_pending, &id, p, BPF_ANY))
 		stat_inc(HV_XEN_STAT_PENDING_FULL);
+	else
+		__sync_fetch_and_add(&xen_inflight, 1);
+}
+
+/* The call remembered at entry by this thread, if any. */
+static __always_inline struct pending *recall(__u64 id, __u8 kind)
+{
+	struct pending *p;
+
+	if (!xen_inflight)
+		return NULL;
+	p = bpf_map_lookup_elem(&xen_pending, &id);
+	if (!p || p->kind != kind)
+		return NULL;
+	return p;
+}
+
+static __always_inline void forget(__u64 id)
+{
+	if (!bpf_map_delete_elem(&xen_pending, &id))
+		__sync_fetch_and_add(&xen_inflight, -1);
 }
 
 SEC("tp/syscalls/sys_enter_ioctl")
@@ -326,8 +350,8 @@ int xen_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 	struct hv_xen_backend *be;
 	struct pending *p;
 
-	p = bpf_map_lookup_elem(&xen_pending, &id);
-	if (!p || p->kind != PEND_IOCTL)
+	p = recall(id, PEND_IOCTL);
+	if (!p)
 		return 0;
 	if (p->rule >= 0 && !p->emitted)
 		emit_violation(p, ctx->ret);
@@ -338,7 +362,7 @@ int xen_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 		else if (p->call.op == HV_XEN_OP_GNTDEV_UNMAP_GRANT_REF)
 			grant_released(p, be);
 	}
-	bpf_map_delete_elem(&xen_pending, &id);
+	forget(id);
 	return 0;
 }
 
@@ -387,8 +411,8 @@ int xen_mmap_exit(struct trace_event_raw_sys_exit *ctx)
 	struct hv_xen_grant *g;
 	struct pending *p;
 
-	p = bpf_map_lookup_elem(&xen_pending, &id);
-	if (!p || p->kind != PEND_MMAP)
+	p = recall(id, PEND_MMAP);
+	if (!p)
 		return 0;
 	if (p->rule >= 0 && !p->emitted) {
 		p->addr = ctx->ret >= 0 ? (__u64)ctx->ret : 0;
@@ -414,7 +438,7 @@ int xen_mmap_exit(struct trace_event_raw_sys_exit *ctx)
 		p->call.n_refs = 1;
 		emit_grant(HV_XEN_GRANT_MMAP, p, index, ak.addr, 0);
 	}
-	bpf_map_delete_elem(&xen_pending, &id);
+	forget(id);
 	return 0;
 }
 
@@ -457,8 +481,8 @@ int xen_munmap_exit(struct trace_event_raw_sys_exit *ctx)
 	struct hv_xen_grant *g;
 	struct pending *p;
 
-	p = bpf_map_lookup_elem(&xen_pending, &id);
-	if (!p || p->kind != PEND_MUNMAP)
+	p = recall(id, PEND_MUNMAP);
+	if (!p)
 		return 0;
 	be = current_backend();
 	key.index = p->index;
@@ -479,7 +503,7 @@ int xen_munmap_exit(struct trace_event_raw_sys_exit *ctx)
 		}
 		emit_grant(HV_XEN_GRANT_MUNMAP, p, p->index, p->addr, 0);
 	}
-	bpf_map_delete_elem(&xen_pending, &id);
+	forget(id);
 	return 0;
 }
 
