@@ -7,8 +7,10 @@
  * ioctl entry/exit on privcmd, gntdev and gntalloc files, mmap/munmap of
  * those files, and exec/fork/exit for who is a backend. Enforcement adds BPF
  * LSM programs (file_ioctl, mmap_file), loaded only where the daemon found
- * BPF LSM active; without them "deny" degrades to "kill", which stops the
- * process but cannot stop the call already entered.
+ * BPF LSM active; else the same bodies as fmod_ret programs on
+ * security_file_ioctl/security_mmap_file (fentry-class, works where BPF LSM
+ * is not in lsm=); where neither loads, "deny" degrades to "kill", which
+ * stops the process but cannot stop the call already entered.
  *
  * Cost model: every ioctl on the host passes the type-byte compare ('P' or
  * 'G'); only designated backends go further (one hash lookup), and only
@@ -672,6 +674,24 @@ int BPF_PROG(xen_lsm_file_ioctl, struct file *file, unsigned int cmd, unsigned l
 SEC("lsm/mmap_file")
 int BPF_PROG(xen_lsm_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot,
 	     unsigned long flags, int ret)
+{
+	if (ret)
+		return ret;
+	return deny_mmap(file);
+}
+
+/* The same, where BPF LSM is off but fentry-class programs load. */
+SEC("fmod_ret/security_file_ioctl")
+int BPF_PROG(xen_fmod_file_ioctl, struct file *file, unsigned int cmd, unsigned long arg, int ret)
+{
+	if (ret)
+		return ret;
+	return deny_ioctl(file, cmd, arg);
+}
+
+SEC("fmod_ret/security_mmap_file")
+int BPF_PROG(xen_fmod_mmap_file, struct file *file, unsigned long prot, unsigned long flags,
+	     int ret)
 {
 	if (ret)
 		return ret;

@@ -39,12 +39,13 @@
 
 static struct clock_bpf *skel;
 
-/* Corrections per VM in the last minute: stops a correction loop. */
+/* A token bucket per VM (max_corrections_per_min tokens, refilled at that
+ * rate): a burst up to the limit passes, a correction loop does not. */
 static struct {
 	uint64_t vm_key;
-	uint64_t when[64];
-	unsigned next;
-} recent[MAX_TRACKED_VMS];
+	double tokens;
+	uint64_t last_ns;
+} buckets[MAX_TRACKED_VMS];
 
 struct correction {
 	const char *result; /* applied | refused | failed */
@@ -101,19 +102,21 @@ static int failed(struct correction *c, const char *fmt, ...)
 /* true when one more correction of this VM stays within the rate limit */
 static bool rate_ok(uint64_t vm_key, uint32_t per_min)
 {
-	uint64_t now = clock_ns(CLOCK_MONOTONIC), minute = 60000000000ull;
-	unsigned slot = vm_key % MAX_TRACKED_VMS, count = 0;
+	uint64_t now = clock_ns(CLOCK_MONOTONIC);
+	unsigned slot = vm_key % MAX_TRACKED_VMS;
 
-	if (recent[slot].vm_key != vm_key) {
-		memset(&recent[slot], 0, sizeof(recent[slot]));
-		recent[slot].vm_key = vm_key;
+	if (buckets[slot].vm_key != vm_key) {
+		buckets[slot].vm_key = vm_key;
+		buckets[slot].tokens = per_min;
+		buckets[slot].last_ns = now;
 	}
-	for (unsigned i = 0; i < 64; i++)
-		if (recent[slot].when[i] && now - recent[slot].when[i] < minute)
-			count++;
-	if (count >= per_min || count >= 64)
+	buckets[slot].tokens += (now - buckets[slot].last_ns) / 60e9 * per_min;
+	if (buckets[slot].tokens > per_min)
+		buckets[slot].tokens = per_min;
+	buckets[slot].last_ns = now;
+	if (buckets[slot].tokens < 1)
 		return false;
-	recent[slot].when[recent[slot].next++ % 64] = now;
+	buckets[slot].tokens -= 1;
 	return true;
 }
 

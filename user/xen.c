@@ -48,13 +48,18 @@ static const char *const ioctl_fns[HV_XEN_DEV_COUNT - 1] = {
 	"privcmd_ioctl", "gntdev_ioctl", "gntalloc_ioctl",
 };
 
-/* How "deny" is carried out on this host: decided once at load. */
-enum enforcement { ENF_NONE, ENF_LSM, ENF_KILL_FALLBACK };
+/* How "deny" is carried out on this host: decided once at load, best first. */
+enum enforcement { ENF_NONE, ENF_LSM, ENF_FMOD_RET, ENF_KILL_FALLBACK };
+
+static const char *const enforcement_names[] = {
+	[ENF_NONE] = "unused", [ENF_LSM] = "bpf-lsm", [ENF_FMOD_RET] = "fmod-ret",
+	[ENF_KILL_FALLBACK] = "kill-fallback",
+};
 
 static struct {
 	enum enforcement deny;
 	bool want_deny;
-	char deny_why[160];
+	char deny_why[400];
 	uint64_t grant_ops[HV_XEN_GRANT_OP_COUNT];
 	uint64_t backends_seen;
 	uint64_t leaks;
@@ -312,7 +317,7 @@ static __u8 bpf_action(enum hv_action a)
 	case HV_ACT_KILL:
 		return HV_XEN_ACT_KILL;
 	case HV_ACT_DENY:
-		return st.deny == ENF_LSM ? HV_XEN_ACT_DENY : HV_XEN_ACT_KILL;
+		return st.deny == ENF_LSM || st.deny == ENF_FMOD_RET ? HV_XEN_ACT_DENY : HV_XEN_ACT_KILL;
 	default:
 		return HV_XEN_ACT_ALERT;
 	}
@@ -676,7 +681,7 @@ static void scan_reserved_leaks(struct hv_ctx *ctx)
 
 /* --- family interface -------------------------------------------------- */
 
-static int open_and_load(struct hv_ctx *ctx, bool with_lsm)
+static int open_and_load(struct hv_ctx *ctx, enum enforcement deny)
 {
 	int err;
 
@@ -685,8 +690,11 @@ static int open_and_load(struct hv_ctx *ctx, bool with_lsm)
 		hv_err("cannot open the Xen BPF programs: %s", strerror(errno));
 		return -errno;
 	}
-	bpf_program__set_autoload(skel->progs.xen_lsm_file_ioctl, with_lsm);
-	bpf_program__set_autoload(skel->progs.xen_lsm_mmap_file, with_lsm);
+	bpf_program__set_autoload(skel->progs.xen_lsm_file_ioctl, deny == ENF_LSM);
+	bpf_program__set_autoload(skel->progs.xen_lsm_mmap_file, deny == ENF_LSM);
+	bpf_program__set_autoload(skel->progs.xen_fmod_file_ioctl, deny == ENF_FMOD_RET);
+	bpf_program__set_autoload(skel->progs.xen_fmod_mmap_file, deny == ENF_FMOD_RET);
+	st.deny = deny;
 	configure(ctx, &skel->bss->xen_cfg);
 	err = xen_bpf__load(skel);
 	if (err)
@@ -701,29 +709,52 @@ fail:
 	return err;
 }
 
+/* Loads with the best way to deny this host offers: BPF LSM where it is
+ * active (an attached LSM program of an inactive BPF LSM never runs, so the
+ * attach proves nothing: /sys/kernel/security/lsm decides), else fmod_ret on
+ * the security_* functions, else kill. Tracepoints alone always load. */
+static int load_with_deny(struct hv_ctx *ctx)
+{
+	char lsm_why[160];
+	int err;
+
+	if (!rules_want_deny(ctx->rules))
+		return open_and_load(ctx, ENF_NONE);
+	if (bpf_lsm_active(lsm_why, sizeof(lsm_why))) {
+		err = open_and_load(ctx, ENF_LSM);
+		if (!err)
+			return 0;
+		snprintf(lsm_why, sizeof(lsm_why), "the kernel refused the BPF LSM programs (%s)",
+			 strerror(-err));
+	}
+	err = open_and_load(ctx, ENF_FMOD_RET);
+	if (!err) {
+		hv_warn("xen: %s; action 'deny' is enforced through fmod_ret programs on "
+			"security_file_ioctl and security_mmap_file instead",
+			lsm_why);
+		return 0;
+	}
+	snprintf(st.deny_why, sizeof(st.deny_why), "%s, and fmod_ret programs do not load (%s)",
+		 lsm_why, strerror(-err));
+	err = open_and_load(ctx, ENF_KILL_FALLBACK);
+	if (!err)
+		hv_warn("xen: action 'deny' is not available: %s; offenders are killed instead "
+			"(SIGKILL at the call: the call already entered may complete)",
+			st.deny_why);
+	return err;
+}
+
 static int xen_load(struct hv_ctx *ctx)
 {
 	int err;
 
 	memset(&st, 0, sizeof(st));
 	st.want_deny = rules_want_deny(ctx->rules);
-	if (st.want_deny)
-		st.deny = bpf_lsm_active(st.deny_why, sizeof(st.deny_why)) ? ENF_LSM : ENF_KILL_FALLBACK;
-	err = open_and_load(ctx, st.deny == ENF_LSM);
-	if (err && st.deny == ENF_LSM) {
-		snprintf(st.deny_why, sizeof(st.deny_why),
-			 "the kernel refused the BPF LSM programs (%s)", strerror(-err));
-		st.deny = ENF_KILL_FALLBACK;
-		err = open_and_load(ctx, false);
-	}
+	err = load_with_deny(ctx);
 	if (err) {
 		hv_err("cannot load the Xen BPF programs: %s", strerror(-err));
 		return err;
 	}
-	if (st.deny == ENF_KILL_FALLBACK)
-		hv_warn("xen: action 'deny' is not available: %s; offenders are killed instead "
-			"(SIGKILL at the call: the call already entered may complete)",
-			st.deny_why);
 	err = configure_matches(ctx);
 	if (!err)
 		err = hv_ring_add(ctx, bpf_map__fd(skel->maps.xen_events), xen_ring_event);
@@ -795,10 +826,7 @@ static void xen_summary(struct hv_ctx *ctx, struct json_object *summary)
 	json_object_object_add(o, "denials", json_object_new_uint64(stat_sum(HV_XEN_STAT_DENIALS)));
 	json_object_object_add(o, "leaks", json_object_new_uint64(st.leaks));
 	json_object_object_add(o, "grant_ops", ops);
-	json_object_object_add(o, "deny",
-			       json_object_new_string(!st.want_deny ? "unused" :
-						      st.deny == ENF_LSM ? "bpf-lsm" :
-						      "kill-fallback"));
+	json_object_object_add(o, "deny", json_object_new_string(enforcement_names[st.deny]));
 	json_object_object_add(summary, "xen", o);
 }
 

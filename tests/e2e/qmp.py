@@ -7,7 +7,6 @@ time, so the next reply is always the answer to the last command.
 """
 
 import json
-import os
 import socket
 import time
 
@@ -64,10 +63,6 @@ class QMP:
             elif "return" in reply:
                 return reply["return"]
 
-    def hmp(self, command_line):
-        """A human monitor command (e.g. "info registers"), for diagnostics."""
-        return self.cmd("human-monitor-command", **{"command-line": command_line})
-
     def close(self):
         try:
             self.file.close()
@@ -77,11 +72,15 @@ class QMP:
 
 
 if __name__ == "__main__":
-    # By hand: python3 qmp.py SOCKET COMMAND [JSON-ARGUMENTS]
+    # From a shell: python3 qmp.py SOCKET COMMAND ['{"json": "arguments"}']
+    # Prints the command's return value when it has one; exit 1 on error.
     import sys
 
-    q = QMP(sys.argv[1])
-    args = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-    print(json.dumps(q.cmd(sys.argv[2], **args), indent=2))
-    q.close()
-    sys.exit(0 if os.EX_OK == 0 else 1)
+    try:
+        q = QMP(sys.argv[1])
+        ret = q.cmd(sys.argv[2], **(json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}))
+        q.close()
+    except (QMPError, OSError) as e:
+        sys.exit(f"qmp: {e}")
+    if ret:
+        print(json.dumps(ret))

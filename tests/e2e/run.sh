@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Stage "qemu": hvguard against real QEMU (-accel kvm) driven over QMP.
+# Prints TAP-style lines; exits non-zero if any test failed. A missing
+# prerequisite is a failure with its reason, never a silent pass.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export HVGUARD="${HVGUARD:-$PWD/build/hvguard}"
+
+missing=()
+[ "$(id -u)" -eq 0 ] || missing+=("root")
+[ -c /dev/kvm ] || missing+=("/dev/kvm")
+command -v qemu-system-x86_64 >/dev/null || missing+=("qemu-system-x86_64 (apt-get install qemu-system-x86)")
+command -v python3 >/dev/null || missing+=("python3")
+command -v setpriv >/dev/null || missing+=("setpriv (util-linux)")
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "not ok - qemu stage: prerequisites # missing: ${missing[*]}"
+	exit 1
+fi
+# tracefs and bpffs, if `make check` has not mounted them already.
+scripts/mount-fs.sh
+
+# Our own scratch and pin directories, removed however the tests end. QEMU
+# and hvguard die with the test process (setpriv --pdeathsig, see hvtest.py).
+export HVGUARD_E2E_TMP HVGUARD_E2E_PIN
+HVGUARD_E2E_TMP=$(mktemp -d /tmp/hvguard-e2e-XXXXXX)
+HVGUARD_E2E_PIN=/sys/fs/bpf/$(basename "$HVGUARD_E2E_TMP")
+child=
+cleanup() {
+	[ -z "$child" ] || kill -TERM "$child" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$HVGUARD_E2E_TMP" "$HVGUARD_E2E_PIN"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+# Detection first, then corrections: never both daemons at once, since a
+# --correct daemon's repairs are themselves clock writes the other one sees.
+rc=0
+for t in test_qemu.py test_qemu_correct.py; do
+	python3 "tests/e2e/$t" &
+	child=$!
+	wait "$child" || rc=1
+	child=
+done
+exit $rc
