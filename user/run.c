@@ -142,6 +142,11 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 		hv_err("unexpected argument '%s' (see hvguard run --help)", argv[optind]);
 		return HV_EXIT_ERROR;
 	}
+	if (strchr(strrchr(o->pin_root, '/') ? strrchr(o->pin_root, '/') : o->pin_root, '.')) {
+		hv_err("--pin-dir %s: bpffs does not allow '.' in names; pick another name",
+		       o->pin_root);
+		return HV_EXIT_ERROR;
+	}
 	return HV_EXIT_OK;
 }
 
