@@ -59,37 +59,37 @@ static bool numeric(const char *s)
 	return true;
 }
 
+struct scan {
+	struct audit *a;
+	int pid;
+};
+
+static int note_vm_fd(int fd, const char *link, void *arg)
+{
+	struct scan *sc = arg;
+	struct audit *a = sc->a;
+	struct found_vm *vm;
+
+	if (strcmp(link, "anon_inode:kvm-vm"))
+		return 0;
+	if (a->nr_vms >= MAX_VMS)
+		return 1;
+	vm = &a->vms[a->nr_vms++];
+	memset(vm, 0, sizeof(*vm));
+	vm->pid = sc->pid;
+	vm->fd = fd;
+	if (hv_proc_comm(sc->pid, vm->comm, sizeof(vm->comm)))
+		snprintf(vm->comm, sizeof(vm->comm), "?");
+	if (hv_proc_vm_name(sc->pid, vm->name, sizeof(vm->name)))
+		vm->name[0] = '\0';
+	return 0;
+}
+
 static void scan_process(struct audit *a, int pid)
 {
-	char dir[64], path[320], link[64];
-	struct dirent *d;
-	DIR *dp;
+	struct scan sc = { .a = a, .pid = pid };
 
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
-	dp = opendir(dir);
-	if (!dp)
-		return;
-	while ((d = readdir(dp)) && a->nr_vms < MAX_VMS) {
-		struct found_vm *vm;
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n < 0)
-			continue;
-		link[n] = '\0';
-		if (strcmp(link, "anon_inode:kvm-vm"))
-			continue;
-		vm = &a->vms[a->nr_vms++];
-		memset(vm, 0, sizeof(*vm));
-		vm->pid = pid;
-		vm->fd = atoi(d->d_name);
-		if (hv_proc_comm(pid, vm->comm, sizeof(vm->comm)))
-			snprintf(vm->comm, sizeof(vm->comm), "?");
-		if (hv_proc_vm_name(pid, vm->name, sizeof(vm->name)))
-			vm->name[0] = '\0';
-	}
-	closedir(dp);
+	hv_proc_for_each_fd(pid, note_vm_fd, &sc);
 }
 
 static void find_vms(struct audit *a)

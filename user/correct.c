@@ -301,41 +301,40 @@ static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
 	return 0;
 }
 
+struct vcpu_scan {
+	int *fds;
+	int max;
+	int vms;
+	int found;
+};
+
+static int note_vcpu_fd(int fd, const char *link, void *arg)
+{
+	struct vcpu_scan *vs = arg;
+	int id;
+
+	if (!strcmp(link, "anon_inode:kvm-vm")) {
+		vs->vms++;
+	} else if (sscanf(link, "anon_inode:kvm-vcpu:%d", &id) == 1 && id >= 0 && id < vs->max) {
+		vs->fds[id] = fd;
+		vs->found++;
+	}
+	return 0;
+}
+
 /* The fds of the vCPUs of the only VM in pid (with several VMs in one
  * process a vCPU fd does not say which VM it belongs to: refuse). */
 static int vcpu_fds(int pid, int *fds, int max, struct correction *c)
 {
-	char dir[64], path[384], link[64];
-	int vms = 0, found = 0;
-	struct dirent *d;
-	DIR *dp;
+	struct vcpu_scan vs = { .fds = fds, .max = max };
 
 	for (int i = 0; i < max; i++)
 		fds[i] = -1;
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
-	dp = opendir(dir);
-	if (!dp)
+	if (hv_proc_for_each_fd(pid, note_vcpu_fd, &vs) == -ESRCH)
 		return refuse(c, "the VMM exited");
-	while ((d = readdir(dp))) {
-		ssize_t n;
-		int id;
-
-		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n < 0)
-			continue;
-		link[n] = '\0';
-		if (!strcmp(link, "anon_inode:kvm-vm"))
-			vms++;
-		else if (sscanf(link, "anon_inode:kvm-vcpu:%d", &id) == 1 && id >= 0 && id < max) {
-			fds[id] = atoi(d->d_name);
-			found++;
-		}
-	}
-	closedir(dp);
-	if (vms != 1)
-		return refuse(c, "the VMM holds %d VMs: its vCPU fds cannot be told apart", vms);
-	return found;
+	if (vs.vms != 1)
+		return refuse(c, "the VMM holds %d VMs: its vCPU fds cannot be told apart", vs.vms);
+	return vs.found;
 }
 
 static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, struct correction *c)

@@ -121,5 +121,7 @@ int hv_proc_comm(int pid, char *buf, size_t len);
 int hv_proc_vm_name(int pid, char *buf, size_t len); /* QEMU -name */
 uint64_t hv_proc_starttime(int pid);
 char hv_proc_state(int pid); /* R, S, T..., 0 when gone */
+typedef int (*hv_fd_fn)(int fd, const char *link, void *arg);
+int hv_proc_for_each_fd(int pid, hv_fd_fn fn, void *arg);
 
 #endif

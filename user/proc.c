@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* What /proc says about a process: names for people, start time for pid reuse. */
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,4 +90,31 @@ char hv_proc_state(int pid)
 		return 0;
 	p = strrchr(stat, ')');
 	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* Calls fn(fd, link target) for each open fd of pid, until fn returns
+ * non-zero (which is then returned). -ESRCH when pid is gone. */
+int hv_proc_for_each_fd(int pid, hv_fd_fn fn, void *arg)
+{
+	char dir[64], path[320], link[128];
+	struct dirent *d;
+	int rc = 0;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
+	dp = opendir(dir);
+	if (!dp)
+		return -ESRCH;
+	while (!rc && (d = readdir(dp))) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		rc = fn(atoi(d->d_name), link, arg);
+	}
+	closedir(dp);
+	return rc;
 }

@@ -157,10 +157,6 @@ static int parse_enum(struct parser *p, const yaml_node_t *n, const char *key,
 	return fail(p, n, "'%s' must be one of %s, not '%s'", key, choices, s);
 }
 
-#define for_each_pair(p, map, pair)                                                                \
-	for (yaml_node_pair_t *pair = (map)->data.mapping.pairs.start;                             \
-	     pair < (map)->data.mapping.pairs.top; pair++)
-
 static int want_mapping(struct parser *p, const yaml_node_t *n, const char *what)
 {
 	if (!n || n->type != YAML_MAPPING_NODE)
@@ -168,111 +164,120 @@ static int want_mapping(struct parser *p, const yaml_node_t *n, const char *what
 	return 0;
 }
 
-static int parse_rule(struct parser *p, int id, yaml_node_t *map)
-{
-	const struct hv_rule_info *info = &hv_rule_table[id];
-	struct hv_rule *r = &p->rules->rule[id];
+/* Calls fn for each key of a mapping; fn returns -1 (with fail()) to stop. */
+typedef int (*key_fn)(struct parser *p, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg);
 
-	if (want_mapping(p, map, info->id))
+static int each_key(struct parser *p, yaml_node_t *map, const char *what, key_fn fn, void *arg)
+{
+	if (want_mapping(p, map, what))
 		return -1;
-	for_each_pair(p, map, pair)
-	{
+	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+	     pair < map->data.mapping.pairs.top; pair++) {
 		yaml_node_t *k = yaml_document_get_node(&p->doc, pair->key);
 		yaml_node_t *v = yaml_document_get_node(&p->doc, pair->value);
 		const char *key = scalar(k);
-		int64_t num;
-		int e;
 
 		if (!key)
 			return fail(p, k, "keys must be plain words");
-		if (!strcmp(key, "enabled")) {
-			if (parse_bool(p, v, key, &r->enabled))
-				return -1;
-		} else if (!strcmp(key, "severity")) {
-			if (parse_enum(p, v, key, severity_names, 3, &e))
-				return -1;
-			r->severity = e;
-		} else if (!strcmp(key, "action")) {
-			if (parse_enum(p, v, key, action_names, 4, &e))
-				return -1;
-			if (!(info->actions & A(e)))
-				return fail(p, v, "rule %s cannot take action '%s'", info->id,
-					    action_names[e]);
-			r->action = e;
-		} else if (!strcmp(key, "tolerance_ns") && info->default_tolerance_ns >= 0) {
-			if (parse_int(p, v, key, 0, INT64_MAX / 2, &num))
-				return -1;
-			r->tolerance_ns = num;
-		} else if (!strcmp(key, "max_corrections_per_min") &&
-			   (info->actions & A(HV_ACT_CORRECT))) {
-			if (parse_int(p, v, key, 1, 100000, &num))
-				return -1;
-			r->max_corrections_per_min = num;
-		} else {
-			return fail(p, k, "unknown key '%s' for rule %s", key, info->id);
-		}
-	}
-	return 0;
-}
-
-static int parse_rules_section(struct parser *p, yaml_node_t *map)
-{
-	if (want_mapping(p, map, "'rules'"))
-		return -1;
-	for_each_pair(p, map, pair)
-	{
-		yaml_node_t *k = yaml_document_get_node(&p->doc, pair->key);
-		const char *key = scalar(k);
-		int id = key ? hv_rule_by_id(key) : -1;
-
-		if (id < 0)
-			return fail(p, k, "unknown rule '%s'", key ? key : "?");
-		if (parse_rule(p, id, yaml_document_get_node(&p->doc, pair->value)))
+		if (fn(p, key, k, v, arg))
 			return -1;
 	}
 	return 0;
 }
 
-static int parse_backend(struct parser *p, yaml_node_t *map, struct hv_backend_match *b)
+struct rule_ctx {
+	int id;
+	struct hv_rule *rule;
+};
+
+static int rule_key(struct parser *p, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+	struct rule_ctx *rc = arg;
+	const struct hv_rule_info *info = &hv_rule_table[rc->id];
+	struct hv_rule *r = rc->rule;
+	int64_t num;
+	int e;
+
+	if (!strcmp(key, "enabled"))
+		return parse_bool(p, v, key, &r->enabled);
+	if (!strcmp(key, "severity")) {
+		if (parse_enum(p, v, key, severity_names, 3, &e))
+			return -1;
+		r->severity = e;
+		return 0;
+	}
+	if (!strcmp(key, "action")) {
+		if (parse_enum(p, v, key, action_names, 4, &e))
+			return -1;
+		if (!(info->actions & A(e)))
+			return fail(p, v, "rule %s cannot take action '%s'", info->id,
+				    action_names[e]);
+		r->action = e;
+		return 0;
+	}
+	if (!strcmp(key, "tolerance_ns") && info->default_tolerance_ns >= 0) {
+		if (parse_int(p, v, key, 0, INT64_MAX / 2, &num))
+			return -1;
+		r->tolerance_ns = num;
+		return 0;
+	}
+	if (!strcmp(key, "max_corrections_per_min") && (info->actions & A(HV_ACT_CORRECT))) {
+		if (parse_int(p, v, key, 1, 100000, &num))
+			return -1;
+		r->max_corrections_per_min = num;
+		return 0;
+	}
+	return fail(p, k, "unknown key '%s' for rule %s", key, info->id);
+}
+
+static int rules_key(struct parser *p, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+	struct rule_ctx rc = {.id = hv_rule_by_id(key)};
+
+	(void)arg;
+	if (rc.id < 0)
+		return fail(p, k, "unknown rule '%s'", key);
+	rc.rule = &p->rules->rule[rc.id];
+	return each_key(p, v, hv_rule_table[rc.id].id, rule_key, &rc);
+}
+
+struct backend_ctx {
+	struct hv_backend_match *b;
+	bool any; /* a field that selects processes, not only a name */
+};
+
+static int backend_key(struct parser *p, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {
 	static const char *const str_keys[] = {"name", "exe", "cgroup", "comm"};
-	bool any = false;
+	struct backend_ctx *bc = arg;
+	char **slots[] = {&bc->b->name, &bc->b->exe, &bc->b->cgroup, &bc->b->comm};
+	const char *s;
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcmp(key, str_keys[i]))
+			continue;
+		if (want_scalar(p, v, key, &s))
+			return -1;
+		free(*slots[i]);
+		*slots[i] = strdup(s);
+		bc->any |= i > 0;
+		return 0;
+	}
+	if (!strcmp(key, "uid")) {
+		bc->any = true;
+		return parse_int(p, v, key, 0, UINT32_MAX - 1, &bc->b->uid);
+	}
+	return fail(p, k, "unknown key '%s' for a backend (name, exe, cgroup, comm, uid)", key);
+}
+
+static int parse_backend(struct parser *p, yaml_node_t *map, struct hv_backend_match *b)
+{
+	struct backend_ctx bc = {.b = b};
 
 	b->uid = -1;
-	if (want_mapping(p, map, "a backend"))
+	if (each_key(p, map, "a backend", backend_key, &bc))
 		return -1;
-	for_each_pair(p, map, pair)
-	{
-		yaml_node_t *k = yaml_document_get_node(&p->doc, pair->key);
-		yaml_node_t *v = yaml_document_get_node(&p->doc, pair->value);
-		char **slots[] = {&b->name, &b->exe, &b->cgroup, &b->comm};
-		const char *key = scalar(k), *s;
-		bool done = false;
-
-		if (!key)
-			return fail(p, k, "keys must be plain words");
-		for (size_t i = 0; i < 4; i++) {
-			if (strcmp(key, str_keys[i]))
-				continue;
-			if (want_scalar(p, v, key, &s))
-				return -1;
-			free(*slots[i]);
-			*slots[i] = strdup(s);
-			done = true;
-			any |= i > 0;
-		}
-		if (done)
-			continue;
-		if (!strcmp(key, "uid")) {
-			if (parse_int(p, v, key, 0, UINT32_MAX - 1, &b->uid))
-				return -1;
-			any = true;
-			continue;
-		}
-		return fail(p, k, "unknown key '%s' for a backend (name, exe, cgroup, comm, uid)",
-			    key);
-	}
-	if (!any)
+	if (!bc.any)
 		return fail(p, map, "a backend needs at least one of exe, cgroup, comm, uid");
 	return 0;
 }
@@ -318,41 +323,45 @@ static int parse_backends(struct parser *p, yaml_node_t *seq)
 	return 0;
 }
 
-static int parse_xen(struct parser *p, yaml_node_t *map)
+static int xen_key(struct parser *p, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {
-	if (want_mapping(p, map, "'xen'"))
-		return -1;
-	for_each_pair(p, map, pair)
-	{
-		yaml_node_t *k = yaml_document_get_node(&p->doc, pair->key);
-		yaml_node_t *v = yaml_document_get_node(&p->doc, pair->value);
-		const char *key = scalar(k);
-		int64_t num;
+	int64_t num;
 
-		if (!key)
-			return fail(p, k, "keys must be plain words");
-		if (!strcmp(key, "backends")) {
-			if (parse_backends(p, v))
-				return -1;
-		} else if (!strcmp(key, "allowed_frontends")) {
-			if (parse_domids(p, v, key))
-				return -1;
-		} else if (!strcmp(key, "target_domain")) {
-			if (parse_int(p, v, key, 0, 0x7fef, &num))
-				return -1;
-			p->rules->target_domain = num;
-		} else if (!strcmp(key, "grant_leak_after_ms")) {
-			if (parse_int(p, v, key, 1, 86400000, &num))
-				return -1;
-			p->rules->grant_leak_after_ns = num * 1000000ull;
-		} else {
-			return fail(p, k,
-				    "unknown key '%s' in 'xen' (backends, allowed_frontends, "
-				    "target_domain, grant_leak_after_ms)",
-				    key);
-		}
+	(void)arg;
+	if (!strcmp(key, "backends"))
+		return parse_backends(p, v);
+	if (!strcmp(key, "allowed_frontends"))
+		return parse_domids(p, v, key);
+	if (!strcmp(key, "target_domain")) {
+		if (parse_int(p, v, key, 0, 0x7fef, &num))
+			return -1;
+		p->rules->target_domain = num;
+		return 0;
 	}
-	return 0;
+	if (!strcmp(key, "grant_leak_after_ms")) {
+		if (parse_int(p, v, key, 1, 86400000, &num))
+			return -1;
+		p->rules->grant_leak_after_ns = num * 1000000ull;
+		return 0;
+	}
+	return fail(p, k,
+		    "unknown key '%s' in 'xen' (backends, allowed_frontends, target_domain, "
+		    "grant_leak_after_ms)",
+		    key);
+}
+
+static int root_key(struct parser *p, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+	int64_t version;
+
+	(void)arg;
+	if (!strcmp(key, "version"))
+		return parse_int(p, v, key, 1, 1, &version);
+	if (!strcmp(key, "rules"))
+		return each_key(p, v, "'rules'", rules_key, NULL);
+	if (!strcmp(key, "xen"))
+		return each_key(p, v, "'xen'", xen_key, NULL);
+	return fail(p, k, "unknown key '%s' (version, rules, xen)", key);
 }
 
 static int parse_root(struct parser *p)
@@ -361,31 +370,7 @@ static int parse_root(struct parser *p)
 
 	if (!root)
 		return 0; /* an empty file: the defaults */
-	if (want_mapping(p, root, "the rules file"))
-		return -1;
-	for_each_pair(p, root, pair)
-	{
-		yaml_node_t *k = yaml_document_get_node(&p->doc, pair->key);
-		yaml_node_t *v = yaml_document_get_node(&p->doc, pair->value);
-		const char *key = scalar(k);
-		int64_t version;
-
-		if (!key)
-			return fail(p, k, "keys must be plain words");
-		if (!strcmp(key, "version")) {
-			if (parse_int(p, v, key, 1, 1, &version))
-				return -1;
-		} else if (!strcmp(key, "rules")) {
-			if (parse_rules_section(p, v))
-				return -1;
-		} else if (!strcmp(key, "xen")) {
-			if (parse_xen(p, v))
-				return -1;
-		} else {
-			return fail(p, k, "unknown key '%s' (version, rules, xen)", key);
-		}
-	}
-	return 0;
+	return each_key(p, root, "the rules file", root_key, NULL);
 }
 
 static struct hv_rules *rules_defaults(void)

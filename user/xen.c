@@ -555,33 +555,40 @@ static void leak_alert(struct hv_ctx *ctx, int pid, const char *comm, const char
 static void on_exit_event(struct hv_ctx *ctx, const struct hv_xen_event *e)
 {
 	int fd = bpf_map__fd(skel->maps.xen_grants);
-	struct hv_xen_grant_key key, next, *prev = NULL;
+	struct hv_xen_grant_key key, *prev = NULL, *mine = NULL, *grown;
 	struct hv_xen_grant g, first = { 0 };
 	const char *first_why = NULL;
 	uint64_t first_index = 0;
+	size_t n = 0, cap = 0;
 	struct json_object *o;
 	char comm[HV_XEN_COMM_LEN + 1];
 	int leaks = 0;
 
 	snprintf(comm, sizeof(comm), "%s", e->comm);
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
+	/* Walk once, collect this process's keys, delete after the walk. */
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
 		prev = &key;
 		if (key.tgid != e->pid || bpf_map_lookup_elem(fd, &key, &g))
 			continue;
-		if (!g.leak_reported) {
-			if (!leaks++) {
-				first = g;
-				first_index = key.index;
-				first_why = g.state == HV_XEN_GRANT_MAPPED ? "was still mapped at exit" :
-					    g.state == HV_XEN_GRANT_RESERVED ?
-										  "was reserved and never mapped" :
-										  "was never released (no UNMAP_GRANT_REF)";
-			}
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			grown = realloc(mine, cap * sizeof(*mine));
+			if (!grown)
+				break;
+			mine = grown;
 		}
-		bpf_map_delete_elem(fd, &key);
-		prev = NULL; /* deleted: restart the walk */
+		mine[n++] = key;
+		if (g.leak_reported || leaks++)
+			continue;
+		first = g;
+		first_index = key.index;
+		first_why = g.state == HV_XEN_GRANT_MAPPED   ? "was still mapped at exit" :
+			    g.state == HV_XEN_GRANT_RESERVED ? "was reserved and never mapped" :
+							       "was never released (no UNMAP_GRANT_REF)";
 	}
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, &mine[i]);
+	free(mine);
 	if (leaks && ctx->rules->rule[HV_RULE_GRANT_LEAK].enabled)
 		leak_alert(ctx, e->pid, comm, first_why, &first, first_index, leaks - 1);
 	o = json_object_new_object();
@@ -793,9 +800,15 @@ static void xen_poll(struct hv_ctx *ctx)
 
 	if (!skel)
 		return;
+	/* Grant records are submitted without a wakeup: collect them here. */
+	ring_buffer__consume(ctx->rb);
 	if (now >= st.next_leak_scan) {
+		/* Each scan walks the whole map (two syscalls an entry): as often as
+		 * the leak delay needs, at least every 10 s, at most every second. */
+		double every = ctx->rules->grant_leak_after_ns / 2e9;
+
 		scan_reserved_leaks(ctx);
-		st.next_leak_scan = now + 1;
+		st.next_leak_scan = now + (every < 1 ? 1 : every > 10 ? 10 : every);
 	}
 	cfg = &skel->bss->xen_cfg;
 	if (now >= st.next_resolve) {
