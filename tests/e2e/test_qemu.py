@@ -176,13 +176,15 @@ def main():
     # our own. The pin directory is ours alone, so that another hvguard on
     # this host neither shares nor disturbs this one's state (bpffs refuses
     # names with dots: hence "hvguard-e2e-XXXXXX").
-    tmp = os.environ.get("HVGUARD_E2E_TMP") or tempfile.mkdtemp(prefix="hvguard-e2e-")
+    given = os.environ.get("HVGUARD_E2E_TMP")
+    tmp = given or tempfile.mkdtemp(prefix="hvguard-e2e-")
     pin_dir = os.environ.get("HVGUARD_E2E_PIN") or f"/sys/fs/bpf/{os.path.basename(tmp)}"
     try:
         run(tmp, pin_dir)
     finally:
         shutil.rmtree(pin_dir, ignore_errors=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not given:  # run.sh removes its own, after the next test used it
+            shutil.rmtree(tmp, ignore_errors=True)
     return tap.exit_code()
 
 

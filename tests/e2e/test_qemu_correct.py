@@ -7,6 +7,7 @@ A correction that cannot be applied because QEMU died first is reported as
 refused, and the daemon carries on."""
 
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -120,7 +121,16 @@ def _ignore(fn, *args):
 
 
 def main():
-    tmp = os.environ.get("HVGUARD_E2E_TMP") or tempfile.mkdtemp(prefix="hvguard-e2e-")
+    given = os.environ.get("HVGUARD_E2E_TMP")
+    tmp = given or tempfile.mkdtemp(prefix="hvguard-e2e-")
+    try:
+        return run(tmp)
+    finally:
+        if not given:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp):
     # 100 cycles in a few seconds would trip the default rate limit (30 per
     # VM and minute), which exists to stop correction loops: raise it here.
     rules = os.path.join(tmp, "many-corrections.yaml")

@@ -4,8 +4,9 @@
   "not ok - NAME # expected X, got Y"), never skipping.
 - Hvguard: `$HVGUARD run --json ARGS` as a subprocess; waits for its ready
   line, collects its JSON lines in a background thread, stops it with SIGINT
-  and checks its summary line and exit status.
+  and asserts its summary line and exit status 0 (stop_and_check).
 - Qemu: a qemu-system-x86_64 with a QMP unix socket, always killed at the end.
+Children get a parent-death signal, so none outlives a killed test.
 """
 
 import json
@@ -17,6 +18,15 @@ import threading
 import time
 
 QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
+
+
+def orphan_proof(cmd, sig="KILL"):
+    """Prefixes cmd so that the child gets `sig` when this test process dies,
+    however it dies: no QEMU or hvguard outlives a crashed or killed test.
+    setpriv execs the command, so the child's pid is the command's own.
+    (The signal follows the *thread* that started the child: start children
+    from a thread that lives as long as they should.)"""
+    return ["setpriv", f"--pdeathsig={sig}", "--", *cmd]
 
 
 class Tap:
@@ -52,17 +62,6 @@ class Tap:
         return 1 if self.failed else 0
 
 
-def wait_until(cond, timeout, step=0.05):
-    """Polls cond() until it returns something true or timeout s pass;
-    returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(step)
-
-
 class HvguardError(Exception):
     pass
 
@@ -84,18 +83,24 @@ class Hvguard:
         self.cond = threading.Condition()
         self.log_path = log
         err = open(log, "w") if log else subprocess.DEVNULL
+        # TERM, not KILL: an orphaned daemon still detaches its programs.
         self.proc = subprocess.Popen(
-            [binary, "run", "--json", *args],
+            orphan_proof([binary, "run", "--json", *args], "TERM"),
             stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1)
         if log:
             err.close()
         self.thread = threading.Thread(target=self._reader, daemon=True)
         self.thread.start()
         if not self.wait_for(lambda o: o.get("type") == "ready", ready_timeout):
+            rc = self.proc.poll()
             self.kill()
-            raise HvguardError(
-                f"no ready line within {ready_timeout} s "
-                f"(exit {self.proc.poll()}, {self.stderr_tail()})")
+            when = (f"exited {rc} before" if rc is not None
+                    else "still running without")
+            errors = [o.get("message") for o in self.lines
+                      if o.get("type") == "error"]
+            raise HvguardError(f"hvguard {when} its ready line after "
+                               f"{ready_timeout} s at most; errors: {errors}; "
+                               f"{self.stderr_tail()}")
 
     def _reader(self):
         for raw in self.proc.stdout:
@@ -157,6 +162,19 @@ class Hvguard:
             summaries = [o for o in self.lines if o.get("type") == "summary"]
         return rc, (summaries[-1] if summaries else None)
 
+    def stop_and_check(self, tap):
+        """stop() plus the assertions every test of the daemon makes: exit
+        status 0 after SIGINT, a summary line that counts the alerts printed,
+        nothing but JSON objects on stdout."""
+        rc, summary = self.stop()
+        tap.eq("hvguard: exit status 0 after SIGINT", rc, 0)
+        if tap.ok("hvguard: summary line at exit", summary is not None,
+                  "a summary line", self.stderr_tail()):
+            tap.eq("hvguard: summary counts every alert it printed",
+                   summary.get("alerts"), len(self.alerts()))
+        tap.ok("hvguard: every stdout line is a JSON object", not self.garbage,
+               "none other", self.garbage[:3])
+
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -165,8 +183,8 @@ class Hvguard:
 
 class Qemu:
     """qemu-system-x86_64 -accel kvm, prelaunch (-S) by default, with a QMP
-    unix socket in `tmpdir`. self.pid is QEMU's own pid (what hvguard
-    reports: it is started directly, not through a shell)."""
+    unix socket in `tmpdir`. self.pid is QEMU's own pid, the one hvguard
+    reports (setpriv execs QEMU; no shell in between)."""
 
     def __init__(self, name, tmpdir, mem=128, smp=2, extra=(), prelaunch=True,
                  serial=None):
@@ -185,7 +203,7 @@ class Qemu:
         if prelaunch:
             cmd.append("-S")
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(orphan_proof(cmd), stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log)
         self.pid = self.proc.pid
         try:
@@ -202,9 +220,6 @@ class Qemu:
         """Runs a command; returns the host monotonic time of its reply."""
         self.qmp.cmd(name, **args)
         return time.monotonic()
-
-    def status(self):
-        return self.qmp.cmd("query-status")["status"]
 
     def log_tail(self, n=5):
         try:

@@ -160,7 +160,7 @@ static struct vm_state *vm_with(int n, const int64_t *offsets, uint64_t guest_ma
 	for (int i = 0; i < n; i++) {
 		vm.tsc_offset[i] = offsets[i];
 		hv_bit_set(vm.tsc_known, i, true);
-		hv_bit_set(vm.tsc_guest, i, (guest_mask >> i) & 1);
+		hv_bit_set(vm.tsc_guest, i, i < 64 && ((guest_mask >> i) & 1));
 	}
 	return &vm;
 }

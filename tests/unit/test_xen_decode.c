@@ -117,6 +117,22 @@ static void test_map_grant_ref_from_other_domain(void **state)
 	assert_int_equal(c.bad_domid, 5);
 }
 
+static void test_verdict_is_repeatable(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	map_grant_ref(1, 4, 7, 1);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	/* the configuration changes (rules reloaded): the same call is judged anew */
+	hv_xen_allow_domid(&cfg, 4);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+	cfg.action[HV_RULE_GRANT_DOMAIN] = HV_XEN_ACT_OFF;
+	memset(cfg.allowed, 0, sizeof(cfg.allowed));
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+}
+
 static void test_map_grant_ref_no_allowed_set_is_inactive(void **state)
 {
 	struct hv_xen_call c;
@@ -421,6 +437,7 @@ int main(void)
 		cmocka_unit_test_setup(test_map_grant_ref_allowed, setup),
 		cmocka_unit_test_setup(test_map_grant_ref_from_other_domain, setup),
 		cmocka_unit_test_setup(test_map_grant_ref_no_allowed_set_is_inactive, setup),
+		cmocka_unit_test_setup(test_verdict_is_repeatable, setup),
 		cmocka_unit_test_setup(test_map_grant_ref_huge_count_bounded, setup),
 		cmocka_unit_test_setup(test_map_grant_ref_refs_run_off_the_page, setup),
 		cmocka_unit_test_setup(test_bad_pointer_every_op, setup),

@@ -12,6 +12,8 @@
  *                                 UNMAP_GRANT_REF, release the gntalloc side
  *   xenops grant-leak             MAP_GRANT_REF and mmap, then exit as is
  *   xenops grant-reserve-leak     MAP_GRANT_REF, never mmap, sleep 3 s, exit
+ *   xenops reserve DOMID REF      MAP_GRANT_REF of a grant of DOMID (only reserves;
+ *                                 succeeds for any domid), then UNMAP_GRANT_REF
  *   xenops gnttab-frame           print the machine frame of dom0's grant table
  *                                 (GNTTABOP_setup_table through HYPERCALL)
  *   xenops mmapbatch FRAME PAGES [DOM] foreign-map FRAME PAGES times of DOM
@@ -20,6 +22,8 @@
  *   xenops hypercall              HYPERCALL xen_version
  *   xenops resource TYPE          MMAP_RESOURCE of dom 0 (Xen says EPERM)
  *   xenops hostile                MAP_GRANT_REF with a huge count and bad pointers
+ *   xenops spawn CMD [ARG...]     fork, exec CMD in the child, wait, print its status
+ *                                 (a designated backend's children inherit it)
  *   xenops bench-grant N          N x (MAP_GRANT_REF + mmap + munmap + UNMAP): ns each
  *   xenops bench-privcmd N        N x privcmd DM_OP (num 0, no hypercall): ns each
  *   xenops bench-hypercall N      N x HYPERCALL xen_version: ns each
@@ -34,6 +38,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -212,6 +217,20 @@ static int cmd_grant_cycle(void)
 	close(gntdev);
 	self_grant_release(&g);
 	return 0;
+}
+
+static int cmd_reserve(uint32_t domid, uint32_t ref)
+{
+	struct gntdev_map m = { .count = 1, .refs = { { .domid = domid, .ref = ref } } };
+	int gntdev = open_dev("/dev/xen/gntdev");
+	long r = ioctl(gntdev, HV_GNTDEV_MAP_GRANT_REF, &m);
+	int e = r ? errno : 0;
+
+	if (!r)
+		gntdev_release(gntdev, m.index);
+	printf("XENOPS %s ok=%d ret=%ld errno=%d domid=%u ref=%u pid=%d\n", cmd_name, r == 0, r, e,
+	       domid, ref, getpid());
+	return r == 0 ? 0 : 1;
 }
 
 /* Grants still reserved (and, with map_it, mapped) when the process exits. */
@@ -435,11 +454,27 @@ static int cmd_bench_hypercall(unsigned long n)
 	return 0;
 }
 
+static int cmd_spawn(char **argv)
+{
+	int status = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return 1;
+	printf("XENOPS %s ok=1 child=%d status=%d pid=%d\n", cmd_name, pid, status, getpid());
+	return 0;
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: xenops grant-cycle | grant-leak | grant-reserve-leak | gnttab-frame |\n"
+	fprintf(stderr, "usage: xenops grant-cycle | grant-leak | grant-reserve-leak | reserve DOMID REF |\n"
+			"       gnttab-frame |\n"
 			"       mmapbatch FRAME PAGES [DOM] | hypercall | resource TYPE | hostile |\n"
-			"       bench-grant N | bench-privcmd N | bench-hypercall N\n");
+			"       spawn CMD [ARG...] | bench-grant N | bench-privcmd N | bench-hypercall N\n");
 	return 2;
 }
 
@@ -457,6 +492,8 @@ int main(int argc, char **argv)
 		return cmd_grant_leak(1);
 	if (!strcmp(c, "grant-reserve-leak"))
 		return cmd_grant_leak(0);
+	if (!strcmp(c, "reserve") && argc == 4)
+		return cmd_reserve(strtoul(argv[2], NULL, 0), strtoul(argv[3], NULL, 0));
 	if (!strcmp(c, "gnttab-frame"))
 		return cmd_gnttab_frame();
 	if (!strcmp(c, "mmapbatch") && (argc == 4 || argc == 5))
@@ -468,6 +505,8 @@ int main(int argc, char **argv)
 		return cmd_resource(strtoul(argv[2], NULL, 0));
 	if (!strcmp(c, "hostile"))
 		return cmd_hostile();
+	if (!strcmp(c, "spawn") && argc >= 3)
+		return cmd_spawn(argv + 2);
 	if (!strcmp(c, "bench-grant") && argc == 3)
 		return cmd_bench_grant(strtoul(argv[2], NULL, 0));
 	if (!strcmp(c, "bench-privcmd") && argc == 3)
