@@ -39,21 +39,25 @@ static inline long hv_xen_read_user(void *dst, __u32 size, __u64 uptr)
 static struct xen_bpf *skel;
 
 static const char *const dev_paths[HV_XEN_DEV_COUNT] = {
-	[HV_XEN_DEV_PRIVCMD] = "/dev/xen/privcmd",
-	[HV_XEN_DEV_GNTDEV] = "/dev/xen/gntdev",
-	[HV_XEN_DEV_GNTALLOC] = "/dev/xen/gntalloc",
+    [HV_XEN_DEV_PRIVCMD] = "/dev/xen/privcmd",
+    [HV_XEN_DEV_GNTDEV] = "/dev/xen/gntdev",
+    [HV_XEN_DEV_GNTALLOC] = "/dev/xen/gntalloc",
 };
 
 static const char *const ioctl_fns[HV_XEN_DEV_COUNT - 1] = {
-	"privcmd_ioctl", "gntdev_ioctl", "gntalloc_ioctl",
+    "privcmd_ioctl",
+    "gntdev_ioctl",
+    "gntalloc_ioctl",
 };
 
 /* How "deny" is carried out on this host: decided once at load, best first. */
 enum enforcement { ENF_NONE, ENF_LSM, ENF_FMOD_RET, ENF_KILL_FALLBACK };
 
 static const char *const enforcement_names[] = {
-	[ENF_NONE] = "unused", [ENF_LSM] = "bpf-lsm", [ENF_FMOD_RET] = "fmod-ret",
-	[ENF_KILL_FALLBACK] = "kill-fallback",
+    [ENF_NONE] = "unused",
+    [ENF_LSM] = "bpf-lsm",
+    [ENF_FMOD_RET] = "fmod-ret",
+    [ENF_KILL_FALLBACK] = "kill-fallback",
 };
 
 static struct {
@@ -202,8 +206,7 @@ static void emit_backend(struct hv_ctx *ctx, int pid, int match, const char *how
 	json_object_object_add(o, "type", json_object_new_string("xen-backend"));
 	json_object_object_add(o, "pid", json_object_new_int(pid));
 	json_object_object_add(o, "comm", json_object_new_string(comm));
-	json_object_object_add(o, "backend",
-			       b && b->name ? json_object_new_string(b->name) : NULL);
+	json_object_object_add(o, "backend", b && b->name ? json_object_new_string(b->name) : NULL);
 	json_object_object_add(o, "how", json_object_new_string(how));
 	json_object_object_add(o, "parent", parent ? json_object_new_int(parent) : NULL);
 	hv_log(ctx, "xen: %s[%d] is a designated backend (%s%s%s)", comm, pid, how,
@@ -213,7 +216,7 @@ static void emit_backend(struct hv_ctx *ctx, int pid, int match, const char *how
 
 static void designate(struct hv_ctx *ctx, int pid, int match, const char *how)
 {
-	struct hv_xen_backend be = { .match = (__u32)match };
+	struct hv_xen_backend be = {.match = (__u32)match};
 	__u32 key = pid;
 
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.xen_backends), &key, &be, BPF_NOEXIST))
@@ -250,7 +253,7 @@ static int configure_matches(struct hv_ctx *ctx)
 
 	for (size_t i = 0; i < r->n_backends; i++) {
 		const struct hv_backend_match *b = &r->backends[i];
-		struct hv_xen_match m = { .uid = b->uid, .index = (__u32)i };
+		struct hv_xen_match m = {.uid = b->uid, .index = (__u32)i};
 		char key[HV_XEN_PATH_MAX] = "";
 		int fd = -1;
 
@@ -300,7 +303,8 @@ static bool bpf_lsm_active(char *why, size_t len)
 	char buf[512], *tok, *save;
 
 	if (read_small("/sys/kernel/security/lsm", buf, sizeof(buf))) {
-		snprintf(why, len, "cannot read /sys/kernel/security/lsm (securityfs not mounted?)");
+		snprintf(why, len,
+			 "cannot read /sys/kernel/security/lsm (securityfs not mounted?)");
 		return false;
 	}
 	buf[strcspn(buf, "\n")] = '\0';
@@ -317,7 +321,8 @@ static __u8 bpf_action(enum hv_action a)
 	case HV_ACT_KILL:
 		return HV_XEN_ACT_KILL;
 	case HV_ACT_DENY:
-		return st.deny == ENF_LSM || st.deny == ENF_FMOD_RET ? HV_XEN_ACT_DENY : HV_XEN_ACT_KILL;
+		return st.deny == ENF_LSM || st.deny == ENF_FMOD_RET ? HV_XEN_ACT_DENY
+								     : HV_XEN_ACT_KILL;
 	default:
 		return HV_XEN_ACT_ALERT;
 	}
@@ -340,7 +345,8 @@ static void configure(struct hv_ctx *ctx, struct hv_xen_config *cfg)
 	if (!r->n_allowed_frontends && r->rule[HV_RULE_GRANT_DOMAIN].enabled)
 		hv_warn("xen: no allowed_frontends in the rules: grant-domain cannot fire");
 	if (!r->n_backends)
-		hv_warn("xen: no backends in the rules: nothing is watched (see rules/xen-example.yaml)");
+		hv_warn("xen: no backends in the rules: nothing is watched (see "
+			"rules/xen-example.yaml)");
 }
 
 static bool rules_want_deny(const struct hv_rules *r)
@@ -395,20 +401,23 @@ static void describe(char *buf, size_t len, const struct hv_xen_event *e, const 
 	/* Killed at entry: the outcome is unknown; otherwise ret tells. */
 	bool failed = e->action != HV_XEN_ACT_KILL && e->ret < 0;
 	const char *verb = failed ? "tried to map" : "mapped";
-	const char *outcome = e->action == HV_XEN_ACT_KILL ?
-		"; SIGKILL sent at the call (the call itself may have completed)" :
-		e->action == HV_XEN_ACT_DENY ? "; refused with EPERM before the driver ran" :
-		failed ? "; the call failed" : "";
+	const char *outcome =
+	    e->action == HV_XEN_ACT_KILL
+		? "; SIGKILL sent at the call (the call itself may have completed)"
+	    : e->action == HV_XEN_ACT_DENY ? "; refused with EPERM before the driver ran"
+	    : failed			   ? "; the call failed"
+					   : "";
 	char dom[64];
 
 	domain_words(dom, sizeof(dom), e->rule == HV_RULE_GRANT_DOMAIN ? c->bad_domid : c->domid);
 	switch (e->rule) {
 	case HV_RULE_FOREIGN_MAP:
 		if (c->op == HV_XEN_OP_MMAP)
-			snprintf(buf, len,
-				 "backend %s[%u] mmapped privcmd, which only serves foreign mappings "
-				 "when no target_domain is configured%s",
-				 e->comm, e->pid, outcome);
+			snprintf(
+			    buf, len,
+			    "backend %s[%u] mmapped privcmd, which only serves foreign mappings "
+			    "when no target_domain is configured%s",
+			    e->comm, e->pid, outcome);
 		else
 			snprintf(buf, len,
 				 "backend %s[%u] %s foreign memory of %s through privcmd (%s, %llu "
@@ -418,10 +427,11 @@ static void describe(char *buf, size_t len, const struct hv_xen_event *e, const 
 				 outcome);
 		break;
 	case HV_RULE_FORBIDDEN_HYPERCALL:
-		snprintf(buf, len,
-			 "backend %s[%u] issued raw hypercall %llu through privcmd: an unprivileged "
-			 "backend has no use for it (it can create foreign mappings)%s",
-			 e->comm, e->pid, (unsigned long long)c->hypercall, outcome);
+		snprintf(
+		    buf, len,
+		    "backend %s[%u] issued raw hypercall %llu through privcmd: an unprivileged "
+		    "backend has no use for it (it can create foreign mappings)%s",
+		    e->comm, e->pid, (unsigned long long)c->hypercall, outcome);
 		break;
 	case HV_RULE_RESOURCE_MAP:
 		snprintf(buf, len,
@@ -430,10 +440,11 @@ static void describe(char *buf, size_t len, const struct hv_xen_event *e, const 
 			 e->comm, e->pid, verb, c->resource_type, dom, outcome);
 		break;
 	case HV_RULE_GRANT_DOMAIN:
-		snprintf(buf, len,
-			 "backend %s[%u] used a grant of %s, which is not an allowed frontend (%s): "
-			 "add it to allowed_frontends if it should be served%s",
-			 e->comm, e->pid, dom, ioctl, outcome);
+		snprintf(
+		    buf, len,
+		    "backend %s[%u] used a grant of %s, which is not an allowed frontend (%s): "
+		    "add it to allowed_frontends if it should be served%s",
+		    e->comm, e->pid, dom, ioctl, outcome);
 		break;
 	default:
 		snprintf(buf, len, "backend %s[%u]: %s", e->comm, e->pid, ioctl);
@@ -445,7 +456,7 @@ static void on_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
 	const struct hv_xen_call *c = &e->call;
 	const char *ioctl = hv_xen_op_name(c->op);
 	const struct hv_rule *rule;
-	struct hv_alert a = { 0 };
+	struct hv_alert a = {0};
 	struct json_object *f;
 	char comm[HV_XEN_COMM_LEN + 1];
 
@@ -456,7 +467,8 @@ static void on_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
 	f = json_object_new_object();
 	json_object_object_add(f, "ioctl", json_object_new_string(ioctl));
 	json_object_object_add(f, "device", json_object_new_string(hv_xen_dev_name(c->dev)));
-	json_object_object_add(f, "domid", domid_json(e->rule == HV_RULE_GRANT_DOMAIN ? c->bad_domid : c->domid));
+	json_object_object_add(
+	    f, "domid", domid_json(e->rule == HV_RULE_GRANT_DOMAIN ? c->bad_domid : c->domid));
 	json_object_object_add(f, "pages", json_object_new_uint64(c->count));
 	json_object_object_add(f, "refs", refs_json(c));
 	if (c->op == HV_XEN_OP_PRIVCMD_HYPERCALL)
@@ -469,10 +481,11 @@ static void on_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
 	json_object_object_add(f, "enforcement",
 			       json_object_new_string(enforcement_name(e->action, e->ret)));
 	if (c->flags & (HV_XEN_F_UNREADABLE | HV_XEN_F_TRUNCATED | HV_XEN_F_HUGE))
-		json_object_object_add(f, "decode",
-				       json_object_new_string(c->flags & HV_XEN_F_UNREADABLE ? "unreadable" :
-							      c->flags & HV_XEN_F_HUGE ? "huge-count" :
-							      "truncated"));
+		json_object_object_add(
+		    f, "decode",
+		    json_object_new_string(c->flags & HV_XEN_F_UNREADABLE ? "unreadable"
+					   : c->flags & HV_XEN_F_HUGE	  ? "huge-count"
+									  : "truncated"));
 	a.rule = hv_rule_table[e->rule].id;
 	a.severity = rule->severity;
 	a.action = rule->action;
@@ -517,7 +530,7 @@ static void on_grant(struct hv_ctx *ctx, const struct hv_xen_event *e)
 static void leak_alert(struct hv_ctx *ctx, int pid, const char *comm, const char *why,
 		       const struct hv_xen_grant *g, uint64_t index, int n_more)
 {
-	struct hv_alert a = { 0 };
+	struct hv_alert a = {0};
 	struct json_object *f = json_object_new_object();
 	const struct hv_rule *rule = &ctx->rules->rule[HV_RULE_GRANT_LEAK];
 	struct json_object *refs = json_object_new_array();
@@ -556,7 +569,7 @@ static void on_exit_event(struct hv_ctx *ctx, const struct hv_xen_event *e)
 {
 	int fd = bpf_map__fd(skel->maps.xen_grants);
 	struct hv_xen_grant_key key, *prev = NULL, *mine = NULL, *grown;
-	struct hv_xen_grant g, first = { 0 };
+	struct hv_xen_grant g, first = {0};
 	const char *first_why = NULL;
 	uint64_t first_index = 0;
 	size_t n = 0, cap = 0;
@@ -582,9 +595,10 @@ static void on_exit_event(struct hv_ctx *ctx, const struct hv_xen_event *e)
 			continue;
 		first = g;
 		first_index = key.index;
-		first_why = g.state == HV_XEN_GRANT_MAPPED   ? "was still mapped at exit" :
-			    g.state == HV_XEN_GRANT_RESERVED ? "was reserved and never mapped" :
-							       "was never released (no UNMAP_GRANT_REF)";
+		first_why = g.state == HV_XEN_GRANT_MAPPED ? "was still mapped at exit"
+			    : g.state == HV_XEN_GRANT_RESERVED
+				? "was reserved and never mapped"
+				: "was never released (no UNMAP_GRANT_REF)";
 	}
 	for (size_t i = 0; i < n; i++)
 		bpf_map_delete_elem(fd, &mine[i]);
@@ -649,7 +663,8 @@ static int xen_ring_event(void *arg, void *data, size_t size)
 		on_bad_argument(ctx, e);
 		break;
 	case HV_XEN_EV_DESIGNATED:
-		emit_backend(ctx, e->pid, e->backend.match, e->ppid ? "inherited" : "exec", e->ppid);
+		emit_backend(ctx, e->pid, e->backend.match, e->ppid ? "inherited" : "exec",
+			     e->ppid);
 		break;
 	case HV_XEN_EV_EXEC:
 		match = match_process(ctx->rules, e->pid);
@@ -831,10 +846,12 @@ static void xen_summary(struct hv_ctx *ctx, struct json_object *summary)
 
 	(void)ctx;
 	for (int op = 0; op < HV_XEN_GRANT_OP_COUNT; op++)
-		json_object_object_add(ops, hv_xen_grant_op_name(op), json_object_new_uint64(st.grant_ops[op]));
+		json_object_object_add(ops, hv_xen_grant_op_name(op),
+				       json_object_new_uint64(st.grant_ops[op]));
 	json_object_object_add(o, "backends_seen", json_object_new_uint64(st.backends_seen));
 	json_object_object_add(o, "ioctls", json_object_new_uint64(stat_sum(HV_XEN_STAT_IOCTLS)));
-	json_object_object_add(o, "violations", json_object_new_uint64(stat_sum(HV_XEN_STAT_VIOLATIONS)));
+	json_object_object_add(o, "violations",
+			       json_object_new_uint64(stat_sum(HV_XEN_STAT_VIOLATIONS)));
 	json_object_object_add(o, "kills", json_object_new_uint64(stat_sum(HV_XEN_STAT_KILLS)));
 	json_object_object_add(o, "denials", json_object_new_uint64(stat_sum(HV_XEN_STAT_DENIALS)));
 	json_object_object_add(o, "leaks", json_object_new_uint64(st.leaks));
@@ -851,11 +868,11 @@ static void xen_unload(struct hv_ctx *ctx)
 }
 
 struct hv_family hv_xen_family = {
-	.name = "xen",
-	.present = xen_present,
-	.load = xen_load,
-	.poll = xen_poll,
-	.lost = xen_lost,
-	.summary = xen_summary,
-	.unload = xen_unload,
+    .name = "xen",
+    .present = xen_present,
+    .load = xen_load,
+    .poll = xen_poll,
+    .lost = xen_lost,
+    .summary = xen_summary,
+    .unload = xen_unload,
 };

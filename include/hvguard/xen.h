@@ -22,29 +22,29 @@ enum hv_xen_dev {
 };
 
 /* Ioctl numbers, _IOC(_IOC_NONE, 'P' or 'G', nr, size), LP64. */
-#define HV_PRIVCMD_HYPERCALL		0x00305000u
-#define HV_PRIVCMD_MMAP			0x00105002u
-#define HV_PRIVCMD_MMAPBATCH		0x00185003u
-#define HV_PRIVCMD_MMAPBATCH_V2		0x00205004u
-#define HV_PRIVCMD_DM_OP		0x00105005u
-#define HV_PRIVCMD_RESTRICT		0x00025006u
-#define HV_PRIVCMD_MMAP_RESOURCE	0x00205007u
-#define HV_PRIVCMD_IRQFD		0x40185008u
-#define HV_PRIVCMD_IOEVENTFD		0x40305009u
-#define HV_GNTDEV_MAP_GRANT_REF		0x00184700u
-#define HV_GNTDEV_UNMAP_GRANT_REF	0x00104701u
-#define HV_GNTDEV_GET_OFFSET_FOR_VADDR	0x00184702u
-#define HV_GNTDEV_SET_MAX_GRANTS	0x00044703u
-#define HV_GNTDEV_SET_UNMAP_NOTIFY	0x00104707u
-#define HV_GNTDEV_GRANT_COPY		0x00104708u
-#define HV_GNTDEV_DMABUF_EXP_FROM_REFS	0x00144709u
-#define HV_GNTDEV_DMABUF_IMP_TO_REFS	0x0014470bu
-#define HV_GNTALLOC_ALLOC_GREF		0x00184705u
-#define HV_GNTALLOC_DEALLOC_GREF	0x00104706u
+#define HV_PRIVCMD_HYPERCALL	       0x00305000u
+#define HV_PRIVCMD_MMAP		       0x00105002u
+#define HV_PRIVCMD_MMAPBATCH	       0x00185003u
+#define HV_PRIVCMD_MMAPBATCH_V2	       0x00205004u
+#define HV_PRIVCMD_DM_OP	       0x00105005u
+#define HV_PRIVCMD_RESTRICT	       0x00025006u
+#define HV_PRIVCMD_MMAP_RESOURCE       0x00205007u
+#define HV_PRIVCMD_IRQFD	       0x40185008u
+#define HV_PRIVCMD_IOEVENTFD	       0x40305009u
+#define HV_GNTDEV_MAP_GRANT_REF	       0x00184700u
+#define HV_GNTDEV_UNMAP_GRANT_REF      0x00104701u
+#define HV_GNTDEV_GET_OFFSET_FOR_VADDR 0x00184702u
+#define HV_GNTDEV_SET_MAX_GRANTS       0x00044703u
+#define HV_GNTDEV_SET_UNMAP_NOTIFY     0x00104707u
+#define HV_GNTDEV_GRANT_COPY	       0x00104708u
+#define HV_GNTDEV_DMABUF_EXP_FROM_REFS 0x00144709u
+#define HV_GNTDEV_DMABUF_IMP_TO_REFS   0x0014470bu
+#define HV_GNTALLOC_ALLOC_GREF	       0x00184705u
+#define HV_GNTALLOC_DEALLOC_GREF       0x00104706u
 
-#define HV_IOC_TYPE(cmd) (((cmd) >> 8) & 0xffu)
+#define HV_IOC_TYPE(cmd)    (((cmd) >> 8) & 0xffu)
 #define HV_IOC_TYPE_PRIVCMD 'P'
-#define HV_IOC_TYPE_GNT 'G' /* gntdev and gntalloc share it */
+#define HV_IOC_TYPE_GNT	    'G' /* gntdev and gntalloc share it */
 
 /* MMAP_RESOURCE types (xen/include/public/memory.h). */
 #define HV_XENMEM_RESOURCE_IOREQ_SERVER 0
@@ -84,7 +84,7 @@ enum hv_xen_op {
 /* Domain ids of real domains are below DOMID_FIRST_RESERVED (0x7ff0). */
 #define HV_XEN_DOMID_LIMIT 0x8000u
 #define HV_XEN_DOMID_WORDS (HV_XEN_DOMID_LIMIT / 64)
-#define HV_XEN_DOMID_NONE (-1)
+#define HV_XEN_DOMID_NONE  (-1)
 
 /* Decode flags. */
 #define HV_XEN_F_UNREADABLE (1u << 0) /* a user structure could not be read */
@@ -94,17 +94,17 @@ enum hv_xen_op {
 /* One Xen device ioctl, decoded from its user arguments. */
 struct hv_xen_call {
 	__u32 cmd;
-	__u8 dev;		/* enum hv_xen_dev */
-	__u8 op;		/* enum hv_xen_op */
-	__u8 flags;		/* HV_XEN_F_* */
-	__u8 n_refs;		/* entries of refs[]/ref_domids[] actually read */
-	__s32 domid;		/* the call's domain, or HV_XEN_DOMID_NONE */
-	__s32 bad_domid;	/* set by the verdict: first domid outside the allowed set */
-	__u64 count;		/* pages / grants / segments as the caller claims */
-	__u64 uarg;		/* the ioctl's user pointer */
-	__u64 addr;		/* MMAPBATCH*: target address; MMAP_RESOURCE: addr */
-	__u64 hypercall;	/* HYPERCALL: op number */
-	__u32 resource_type;	/* MMAP_RESOURCE */
+	__u8 dev;	     /* enum hv_xen_dev */
+	__u8 op;	     /* enum hv_xen_op */
+	__u8 flags;	     /* HV_XEN_F_* */
+	__u8 n_refs;	     /* entries of refs[]/ref_domids[] actually read */
+	__s32 domid;	     /* the call's domain, or HV_XEN_DOMID_NONE */
+	__s32 bad_domid;     /* set by the verdict: first domid outside the allowed set */
+	__u64 count;	     /* pages / grants / segments as the caller claims */
+	__u64 uarg;	     /* the ioctl's user pointer */
+	__u64 addr;	     /* MMAPBATCH*: target address; MMAP_RESOURCE: addr */
+	__u64 hypercall;     /* HYPERCALL: op number */
+	__u32 resource_type; /* MMAP_RESOURCE */
 	__u32 resource_id;
 	__u32 refs[HV_XEN_MAX_REFS];
 	__u32 ref_domids[HV_XEN_MAX_REFS];
@@ -115,7 +115,7 @@ enum hv_xen_action {
 	HV_XEN_ACT_OFF,
 	HV_XEN_ACT_ALERT,
 	HV_XEN_ACT_KILL,
-	HV_XEN_ACT_DENY, /* only set when BPF LSM is active; else KILL */
+	HV_XEN_ACT_DENY, /* only set when a deny hook (BPF LSM or fmod_ret) loaded; else KILL */
 };
 
 /* Written by userspace into the BPF program's .bss before load (and
@@ -125,19 +125,19 @@ struct hv_xen_config {
 	 * gntdev_ioctl, gntalloc_ioctl: functions, in kallsyms on every kernel;
 	 * the file_operations objects need CONFIG_KALLSYMS_ALL), 0 unknown. */
 	__u64 ioctl_fn[HV_XEN_DEV_COUNT];
-	__u32 rdev[HV_XEN_DEV_COUNT];	/* kernel dev_t (major << 20 | minor), 0 unknown */
-	__u8 action[HV_RULE_COUNT];	/* enum hv_xen_action per rule id */
-	__s32 target_domain;		/* device-model target, HV_XEN_DOMID_NONE if unset */
-	__u32 n_allowed;		/* 0: no allowed set given, grant-domain inactive */
+	__u32 rdev[HV_XEN_DEV_COUNT];	   /* kernel dev_t (major << 20 | minor), 0 unknown */
+	__u8 action[HV_RULE_COUNT];	   /* enum hv_xen_action per rule id */
+	__s32 target_domain;		   /* device-model target, HV_XEN_DOMID_NONE if unset */
+	__u32 n_allowed;		   /* 0: no allowed set given, grant-domain inactive */
 	__u64 allowed[HV_XEN_DOMID_WORDS]; /* bitmap of allowed frontend domids */
 };
 
 /* Grant lifecycle. */
 enum hv_xen_grant_op {
-	HV_XEN_GRANT_MAP,    /* MAP_GRANT_REF: reserved */
-	HV_XEN_GRANT_MMAP,   /* mmap of the reservation: the grant is mapped */
+	HV_XEN_GRANT_MAP,  /* MAP_GRANT_REF: reserved */
+	HV_XEN_GRANT_MMAP, /* mmap of the reservation: the grant is mapped */
 	HV_XEN_GRANT_MUNMAP,
-	HV_XEN_GRANT_UNMAP,  /* UNMAP_GRANT_REF: released */
+	HV_XEN_GRANT_UNMAP, /* UNMAP_GRANT_REF: released */
 	HV_XEN_GRANT_OP_COUNT,
 };
 
@@ -149,11 +149,11 @@ enum hv_xen_grant_state {
 
 /* A designated backend process (key: tgid). */
 struct hv_xen_backend {
-	__u32 match;		/* index of the rules' backend entry that matched */
-	__u32 inherited_from;	/* parent tgid when inherited, else 0 */
+	__u32 match;			  /* index of the rules' backend entry that matched */
+	__u32 inherited_from;		  /* parent tgid when inherited, else 0 */
 	__u64 ops[HV_XEN_GRANT_OP_COUNT]; /* lifecycle counts */
-	__s64 reserved;		/* grants reserved now (MAP minus UNMAP) */
-	__s64 mapped;		/* grants mmapped now */
+	__s64 reserved;			  /* grants reserved now (MAP minus UNMAP) */
+	__s64 mapped;			  /* grants mmapped now */
 	__u64 violations;
 };
 
@@ -167,12 +167,12 @@ struct hv_xen_grant_key {
 struct hv_xen_grant {
 	__u64 reserved_ns;
 	__u64 mapped_ns;
-	__u64 addr;		/* of the mmap, while mapped */
+	__u64 addr; /* of the mmap, while mapped */
 	__u32 count;
-	__s32 domid;		/* of the first ref */
+	__s32 domid; /* of the first ref */
 	__u32 first_ref;
-	__u8 state;		/* enum hv_xen_grant_state */
-	__u8 leak_reported;	/* userspace: grant-leak already raised */
+	__u8 state;	    /* enum hv_xen_grant_state */
+	__u8 leak_reported; /* userspace: grant-leak already raised */
 	__u16 pad;
 };
 
@@ -188,43 +188,43 @@ struct hv_xen_addr_key {
 #define HV_XEN_COMM_LEN 16
 
 struct hv_xen_match {
-	__s64 uid;	/* -1: any */
-	__u32 index;	/* backend entry of the rules */
+	__s64 uid;   /* -1: any */
+	__u32 index; /* backend entry of the rules */
 	__u32 pad;
 };
 
 enum hv_xen_event_kind {
 	HV_XEN_EV_VIOLATION,
-	HV_XEN_EV_GRANT,	/* lifecycle step */
-	HV_XEN_EV_EXIT,		/* designated backend exited */
-	HV_XEN_EV_EXEC,		/* any exec: userspace matches globs */
-	HV_XEN_EV_BADARG,	/* a backend's Xen ioctl with unreadable arguments */
-	HV_XEN_EV_DESIGNATED,	/* designated by the kernel (exec match or fork) */
+	HV_XEN_EV_GRANT,      /* lifecycle step */
+	HV_XEN_EV_EXIT,	      /* designated backend exited */
+	HV_XEN_EV_EXEC,	      /* any exec: userspace matches globs */
+	HV_XEN_EV_BADARG,     /* a backend's Xen ioctl with unreadable arguments */
+	HV_XEN_EV_DESIGNATED, /* designated by the kernel (exec match or fork) */
 };
 
 struct hv_xen_event {
-	__u8 kind;		/* enum hv_xen_event_kind */
-	__u8 rule;		/* enum hv_rule_id (violations) */
-	__u8 action;		/* enum hv_xen_action taken */
-	__u8 grant_op;		/* enum hv_xen_grant_op */
-	__u32 pid;		/* tgid */
+	__u8 kind;     /* enum hv_xen_event_kind */
+	__u8 rule;     /* enum hv_rule_id (violations) */
+	__u8 action;   /* enum hv_xen_action taken */
+	__u8 grant_op; /* enum hv_xen_grant_op */
+	__u32 pid;     /* tgid */
 	__u32 tid;
-	__u32 ppid;		/* DESIGNATED by fork: the parent */
-	__s64 ret;		/* syscall return, when known */
-	__u64 ts_ns;		/* CLOCK_BOOTTIME (bpf_ktime_get_boot_ns) */
+	__u32 ppid;  /* DESIGNATED by fork: the parent */
+	__s64 ret;   /* syscall return, when known */
+	__u64 ts_ns; /* CLOCK_BOOTTIME (bpf_ktime_get_boot_ns) */
 	char comm[HV_XEN_COMM_LEN];
 	struct hv_xen_call call;
-	__u64 index;		/* grant: reservation index (mmap offset) */
-	__u64 addr;		/* grant: mmap address */
+	__u64 index; /* grant: reservation index (mmap offset) */
+	__u64 addr;  /* grant: mmap address */
 	__u64 len;
 	struct hv_xen_backend backend; /* EXIT: final counts */
-	char path[HV_XEN_PATH_MAX];	/* EXEC: file name as exec'd */
+	char path[HV_XEN_PATH_MAX];    /* EXEC: file name as exec'd */
 };
 
 /* Kernel-side counters (per-CPU array, index = enum). */
 enum hv_xen_stat {
-	HV_XEN_STAT_LOST,	/* ring buffer full */
-	HV_XEN_STAT_IOCTLS,	/* Xen device ioctls by backends */
+	HV_XEN_STAT_LOST,   /* ring buffer full */
+	HV_XEN_STAT_IOCTLS, /* Xen device ioctls by backends */
 	HV_XEN_STAT_VIOLATIONS,
 	HV_XEN_STAT_KILLS,
 	HV_XEN_STAT_DENIALS,

@@ -50,12 +50,12 @@ HV_XEN_INLINE bool hv_xen_domid_allowed(const struct hv_xen_config *cfg, __u32 d
 }
 
 /* Reads one field of the user structure; on failure marks the call. */
-#define HV_XEN_READ(c, dst, off)                                                              \
-	({                                                                                    \
-		long __e = hv_xen_read_user(&(dst), sizeof(dst), (c)->uarg + (off));          \
-		if (__e)                                                                      \
-			(c)->flags |= HV_XEN_F_UNREADABLE;                                    \
-		__e;                                                                          \
+#define HV_XEN_READ(c, dst, off)                                                                   \
+	({                                                                                         \
+		long __e = hv_xen_read_user(&(dst), sizeof(dst), (c)->uarg + (off));               \
+		if (__e)                                                                           \
+			(c)->flags |= HV_XEN_F_UNREADABLE;                                         \
+		__e;                                                                               \
 	})
 
 HV_XEN_INLINE void hv_xen_note_count(struct hv_xen_call *c, __u64 count)
@@ -163,16 +163,17 @@ HV_XEN_INLINE void hv_xen_decode_privcmd(struct hv_xen_call *c)
 		if (!HV_XEN_READ(c, u64v, 0))
 			c->hypercall = u64v;
 		break;
-	case HV_PRIVCMD_MMAP: /* {int num; u16 dom; entry *} */
-	case HV_PRIVCMD_MMAPBATCH: /* {int num; u16 dom; u64 addr; xen_pfn_t *arr} */
+	case HV_PRIVCMD_MMAP:	      /* {int num; u16 dom; entry *} */
+	case HV_PRIVCMD_MMAPBATCH:    /* {int num; u16 dom; u64 addr; xen_pfn_t *arr} */
 	case HV_PRIVCMD_MMAPBATCH_V2: /* {u32 num; u16 dom; u64 addr; arr *; err *} */
-		c->op = c->cmd == HV_PRIVCMD_MMAP ? HV_XEN_OP_PRIVCMD_MMAP :
-			c->cmd == HV_PRIVCMD_MMAPBATCH ? HV_XEN_OP_PRIVCMD_MMAPBATCH :
-							  HV_XEN_OP_PRIVCMD_MMAPBATCH_V2;
+		c->op = c->cmd == HV_PRIVCMD_MMAP	 ? HV_XEN_OP_PRIVCMD_MMAP
+			: c->cmd == HV_PRIVCMD_MMAPBATCH ? HV_XEN_OP_PRIVCMD_MMAPBATCH
+							 : HV_XEN_OP_PRIVCMD_MMAPBATCH_V2;
 		if (HV_XEN_READ(c, u32v, 0) || HV_XEN_READ(c, dom, 4))
 			break;
 		/* MMAP's num is a signed int: a negative one is huge, not small. */
-		hv_xen_note_count(c, c->cmd == HV_PRIVCMD_MMAPBATCH_V2 ? u32v : (__u64)(__s64)(__s32)u32v);
+		hv_xen_note_count(c, c->cmd == HV_PRIVCMD_MMAPBATCH_V2 ? u32v
+								       : (__u64)(__s64)(__s32)u32v);
 		c->flags &= ~HV_XEN_F_TRUNCATED; /* no refs to check here */
 		c->domid = dom;
 		if (c->cmd != HV_PRIVCMD_MMAP && !HV_XEN_READ(c, u64v, 8))
@@ -365,28 +366,28 @@ HV_XEN_INLINE int hv_xen_verdict(struct hv_xen_call *c, const struct hv_xen_conf
 static inline const char *hv_xen_op_name(__u8 op)
 {
 	static const char *const names[HV_XEN_OP_COUNT] = {
-		[HV_XEN_OP_OTHER] = "other",
-		[HV_XEN_OP_PRIVCMD_HYPERCALL] = "IOCTL_PRIVCMD_HYPERCALL",
-		[HV_XEN_OP_PRIVCMD_MMAP] = "IOCTL_PRIVCMD_MMAP",
-		[HV_XEN_OP_PRIVCMD_MMAPBATCH] = "IOCTL_PRIVCMD_MMAPBATCH",
-		[HV_XEN_OP_PRIVCMD_MMAPBATCH_V2] = "IOCTL_PRIVCMD_MMAPBATCH_V2",
-		[HV_XEN_OP_PRIVCMD_DM_OP] = "IOCTL_PRIVCMD_DM_OP",
-		[HV_XEN_OP_PRIVCMD_RESTRICT] = "IOCTL_PRIVCMD_RESTRICT",
-		[HV_XEN_OP_PRIVCMD_MMAP_RESOURCE] = "IOCTL_PRIVCMD_MMAP_RESOURCE",
-		[HV_XEN_OP_PRIVCMD_IRQFD] = "IOCTL_PRIVCMD_IRQFD",
-		[HV_XEN_OP_PRIVCMD_IOEVENTFD] = "IOCTL_PRIVCMD_IOEVENTFD",
-		[HV_XEN_OP_GNTDEV_MAP_GRANT_REF] = "IOCTL_GNTDEV_MAP_GRANT_REF",
-		[HV_XEN_OP_GNTDEV_UNMAP_GRANT_REF] = "IOCTL_GNTDEV_UNMAP_GRANT_REF",
-		[HV_XEN_OP_GNTDEV_GET_OFFSET_FOR_VADDR] = "IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR",
-		[HV_XEN_OP_GNTDEV_SET_MAX_GRANTS] = "IOCTL_GNTDEV_SET_MAX_GRANTS",
-		[HV_XEN_OP_GNTDEV_SET_UNMAP_NOTIFY] = "IOCTL_GNTDEV_SET_UNMAP_NOTIFY",
-		[HV_XEN_OP_GNTDEV_GRANT_COPY] = "IOCTL_GNTDEV_GRANT_COPY",
-		[HV_XEN_OP_GNTDEV_DMABUF_EXP_FROM_REFS] = "IOCTL_GNTDEV_DMABUF_EXP_FROM_REFS",
-		[HV_XEN_OP_GNTDEV_DMABUF_IMP_TO_REFS] = "IOCTL_GNTDEV_DMABUF_IMP_TO_REFS",
-		[HV_XEN_OP_GNTALLOC_ALLOC_GREF] = "IOCTL_GNTALLOC_ALLOC_GREF",
-		[HV_XEN_OP_GNTALLOC_DEALLOC_GREF] = "IOCTL_GNTALLOC_DEALLOC_GREF",
-		[HV_XEN_OP_GNTALLOC_SET_UNMAP_NOTIFY] = "IOCTL_GNTALLOC_SET_UNMAP_NOTIFY",
-		[HV_XEN_OP_MMAP] = "mmap",
+	    [HV_XEN_OP_OTHER] = "other",
+	    [HV_XEN_OP_PRIVCMD_HYPERCALL] = "IOCTL_PRIVCMD_HYPERCALL",
+	    [HV_XEN_OP_PRIVCMD_MMAP] = "IOCTL_PRIVCMD_MMAP",
+	    [HV_XEN_OP_PRIVCMD_MMAPBATCH] = "IOCTL_PRIVCMD_MMAPBATCH",
+	    [HV_XEN_OP_PRIVCMD_MMAPBATCH_V2] = "IOCTL_PRIVCMD_MMAPBATCH_V2",
+	    [HV_XEN_OP_PRIVCMD_DM_OP] = "IOCTL_PRIVCMD_DM_OP",
+	    [HV_XEN_OP_PRIVCMD_RESTRICT] = "IOCTL_PRIVCMD_RESTRICT",
+	    [HV_XEN_OP_PRIVCMD_MMAP_RESOURCE] = "IOCTL_PRIVCMD_MMAP_RESOURCE",
+	    [HV_XEN_OP_PRIVCMD_IRQFD] = "IOCTL_PRIVCMD_IRQFD",
+	    [HV_XEN_OP_PRIVCMD_IOEVENTFD] = "IOCTL_PRIVCMD_IOEVENTFD",
+	    [HV_XEN_OP_GNTDEV_MAP_GRANT_REF] = "IOCTL_GNTDEV_MAP_GRANT_REF",
+	    [HV_XEN_OP_GNTDEV_UNMAP_GRANT_REF] = "IOCTL_GNTDEV_UNMAP_GRANT_REF",
+	    [HV_XEN_OP_GNTDEV_GET_OFFSET_FOR_VADDR] = "IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR",
+	    [HV_XEN_OP_GNTDEV_SET_MAX_GRANTS] = "IOCTL_GNTDEV_SET_MAX_GRANTS",
+	    [HV_XEN_OP_GNTDEV_SET_UNMAP_NOTIFY] = "IOCTL_GNTDEV_SET_UNMAP_NOTIFY",
+	    [HV_XEN_OP_GNTDEV_GRANT_COPY] = "IOCTL_GNTDEV_GRANT_COPY",
+	    [HV_XEN_OP_GNTDEV_DMABUF_EXP_FROM_REFS] = "IOCTL_GNTDEV_DMABUF_EXP_FROM_REFS",
+	    [HV_XEN_OP_GNTDEV_DMABUF_IMP_TO_REFS] = "IOCTL_GNTDEV_DMABUF_IMP_TO_REFS",
+	    [HV_XEN_OP_GNTALLOC_ALLOC_GREF] = "IOCTL_GNTALLOC_ALLOC_GREF",
+	    [HV_XEN_OP_GNTALLOC_DEALLOC_GREF] = "IOCTL_GNTALLOC_DEALLOC_GREF",
+	    [HV_XEN_OP_GNTALLOC_SET_UNMAP_NOTIFY] = "IOCTL_GNTALLOC_SET_UNMAP_NOTIFY",
+	    [HV_XEN_OP_MMAP] = "mmap",
 	};
 	return op < HV_XEN_OP_COUNT && names[op] ? names[op] : "unknown";
 }
@@ -406,7 +407,7 @@ static inline const char *hv_xen_dev_name(__u8 dev)
 
 static inline const char *hv_xen_grant_op_name(__u8 op)
 {
-	static const char *const names[HV_XEN_GRANT_OP_COUNT] = { "map", "mmap", "munmap", "unmap" };
+	static const char *const names[HV_XEN_GRANT_OP_COUNT] = {"map", "mmap", "munmap", "unmap"};
 	return op < HV_XEN_GRANT_OP_COUNT ? names[op] : "unknown";
 }
 

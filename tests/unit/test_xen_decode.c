@@ -25,7 +25,8 @@ static unsigned fake_reads;
 static long hv_xen_read_user(void *dst, __u32 size, __u64 uptr)
 {
 	fake_reads++;
-	if (uptr < FAKE_BASE || uptr - FAKE_BASE > fake_len || size > fake_len - (uptr - FAKE_BASE)) {
+	if (uptr < FAKE_BASE || uptr - FAKE_BASE > fake_len ||
+	    size > fake_len - (uptr - FAKE_BASE)) {
 		memset(dst, 0, size); /* as bpf_probe_read_user does on failure */
 		return -EFAULT;
 	}
@@ -54,9 +55,18 @@ static int setup(void **state)
 	return 0;
 }
 
-static void put32(size_t off, uint32_t v) { memcpy(fake_mem + off, &v, 4); }
-static void put16(size_t off, uint16_t v) { memcpy(fake_mem + off, &v, 2); }
-static void put64(size_t off, uint64_t v) { memcpy(fake_mem + off, &v, 8); }
+static void put32(size_t off, uint32_t v)
+{
+	memcpy(fake_mem + off, &v, 4);
+}
+static void put16(size_t off, uint16_t v)
+{
+	memcpy(fake_mem + off, &v, 2);
+}
+static void put64(size_t off, uint64_t v)
+{
+	memcpy(fake_mem + off, &v, 8);
+}
 
 static void map_grant_ref(uint32_t count, uint32_t domid, uint32_t first_ref, uint32_t n)
 {
@@ -180,24 +190,24 @@ static void test_bad_pointer_every_op(void **state)
 		__u8 dev;
 		__u32 cmd;
 	} calls[] = {
-		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_HYPERCALL },
-		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAP },
-		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAPBATCH },
-		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAPBATCH_V2 },
-		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_DM_OP },
-		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_RESTRICT },
-		{ HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAP_RESOURCE },
-		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF },
-		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_UNMAP_GRANT_REF },
-		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_GET_OFFSET_FOR_VADDR },
-		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_SET_MAX_GRANTS },
-		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_GRANT_COPY },
-		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_DMABUF_EXP_FROM_REFS },
-		{ HV_XEN_DEV_GNTDEV, HV_GNTDEV_DMABUF_IMP_TO_REFS },
-		{ HV_XEN_DEV_GNTALLOC, HV_GNTALLOC_ALLOC_GREF },
-		{ HV_XEN_DEV_GNTALLOC, HV_GNTALLOC_DEALLOC_GREF },
+	    {HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_HYPERCALL},
+	    {HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAP},
+	    {HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAPBATCH},
+	    {HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAPBATCH_V2},
+	    {HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_DM_OP},
+	    {HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_RESTRICT},
+	    {HV_XEN_DEV_PRIVCMD, HV_PRIVCMD_MMAP_RESOURCE},
+	    {HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF},
+	    {HV_XEN_DEV_GNTDEV, HV_GNTDEV_UNMAP_GRANT_REF},
+	    {HV_XEN_DEV_GNTDEV, HV_GNTDEV_GET_OFFSET_FOR_VADDR},
+	    {HV_XEN_DEV_GNTDEV, HV_GNTDEV_SET_MAX_GRANTS},
+	    {HV_XEN_DEV_GNTDEV, HV_GNTDEV_GRANT_COPY},
+	    {HV_XEN_DEV_GNTDEV, HV_GNTDEV_DMABUF_EXP_FROM_REFS},
+	    {HV_XEN_DEV_GNTDEV, HV_GNTDEV_DMABUF_IMP_TO_REFS},
+	    {HV_XEN_DEV_GNTALLOC, HV_GNTALLOC_ALLOC_GREF},
+	    {HV_XEN_DEV_GNTALLOC, HV_GNTALLOC_DEALLOC_GREF},
 	};
-	static const __u64 pointers[] = { 0, 8, FAKE_BASE - 4, FAKE_BASE + 4095, ~0ull, ~0ull - 3 };
+	static const __u64 pointers[] = {0, 8, FAKE_BASE - 4, FAKE_BASE + 4095, ~0ull, ~0ull - 3};
 	struct hv_xen_call c;
 
 	(void)state;
@@ -206,8 +216,8 @@ static void test_bad_pointer_every_op(void **state)
 			fake_reads = 0;
 			hv_xen_decode(&c, calls[i].dev, calls[i].cmd, pointers[p]);
 			if (!(c.flags & HV_XEN_F_UNREADABLE))
-				fail_msg("cmd %#x at %#llx decoded without a failed read", calls[i].cmd,
-					 (unsigned long long)pointers[p]);
+				fail_msg("cmd %#x at %#llx decoded without a failed read",
+					 calls[i].cmd, (unsigned long long)pointers[p]);
 			assert_int_equal(c.n_refs, 0);
 			assert_true(fake_reads <= 4);
 			assert_int_equal(c.uarg, pointers[p]);
@@ -215,7 +225,8 @@ static void test_bad_pointer_every_op(void **state)
 			int rule = hv_xen_verdict(&c, &cfg);
 			if (calls[i].cmd == HV_PRIVCMD_HYPERCALL)
 				assert_int_equal(rule, HV_RULE_FORBIDDEN_HYPERCALL);
-			else if (c.op == HV_XEN_OP_PRIVCMD_MMAP || c.op == HV_XEN_OP_PRIVCMD_MMAPBATCH ||
+			else if (c.op == HV_XEN_OP_PRIVCMD_MMAP ||
+				 c.op == HV_XEN_OP_PRIVCMD_MMAPBATCH ||
 				 c.op == HV_XEN_OP_PRIVCMD_MMAPBATCH_V2)
 				assert_int_equal(rule, HV_RULE_FOREIGN_MAP);
 			else
@@ -313,7 +324,7 @@ static void test_mmap_resource(void **state)
 
 static void test_privcmd_mmap_needs_a_target(void **state)
 {
-	struct hv_xen_call c = { .dev = HV_XEN_DEV_PRIVCMD, .op = HV_XEN_OP_MMAP };
+	struct hv_xen_call c = {.dev = HV_XEN_DEV_PRIVCMD, .op = HV_XEN_OP_MMAP};
 
 	(void)state;
 	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_FOREIGN_MAP);
@@ -423,7 +434,8 @@ static void test_domid_out_of_range(void **state)
 static void test_names(void **state)
 {
 	(void)state;
-	assert_string_equal(hv_xen_op_name(HV_XEN_OP_PRIVCMD_MMAPBATCH_V2), "IOCTL_PRIVCMD_MMAPBATCH_V2");
+	assert_string_equal(hv_xen_op_name(HV_XEN_OP_PRIVCMD_MMAPBATCH_V2),
+			    "IOCTL_PRIVCMD_MMAPBATCH_V2");
 	assert_string_equal(hv_xen_op_name(200), "unknown");
 	assert_string_equal(hv_xen_grant_op_name(HV_XEN_GRANT_MUNMAP), "munmap");
 	assert_string_equal(hv_xen_dev_name(HV_XEN_DEV_GNTALLOC), "gntalloc");
@@ -432,27 +444,27 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_classify_by_ioctl_handler, setup),
-		cmocka_unit_test_setup(test_classify_by_rdev_only_when_handler_unknown, setup),
-		cmocka_unit_test_setup(test_map_grant_ref_allowed, setup),
-		cmocka_unit_test_setup(test_map_grant_ref_from_other_domain, setup),
-		cmocka_unit_test_setup(test_map_grant_ref_no_allowed_set_is_inactive, setup),
-		cmocka_unit_test_setup(test_verdict_is_repeatable, setup),
-		cmocka_unit_test_setup(test_map_grant_ref_huge_count_bounded, setup),
-		cmocka_unit_test_setup(test_map_grant_ref_refs_run_off_the_page, setup),
-		cmocka_unit_test_setup(test_bad_pointer_every_op, setup),
-		cmocka_unit_test_setup(test_mmapbatch_v2, setup),
-		cmocka_unit_test_setup(test_mmapbatch_truncated_struct, setup),
-		cmocka_unit_test_setup(test_privcmd_mmap_negative_num_is_huge, setup),
-		cmocka_unit_test_setup(test_hypercall, setup),
-		cmocka_unit_test_setup(test_mmap_resource, setup),
-		cmocka_unit_test_setup(test_privcmd_mmap_needs_a_target, setup),
-		cmocka_unit_test_setup(test_gntalloc_alloc_gref, setup),
-		cmocka_unit_test_setup(test_shared_number_decoded_per_device, setup),
-		cmocka_unit_test_setup(test_grant_copy, setup),
-		cmocka_unit_test_setup(test_dmabuf_export, setup),
-		cmocka_unit_test_setup(test_domid_out_of_range, setup),
-		cmocka_unit_test_setup(test_names, setup),
+	    cmocka_unit_test_setup(test_classify_by_ioctl_handler, setup),
+	    cmocka_unit_test_setup(test_classify_by_rdev_only_when_handler_unknown, setup),
+	    cmocka_unit_test_setup(test_map_grant_ref_allowed, setup),
+	    cmocka_unit_test_setup(test_map_grant_ref_from_other_domain, setup),
+	    cmocka_unit_test_setup(test_map_grant_ref_no_allowed_set_is_inactive, setup),
+	    cmocka_unit_test_setup(test_verdict_is_repeatable, setup),
+	    cmocka_unit_test_setup(test_map_grant_ref_huge_count_bounded, setup),
+	    cmocka_unit_test_setup(test_map_grant_ref_refs_run_off_the_page, setup),
+	    cmocka_unit_test_setup(test_bad_pointer_every_op, setup),
+	    cmocka_unit_test_setup(test_mmapbatch_v2, setup),
+	    cmocka_unit_test_setup(test_mmapbatch_truncated_struct, setup),
+	    cmocka_unit_test_setup(test_privcmd_mmap_negative_num_is_huge, setup),
+	    cmocka_unit_test_setup(test_hypercall, setup),
+	    cmocka_unit_test_setup(test_mmap_resource, setup),
+	    cmocka_unit_test_setup(test_privcmd_mmap_needs_a_target, setup),
+	    cmocka_unit_test_setup(test_gntalloc_alloc_gref, setup),
+	    cmocka_unit_test_setup(test_shared_number_decoded_per_device, setup),
+	    cmocka_unit_test_setup(test_grant_copy, setup),
+	    cmocka_unit_test_setup(test_dmabuf_export, setup),
+	    cmocka_unit_test_setup(test_domid_out_of_range, setup),
+	    cmocka_unit_test_setup(test_names, setup),
 	};
 	return cmocka_run_group_tests_name("xen_decode", tests, NULL, NULL);
 }

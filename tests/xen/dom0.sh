@@ -33,10 +33,15 @@ op() { # label cmd...
 }
 
 start_hvguard() { # rules
+	local t0
+	t0=$(cut -d' ' -f1 /proc/uptime)
 	"$HVG" run --json --no-pin --rules "$1" >/tmp/hvg.json 2>/tmp/hvg.err &
 	hvg_pid=$!
 	for _ in $(seq 1 600); do
-		grep -q '"type":"ready"' /tmp/hvg.json 2>/dev/null && return 0
+		if grep -q '"type":"ready"' /tmp/hvg.json 2>/dev/null; then
+			echo "HVGPHASE $phase ready after=$(echo "$t0 $(cut -d' ' -f1 /proc/uptime)" | awk '{ printf "%.1f", $2 - $1 }')s"
+			return 0
+		fi
 		kill -0 "$hvg_pid" 2>/dev/null || break
 		sleep 0.2
 	done

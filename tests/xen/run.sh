@@ -72,6 +72,7 @@ boot() { # name lsm phases...
 	ok "xen boot $name: Xen 4.17 + dom0 $(cat "$XEN_CACHE/kernel/version") ran the scenarios"
 	local p
 	for p in "$@"; do
+		echo "# $p: hvguard $(markers HVGPHASE "$p" | grep -o 'ready after=[0-9.]*s' | tr '\n' ' ')"
 		if markers HVGPHASE "$p" | grep -q no-ready; then
 			not_ok "$p: hvguard ready in dom0" "no ready line; stderr: $(markers HVGERR "$p" | tail -3 | tr '\n' '|')"
 		fi

@@ -104,10 +104,10 @@ struct privcmd_dm_op {
 	const void *ubufs;
 };
 
-#define DOMID_SELF 0x7ff0
-#define HYPERVISOR_xen_version 17
+#define DOMID_SELF		  0x7ff0
+#define HYPERVISOR_xen_version	  17
 #define HYPERVISOR_grant_table_op 20
-#define GNTTABOP_setup_table 2
+#define GNTTABOP_setup_table	  2
 
 static const char *cmd_name = "?";
 
@@ -140,7 +140,7 @@ struct self_grant {
 
 static int self_grant(struct self_grant *g, uint32_t pattern)
 {
-	struct gntalloc_alloc a = { .domid = 0, .flags = 1, .count = 1 };
+	struct gntalloc_alloc a = {.domid = 0, .flags = 1, .count = 1};
 
 	g->gntalloc = open_dev("/dev/xen/gntalloc");
 	if (ioctl(g->gntalloc, HV_GNTALLOC_ALLOC_GREF, &a)) {
@@ -160,7 +160,7 @@ static int self_grant(struct self_grant *g, uint32_t pattern)
 
 static void self_grant_release(struct self_grant *g)
 {
-	struct gntalloc_dealloc d = { .index = g->index, .count = 1 };
+	struct gntalloc_dealloc d = {.index = g->index, .count = 1};
 
 	munmap((void *)g->page, PAGE);
 	ioctl(g->gntalloc, HV_GNTALLOC_DEALLOC_GREF, &d);
@@ -170,7 +170,7 @@ static void self_grant_release(struct self_grant *g)
 /* gntdev side: reserve (MAP_GRANT_REF), returns the mmap offset. */
 static int gntdev_reserve(int gntdev, uint32_t ref, uint64_t *index)
 {
-	struct gntdev_map m = { .count = 1, .refs = { { .domid = 0, .ref = ref } } };
+	struct gntdev_map m = {.count = 1, .refs = {{.domid = 0, .ref = ref}}};
 
 	if (ioctl(gntdev, HV_GNTDEV_MAP_GRANT_REF, &m))
 		return -errno;
@@ -180,7 +180,7 @@ static int gntdev_reserve(int gntdev, uint32_t ref, uint64_t *index)
 
 static int gntdev_release(int gntdev, uint64_t index)
 {
-	struct gntdev_unmap u = { .index = index, .count = 1 };
+	struct gntdev_unmap u = {.index = index, .count = 1};
 
 	return ioctl(gntdev, HV_GNTDEV_UNMAP_GRANT_REF, &u) ? -errno : 0;
 }
@@ -221,7 +221,7 @@ static int cmd_grant_cycle(void)
 
 static int cmd_reserve(uint32_t domid, uint32_t ref)
 {
-	struct gntdev_map m = { .count = 1, .refs = { { .domid = domid, .ref = ref } } };
+	struct gntdev_map m = {.count = 1, .refs = {{.domid = domid, .ref = ref}}};
 	int gntdev = open_dev("/dev/xen/gntdev");
 	long r = ioctl(gntdev, HV_GNTDEV_MAP_GRANT_REF, &m);
 	int e = r ? errno : 0;
@@ -257,12 +257,12 @@ static int cmd_grant_leak(int map_it)
 	fflush(stdout);
 	if (!map_it)
 		sleep(3); /* longer than the test's grant_leak_after_ms */
-	return 0; /* the kernel cleans up; the backend did not */
+	return 0;	  /* the kernel cleans up; the backend did not */
 }
 
 static long hypercall(int privcmd, uint64_t op, uint64_t a0, uint64_t a1, uint64_t a2)
 {
-	struct privcmd_hypercall h = { .op = op, .arg = { a0, a1, a2 } };
+	struct privcmd_hypercall h = {.op = op, .arg = {a0, a1, a2}};
 
 	return ioctl(privcmd, HV_PRIVCMD_HYPERCALL, &h);
 }
@@ -285,9 +285,11 @@ static int cmd_gnttab_frame(void)
 	setup.frame_list = &frame;
 	mlock(&setup, sizeof(setup));
 	mlock(&frame, sizeof(frame));
-	r = hypercall(privcmd, HYPERVISOR_grant_table_op, GNTTABOP_setup_table, (uint64_t)&setup, 1);
+	r = hypercall(privcmd, HYPERVISOR_grant_table_op, GNTTABOP_setup_table, (uint64_t)&setup,
+		      1);
 	printf("XENOPS %s ok=%d ret=%ld errno=%d status=%d frame=%llu\n", cmd_name,
-	       r == 0 && setup.status == 0, r, r ? errno : 0, setup.status, (unsigned long long)frame);
+	       r == 0 && setup.status == 0, r, r ? errno : 0, setup.status,
+	       (unsigned long long)frame);
 	return r == 0 && setup.status == 0 ? 0 : 1;
 }
 
@@ -302,7 +304,7 @@ static void on_sigbus(int sig)
 /* Whether a page of a privcmd mapping is backed: an unfilled one raises SIGBUS. */
 static int page_is_mapped(volatile uint8_t *p)
 {
-	struct sigaction sa = { .sa_handler = on_sigbus }, old_bus, old_segv;
+	struct sigaction sa = {.sa_handler = on_sigbus}, old_bus, old_segv;
 	int mapped = 0;
 
 	sigaction(SIGBUS, &sa, &old_bus);
@@ -329,16 +331,16 @@ static int cmd_mmapbatch(uint64_t frame, uint32_t pages, uint16_t dom)
 		pages = 1;
 	area = mmap(NULL, pages * PAGE, PROT_READ, MAP_SHARED, privcmd, 0);
 	if (area == MAP_FAILED) {
-		printf("XENOPS %s ok=0 error=mmap-privcmd errno=%d mapped=0 pid=%d\n", cmd_name, errno,
-		       getpid());
+		printf("XENOPS %s ok=0 error=mmap-privcmd errno=%d mapped=0 pid=%d\n", cmd_name,
+		       errno, getpid());
 		return 1;
 	}
 	for (uint32_t i = 0; i < pages; i++) {
 		arr[i] = frame;
 		errs[i] = 12345;
 	}
-	b = (struct privcmd_mmapbatch_v2){ .num = pages, .dom = dom, .addr = (uint64_t)area,
-					   .arr = arr, .err = errs };
+	b = (struct privcmd_mmapbatch_v2){
+	    .num = pages, .dom = dom, .addr = (uint64_t)area, .arr = arr, .err = errs};
 	r = ioctl(privcmd, HV_PRIVCMD_MMAPBATCH_V2, &b);
 	printf("XENOPS %s ok=%d ret=%ld errno=%d err0=%d mapped=%d pages=%u dom=%u pid=%d\n",
 	       cmd_name, r == 0, r, r ? errno : 0, errs[0], page_is_mapped(area), pages, dom,
@@ -361,12 +363,12 @@ static int cmd_resource(uint32_t type)
 	int privcmd = open_dev("/dev/xen/privcmd");
 	void *area = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, privcmd, 0);
 	struct privcmd_mmap_resource res = {
-		.dom = 0, .type = type, .id = 0, .idx = 0, .num = 1, .addr = (uint64_t)area
-	};
+	    .dom = 0, .type = type, .id = 0, .idx = 0, .num = 1, .addr = (uint64_t)area};
 	long r;
 
 	if (area == MAP_FAILED) {
-		printf("XENOPS %s ok=0 error=mmap-privcmd errno=%d pid=%d\n", cmd_name, errno, getpid());
+		printf("XENOPS %s ok=0 error=mmap-privcmd errno=%d pid=%d\n", cmd_name, errno,
+		       getpid());
 		return 1;
 	}
 	r = ioctl(privcmd, HV_PRIVCMD_MMAP_RESOURCE, &res);
@@ -395,8 +397,8 @@ static int cmd_hostile(void)
 	e2 = errno;
 	r3 = ioctl(privcmd, HV_PRIVCMD_MMAPBATCH_V2, (void *)-4096l);
 	e3 = errno;
-	printf("XENOPS %s ok=1 huge=%ld/%d nullish=%ld/%d kernelptr=%ld/%d pid=%d\n", cmd_name, r1, e1,
-	       r2, e2, r3, e3, getpid());
+	printf("XENOPS %s ok=1 huge=%ld/%d nullish=%ld/%d kernelptr=%ld/%d pid=%d\n", cmd_name, r1,
+	       e1, r2, e2, r3, e3, getpid());
 	return 0;
 }
 
@@ -433,7 +435,7 @@ static int cmd_bench_grant(unsigned long n)
 
 static int cmd_bench_privcmd(unsigned long n)
 {
-	struct privcmd_dm_op op = { .dom = 0, .num = 0 };
+	struct privcmd_dm_op op = {.dom = 0, .num = 0};
 	int privcmd = open_dev("/dev/xen/privcmd");
 	uint64_t t0 = now_ns();
 
@@ -471,10 +473,12 @@ static int cmd_spawn(char **argv)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: xenops grant-cycle | grant-leak | grant-reserve-leak | reserve DOMID REF |\n"
-			"       gnttab-frame |\n"
-			"       mmapbatch FRAME PAGES [DOM] | hypercall | resource TYPE | hostile |\n"
-			"       spawn CMD [ARG...] | bench-grant N | bench-privcmd N | bench-hypercall N\n");
+	fprintf(
+	    stderr,
+	    "usage: xenops grant-cycle | grant-leak | grant-reserve-leak | reserve DOMID REF |\n"
+	    "       gnttab-frame |\n"
+	    "       mmapbatch FRAME PAGES [DOM] | hypercall | resource TYPE | hostile |\n"
+	    "       spawn CMD [ARG...] | bench-grant N | bench-privcmd N | bench-hypercall N\n");
 	return 2;
 }
 
