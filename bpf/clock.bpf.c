@@ -72,6 +72,24 @@ struct {
 	__type(value, struct correction_probe);
 } hv_clock_correcting SEC(".maps");
 
+/* The mismatch walk's result (see clock_logic.h: not on the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hv_mismatch_result);
+} hv_clock_mismatch SEC(".maps");
+
+/* VMMs stopped for a correction and not yet released, by struct kvm *:
+ * what `hvguard audit` reads to find a VMM left frozen. Pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u64); /* CLOCK_BOOTTIME of the freeze */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hv_clock_frozen SEC(".maps");
+
 /* Number of VMs with a host TSC write not yet checked for a mismatch:
  * lets KVM_RUN skip the VM lookup while it is zero, i.e. nearly always. */
 __s64 dirty_vms = 0;
@@ -252,9 +270,11 @@ static __always_inline void freeze_for_correction(struct clock_event *e, struct 
 {
 	if (!(cfg.correct_mask & (1u << rule)) || (vm->flags & VM_F_MIGRATED_IN))
 		return;
+	__u64 kvm = e->vm_key, since = e->ts_ns; /* no ring-buffer pointers as map args */
+
 	if (!bpf_send_signal(HV_SIGSTOP)) {
 		e->frozen = 1;
-		__sync_fetch_and_or(&vm->flags, VM_F_FROZEN);
+		bpf_map_update_elem(&hv_clock_frozen, &kvm, &since, BPF_ANY);
 	}
 }
 
@@ -288,25 +308,32 @@ static __always_inline void check_mismatch(__u64 kvm)
 {
 	struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
 	struct hv_mismatch_walk w = {};
+	struct hv_mismatch_result *r;
 	struct clock_event *e;
+	__u32 zero = 0;
 
 	if (!vm || !(__sync_fetch_and_and(&vm->flags, ~VM_F_OFFSETS_DIRTY) & VM_F_OFFSETS_DIRTY))
 		return;
 	__sync_fetch_and_sub(&dirty_vms, 1);
 	if (!rule_on(HV_RULE_VCPU_TSC_MISMATCH))
 		return;
+	r = bpf_map_lookup_elem(&hv_clock_mismatch, &zero);
+	if (!r)
+		return;
+	__builtin_memset(r, 0, sizeof(*r));
 	w.vm = vm;
+	w.res = r;
 	bpf_loop(HV_MAX_VCPUS, mismatch_step_cb, &w, 0);
-	if (!w.different)
+	if (!r->different)
 		return;
 	e = reserve_event();
 	if (!e)
 		return;
-	fill_event(e, CLOCK_EV_ALERT, HV_RULE_VCPU_TSC_MISMATCH, kvm, vm, w.bad_vcpu);
-	e->v[EV_MM_OFFSET] = vm->tsc_offset[w.bad_vcpu % HV_MAX_VCPUS];
-	e->v[EV_MM_REF_OFFSET] = w.ref_offset;
-	e->v[EV_MM_REF_VCPU] = w.ref_vcpu;
-	e->v[EV_MM_NR_DIFFERENT] = w.different;
+	fill_event(e, CLOCK_EV_ALERT, HV_RULE_VCPU_TSC_MISMATCH, kvm, vm, r->bad_vcpu);
+	e->v[EV_MM_OFFSET] = vm->tsc_offset[r->bad_vcpu % HV_MAX_VCPUS];
+	e->v[EV_MM_REF_OFFSET] = r->ref_offset;
+	e->v[EV_MM_REF_VCPU] = r->ref_vcpu;
+	e->v[EV_MM_NR_DIFFERENT] = r->different;
 	e->v[EV_MM_NR_VCPUS] = vm->nr_vcpus;
 	freeze_for_correction(e, vm, HV_RULE_VCPU_TSC_MISMATCH);
 	bpf_ringbuf_submit(e, 0);

@@ -38,6 +38,8 @@ struct found_vm {
 	int nr_vcpus;
 	long long debugfs_offset[AUDIT_VCPUS];
 	bool have_record;
+	bool frozen; /* frozen for a correction and not released */
+	__u64 kvm;
 	struct vm_state record;
 };
 
@@ -124,6 +126,22 @@ static void read_debugfs(struct found_vm *vm)
 	}
 }
 
+static void read_frozen(struct audit *a)
+{
+	char path[512];
+	__u64 since;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/hv_clock_frozen", a->pin_root);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < a->nr_vms; i++)
+		if (a->vms[i].have_record && !bpf_map_lookup_elem(fd, &a->vms[i].kvm, &since))
+			a->vms[i].frozen = true;
+	close(fd);
+}
+
 /* hvguard's pinned record, matched by owner pid (one VM per VMM is the
  * norm; with several, the record is not attributed). */
 static void read_records(struct audit *a)
@@ -153,9 +171,11 @@ static void read_records(struct audit *a)
 		if (owned == 1) {
 			match->have_record = true;
 			match->record = st;
+			match->kvm = key;
 		}
 	}
 	close(fd);
+	read_frozen(a);
 }
 
 static void add_finding(struct audit *a, const struct found_vm *vm, const char *rule,
@@ -204,11 +224,11 @@ static void check_debugfs_offsets(struct audit *a, const struct found_vm *vm)
 
 static void check_record(struct audit *a, const struct found_vm *vm)
 {
-	struct hv_mismatch_walk w = {.vm = &vm->record};
+	struct hv_mismatch_result w;
 
 	if (!vm->have_record)
 		return;
-	if (hv_tsc_mismatch(&w)) {
+	if (hv_tsc_mismatch(&vm->record, &w)) {
 		struct json_object *f = json_object_new_object();
 
 		json_object_object_add(f, "vcpu", json_object_new_int(w.bad_vcpu));
@@ -222,7 +242,7 @@ static void check_record(struct audit *a, const struct found_vm *vm)
 			    w.bad_vcpu, (long long)vm->record.tsc_offset[w.bad_vcpu], w.ref_vcpu,
 			    (long long)w.ref_offset, w.different);
 	}
-	if ((vm->record.flags & VM_F_FROZEN) && hv_proc_state(vm->pid) == 'T')
+	if (vm->frozen && hv_proc_state(vm->pid) == 'T')
 		add_finding(a, vm, "correction-stuck", HV_SEV_CRITICAL, NULL,
 			    "the VMM is stopped and hvguard froze it for a correction: if no "
 			    "daemon runs, 'kill -CONT %d' lets it go",

@@ -57,7 +57,8 @@ struct correction {
 	char text[512];
 	/* Where the freeze time went, CLOCK_BOOTTIME ns since the freeze. */
 	const struct clock_event *event;
-	uint64_t noticed, stopped, seized, repaired, released;
+	uint64_t noticed, stopped, seized, repaired;
+	bool released; /* the injector let the VMM go */
 };
 
 static uint64_t clock_ns(clockid_t id)
@@ -184,14 +185,19 @@ static int inject_begin(int pid, struct hv_injector **inj, struct correction *c)
 	return 0;
 }
 
-static void inject_end(int pid, struct hv_injector *inj, struct correction_probe *probe)
+/*
+ * Unmark the VMM while it is still seized and stopped, then release it
+ * running. In the other order a vCPU thread released first could make its
+ * own next clock write (another violation) before the unmark, and it would
+ * pass for one of ours.
+ */
+static void inject_end(int pid, struct hv_injector *inj, struct correction *c)
 {
 	__u32 key = pid;
 
-	hv_inject_end_and_continue(inj);
-	if (probe)
-		bpf_map_lookup_elem(probe_map_fd(), &key, probe);
 	bpf_map_delete_elem(probe_map_fd(), &key);
+	hv_inject_end_and_continue(inj);
+	c->released = true;
 }
 
 static int read_probe(int pid, struct correction_probe *p)
@@ -420,7 +426,7 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 		rc = refuse(c, "no safe correction exists for this rule");
 	}
 	c->repaired = since_freeze(c);
-	inject_end(e->pid, inj, NULL);
+	inject_end(e->pid, inj, c);
 	return rc;
 }
 
@@ -489,9 +495,12 @@ void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
 	else
 		correct_one(ctx, e, &c);
 	/* Whatever happened, the VMM runs again: a refused or failed
-	 * correction leaves it as it was. */
-	kill(e->pid, SIGCONT);
+	 * correction leaves it as it was. Only once: a second SIGCONT could
+	 * cancel the freeze of the VMM's next violation. */
+	if (!c.released)
+		kill(e->pid, SIGCONT);
 	frozen_ns = clock_ns(CLOCK_BOOTTIME) - e->ts_ns;
+	bpf_map_delete_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &e->vm_key);
 	report->json = correction_json(ctx, e, &c, frozen_ns);
 	snprintf(report->text, sizeof(report->text), "%s", c.text);
 }

@@ -117,7 +117,6 @@ enum vm_phase {
 };
 
 #define VM_F_OFFSETS_DIRTY 0x1 /* a host TSC write since the last mismatch check */
-#define VM_F_FROZEN	   0x2 /* stopped for a correction, not yet released */
 #define VM_F_MIGRATED_IN   0x4 /* its TSC came from elsewhere before it first ran */
 
 struct vm_state {

@@ -131,10 +131,12 @@ static __always_inline void hv_bit_set(__u64 *words, __u32 bit, bool on)
  * the offset of the lowest such vCPU (the reference). One step per vCPU so
  * that BPF can run it under bpf_loop() (a plain loop over 256 vCPUs with
  * branches explodes the verifier's state space); hv_tsc_mismatch() is the
- * same walk for userspace.
+ * same walk for userspace. The result lives apart from the walk so that
+ * BPF can keep it in a map: verifiers before Linux 6.7 check a bpf_loop
+ * callback as if it ran once, and on 6.1 they proved "no vCPU differs" from
+ * a stack copy and dropped the alert.
  */
-struct hv_mismatch_walk {
-	const struct vm_state *vm;
+struct hv_mismatch_result {
 	__s64 ref_offset;
 	__u32 ref_vcpu;
 	__u32 bad_vcpu;
@@ -142,34 +144,43 @@ struct hv_mismatch_walk {
 	__u32 have_ref;
 };
 
+struct hv_mismatch_walk {
+	const struct vm_state *vm;
+	struct hv_mismatch_result *res;
+};
+
 static __always_inline int hv_mismatch_step(__u32 i, struct hv_mismatch_walk *w)
 {
 	const struct vm_state *vm = w->vm;
+	struct hv_mismatch_result *r = w->res;
 	__u32 idx = i % HV_MAX_VCPUS;
 
 	if (i >= vm->nr_vcpus || i >= HV_MAX_VCPUS)
 		return 1; /* stop */
 	if (!hv_bit_test(vm->tsc_known, idx) || hv_bit_test(vm->tsc_guest, idx))
 		return 0;
-	if (!w->have_ref) {
-		w->have_ref = 1;
-		w->ref_offset = vm->tsc_offset[idx];
-		w->ref_vcpu = idx;
-	} else if (vm->tsc_offset[idx] != w->ref_offset) {
-		if (!w->different)
-			w->bad_vcpu = idx;
-		w->different++;
+	if (!r->have_ref) {
+		r->have_ref = 1;
+		r->ref_offset = vm->tsc_offset[idx];
+		r->ref_vcpu = idx;
+	} else if (vm->tsc_offset[idx] != r->ref_offset) {
+		if (!r->different)
+			r->bad_vcpu = idx;
+		r->different++;
 	}
 	return 0;
 }
 
 #ifndef __bpf__
-static inline __u32 hv_tsc_mismatch(struct hv_mismatch_walk *w)
+static inline __u32 hv_tsc_mismatch(const struct vm_state *vm, struct hv_mismatch_result *res)
 {
+	struct hv_mismatch_walk w = { .vm = vm, .res = res };
+
+	*res = (struct hv_mismatch_result){ 0 };
 	for (__u32 i = 0; i < HV_MAX_VCPUS; i++)
-		if (hv_mismatch_step(i, w))
+		if (hv_mismatch_step(i, &w))
 			break;
-	return w->different;
+	return res->different;
 }
 #endif
 

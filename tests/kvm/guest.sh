@@ -5,7 +5,8 @@
 # nothing: it prints what happened as markers on the serial log, and
 # tests/kvm/run.sh on the host judges them.
 #   HVGENV   KEY VALUE                  facts about this kernel's KVM
-#   HVGOP    PHASE LABEL pid=N rc=N     a minivmm run and how it ended
+#   HVGOP    PHASE LABEL pid=N rc=N start=S end=S
+#                                       a minivmm run, how it ended, when
 #   HVGVMM   PHASE LABEL LINE           what minivmm printed on stdout (JSON)
 #   HVGVMERR PHASE LABEL LINE           what minivmm printed on stderr
 #   HVGTSC   PHASE LABEL pid=N vcpu=N prev=N next=N
@@ -17,6 +18,7 @@
 #   HVGERR   PHASE LINE                 what hvguard printed on stderr
 #   HVGPHASE PHASE start|end|no-ready|ready uptime=S
 # Usage: guest.sh HVGUARD MINIVMM PHASE...   (phases: detect correct)
+# set -u only: one failed step must not stop the others, the host judges.
 set -u
 # init runs us with PATH=/bin, busybox's: the host's tools live elsewhere.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -27,48 +29,87 @@ T=/sys/kernel/tracing
 phase=none
 hvg_pid=
 
-uptime_s() { cut -d' ' -f1 /proc/uptime; }
+# Builtins only where it is cheap to avoid them: every exec from the 9p share
+# costs a few hundred ms under TCG.
+uptime_s() {
+	local up _
+	read -r up _ </proc/uptime
+	echo "$up"
+}
+# Waits for PID, SIGKILLs it after SECONDS (rc 137): a VMM left frozen or a
+# daemon that never exits must not hang the boot until QEMU's timeout.
+wait_bounded() { # seconds pid
+	local wd rc
+	(
+		sleep "$1"
+		kill -KILL "$2"
+	) 2>/dev/null &
+	wd=$!
+	wait "$2"
+	rc=$?
+	kill "$wd" 2>/dev/null
+	wait "$wd" 2>/dev/null
+	return $rc
+}
+prefix() { # PREFIX < lines
+	local line
+	while IFS= read -r line || [ -n "$line" ]; do
+		printf '%s %s\n' "$1" "$line"
+	done
+}
+
+val() { # FILE: its first line, or "none"
+	local v
+	if read -r v <"$1"; then echo "$v"; else echo none; fi 2>/dev/null
+}
 
 environment() {
 	local m
-	echo "HVGENV kernel $(uname -r)"
+	echo "HVGENV kernel $(val /proc/sys/kernel/osrelease)"
 	for m in kvm kvm_amd; do
-		echo "HVGENV ${m}_initstate $(cat /sys/module/$m/initstate 2>/dev/null || echo none)"
+		echo "HVGENV ${m}_initstate $(val /sys/module/$m/initstate)"
 		echo "HVGENV btf_$m $([ -f /sys/kernel/btf/$m ] && echo yes || echo no)"
 	done
-	echo "HVGENV nested $(cat /sys/module/kvm_amd/parameters/nested 2>/dev/null || echo none)"
+	echo "HVGENV nested $(val /sys/module/kvm_amd/parameters/nested)"
 	echo "HVGENV dev_kvm $([ -c /dev/kvm ] && echo yes || echo no)"
 	echo "HVGENV btf_vmlinux $([ -f /sys/kernel/btf/vmlinux ] && echo yes || echo no)"
-	# The function symbols hvguard resolves, with the module they live in
-	# (one pass: kallsyms is long and everything is slow under TCG).
+	# The function symbols hvguard resolves, with the module they live in.
 	awk '$3 == "kvm_vm_ioctl" || $3 == "kvm_vcpu_ioctl" || $3 == "kvm_dev_ioctl" {
 		print "HVGENV kallsyms_" $3, ($4 == "" ? "[vmlinux]" : $4) }' /proc/kallsyms
-	echo "HVGENV clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+	echo "HVGENV clocksource $(val /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 }
 
 # One minivmm run, its output and the TSC offsets the kernel set for it.
 op() { # label minivmm-args...
-	local label=$1 pid rc
+	local label=$1 pid rc t0
 	shift
+	t0=$(uptime_s)
 	echo >"$T/trace"
 	"$MINIVMM" "$@" >/tmp/vmm.out 2>/tmp/vmm.err &
 	pid=$!
-	wait "$pid"
+	wait_bounded 180 "$pid"
 	rc=$?
-	echo "HVGOP $phase $label pid=$pid rc=$rc"
-	sed "s/^/HVGVMM $phase $label /" /tmp/vmm.out
-	sed "s/^/HVGVMERR $phase $label /" /tmp/vmm.err
+	echo "HVGOP $phase $label pid=$pid rc=$rc start=$t0 end=$(uptime_s)"
+	prefix "HVGVMM $phase $label" </tmp/vmm.out
+	prefix "HVGVMERR $phase $label" </tmp/vmm.err
 	# "minivmm-PID [000] ....: kvm_write_tsc_offset: vcpu=0 prev=A next=B"
-	grep "minivmm-$pid .*kvm_write_tsc_offset:" "$T/trace" |
-		sed -n "s/.*kvm_write_tsc_offset: vcpu=\([0-9]*\) prev=\([0-9]*\) next=\([0-9]*\).*/HVGTSC $phase $label pid=$pid vcpu=\1 prev=\2 next=\3/p"
+	local line re="minivmm-$pid .*kvm_write_tsc_offset: vcpu=([0-9]+) prev=([0-9]+) next=([0-9]+)"
+	while IFS= read -r line; do
+		[[ $line =~ $re ]] &&
+			echo "HVGTSC $phase $label pid=$pid vcpu=${BASH_REMATCH[1]} prev=${BASH_REMATCH[2]} next=${BASH_REMATCH[3]}"
+	done <"$T/trace"
 }
 
 start_hvguard() { # hvguard-args...
-	"$HVG" run --json --no-pin "$@" >/tmp/hvg.json 2>/tmp/hvg.err &
+	# Empty before the daemon starts: the poll below must not see a line
+	# before the child's own redirection truncated the file.
+	: >"/tmp/hvg.$phase.json"
+	"$HVG" run --json --no-pin "$@" >"/tmp/hvg.$phase.json" 2>"/tmp/hvg.$phase.err" &
 	hvg_pid=$!
 	# BPF loading and verification run under TCG: allow minutes.
-	for _ in $(seq 1 1500); do
-		if grep -q '"type":"ready"' /tmp/hvg.json 2>/dev/null; then
+	local i
+	for ((i = 0; i < 1500; i++)); do
+		if [[ $(<"/tmp/hvg.$phase.json") == *'"type":"ready"'* ]]; then
 			echo "HVGPHASE $phase ready uptime=$(uptime_s)"
 			return 0
 		fi
@@ -77,19 +118,19 @@ start_hvguard() { # hvguard-args...
 	done
 	echo "HVGPHASE $phase no-ready"
 	kill -INT "$hvg_pid" 2>/dev/null
-	wait "$hvg_pid"
-	sed "s/^/HVGJSON $phase /" /tmp/hvg.json
-	sed "s/^/HVGERR $phase /" /tmp/hvg.err
+	wait_bounded 60 "$hvg_pid"
+	prefix "HVGJSON $phase" <"/tmp/hvg.$phase.json"
+	prefix "HVGERR $phase" <"/tmp/hvg.$phase.err"
 	return 1
 }
 
 stop_hvguard() {
 	sleep 1.5 # let the daemon drain its ring buffer
 	kill -INT "$hvg_pid" 2>/dev/null
-	wait "$hvg_pid"
+	wait_bounded 60 "$hvg_pid"
 	echo "HVGOP $phase hvguard pid=$hvg_pid rc=$?"
-	sed "s/^/HVGJSON $phase /" /tmp/hvg.json
-	sed "s/^/HVGERR $phase /" /tmp/hvg.err
+	prefix "HVGJSON $phase" <"/tmp/hvg.$phase.json"
+	prefix "HVGERR $phase" <"/tmp/hvg.$phase.err"
 }
 
 # The scenarios without a violation come first, so that a rule firing on

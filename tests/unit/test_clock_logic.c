@@ -169,29 +169,24 @@ static void test_mismatch(void **state)
 {
 	static const int64_t same[] = {-7, -7, -7, -7};
 	static const int64_t one_off[] = {-7, -7, 9, -7};
-	struct hv_mismatch_walk w = {};
+	struct hv_mismatch_result w;
 
 	(void)state;
-	w.vm = vm_with(4, same, 0);
-	assert_int_equal(hv_tsc_mismatch(&w), 0);
+	assert_int_equal(hv_tsc_mismatch(vm_with(4, same, 0), &w), 0);
 
-	memset(&w, 0, sizeof(w));
-	w.vm = vm_with(4, one_off, 0);
-	assert_int_equal(hv_tsc_mismatch(&w), 1);
+	assert_int_equal(hv_tsc_mismatch(vm_with(4, one_off, 0), &w), 1);
 	assert_int_equal(w.bad_vcpu, 2);
 	assert_int_equal(w.ref_vcpu, 0);
 	assert_int_equal(w.ref_offset, -7);
 
 	/* a vCPU whose guest moved its own TSC is not the host's doing */
-	memset(&w, 0, sizeof(w));
-	w.vm = vm_with(4, one_off, 1u << 2);
-	assert_int_equal(hv_tsc_mismatch(&w), 0);
+	assert_int_equal(hv_tsc_mismatch(vm_with(4, one_off, 1u << 2), &w), 0);
 }
 
 static void test_mismatch_many_vcpus_and_bounds(void **state)
 {
 	static int64_t offsets[HV_MAX_VCPUS];
-	struct hv_mismatch_walk w = {};
+	struct hv_mismatch_result w;
 	struct vm_state *vm;
 
 	(void)state;
@@ -199,14 +194,11 @@ static void test_mismatch_many_vcpus_and_bounds(void **state)
 		offsets[i] = 42;
 	offsets[HV_MAX_VCPUS - 1] = 43;
 	vm = vm_with(HV_MAX_VCPUS, offsets, 0);
-	w.vm = vm;
-	assert_int_equal(hv_tsc_mismatch(&w), 1);
+	assert_int_equal(hv_tsc_mismatch(vm, &w), 1);
 	assert_int_equal(w.bad_vcpu, HV_MAX_VCPUS - 1);
 	/* nr_vcpus beyond the tracked range never reads past the arrays */
 	vm->nr_vcpus = 100000;
-	memset(&w, 0, sizeof(w));
-	w.vm = vm;
-	assert_int_equal(hv_tsc_mismatch(&w), 1);
+	assert_int_equal(hv_tsc_mismatch(vm, &w), 1);
 }
 
 int main(void)
