@@ -46,29 +46,10 @@ check() {
 
 # --- preparing and booting ------------------------------------------------
 
-# The same busybox initramfs recipe as tests/xen/lib.sh (xen_build_initramfs),
+# The shared busybox initramfs recipe (tests/lib/debian-kernel.sh),
 # with this stage's /init and modules.
 kvm_build_initramfs() {
-	local kdir=$KVM_CACHE/kernel out=$KVM_CACHE/initrd.gz root ko stamp
-	stamp="$(cat "$kdir/version") $(md5sum <"$here/init" | cut -c1-32) ${KVM_MODULES[*]}"
-	if [ -s "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ]; then
-		return 0
-	fi
-	root=$(mktemp -d "$KVM_CACHE/.initrd.XXXXXX") || return 1
-	mkdir -p "$root"/{bin,dev,proc,sys,host,modules}
-	cp /bin/busybox "$root/bin/busybox"
-	ln -s busybox "$root/bin/sh"
-	cp "$here/init" "$root/init"
-	chmod 755 "$root/init"
-	: >"$root/modules/order"
-	while read -r ko; do
-		cp "$ko" "$root/modules/"
-		basename "$ko" >>"$root/modules/order"
-	done < <(debian_kernel_modules "$kdir" "${KVM_MODULES[@]}")
-	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp" || return 1
-	mv "$out.tmp" "$out"
-	echo "$stamp" >"$out.stamp"
-	rm -rf "$root"
+	debian_build_initramfs "$DEBIAN_KERNEL_CACHE" "$KVM_CACHE/initrd.gz" "$here/init" "${KVM_MODULES[@]}"
 }
 
 kvm_prepare() {
@@ -80,7 +61,7 @@ kvm_prepare() {
 	[ -x "$HVGUARD" ] || { echo "$HVGUARD is not built (make)"; return 1; }
 	[ -x "$MINIVMM" ] || { echo "$MINIVMM is not built (make tools)"; return 1; }
 	mkdir -p "$KVM_CACHE" "$logdir"
-	debian_kernel_fetch "$KVM_CACHE/kernel" 2>&1 || return 1
+	debian_kernel_fetch "$DEBIAN_KERNEL_CACHE" 2>&1 || return 1
 	kvm_build_initramfs 2>&1
 }
 
@@ -98,7 +79,7 @@ kvm_boot() { # log phase...
 		qemu-system-x86_64 -accel tcg -machine pc -cpu max -smp 1 -m 1024 \
 		-nographic -no-reboot -serial file:"$log" -monitor none -display none -net none \
 		-virtfs local,path=/,mount_tag=host0,security_model=none,readonly=on,multidevs=remap,id=host0 \
-		-kernel "$KVM_CACHE/kernel/vmlinux" -initrd "$KVM_CACHE/initrd.gz" \
+		-kernel "$DEBIAN_KERNEL_CACHE/vmlinux" -initrd "$KVM_CACHE/initrd.gz" \
 		-append "console=ttyS0 rdinit=/init panic=-1 tsc=reliable quiet loglevel=3 hvg_script=$here/guest.sh hvg_args=$joined" \
 		</dev/null >"$log.qemu" 2>&1
 }
@@ -361,7 +342,7 @@ else
 		not_ok "kvm: prepare kernel, initramfs and binaries" "$(echo "$msg" | tail -3 | tr '\n' '|')"
 		exit 1
 	fi
-	ok "kvm: Debian $(cat "$KVM_CACHE/kernel/version") kernel and initramfs ready"
+	ok "kvm: Debian $(cat "$DEBIAN_KERNEL_CACHE/version") kernel and initramfs ready"
 	log=$logdir/kvm.serial
 	rm -f "$log"
 	t0=$SECONDS

@@ -90,6 +90,36 @@ debian_kernel_modules() { # dir mod...
 	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }'
 }
 
+# A busybox initramfs with INIT as /init and MODULES (with their
+# dependencies, in load order listed in /modules/order), rebuilt only when
+# the kernel, INIT or the module list changed.
+debian_build_initramfs() { # kernel-dir out init mod...
+	local kdir=$1 out=$2 init=$3 root ko stamp
+	shift 3
+	stamp="$(cat "$kdir/version") $(md5sum <"$init" | cut -c1-32) $*"
+	if [ -s "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ]; then
+		return 0
+	fi
+	root=$(mktemp -d "$(dirname "$out")/.initrd.XXXXXX") || return 1
+	mkdir -p "$root"/{bin,dev,proc,sys,host,modules}
+	cp /bin/busybox "$root/bin/busybox"
+	ln -s busybox "$root/bin/sh"
+	cp "$init" "$root/init"
+	chmod 755 "$root/init"
+	: >"$root/modules/order"
+	while read -r ko; do
+		cp "$ko" "$root/modules/"
+		basename "$ko" >>"$root/modules/order"
+	done < <(debian_kernel_modules "$kdir" "$@")
+	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp" || return 1
+	mv "$out.tmp" "$out"
+	echo "$stamp" >"$out.stamp"
+	rm -rf "$root"
+}
+
+# One kernel cache for every stage that boots it (Xen's dom0, nested KVM).
+DEBIAN_KERNEL_CACHE=${DEBIAN_KERNEL_CACHE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/cache/debian-kernel}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	set -euo pipefail
 	[ $# -ge 1 ] || { echo "usage: $0 DIR [--modules MOD...]" >&2; exit 2; }

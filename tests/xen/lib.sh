@@ -42,26 +42,7 @@ xen_fetch_hypervisor() {
 }
 
 xen_build_initramfs() {
-	local kdir=$XEN_CACHE/kernel out=$XEN_CACHE/initrd.gz root ko stamp
-	stamp="$(cat "$kdir/version") $(md5sum <"$XEN_DIR/init" | cut -c1-32)"
-	if [ -s "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ]; then
-		return 0
-	fi
-	root=$(mktemp -d "$XEN_CACHE/.initrd.XXXXXX") || return 1
-	mkdir -p "$root"/{bin,dev,proc,sys,host,modules}
-	cp /bin/busybox "$root/bin/busybox"
-	ln -s busybox "$root/bin/sh"
-	cp "$XEN_DIR/init" "$root/init"
-	chmod 755 "$root/init"
-	: >"$root/modules/order"
-	while read -r ko; do
-		cp "$ko" "$root/modules/"
-		basename "$ko" >>"$root/modules/order"
-	done < <(debian_kernel_modules "$kdir" "${XEN_MODULES[@]}")
-	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp" || return 1
-	mv "$out.tmp" "$out"
-	echo "$stamp" >"$out.stamp"
-	rm -rf "$root"
+	debian_build_initramfs "$DEBIAN_KERNEL_CACHE" "$XEN_CACHE/initrd.gz" "$XEN_DIR/init" "${XEN_MODULES[@]}"
 }
 
 xen_prepare() {
@@ -69,7 +50,7 @@ xen_prepare() {
 	[ -x /bin/busybox ] || { echo "busybox-static is not installed" >&2; return 1; }
 	mkdir -p "$XEN_CACHE"
 	xen_fetch_hypervisor || return 1
-	debian_kernel_fetch "$XEN_CACHE/kernel" || return 1
+	debian_kernel_fetch "$DEBIAN_KERNEL_CACHE" || return 1
 	xen_build_initramfs
 }
 
@@ -94,6 +75,6 @@ xen_boot() { # log script [arg...] [-- dom0 cmdline...]
 		-virtfs local,path=/,mount_tag=host0,security_model=none,readonly=on,multidevs=remap,id=host0 \
 		-kernel "$XEN_CACHE/xen/xen" \
 		-append "console=com1 com1=115200 dom0_mem=1024M dom0_max_vcpus=1 -- hvg_script=$script hvg_args=$joined ${extra[*]}" \
-		-initrd "$XEN_CACHE/kernel/vmlinux console=hvc0 earlyprintk=xen rdinit=/init,$XEN_CACHE/initrd.gz" \
+		-initrd "$DEBIAN_KERNEL_CACHE/vmlinux console=hvc0 earlyprintk=xen rdinit=/init,$XEN_CACHE/initrd.gz" \
 		</dev/null >"$log.qemu" 2>&1
 }

@@ -69,7 +69,7 @@ boot() { # name lsm phases...
 		not_ok "xen boot $name" "dom0 never finished its script (last lines: $(tr -d '\r' <"$log" | tail -5 | tr '\n' '|'))"
 		return 1
 	fi
-	ok "xen boot $name: Xen 4.17 + dom0 $(cat "$XEN_CACHE/kernel/version") ran the scenarios"
+	ok "xen boot $name: Xen 4.17 + dom0 $(cat "$DEBIAN_KERNEL_CACHE/version") ran the scenarios"
 	local p
 	for p in "$@"; do
 		echo "# $p: hvguard $(markers HVGPHASE "$p" | grep -o 'ready after=[0-9.]*s' | tr '\n' ' ')"
