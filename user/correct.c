@@ -74,29 +74,22 @@ static uint64_t since_freeze(const struct correction *c)
 	return clock_ns(CLOCK_BOOTTIME) - c->event->ts_ns;
 }
 
-static int refuse(struct correction *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* refuse(): not done because unsure or not possible, VMM untouched;
+ * failed(): tried and did not work. Both say why, and return -1. */
+#define refuse(c, ...) verdict((c), "refused", __VA_ARGS__)
+#define failed(c, ...) verdict((c), "failed", __VA_ARGS__)
 
-static int refuse(struct correction *c, const char *fmt, ...)
+static int verdict(struct correction *c, const char *result, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int verdict(struct correction *c, const char *result, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
 	va_end(ap);
-	c->result = "refused";
-	return -1;
-}
-
-static int failed(struct correction *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int failed(struct correction *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
-	va_end(ap);
-	c->result = "failed";
+	c->result = result;
 	return -1;
 }
 

@@ -54,8 +54,8 @@ static struct series *find(struct hv_metrics *m, const char *name, enum hv_metri
 	return s;
 }
 
-void hv_metrics_add(struct hv_metrics *m, const char *name, enum hv_metric_type type,
-		    const char *help, const char *labels, double delta)
+static void update(struct hv_metrics *m, const char *name, enum hv_metric_type type,
+		   const char *help, const char *labels, double value, bool add)
 {
 	struct series *s;
 
@@ -64,22 +64,20 @@ void hv_metrics_add(struct hv_metrics *m, const char *name, enum hv_metric_type 
 	pthread_mutex_lock(&m->lock);
 	s = find(m, name, type, help, labels);
 	if (s)
-		s->value += delta;
+		s->value = add ? s->value + value : value;
 	pthread_mutex_unlock(&m->lock);
+}
+
+void hv_metrics_add(struct hv_metrics *m, const char *name, enum hv_metric_type type,
+		    const char *help, const char *labels, double delta)
+{
+	update(m, name, type, help, labels, delta, true);
 }
 
 void hv_metrics_set(struct hv_metrics *m, const char *name, enum hv_metric_type type,
 		    const char *help, const char *labels, double value)
 {
-	struct series *s;
-
-	if (!m)
-		return;
-	pthread_mutex_lock(&m->lock);
-	s = find(m, name, type, help, labels);
-	if (s)
-		s->value = value;
-	pthread_mutex_unlock(&m->lock);
+	update(m, name, type, help, labels, value, false);
 }
 
 double hv_metrics_get(struct hv_metrics *m, const char *name, const char *labels)
