@@ -82,8 +82,8 @@ int hv_preflight(bool need_ptrace, const char *pin_root)
 	if (rc)
 		return rc;
 	if (need_ptrace && !hv_has_cap(CAP_SYS_PTRACE)) {
-		hv_err("--correct needs CAP_SYS_PTRACE to run correcting ioctls inside the VMM; "
-		       "run as root or drop --correct");
+		hv_err("correcting writes (--correct, or action: correct) need CAP_SYS_PTRACE to run "
+		       "ioctls inside the VMM: run as root, or without corrections");
 		return HV_EXIT_NOPERM;
 	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {

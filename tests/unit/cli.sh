@@ -63,6 +63,16 @@ check "run as an unprivileged user: exit 3 and what to do" 3 $? "$tmp/out" "need
 setpriv --reuid=65534 --regid=65534 --clear-groups $HV audit >"$tmp/out" 2>&1
 check "audit as an unprivileged user: exit 3" 3 $? "$tmp/out" "needs root"
 
+setpriv --bounding-set -sys_ptrace --inh-caps -sys_ptrace $HV run --correct >"$tmp/out" 2>&1
+check "--correct without CAP_SYS_PTRACE is refused at start" 3 $? "$tmp/out" "correcting writes .* need CAP_SYS_PTRACE"
+
+printf 'rules:\n  kvmclock-jump:\n    action: correct\n' >"$tmp/correct.yaml"
+setpriv --bounding-set -sys_ptrace --inh-caps -sys_ptrace $HV run --rules "$tmp/correct.yaml" >"$tmp/out" 2>&1
+check "action: correct without CAP_SYS_PTRACE is refused too" 3 $? "$tmp/out" "CAP_SYS_PTRACE"
+
+$HV run --pin-dir /sys/fs/bpf/a.b >"$tmp/out" 2>&1
+check "a --pin-dir bpffs cannot hold is refused with the reason" 2 $? "$tmp/out" "does not allow '.'"
+
 $HV run --metrics nonsense >"$tmp/out" 2>&1
 check "a bad --metrics address is refused" 2 $? "$tmp/out" "ADDR:PORT"
 
