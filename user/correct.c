@@ -13,6 +13,8 @@
  */
 #include <bpf/bpf.h>
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <bpf/libbpf.h>
@@ -36,6 +38,15 @@
 
 #define FREEZE_WAIT_MS	500
 #define MAX_TRACKED_VMS 256
+/* See the watchdog, below. */
+#define FREEZE_DEADLINE_MS 500
+#define WATCHDOG_PERIOD_MS 20
+
+static pthread_t watchdog;
+static bool watchdog_running;
+static atomic_bool watchdog_stop;
+static atomic_ullong working_on; /* struct kvm * being corrected, or 0 */
+static atomic_ullong watchdog_releases;
 
 static struct clock_bpf *skel;
 
@@ -58,7 +69,6 @@ struct correction {
 	/* Where the freeze time went, CLOCK_BOOTTIME ns since the freeze. */
 	const struct clock_event *event;
 	uint64_t noticed, stopped, seized, repaired;
-	bool released; /* the injector let the VMM go */
 };
 
 static uint64_t clock_ns(clockid_t id)
@@ -184,13 +194,12 @@ static int inject_begin(int pid, struct hv_injector **inj, struct correction *c)
  * own next clock write (another violation) before the unmark, and it would
  * pass for one of ours.
  */
-static void inject_end(int pid, struct hv_injector *inj, struct correction *c)
+static void inject_end(int pid, struct hv_injector *inj)
 {
 	__u32 key = pid;
 
 	bpf_map_delete_elem(probe_map_fd(), &key);
-	hv_inject_end_and_continue(inj);
-	c->released = true;
+	hv_inject_end_running(inj);
 }
 
 static int read_probe(int pid, struct correction_probe *p)
@@ -380,6 +389,16 @@ static const char *fd_kind(const struct clock_event *e, char *buf, size_t len)
 	return buf;
 }
 
+/* Claims the freeze for this correction: from here on the watchdog keeps
+ * off. False when the watchdog released it already. */
+static bool still_frozen(const struct clock_event *e)
+{
+	__u64 since;
+
+	atomic_store(&working_on, e->vm_key);
+	return !bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &e->vm_key, &since);
+}
+
 static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct correction *c)
 {
 	const struct hv_rule *rule = &ctx->rules->rule[e->rule];
@@ -390,6 +409,10 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 
 	if (lookup_vm(e, &vm, c))
 		return -1;
+	if (!still_frozen(e))
+		return refuse(c, "the watchdog already let the VMM go: the daemon came over %d ms "
+				 "late",
+			      FREEZE_DEADLINE_MS);
 	if (e->rule == HV_RULE_KVMCLOCK_JUMP && vm.last_clock_write_ns != e->ts_ns)
 		return refuse(c, "another clock write happened since the violation");
 	if (!rate_ok(e->vm_key, rule->max_corrections_per_min))
@@ -419,7 +442,7 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 		rc = refuse(c, "no safe correction exists for this rule");
 	}
 	c->repaired = since_freeze(c);
-	inject_end(e->pid, inj, c);
+	inject_end(e->pid, inj);
 	return rc;
 }
 
@@ -488,12 +511,12 @@ void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
 	else
 		correct_one(ctx, e, &c);
 	/* Whatever happened, the VMM runs again: a refused or failed
-	 * correction leaves it as it was. Only once: a second SIGCONT could
-	 * cancel the freeze of the VMM's next violation. */
-	if (!c.released)
-		kill(e->pid, SIGCONT);
+	 * correction leaves it as it was. The freeze ends as SIGCONT goes out:
+	 * timed before, since the woken VMM may preempt us inside kill(). */
 	frozen_ns = clock_ns(CLOCK_BOOTTIME) - e->ts_ns;
+	kill(e->pid, SIGCONT);
 	bpf_map_delete_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &e->vm_key);
+	atomic_store(&working_on, 0);
 	report->json = correction_json(ctx, e, &c, frozen_ns);
 	snprintf(report->text, sizeof(report->text), "%s", c.text);
 }
@@ -504,21 +527,109 @@ static void inject_log(unsigned int level, const char *msg, void *arg)
 	hv_warn("correction: %s%s", level <= HV_INJECT_LOG_ERROR ? "error: " : "", msg);
 }
 
+/*
+ * The watchdog: a VMM the BPF side froze must never stay frozen because the
+ * daemon is late (its output blocked on a full pipe, the host overloaded).
+ * A thread of its own, independent of the event loop, continues every VMM
+ * frozen longer than FREEZE_DEADLINE_MS that no correction is working on.
+ * The event loop, when it gets to that event, finds the freeze gone and
+ * reports the correction refused.
+ */
+
+/* Continues the VMM that owns kvm, found in the pinned VM state. */
+static void release_frozen(__u64 kvm)
+{
+	struct vm_state vm;
+
+	if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &kvm, &vm))
+		kill(vm.owner_tgid, SIGCONT);
+	bpf_map_delete_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &kvm);
+}
+
+/* Releases every frozen VMM older than max_age_ns (0: all). */
+static unsigned release_stale(uint64_t max_age_ns)
+{
+	int fd = bpf_map__fd(skel->maps.hv_clock_frozen);
+	__u64 key, next, since, *prev = NULL, now = clock_ns(CLOCK_BOOTTIME);
+	unsigned n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &since) || key == atomic_load(&working_on))
+			continue;
+		if (max_age_ns && now - since < max_age_ns)
+			continue;
+		release_frozen(key);
+		prev = NULL; /* the walk restarts after a delete */
+		n++;
+	}
+	return n;
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct timespec period = { 0, WATCHDOG_PERIOD_MS * 1000000L };
+
+	(void)arg;
+	while (!atomic_load(&watchdog_stop)) {
+		atomic_fetch_add(&watchdog_releases,
+				 release_stale(FREEZE_DEADLINE_MS * 1000000ull));
+		nanosleep(&period, NULL);
+	}
+	return NULL;
+}
+
 int hv_correct_init(struct hv_ctx *ctx, struct clock_bpf *s)
 {
+	sigset_t all, old;
+	unsigned left;
+	int err;
+
 	skel = s;
 	hv_inject_set_log(inject_log, ctx->opts.verbose ? HV_INJECT_LOG_WARN : HV_INJECT_LOG_ERROR,
 			  NULL);
+	/* A daemon that died with a VMM frozen left it stopped: let it go. */
+	left = release_stale(0);
+	if (left)
+		hv_warn("continued %u VMM(s) a previous hvguard left frozen for a correction", left);
+	if (!skel->rodata->cfg.correct_mask)
+		return 0;
+	/* The watchdog must not take the signals meant for the event loop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&watchdog, NULL, watchdog_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		hv_err("cannot start the correction watchdog: %s", strerror(err));
+		return -err;
+	}
+	watchdog_running = true;
 	return 0;
 }
 
 void hv_correct_poll(struct hv_ctx *ctx)
 {
-	(void)ctx;
+	unsigned long long n = atomic_exchange(&watchdog_releases, 0);
+
+	if (n)
+		hv_warn("the watchdog continued %llu VMM(s) frozen over %d ms: the daemon was late "
+			"(output blocked? host overloaded?)",
+			n, FREEZE_DEADLINE_MS);
+	hv_metrics_add(ctx->metrics, "hvguard_watchdog_releases_total", HV_COUNTER,
+		       "Frozen VMMs the watchdog let go because the daemon was late.", "", n);
 }
 
 void hv_correct_fini(struct hv_ctx *ctx)
 {
 	(void)ctx;
+	if (watchdog_running) {
+		atomic_store(&watchdog_stop, true);
+		pthread_join(watchdog, NULL);
+		watchdog_running = false;
+	}
+	/* No VMM stays frozen behind a daemon that stops. */
+	if (skel)
+		release_stale(0);
 	skel = NULL;
 }

@@ -580,8 +580,6 @@ static int resume(struct hv_injector *inj, bool run)
 			warn("pid %d: detach failed: %s", inj->pid, compel_err);
 			return -EIO;
 		}
-		/* The whole thread group was stopped, not only the seized thread. */
-		kill(inj->pid, SIGCONT);
 		return 0;
 	}
 	if (compel_resume_task(inj->pid, inj->orig_state, final)) {
@@ -632,7 +630,7 @@ int hv_inject_end(struct hv_injector *inj)
 	return end(inj, false);
 }
 
-int hv_inject_end_and_continue(struct hv_injector *inj)
+int hv_inject_end_running(struct hv_injector *inj)
 {
 	return end(inj, true);
 }

@@ -109,11 +109,11 @@ int hv_inject_ioctl_val(struct hv_injector *inj, int fd, unsigned long cmd, unsi
 int hv_inject_end(struct hv_injector *inj);
 
 /*
- * As hv_inject_end(), but leave the task running whatever its state at
- * begin: it is detached running and its thread group gets SIGCONT. Saves
- * the wait for compel's re-stop when the caller would continue it anyway.
+ * As hv_inject_end(), but detach the task into running whatever its state
+ * at begin, without waiting for compel's re-stop. Other threads stopped by
+ * a group stop stay stopped until the caller sends SIGCONT.
  */
-int hv_inject_end_and_continue(struct hv_injector *inj);
+int hv_inject_end_running(struct hv_injector *inj);
 
 /*
  * The thread the injected syscalls run in: the pid given to
