@@ -10,7 +10,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import json
+import fcntl
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from hvtest import Hvguard, HvguardError, Tap  # noqa: E402
@@ -20,6 +23,7 @@ from test_vmm import run_vmm, within  # noqa: E402
 TOOLS = os.environ.get("HVGUARD_TOOLS", "build/tests")
 MINIVMM = os.path.join(TOOLS, "minivmm")
 SKEW_LIMIT_NS = 10_000
+F_SETPIPE_SZ = 1031
 
 tap = Tap()
 
@@ -175,6 +179,53 @@ def test_vmm_exits_first(tmp):
     tap.eq(f"{name}: hvguard exits 0", status, 0)
 
 
+def test_watchdog(tmp):
+    """The event loop blocks (nobody reads hvguard's stdout): a VMM the BPF
+    side froze must not stay frozen; the watchdog lets it go."""
+    name = "watchdog"
+    hv = subprocess.Popen([os.environ.get("HVGUARD", "build/hvguard"), "run", "--json",
+                           "--correct", "--no-pin"], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True)
+    try:
+        while '"type":"ready"' not in (hv.stdout.readline() or '"type":"ready"'):
+            pass
+        # Shrink the pipe to a page, fill it with a filler VMM's events
+        # (a few corrections, then the daemon blocks), and stop reading.
+        fcntl.fcntl(hv.stdout.fileno(), F_SETPIPE_SZ, 4096)
+        filler = subprocess.run([MINIVMM, "many-vms", "8", "--pause-ms", "20"],
+                                capture_output=True, text=True, timeout=120)
+        t0 = time.monotonic()
+        pid, cyc, done = run_vmm(["qemu-stopcont", "--pause-ms", "300"], timeout=60)
+        took = time.monotonic() - t0
+        tap.eq(f"{name}: the filler VMM ran to its end", filler.returncode, 0)
+        tap.ok(f"{name}: a VMM frozen behind a blocked daemon still runs to its end",
+               took < 20, "< 20 s", f"{took:.1f} s")
+        # pause_ns runs to the end of KVM_SET_CLOCK, so it includes the
+        # freeze; the rewind is the 300 ms before it.
+        tap.ok(f"{name}: it went uncorrected (the guest saw the 300 ms rewind)",
+               cyc and -cyc[0]["pause_ns"] <= cyc[0]["skew_ns"] <= -0.95 * 300e6,
+               "-pause_ns <= skew <= -285 ms", cyc)
+        tap.ok(f"{name}: released about 500 ms after the freeze",
+               cyc and 0.4e9 <= cyc[0]["pause_ns"] - 300e6 <= 2e9, "~500 ms",
+               cyc and cyc[0]["pause_ns"] - 300e6)
+        out = []
+        reader = threading.Thread(target=lambda: out.extend(hv.stdout), daemon=True)
+        reader.start()
+        wait_until(lambda: any(f'"pid":{pid}' in l and '"correction"' in l for l in out), 30)
+        hv.send_signal(signal.SIGINT)
+        hv.wait(30)
+        reader.join(10)
+        corr = [json.loads(l) for l in out if '"correction"' in l and f'"pid":{pid}' in l]
+        tap.ok(f"{name}: the late daemon reports the correction refused, naming the watchdog",
+               corr and corr[0]["result"] == "refused" and "watchdog" in corr[0]["reason"],
+               "refused: watchdog ...", corr)
+        tap.eq(f"{name}: hvguard exits 0", hv.returncode, 0)
+    finally:
+        if hv.poll() is None:
+            hv.kill()
+            hv.wait()
+
+
 def _state(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -201,7 +252,7 @@ def main():
         finally:
             status, summary = hv.stop()
         tap.eq("hvguard --correct exits 0 at SIGINT", status, 0)
-        for t in (test_rate_limit, test_vmm_exits_first):
+        for t in (test_rate_limit, test_vmm_exits_first, test_watchdog):
             try:
                 t(tmp)
             except Exception as e:  # noqa: BLE001
