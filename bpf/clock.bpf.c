@@ -90,6 +90,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_frozen SEC(".maps");
 
+/* Watched ioctls in flight host-wide (KVM_RUN not counted): while zero,
+ * the exit program returns at its first instruction, which is nearly
+ * always, since the clock ioctls are rare and short. */
+__s64 watched_in_flight = 0;
+
 /* Number of VMs with a host TSC write not yet checked for a mismatch:
  * lets KVM_RUN skip the VM lookup while it is zero, i.e. nearly always. */
 __s64 dirty_vms = 0;
@@ -438,6 +443,8 @@ static __always_inline int on_kvm_ioctl_enter(unsigned int fd, __u32 cmd, __u64 
 	tc = bpf_task_storage_get(&hv_clock_threads, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!tc)
 		return 0;
+	if (!tc->cmd || tc->cmd == HV_KVM_RUN)
+		__sync_fetch_and_add(&watched_in_flight, 1);
 	tc->cmd = cmd;
 	tc->kvm = t.kvm;
 	tc->vcpu_id = t.vcpu_id;
@@ -597,11 +604,14 @@ int hv_clock_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 	struct thread_ctx *tc;
 	__u32 cmd;
 
+	if (!watched_in_flight)
+		return 0;
 	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0, 0);
-	if (!tc || !tc->cmd)
+	if (!tc || !tc->cmd || tc->cmd == HV_KVM_RUN)
 		return 0;
 	cmd = tc->cmd;
 	tc->cmd = 0;
+	__sync_fetch_and_sub(&watched_in_flight, 1);
 	switch (cmd) {
 	case HV_KVM_CREATE_VM:
 	case HV_KVM_CREATE_VCPU:
