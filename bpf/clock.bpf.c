@@ -556,13 +556,14 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 		return; /* the corrector's own write: no phase change, no alert */
 	}
 	vm->last_clock_write_ns = bpf_ktime_get_boot_ns();
-	if (vm->phase != VM_SETUP) {
+	if (vm->phase != VM_SETUP)
+		vm->phase = VM_RUNNING;
+	if (!violates || !rule_on(HV_RULE_KVMCLOCK_JUMP)) {
+		/* An alert says all a resume event would: one wakeup, not two. */
 		if (paused_ns >= 0)
 			emit_simple(CLOCK_EV_RESUME, tc->kvm, vm, -1, paused_ns, jump);
-		vm->phase = VM_RUNNING;
-	}
-	if (!violates || tc->ignore || !rule_on(HV_RULE_KVMCLOCK_JUMP))
 		return;
+	}
 	e = reserve_event();
 	if (!e)
 		return;
