@@ -46,7 +46,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_vcpus SEC(".maps");
 
-/* VMM processes (tgid -> number of VMs first seen), for exit cleanup. */
+/* VMM processes (tgid -> 1), so that process exit looks up one key. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);

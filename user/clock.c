@@ -275,7 +275,8 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 	hv_emit_json(ctx, o);
 }
 
-/* Forget the pinned state of VMs whose VMM is gone. */
+/* Forget the pinned state of VMs whose VMM is gone; returns how many VMs
+ * remain with a host TSC write not yet checked for a mismatch. */
 static int sweep_vms(int only_tgid)
 {
 	int vms = bpf_map__fd(skel->maps.hv_clock_vms);
@@ -283,7 +284,7 @@ static int sweep_vms(int only_tgid)
 	__u64 key, next, *prev = NULL;
 	struct vcpu_key vk, vnext, *vprev = NULL;
 	struct vm_state vm;
-	int live = 0;
+	int dirty = 0;
 
 	while (!bpf_map_get_next_key(vms, prev, &next)) {
 		key = next;
@@ -295,10 +296,10 @@ static int sweep_vms(int only_tgid)
 		if (gone) {
 			bpf_map_delete_elem(vms, &key);
 			prev = NULL; /* restart: deleting may reorder the walk */
-			live = 0;
+			dirty = 0;
 			continue;
 		}
-		live++;
+		dirty += !!(vm.flags & VM_F_OFFSETS_DIRTY);
 	}
 	while (!bpf_map_get_next_key(vcpus, vprev, &vnext)) {
 		vk = vnext;
@@ -308,7 +309,7 @@ static int sweep_vms(int only_tgid)
 		bpf_map_delete_elem(vcpus, &vk);
 		vprev = NULL;
 	}
-	return live;
+	return dirty;
 }
 
 static int clock_ring_event(void *data_ctx, void *data, size_t len)
@@ -448,7 +449,9 @@ static int clock_load(struct hv_ctx *ctx)
 		hv_err("cannot read the clock ring buffer: %s", strerror(-err));
 		goto fail;
 	}
-	sweep_vms(0);
+	/* The count of VMs awaiting a mismatch check lives in .bss, the flags
+	 * in the pinned state: after a restart, count them again. */
+	skel->bss->dirty_vms = sweep_vms(0);
 	return hv_correct_init(ctx, skel);
 fail:
 	clock_bpf__destroy(skel);
