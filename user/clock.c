@@ -218,7 +218,6 @@ static const char *const info_names[] = {
     [CLOCK_EV_PAUSE] = "pause",
     [CLOCK_EV_RESUME] = "resume",
     [CLOCK_EV_PROC_EXIT] = "vmm-exit",
-    [CLOCK_EV_MASTER_CLOCK] = "master-clock",
 };
 
 static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
@@ -257,15 +256,6 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 		break;
 	case CLOCK_EV_PROC_EXIT:
 		ADD(o, "vmm_pid", json_object_new_int64(e->v[0]));
-		break;
-	case CLOCK_EV_MASTER_CLOCK:
-		ADD(o, "master_clock", json_object_new_boolean(e->v[0]));
-		ADD(o, "tsc_offsets_matched", json_object_new_boolean(e->v[1]));
-		if (!e->v[0])
-			hv_log(ctx, "info master-clock %s[%u] vm %llu: KVM turned the master clock off "
-				    "(vCPU TSCs %s): pvclock-discontinuity stands down for this VM",
-			       comm, e->pid, (unsigned long long)e->vm_id,
-			       e->v[1] ? "matched" : "do not match");
 		break;
 	default:
 		if (ctx->opts.verbose)

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timex.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +73,7 @@ struct correction {
 	/* Where the freeze time went, CLOCK_BOOTTIME ns since the freeze. */
 	const struct clock_event *event;
 	uint64_t noticed, stopped, seized, repaired;
+	bool watchdog_released; /* the VMM runs already: hands off */
 };
 
 static uint64_t clock_ns(clockid_t id)
@@ -214,6 +216,17 @@ static int read_probe(int pid, struct correction_probe *p)
 
 #define ADDI(o, k, v) json_object_object_add((o), (k), json_object_new_int64(v))
 
+/* CLOCK_TAI - CLOCK_REALTIME: whole seconds, as the kernel keeps it
+ * (reading the two clocks one after the other would add the time between). */
+static uint64_t tai_offset_ns(void)
+{
+	struct timex tx = { .modes = 0 };
+
+	if (adjtimex(&tx) < 0)
+		return 0;
+	return (uint64_t)tx.tai * 1000000000ull;
+}
+
 /*
  * kvmclock: put kvm->arch.kvmclock_offset back where it was before the
  * rewind. KVM_SET_CLOCK sets offset = clock - now, so the clock to pass is
@@ -233,15 +246,21 @@ static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, st
 
 	/* The realtime of KVM's sample is known to within half the window the
 	 * BPF side saw around it: if the VMM's thread was preempted inside the
-	 * ioctl, sample again for a tighter one. */
+	 * ioctl, sample again, and keep the tightest. */
 	for (int tries = 0; tries < GET_CLOCK_TRIES; tries++) {
-		rc = hv_inject_ioctl(inj, (int)e->v[EV_FD], KVM_GET_CLOCK, &data, sizeof(data),
-				     &ret);
+		struct kvm_clock_data d = {};
+		struct correction_probe q;
+
+		rc = hv_inject_ioctl(inj, (int)e->v[EV_FD], KVM_GET_CLOCK, &d, sizeof(d), &ret);
 		if (rc || ret)
 			return failed(c, "KVM_GET_CLOCK inside the VMM: %s",
 				      strerror(rc ? -rc : -ret));
-		if (read_probe(e->pid, &p) || !p.gets)
+		if (read_probe(e->pid, &q) || q.gets != (__u32)tries + 1)
 			return failed(c, "the BPF side did not see the injected KVM_GET_CLOCK");
+		if (!tries || q.get_tai_exit - q.get_tai_enter < p.get_tai_exit - p.get_tai_enter) {
+			data = d;
+			p = q;
+		}
 		if (p.get_tai_exit - p.get_tai_enter <= GET_CLOCK_WINDOW_NS)
 			break;
 	}
@@ -250,7 +269,7 @@ static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, st
 		return refuse(c, "the kvmclock offset moved since the violation (%lld, not %lld)",
 			      (long long)p.get_offset, (long long)e->v[EV_OFFSET_AFTER]);
 	if (!(data.flags & KVM_CLOCK_REALTIME)) {
-		tai_minus_real = clock_ns(CLOCK_TAI) - clock_ns(CLOCK_REALTIME);
+		tai_minus_real = tai_offset_ns();
 		data.realtime = (p.get_tai_enter + p.get_tai_exit) / 2 - tai_minus_real;
 	}
 	data.clock += wanted - p.get_offset;
@@ -422,10 +441,12 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 
 	if (lookup_vm(e, &vm, c))
 		return -1;
-	if (!still_frozen(e))
+	if (!still_frozen(e)) {
+		c->watchdog_released = true;
 		return refuse(c, "the watchdog already let the VMM go: the daemon came over %d ms "
 				 "late",
 			      FREEZE_DEADLINE_MS);
+	}
 	if (e->rule == HV_RULE_KVMCLOCK_JUMP && vm.last_clock_write_ns != e->ts_ns)
 		return refuse(c, "another clock write happened since the violation");
 	if (!rate_ok(e->vm_key, rule->max_corrections_per_min))
@@ -524,11 +545,15 @@ void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
 	else
 		correct_one(ctx, e, &c);
 	/* Whatever happened, the VMM runs again: a refused or failed
-	 * correction leaves it as it was. The freeze ends as SIGCONT goes out:
-	 * timed before, since the woken VMM may preempt us inside kill(). */
-	frozen_ns = clock_ns(CLOCK_BOOTTIME) - e->ts_ns;
-	kill(e->pid, SIGCONT);
+	 * correction leaves it as it was. The freeze record goes first: once
+	 * the VMM runs, its next violation may freeze it again under the same
+	 * key. The freeze ends as SIGCONT goes out: timed before, since the
+	 * woken VMM may preempt us inside kill(). Not at all when the watchdog
+	 * released it already: this SIGCONT could cancel a newer freeze. */
 	bpf_map_delete_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &e->vm_key);
+	frozen_ns = clock_ns(CLOCK_BOOTTIME) - e->ts_ns;
+	if (!c.watchdog_released)
+		kill(e->pid, SIGCONT);
 	atomic_store(&working_on, 0);
 	report->json = correction_json(ctx, e, &c, frozen_ns);
 	snprintf(report->text, sizeof(report->text), "%s", c.text);

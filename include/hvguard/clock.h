@@ -51,7 +51,6 @@ enum clock_event_type {
 	CLOCK_EV_PAUSE,	    /* KVM_GET_CLOCK on a running VM */
 	CLOCK_EV_RESUME,    /* first KVM_RUN after a pause */
 	CLOCK_EV_PROC_EXIT, /* a VMM process ended: its VMs are gone */
-	CLOCK_EV_MASTER_CLOCK, /* KVM turned a VM's master clock on or off */
 };
 
 /* The rule-specific payload, v[] of struct clock_event. */
@@ -119,7 +118,6 @@ enum vm_phase {
 
 #define VM_F_OFFSETS_DIRTY 0x1 /* a host TSC write since the last mismatch check */
 #define VM_F_MIGRATED_IN   0x4 /* its TSC came from elsewhere before it first ran */
-#define VM_F_NO_MASTER_CLK 0x8 /* KVM runs it without a master clock */
 
 struct vm_state {
 	__u64 id;

@@ -43,4 +43,5 @@ for t in test_qemu.py test_qemu_correct.py; do
 	wait "$child" || rc=1
 	child=
 done
+echo "# end of stage"
 exit $rc

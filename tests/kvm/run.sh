@@ -374,4 +374,5 @@ checks_mismatch correct
 checks_rewrite_correct rewrite 2
 checks_rewrite_correct rewrite1 1
 checks_stopcont_correct
+echo "# end of stage"
 exit $failed

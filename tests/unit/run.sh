@@ -22,4 +22,5 @@ for t in build/tests/test_* build/asan/tests/test_*; do
 	fi
 done
 tests/unit/cli.sh || rc=1
+echo "# end of stage"
 exit $rc

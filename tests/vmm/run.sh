@@ -9,4 +9,5 @@ python3 tests/vmm/test_vmm.py || rc=1
 python3 tests/vmm/test_correct.py || rc=1
 python3 tests/vmm/test_restart.py || rc=1
 python3 tests/vmm/test_audit.py || rc=1
+echo "# end of stage"
 exit $rc

@@ -288,4 +288,5 @@ main() {
 }
 
 main "$@"
+echo "# end of stage"
 exit $failed
