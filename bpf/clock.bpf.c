@@ -109,16 +109,14 @@ struct thread_ctx {
 	__u32 cmd;     /* 0 when no watched ioctl is in flight */
 	__s32 vcpu_id; /* -1 on a VM fd */
 	__u32 fd;
-	__u32 ignore;	     /* injected by the daemon's corrector */
+	__u32 ignore;	     /* injected by a corrector (this watched ioctl only) */
 	__u32 guest_tsc_msr; /* the guest wrote TSC/TSC_ADJUST in this KVM_RUN */
 	__s32 pending_vcpu;  /* an offset write in KVM_RUN not yet explained */
 	__s64 pending_before;
 	__s64 pending_after;
-	__u32 run_fd; /* KVM_RUN cache: fd, generation, and what it is */
+	__u32 run_fd; /* KVM_RUN cache: fd, generation, and its VM */
 	__u64 run_gen;
 	__u64 run_kvm;
-	__s32 run_vcpu_id;
-	__u32 pad;
 };
 
 struct {
@@ -273,10 +271,10 @@ static __always_inline struct vm_state *vm_get(__u64 kvm)
 static __always_inline void freeze_for_correction(struct clock_event *e, struct vm_state *vm,
 						  enum hv_rule_id rule)
 {
-	if (!(cfg.correct_mask & (1u << rule)) || (vm->flags & VM_F_MIGRATED_IN))
-		return;
 	__u64 kvm = e->vm_key, since = e->ts_ns; /* no ring-buffer pointers as map args */
 
+	if (!(cfg.correct_mask & (1u << rule)) || (vm->flags & VM_F_MIGRATED_IN))
+		return;
 	if (!bpf_send_signal(HV_SIGSTOP)) {
 		e->frozen = 1;
 		bpf_map_update_elem(&hv_clock_frozen, &kvm, &since, BPF_ANY);
@@ -359,7 +357,6 @@ static __always_inline int run_slow_path(struct thread_ctx *tc, unsigned int fd,
 	tc->run_fd = fd;
 	tc->run_gen = gen;
 	tc->run_kvm = t.kvm;
-	tc->run_vcpu_id = t.vcpu_id;
 	return 0;
 }
 
@@ -380,10 +377,9 @@ static __always_inline int on_run_enter(unsigned int fd)
 		if (!tc || run_slow_path(tc, fd, gen))
 			return 0;
 	}
+	/* Only what the kvm tracepoints inside KVM_RUN read. */
 	tc->cmd = HV_KVM_RUN;
 	tc->kvm = tc->run_kvm;
-	tc->vcpu_id = tc->run_vcpu_id;
-	tc->fd = fd;
 	tc->guest_tsc_msr = 0;
 	tc->pending_vcpu = -1;
 	if (dirty_vms > 0)
@@ -798,19 +794,19 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	key.kvm = tc->kvm;
 	key.vcpu_id = vcpu_id;
 	st = bpf_map_lookup_elem(&hv_clock_vcpus, &key);
-	if (st && st->valid && st->tsc_offset == tsc_offset &&
+	if (st && st->tsc_offset == tsc_offset &&
 	    hv_pvclock_comparable(&st->pvti, &fresh.pvti) && vm->phase != VM_SETUP &&
 	    rule_on(HV_RULE_PVCLOCK_DISCONTINUITY)) {
 		raw = hv_pvclock_discontinuity(&st->pvti, &fresh.pvti);
 		residual = hv_pvclock_residual(raw, st->kvmclock_offset, offset_now);
-		if (hv_abs64(residual) > cfg.tolerance_ns[HV_RULE_PVCLOCK_DISCONTINUITY] &&
-		    !tc->ignore)
+		/* No corrector exemption: its repair moves the kvmclock offset,
+		 * which the residual already takes out. */
+		if (hv_abs64(residual) > cfg.tolerance_ns[HV_RULE_PVCLOCK_DISCONTINUITY])
 			alert_pvclock(tc, vm, vcpu_id, residual, raw,
 				      offset_now - st->kvmclock_offset, fresh.pvti.flags);
 	}
 	fresh.kvmclock_offset = offset_now;
 	fresh.tsc_offset = tsc_offset;
-	fresh.valid = 1;
 	bpf_map_update_elem(&hv_clock_vcpus, &key, &fresh, BPF_ANY);
 	return 0;
 }

@@ -155,8 +155,6 @@ struct vcpu_clock {
 	struct hv_pvti pvti;   /* the last one KVM wrote */
 	__s64 kvmclock_offset; /* kvm->arch.kvmclock_offset at that moment */
 	__s64 tsc_offset;      /* the vCPU's offset at that moment */
-	__u32 valid;
-	__u32 pad;
 };
 
 /*
