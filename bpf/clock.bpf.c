@@ -536,8 +536,8 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 
 	if (!vm)
 		return;
-	paused_ns = vm->phase == VM_PAUSED ? (__s64)(bpf_ktime_get_boot_ns() - vm->pause_start_ns)
-					   : -1;
+	paused_ns =
+	    vm->phase == VM_PAUSED ? (__s64)(bpf_ktime_get_boot_ns() - vm->pause_start_ns) : -1;
 	bpf_probe_read_user(&flags, sizeof(flags), (void *)(tc->arg + 8));
 	violates = hv_kvmclock_jump_violates(vm->phase != VM_SETUP, tc->before, after,
 					     cfg.tolerance_ns[HV_RULE_KVMCLOCK_JUMP], &jump);
@@ -794,9 +794,8 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	key.kvm = tc->kvm;
 	key.vcpu_id = vcpu_id;
 	st = bpf_map_lookup_elem(&hv_clock_vcpus, &key);
-	if (st && st->tsc_offset == tsc_offset &&
-	    hv_pvclock_comparable(&st->pvti, &fresh.pvti) && vm->phase != VM_SETUP &&
-	    rule_on(HV_RULE_PVCLOCK_DISCONTINUITY)) {
+	if (st && st->tsc_offset == tsc_offset && hv_pvclock_comparable(&st->pvti, &fresh.pvti) &&
+	    vm->phase != VM_SETUP && rule_on(HV_RULE_PVCLOCK_DISCONTINUITY)) {
 		raw = hv_pvclock_discontinuity(&st->pvti, &fresh.pvti);
 		residual = hv_pvclock_residual(raw, st->kvmclock_offset, offset_now);
 		/* No corrector exemption: its repair moves the kvmclock offset,

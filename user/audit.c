@@ -10,8 +10,6 @@
  * Exit 0 clean, 1 violations found, 2 error.
  */
 #include <bpf/bpf.h>
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -53,14 +51,6 @@ struct audit {
 	bool pinned_state;
 };
 
-static bool numeric(const char *s)
-{
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return false;
-	return true;
-}
-
 struct scan {
 	struct audit *a;
 	int pid;
@@ -87,24 +77,18 @@ static int note_vm_fd(int fd, const char *link, void *arg)
 	return 0;
 }
 
-static void scan_process(struct audit *a, int pid)
+static int scan_process(int pid, void *arg)
 {
-	struct scan sc = { .a = a, .pid = pid };
+	struct scan sc = {.a = arg, .pid = pid};
 
-	hv_proc_for_each_fd(pid, note_vm_fd, &sc);
+	if (pid != getpid())
+		hv_proc_for_each_fd(pid, note_vm_fd, &sc);
+	return 0;
 }
 
 static void find_vms(struct audit *a)
 {
-	struct dirent *d;
-	DIR *proc = opendir("/proc");
-
-	if (!proc)
-		return;
-	while ((d = readdir(proc)))
-		if (numeric(d->d_name) && atoi(d->d_name) != getpid())
-			scan_process(a, atoi(d->d_name));
-	closedir(proc);
+	hv_proc_for_each_pid(scan_process, a);
 }
 
 /* KVM's debugfs: /sys/kernel/debug/kvm/PID-FD/vcpuN/tsc-offset */

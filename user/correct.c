@@ -12,7 +12,6 @@
  * leaves the VMM running exactly as before.
  */
 #include <bpf/bpf.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -37,11 +36,11 @@
 #include "metrics.h"
 #include "rules.h"
 
-#define FREEZE_WAIT_MS	500
+#define FREEZE_WAIT_MS 500
 /* KVM_GET_CLOCK's sample is bracketed within this window, or taken again. */
 #define GET_CLOCK_WINDOW_NS 4000
-#define GET_CLOCK_TRIES 4
-#define MAX_TRACKED_VMS 256
+#define GET_CLOCK_TRIES	    4
+#define MAX_TRACKED_VMS	    256
 /* See the watchdog, below. */
 #define FREEZE_DEADLINE_MS 500
 #define WATCHDOG_PERIOD_MS 20
@@ -76,17 +75,9 @@ struct correction {
 	bool watchdog_released; /* the VMM runs already: hands off */
 };
 
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 static uint64_t since_freeze(const struct correction *c)
 {
-	return clock_ns(CLOCK_BOOTTIME) - c->event->ts_ns;
+	return hv_now_ns(CLOCK_BOOTTIME) - c->event->ts_ns;
 }
 
 /* refuse(): not done because unsure or not possible, VMM untouched;
@@ -95,7 +86,7 @@ static uint64_t since_freeze(const struct correction *c)
 #define failed(c, ...) verdict((c), "failed", __VA_ARGS__)
 
 static int verdict(struct correction *c, const char *result, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int verdict(struct correction *c, const char *result, const char *fmt, ...)
 {
@@ -111,7 +102,7 @@ static int verdict(struct correction *c, const char *result, const char *fmt, ..
 /* true when one more correction of this VM stays within the rate limit */
 static bool rate_ok(uint64_t vm_key, uint32_t per_min)
 {
-	uint64_t now = clock_ns(CLOCK_MONOTONIC);
+	uint64_t now = hv_now_ns(CLOCK_MONOTONIC);
 	unsigned slot = vm_key % MAX_TRACKED_VMS;
 
 	if (buckets[slot].vm_key != vm_key) {
@@ -220,7 +211,7 @@ static int read_probe(int pid, struct correction_probe *p)
  * (reading the two clocks one after the other would add the time between). */
 static uint64_t tai_offset_ns(void)
 {
-	struct timex tx = { .modes = 0 };
+	struct timex tx = {.modes = 0};
 
 	if (adjtimex(&tx) < 0)
 		return 0;
@@ -366,7 +357,7 @@ static int note_vcpu_fd(int fd, const char *link, void *arg)
  * process a vCPU fd does not say which VM it belongs to: refuse). */
 static int vcpu_fds(int pid, int *fds, int max, struct correction *c)
 {
-	struct vcpu_scan vs = { .fds = fds, .max = max };
+	struct vcpu_scan vs = {.fds = fds, .max = max};
 
 	for (int i = 0; i < max; i++)
 		fds[i] = -1;
@@ -443,8 +434,9 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 		return -1;
 	if (!still_frozen(e)) {
 		c->watchdog_released = true;
-		return refuse(c, "the watchdog already let the VMM go: the daemon came over %d ms "
-				 "late",
+		return refuse(c,
+			      "the watchdog already let the VMM go: the daemon came over %d ms "
+			      "late",
 			      FREEZE_DEADLINE_MS);
 	}
 	if (e->rule == HV_RULE_KVMCLOCK_JUMP && vm.last_clock_write_ns != e->ts_ns)
@@ -551,7 +543,7 @@ void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
 	 * woken VMM may preempt us inside kill(). Not at all when the watchdog
 	 * released it already: this SIGCONT could cancel a newer freeze. */
 	bpf_map_delete_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &e->vm_key);
-	frozen_ns = clock_ns(CLOCK_BOOTTIME) - e->ts_ns;
+	frozen_ns = hv_now_ns(CLOCK_BOOTTIME) - e->ts_ns;
 	if (!c.watchdog_released)
 		kill(e->pid, SIGCONT);
 	atomic_store(&working_on, 0);
@@ -588,7 +580,7 @@ static void release_frozen(__u64 kvm)
 static unsigned release_stale(uint64_t max_age_ns)
 {
 	int fd = bpf_map__fd(skel->maps.hv_clock_frozen);
-	__u64 key, next, since, *prev = NULL, now = clock_ns(CLOCK_BOOTTIME);
+	__u64 key, next, since, *prev = NULL, now = hv_now_ns(CLOCK_BOOTTIME);
 	unsigned n = 0;
 
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
@@ -607,7 +599,7 @@ static unsigned release_stale(uint64_t max_age_ns)
 
 static void *watchdog_main(void *arg)
 {
-	struct timespec period = { 0, WATCHDOG_PERIOD_MS * 1000000L };
+	struct timespec period = {0, WATCHDOG_PERIOD_MS * 1000000L};
 
 	(void)arg;
 	while (!atomic_load(&watchdog_stop)) {
@@ -630,7 +622,8 @@ int hv_correct_init(struct hv_ctx *ctx, struct clock_bpf *s)
 	/* A daemon that died with a VMM frozen left it stopped: let it go. */
 	left = release_stale(0);
 	if (left)
-		hv_warn("continued %u VMM(s) a previous hvguard left frozen for a correction", left);
+		hv_warn("continued %u VMM(s) a previous hvguard left frozen for a correction",
+			left);
 	if (!skel->rodata->cfg.correct_mask)
 		return 0;
 	/* The watchdog must not take the signals meant for the event loop. */

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
+#include <time.h>
 
 struct json_object;
 struct ring_buffer;
@@ -116,7 +118,11 @@ void hv_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void hv_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern bool hv_json_errors; /* errors as JSON objects on stdout */
 
-/* Process facts (proc.c). */
+/* Process, file and time facts (proc.c). */
+uint64_t hv_now_ns(clockid_t id);
+ssize_t hv_read_file(const char *path, char *buf, size_t len); /* NUL-terminated */
+typedef int (*hv_pid_fn)(int pid, void *arg);
+void hv_proc_for_each_pid(hv_pid_fn fn, void *arg); /* until fn returns non-zero */
 int hv_proc_comm(int pid, char *buf, size_t len);
 int hv_proc_vm_name(int pid, char *buf, size_t len); /* QEMU -name */
 uint64_t hv_proc_starttime(int pid);

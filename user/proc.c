@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-/* What /proc says about a process: names for people, start time for pid reuse. */
+/* What /proc says about processes (names for people, start time for pid
+ * reuse), and the small file and clock reads every part of the daemon uses. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +11,15 @@
 
 #include "hvguard.h"
 
-static ssize_t read_file(const char *path, char *buf, size_t len)
+uint64_t hv_now_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+ssize_t hv_read_file(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
@@ -31,7 +40,7 @@ int hv_proc_comm(int pid, char *buf, size_t len)
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	n = read_file(path, buf, len);
+	n = hv_read_file(path, buf, len);
 	if (n <= 0)
 		return -1;
 	buf[strcspn(buf, "\n")] = '\0';
@@ -45,7 +54,7 @@ int hv_proc_vm_name(int pid, char *buf, size_t len)
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	n = read_file(path, cmdline, sizeof(cmdline));
+	n = hv_read_file(path, cmdline, sizeof(cmdline));
 	if (n <= 0)
 		return -1;
 	for (char *arg = cmdline; arg < cmdline + n; arg += strlen(arg) + 1) {
@@ -68,7 +77,7 @@ uint64_t hv_proc_starttime(int pid)
 	unsigned long long start = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_file(path, stat, sizeof(stat)) <= 0)
+	if (hv_read_file(path, stat, sizeof(stat)) <= 0)
 		return 0;
 	p = strrchr(stat, ')'); /* comm may contain spaces and parentheses */
 	if (!p ||
@@ -86,7 +95,7 @@ char hv_proc_state(int pid)
 	char path[64], stat[512], *p;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_file(path, stat, sizeof(stat)) <= 0)
+	if (hv_read_file(path, stat, sizeof(stat)) <= 0)
 		return 0;
 	p = strrchr(stat, ')');
 	return p && p[1] == ' ' ? p[2] : 0;
@@ -117,4 +126,23 @@ int hv_proc_for_each_fd(int pid, hv_fd_fn fn, void *arg)
 	}
 	closedir(dp);
 	return rc;
+}
+
+void hv_proc_for_each_pid(hv_pid_fn fn, void *arg)
+{
+	struct dirent *d;
+	DIR *proc = opendir("/proc");
+
+	if (!proc)
+		return;
+	while ((d = readdir(proc))) {
+		char *end;
+		long pid = strtol(d->d_name, &end, 10);
+
+		if (*end || end == d->d_name)
+			continue;
+		if (fn((int)pid, arg))
+			break;
+	}
+	closedir(proc);
 }

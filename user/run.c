@@ -253,17 +253,9 @@ static void print_summary(struct hv_ctx *ctx, double elapsed)
 	hv_emit_json(ctx, o);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int event_loop(struct hv_ctx *ctx)
 {
-	double start = now_s();
+	double start = (hv_now_ns(CLOCK_MONOTONIC) / 1e9);
 	int err = 0;
 
 	while (!stop_requested) {
@@ -278,12 +270,13 @@ static int event_loop(struct hv_ctx *ctx)
 				families[i]->poll(ctx);
 		check_lost(ctx);
 		hv_reap_children();
-		if (ctx->opts.duration > 0 && now_s() - start >= ctx->opts.duration)
+		if (ctx->opts.duration > 0 &&
+		    (hv_now_ns(CLOCK_MONOTONIC) / 1e9) - start >= ctx->opts.duration)
 			break;
 	}
 	ring_buffer__consume(ctx->rb); /* nothing queued is lost at exit */
 	check_lost(ctx);
-	print_summary(ctx, now_s() - start);
+	print_summary(ctx, (hv_now_ns(CLOCK_MONOTONIC) / 1e9) - start);
 	return err;
 }
 

@@ -7,8 +7,6 @@
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <json-c/json.h>
@@ -70,22 +68,6 @@ static struct {
 	double next_leak_scan, next_resolve;
 } st;
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t boottime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 static bool xen_present(struct hv_ctx *ctx, char *why, size_t len)
 {
 	(void)ctx;
@@ -102,25 +84,12 @@ static bool has_glob(const char *s)
 	return s && strpbrk(s, "*?[") != NULL;
 }
 
-static int read_small(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "re");
-	size_t n;
-
-	if (!f)
-		return -1;
-	n = fread(buf, 1, len - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return 0;
-}
-
 static int proc_uid(int pid, int64_t *uid)
 {
 	char path[64], buf[2048], *p;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	if (read_small(path, buf, sizeof(buf)))
+	if (hv_read_file(path, buf, sizeof(buf)) < 0)
 		return -1;
 	p = strstr(buf, "\nUid:");
 	if (!p)
@@ -134,7 +103,7 @@ static int proc_cgroup(int pid, char *buf, size_t len)
 	char path[64], raw[4096], *p;
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
-	if (read_small(path, raw, sizeof(raw)))
+	if (hv_read_file(path, raw, sizeof(raw)) < 0)
 		return -1;
 	p = strstr(raw, "0::"); /* cgroup v2 */
 	if (!p)
@@ -224,22 +193,19 @@ static void designate(struct hv_ctx *ctx, int pid, int match, const char *how)
 	emit_backend(ctx, pid, match, how, 0);
 }
 
+static int consider_process(int pid, void *arg)
+{
+	struct hv_ctx *ctx = arg;
+	int match = match_process(ctx->rules, pid);
+
+	if (match >= 0)
+		designate(ctx, pid, match, "running");
+	return 0;
+}
+
 static void scan_processes(struct hv_ctx *ctx)
 {
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	int match;
-
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		match = match_process(ctx->rules, atoi(de->d_name));
-		if (match >= 0)
-			designate(ctx, atoi(de->d_name), match, "running");
-	}
-	closedir(d);
+	hv_proc_for_each_pid(consider_process, ctx);
 }
 
 /* Entries the kernel can decide alone at exec, so a backend is watched from
@@ -302,7 +268,7 @@ static bool bpf_lsm_active(char *why, size_t len)
 {
 	char buf[512], *tok, *save;
 
-	if (read_small("/sys/kernel/security/lsm", buf, sizeof(buf))) {
+	if (hv_read_file("/sys/kernel/security/lsm", buf, sizeof(buf)) < 0) {
 		snprintf(why, len,
 			 "cannot read /sys/kernel/security/lsm (securityfs not mounted?)");
 		return false;
@@ -552,7 +518,7 @@ static void leak_alert(struct hv_ctx *ctx, int pid, const char *comm, const char
 	a.comm = comm;
 	a.vm = -1;
 	a.vcpu = -1;
-	a.ts_ns = boottime_ns();
+	a.ts_ns = hv_now_ns(CLOCK_BOOTTIME);
 	a.fields = f;
 	snprintf(a.message, sizeof(a.message),
 		 "backend %s[%d]: grant ref %u of domain %d (%u page(s), index %llu) %s%s; the "
@@ -680,7 +646,7 @@ static void scan_reserved_leaks(struct hv_ctx *ctx)
 {
 	int fd = bpf_map__fd(skel->maps.xen_grants);
 	struct hv_xen_grant_key key, *prev = NULL;
-	uint64_t now = boottime_ns(), after = ctx->rules->grant_leak_after_ns;
+	uint64_t now = hv_now_ns(CLOCK_BOOTTIME), after = ctx->rules->grant_leak_after_ns;
 	struct hv_xen_grant g;
 	char comm[64], why[96];
 
@@ -787,7 +753,7 @@ static int xen_load(struct hv_ctx *ctx)
 		return err;
 	}
 	scan_processes(ctx);
-	st.next_leak_scan = st.next_resolve = now_s() + 1;
+	st.next_leak_scan = st.next_resolve = (hv_now_ns(CLOCK_MONOTONIC) / 1e9) + 1;
 	return 0;
 }
 
@@ -810,7 +776,7 @@ static uint64_t stat_sum(enum hv_xen_stat which)
 
 static void xen_poll(struct hv_ctx *ctx)
 {
-	double now = now_s();
+	double now = (hv_now_ns(CLOCK_MONOTONIC) / 1e9);
 	struct hv_xen_config *cfg;
 
 	if (!skel)
