@@ -275,10 +275,13 @@ static __always_inline void freeze_for_correction(struct clock_event *e, struct 
 
 	if (!(cfg.correct_mask & (1u << rule)) || (vm->flags & VM_F_MIGRATED_IN))
 		return;
-	if (!bpf_send_signal(HV_SIGSTOP)) {
+	/* The record first: the daemon releases only what it finds recorded. */
+	if (bpf_map_update_elem(&hv_clock_frozen, &kvm, &since, BPF_ANY))
+		return;
+	if (bpf_send_signal(HV_SIGSTOP))
+		bpf_map_delete_elem(&hv_clock_frozen, &kvm);
+	else
 		e->frozen = 1;
-		bpf_map_update_elem(&hv_clock_frozen, &kvm, &since, BPF_ANY);
-	}
 }
 
 static __always_inline void vm_mark_dirty(struct vm_state *vm)

@@ -72,8 +72,19 @@ struct correction {
 	/* Where the freeze time went, CLOCK_BOOTTIME ns since the freeze. */
 	const struct clock_event *event;
 	uint64_t noticed, stopped, seized, repaired;
-	bool watchdog_released; /* the VMM runs already: hands off */
 };
+
+/*
+ * Ends a freeze. Whoever deletes its record (the correction, or the
+ * watchdog when the daemon was late) sends the one SIGCONT: a second one
+ * could cancel the VMM's next freeze. The record goes before the signal:
+ * once the VMM runs, its next violation may freeze it under the same key.
+ */
+static void release_frozen(__u64 kvm, int pid)
+{
+	if (!bpf_map_delete_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &kvm))
+		kill(pid, SIGCONT);
+}
 
 static uint64_t since_freeze(const struct correction *c)
 {
@@ -433,7 +444,6 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 	if (lookup_vm(e, &vm, c))
 		return -1;
 	if (!still_frozen(e)) {
-		c->watchdog_released = true;
 		return refuse(c,
 			      "the watchdog already let the VMM go: the daemon came over %d ms "
 			      "late",
@@ -537,15 +547,10 @@ void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
 	else
 		correct_one(ctx, e, &c);
 	/* Whatever happened, the VMM runs again: a refused or failed
-	 * correction leaves it as it was. The freeze record goes first: once
-	 * the VMM runs, its next violation may freeze it again under the same
-	 * key. The freeze ends as SIGCONT goes out: timed before, since the
-	 * woken VMM may preempt us inside kill(). Not at all when the watchdog
-	 * released it already: this SIGCONT could cancel a newer freeze. */
-	bpf_map_delete_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &e->vm_key);
+	 * correction leaves it as it was. The freeze ends as SIGCONT goes out:
+	 * timed before, since the woken VMM may preempt us inside kill(). */
 	frozen_ns = hv_now_ns(CLOCK_BOOTTIME) - e->ts_ns;
-	if (!c.watchdog_released)
-		kill(e->pid, SIGCONT);
+	release_frozen(e->vm_key, e->pid);
 	atomic_store(&working_on, 0);
 	report->json = correction_json(ctx, e, &c, frozen_ns);
 	snprintf(report->text, sizeof(report->text), "%s", c.text);
@@ -566,14 +571,15 @@ static void inject_log(unsigned int level, const char *msg, void *arg)
  * reports the correction refused.
  */
 
-/* Continues the VMM that owns kvm, found in the pinned VM state. */
-static void release_frozen(__u64 kvm)
+/* The watchdog releases a VMM found through its pinned VM state. */
+static void release_stale_one(__u64 kvm)
 {
 	struct vm_state vm;
 
 	if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &kvm, &vm))
-		kill(vm.owner_tgid, SIGCONT);
-	bpf_map_delete_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &kvm);
+		release_frozen(kvm, vm.owner_tgid);
+	else
+		bpf_map_delete_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &kvm);
 }
 
 /* Releases every frozen VMM older than max_age_ns (0: all). */
@@ -590,7 +596,7 @@ static unsigned release_stale(uint64_t max_age_ns)
 			continue;
 		if (max_age_ns && now - since < max_age_ns)
 			continue;
-		release_frozen(key);
+		release_stale_one(key);
 		prev = NULL; /* the walk restarts after a delete */
 		n++;
 	}
