@@ -548,7 +548,6 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 		struct correction_probe *probe = current_probe();
 
 		if (probe) {
-			probe->set_offset_before = tc->before;
 			probe->set_offset_after = after;
 			probe->sets++;
 		}

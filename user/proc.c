@@ -70,25 +70,6 @@ int hv_proc_vm_name(int pid, char *buf, size_t len)
 	return -1;
 }
 
-/* Field 22 of /proc/PID/stat: start time in clock ticks since boot. */
-uint64_t hv_proc_starttime(int pid)
-{
-	char path[64], stat[1024], *p;
-	unsigned long long start = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (hv_read_file(path, stat, sizeof(stat)) <= 0)
-		return 0;
-	p = strrchr(stat, ')'); /* comm may contain spaces and parentheses */
-	if (!p ||
-	    sscanf(
-		p + 2,
-		"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-		&start) != 1)
-		return 0;
-	return start;
-}
-
 /* The state letter of /proc/PID/stat ('R', 'S', 'T'...), 0 if gone. */
 char hv_proc_state(int pid)
 {

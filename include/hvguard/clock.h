@@ -168,7 +168,6 @@ struct correction_probe {
 	__u64 get_tai_enter;
 	__u64 get_tai_exit;
 	__s64 get_offset; /* kvmclock_offset when KVM_GET_CLOCK sampled */
-	__s64 set_offset_before;
 	__s64 set_offset_after;
 	__u32 sets;
 	__u32 gets;
