@@ -30,19 +30,8 @@ KVM_BOOT_TIMEOUT=${KVM_BOOT_TIMEOUT:-600}
 # the share; the order and the dependencies come from modprobe on the host.
 KVM_MODULES=(kvm_amd virtio_pci 9pnet_virtio 9p)
 
-failed=0
-ok() { echo "ok - $1"; }
-not_ok() {
-	echo "not ok - $1 # $2"
-	failed=1
-}
-eq() { [ "$1" = "$2" ]; }
-# check NAME REASON-IF-FALSE COMMAND...
-check() {
-	local name=$1 why=$2
-	shift 2
-	if "$@"; then ok "$name"; else not_ok "$name" "$why"; fi
-}
+# shellcheck source=../lib/serial.sh
+. "$here/../lib/serial.sh"
 
 # --- preparing and booting ------------------------------------------------
 
@@ -85,20 +74,9 @@ kvm_boot() { # log phase...
 }
 
 # --- reading the serial log -----------------------------------------------
-# (markers, json, op_field: as tests/xen/run.sh reads its log)
-log=
-markers() { # kind phase: payloads of "KIND PHASE payload" lines
-	tr -d '\r' <"$log" | awk -v k="$1" -v p="$2" '$1 == k && $2 == p { sub("^[^ ]+ [^ ]+ ", ""); print }'
-}
-json() { # phase: hvguard's stdout as JSON lines (garbled lines dropped)
-	markers HVGJSON "$1" | jq -c -R 'fromjson? // empty' 2>/dev/null
-}
+# (markers, json, op_field come from tests/lib/serial.sh)
 env_of() { # key: an HVGENV fact
 	tr -d '\r' <"$log" | awk -v k="$1" '$1 == "HVGENV" && $2 == k { $1 = ""; $2 = ""; sub("^ *", ""); print; exit }'
-}
-op_field() { # phase label field: from "LABEL pid=N rc=N"
-	markers HVGOP "$1" | awk -v l="$2" -v f="$3" '$1 == l {
-		for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) print kv[2] } }' | head -1
 }
 vmm() { # phase label: minivmm's JSON lines for that run
 	markers HVGVMM "$1" | awk -v l="$2" '$1 == l { sub("^[^ ]+ ", ""); print }' | jq -c -R 'fromjson? // empty' 2>/dev/null

@@ -27,28 +27,9 @@ logdir=${XEN_LOGDIR:-$repo/build/test-logs}
 LSM_WITH_BPF=lockdown,capability,landlock,yama,apparmor,tomoyo,bpf
 LSM_WITHOUT_BPF=lockdown,capability,landlock,yama,apparmor,tomoyo
 
-failed=0
-ok() { echo "ok - $1"; }
-not_ok() { echo "not ok - $1 # $2"; failed=1; }
-# check NAME REASON-IF-FALSE COMMAND...
-check() {
-	local name=$1 why=$2
-	shift 2
-	if "$@"; then ok "$name"; else not_ok "$name" "$why"; fi
-}
+# shellcheck source=../lib/serial.sh
+. "$here/../lib/serial.sh"
 
-# --- reading a serial log --------------------------------------------------
-log=
-markers() { # kind phase: payloads of "KIND PHASE payload" lines
-	tr -d '\r' <"$log" | awk -v k="$1" -v p="$2" '$1 == k && $2 == p { sub("^[^ ]+ [^ ]+ ", ""); print }'
-}
-json() { # phase: hvguard's stdout as JSON lines (garbled lines dropped)
-	markers HVGJSON "$1" | jq -c -R 'fromjson? // empty' 2>/dev/null
-}
-op_field() { # phase label field: from "LABEL pid=N rc=N"
-	markers HVGOP "$1" | awk -v l="$2" -v f="$3" '$1 == l {
-		for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) print kv[2] } }' | head -1
-}
 out_field() { # phase label field: from the "XENOPS cmd k=v..." line of that op
 	markers HVGOUT "$1" | awk -v l="$2" -v f="$3" '$1 == l && $2 == "XENOPS" {
 		for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) { print kv[2]; exit } } }'
@@ -56,7 +37,6 @@ out_field() { # phase label field: from the "XENOPS cmd k=v..." line of that op
 count() { # phase jq-filter: how many JSON objects match
 	json "$1" | jq -c "select($2)" | wc -l
 }
-eq() { [ "$1" = "$2" ]; }
 
 boot() { # name lsm phases...
 	local name=$1 lsm=$2 t0=$SECONDS
