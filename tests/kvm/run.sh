@@ -76,7 +76,9 @@ kvm_boot() { # log phase...
 # --- reading the serial log -----------------------------------------------
 # (markers, json, op_field come from tests/lib/serial.sh)
 env_of() { # key: an HVGENV fact
-	tr -d '\r' <"$log" | awk -v k="$1" '$1 == "HVGENV" && $2 == k { $1 = ""; $2 = ""; sub("^ *", ""); print; exit }'
+	# awk reads to the end: leaving early would kill tr with SIGPIPE, and
+	# under pipefail and errexit the whole stage with it (exit 141).
+	tr -d '\r' <"$log" | awk -v k="$1" '$1 == "HVGENV" && $2 == k && !done { $1 = ""; $2 = ""; sub("^ *", ""); print; done = 1 }'
 }
 vmm() { # phase label: minivmm's JSON lines for that run
 	markers HVGVMM "$1" | awk -v l="$2" '$1 == l { sub("^[^ ]+ ", ""); print }' | jq -c -R 'fromjson? // empty' 2>/dev/null

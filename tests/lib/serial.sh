@@ -24,7 +24,10 @@ markers() { # kind phase: payloads of "KIND PHASE payload" lines
 json() { # phase: hvguard's stdout as JSON lines (garbled lines dropped)
 	markers HVGJSON "$1" | jq -c -R 'fromjson? // empty' 2>/dev/null
 }
-op_field() { # phase label field: from "LABEL pid=N rc=N"
-	markers HVGOP "$1" | awk -v l="$2" -v f="$3" '$1 == l {
-		for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) print kv[2] } }' | head -1
+# Readers here consume their whole input: a reader that leaves early (head,
+# awk's exit) kills the writer with SIGPIPE, and a stage running under
+# pipefail and errexit dies with it (exit 141, its later tests unreported).
+op_field() { # phase label field: from "LABEL pid=N rc=N" (the first such line)
+	markers HVGOP "$1" | awk -v l="$2" -v f="$3" '$1 == l && !done {
+		for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) { print kv[2]; done = 1 } } }'
 }

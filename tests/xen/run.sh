@@ -31,8 +31,8 @@ LSM_WITHOUT_BPF=lockdown,capability,landlock,yama,apparmor,tomoyo
 . "$here/../lib/serial.sh"
 
 out_field() { # phase label field: from the "XENOPS cmd k=v..." line of that op
-	markers HVGOUT "$1" | awk -v l="$2" -v f="$3" '$1 == l && $2 == "XENOPS" {
-		for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) { print kv[2]; exit } } }'
+	markers HVGOUT "$1" | awk -v l="$2" -v f="$3" '$1 == l && $2 == "XENOPS" && !done {
+		for (i = 4; i <= NF && !done; i++) { split($i, kv, "="); if (kv[1] == f) { print kv[2]; done = 1 } } }'
 }
 count() { # phase jq-filter: how many JSON objects match
 	json "$1" | jq -c "select($2)" | wc -l
