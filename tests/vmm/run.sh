@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The mini VMM stage: detection (test_vmm.py), then correction
-# (test_correct.py). Needs root and /dev/kvm.
+# (test_correct.py), restarts, audit; first the unit-level checks that need
+# a real KVM (kvm_unit.sh). Needs root and /dev/kvm.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -c /dev/kvm ] || { echo "not ok - vmm stage # /dev/kvm missing: this stage needs KVM"; exit 1; }
 rc=0
+tests/vmm/kvm_unit.sh || rc=1
 python3 tests/vmm/test_vmm.py || rc=1
 python3 tests/vmm/test_correct.py || rc=1
 python3 tests/vmm/test_restart.py || rc=1
