@@ -16,7 +16,7 @@ CFLAGS    += -std=gnu11 $(WARN) -Iinclude -I$(OUTPUT) -Iuser -D_GNU_SOURCE \
 BPF_CFLAGS := -std=gnu11 -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) $(WARN) \
 	      -Wno-unused-parameter -Wno-missing-field-initializers \
 	      -I$(dir $(VMLINUX)) -Iinclude -Ibpf
-LIBS      := -lbpf -lelf -lz -lyaml -ljson-c -lmicrohttpd -lcompel -lpthread
+LIBS      := -lbpf -lelf -lz -lyaml -ljson-c -lmicrohttpd -lcompel -lsystemd -lpthread
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))

@@ -11,6 +11,10 @@
 #include "hvguard.h"
 #include "hvguard/rule_ids.h"
 
+/* The operators' rules file (packaged as a conffile); `run` uses it when it
+ * exists and no --rules is given, else the built-in rules. */
+#define HV_ETC_RULES "/etc/hvguard/rules.yaml"
+
 enum hv_family_id { HV_FAM_CLOCK, HV_FAM_XEN };
 
 /* The rule table: one row per rule, data rather than scattered ifs. */

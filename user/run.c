@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "hvguard.h"
 #include "metrics.h"
+#include "notify.h"
 #include "preflight.h"
 #include "rules.h"
 
@@ -60,8 +61,8 @@ static void run_usage(FILE *f)
 		"\n"
 		"  -j, --json              one JSON object per line (ready, alert, event,\n"
 		"                          correction, summary); default: readable lines\n"
-		"  -r, --rules FILE        rules file (YAML); default: the built-in rules\n"
-		"                          (rules/default.yaml)\n"
+		"  -r, --rules FILE        rules file (YAML); default: " HV_ETC_RULES "\n"
+		"                          if it exists, else the built-in rules\n"
 		"  -m, --metrics ADDR:PORT serve Prometheus metrics at http://ADDR:PORT/metrics\n"
 		"  -d, --duration SECONDS  stop after SECONDS (default: until SIGINT/SIGTERM)\n"
 		"  -c, --correct           repair every clock violation that has a correcting\n"
@@ -211,6 +212,7 @@ static void print_ready(struct hv_ctx *ctx, struct json_object *status)
 	hv_log(ctx, "hvguard %s watching (rules: %s%s); Ctrl-C to stop", HVGUARD_VERSION,
 	       ctx->rules->source, ctx->opts.correct ? ", correcting" : "");
 	hv_emit_json(ctx, o);
+	hv_notify_ready(ctx->rules->source, ctx->opts.correct);
 }
 
 static void check_lost(struct hv_ctx *ctx)
@@ -284,6 +286,9 @@ static int load_rules(struct hv_ctx *ctx)
 {
 	char err[512];
 
+	/* The packaged config, where operators edit, wins over the built-in rules. */
+	if (!ctx->opts.rules_path && access(HV_ETC_RULES, F_OK) == 0)
+		ctx->opts.rules_path = HV_ETC_RULES;
 	ctx->rules = ctx->opts.rules_path ? hv_rules_load(ctx->opts.rules_path, err, sizeof(err))
 					  : hv_rules_builtin();
 	if (!ctx->rules) {
