@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The rules file. libyaml's document loader gives every node its position,
- * so each complaint names FILE:LINE:COL. Unknown keys and wrong types are
- * errors, never ignored: a typo in a safety rule must not silently disable it.
+ * The rules file. The document is built from libyaml's events, each node
+ * with its position, so each complaint names FILE:LINE:COL. Unknown keys,
+ * duplicate keys and wrong types are errors, never ignored: a typo in a safety
+ * rule must not silently disable it. Hostile input (deep nesting, aliases,
+ * huge lists or values) is refused at the first event past a limit, before
+ * libyaml or this file can spend more than linear time or memory on it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -10,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "rules.h"
@@ -72,19 +76,39 @@ struct parser {
 	struct hv_rules *rules;
 };
 
+static int vfail_at(struct parser *p, yaml_mark_t m, const char *fmt, va_list ap)
+{
+	char msg[256];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	snprintf(p->err, p->errlen, "%s:%zu:%zu: %s", p->name, m.line + 1, m.column + 1, msg);
+	return -1;
+}
+
+static int fail_at(struct parser *p, yaml_mark_t m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail_at(struct parser *p, yaml_mark_t m, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_at(p, m, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 static int fail(struct parser *p, const yaml_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int fail(struct parser *p, const yaml_node_t *n, const char *fmt, ...)
 {
-	char msg[256];
+	yaml_mark_t m = n ? n->start_mark : (yaml_mark_t){0};
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vfail_at(p, m, fmt, ap);
 	va_end(ap);
-	snprintf(p->err, p->errlen, "%s:%zu:%zu: %s", p->name, n ? n->start_mark.line + 1 : 1,
-		 n ? n->start_mark.column + 1 : 1, msg);
 	return -1;
 }
 
@@ -260,6 +284,8 @@ static int backend_key(struct parser *p, const char *key, yaml_node_t *k, yaml_n
 			return -1;
 		free(*slots[i]);
 		*slots[i] = strdup(s);
+		if (!*slots[i])
+			return fail(p, v, "out of memory");
 		bc->any |= i > 0;
 		return 0;
 	}
@@ -288,6 +314,7 @@ static int parse_domids(struct parser *p, yaml_node_t *seq, const char *key)
 
 	if (!seq || seq->type != YAML_SEQUENCE_NODE)
 		return fail(p, seq, "'%s' must be a list of domain ids, e.g. [1, 2]", key);
+	r->n_allowed_frontends = 0;
 	for (yaml_node_item_t *it = seq->data.sequence.items.start;
 	     it < seq->data.sequence.items.top; it++) {
 		yaml_node_t *v = yaml_document_get_node(&p->doc, *it);
@@ -302,6 +329,20 @@ static int parse_domids(struct parser *p, yaml_node_t *seq, const char *key)
 	return 0;
 }
 
+static void free_backends(struct hv_rules *r)
+{
+	for (size_t i = 0; i < r->n_backends; i++) {
+		free(r->backends[i].name);
+		free(r->backends[i].exe);
+		free(r->backends[i].cgroup);
+		free(r->backends[i].comm);
+	}
+	free(r->backends);
+	r->backends = NULL;
+	r->n_backends = 0;
+}
+
+/* n_backends always counts the entries of backends, whatever came before. */
 static int parse_backends(struct parser *p, yaml_node_t *seq)
 {
 	struct hv_rules *r = p->rules;
@@ -310,6 +351,12 @@ static int parse_backends(struct parser *p, yaml_node_t *seq)
 	if (!seq || seq->type != YAML_SEQUENCE_NODE)
 		return fail(p, seq, "'backends' must be a list");
 	n = seq->data.sequence.items.top - seq->data.sequence.items.start;
+	if (n > HV_MAX_BACKENDS)
+		return fail(p,
+			    yaml_document_get_node(&p->doc,
+						   seq->data.sequence.items.start[HV_MAX_BACKENDS]),
+			    "at most %d backends", HV_MAX_BACKENDS);
+	free_backends(r);
 	r->backends = calloc(n ? n : 1, sizeof(*r->backends));
 	if (!r->backends)
 		return fail(p, seq, "out of memory");
@@ -364,9 +411,9 @@ static int root_key(struct parser *p, const char *key, yaml_node_t *k, yaml_node
 	return fail(p, k, "unknown key '%s' (version, rules, xen)", key);
 }
 
-static int parse_root(struct parser *p)
+static int parse_root(struct parser *p, bool have_doc)
 {
-	yaml_node_t *root = yaml_document_get_root_node(&p->doc);
+	yaml_node_t *root = have_doc ? yaml_document_get_root_node(&p->doc) : NULL;
 
 	if (!root)
 		return 0; /* an empty file: the defaults */
@@ -391,6 +438,189 @@ static struct hv_rules *rules_defaults(void)
 	return r;
 }
 
+/* The document, built from libyaml's event stream. yaml_parser_load would
+ * read the whole stream first: refusing at the first event past a limit is
+ * what keeps a megabyte of '[' from costing libyaml minutes. */
+struct frame {
+	int node;     /* the open list or mapping */
+	int key;      /* mappings: the key waiting for its value, 0 if none */
+	size_t count; /* items, or keys */
+};
+
+struct loader {
+	struct parser *p;
+	struct frame stack[HV_RULES_MAX_DEPTH];
+	int depth;
+	size_t nodes;
+	bool have_doc;
+};
+
+static int syntax_error(struct parser *p, const yaml_parser_t *yp)
+{
+	snprintf(p->err, p->errlen, "%s:%zu:%zu: %s%s%s", p->name, yp->problem_mark.line + 1,
+		 yp->problem_mark.column + 1, yp->problem ? yp->problem : "bad YAML",
+		 yp->context ? " " : "", yp->context ? yp->context : "");
+	return -1;
+}
+
+/* A key equal to one already in the mapping: the second would silently win
+ * over (or, worse, add to) what the first set. */
+static int check_duplicate(struct loader *l, const yaml_node_t *map, const yaml_node_t *key)
+{
+	if (key->type != YAML_SCALAR_NODE)
+		return 0; /* refused later: keys must be plain words */
+	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+	     pair < map->data.mapping.pairs.top; pair++) {
+		const yaml_node_t *k = yaml_document_get_node(&l->p->doc, pair->key);
+
+		if (k->type == YAML_SCALAR_NODE &&
+		    k->data.scalar.length == key->data.scalar.length &&
+		    !memcmp(k->data.scalar.value, key->data.scalar.value, k->data.scalar.length))
+			return fail(l->p, key, "duplicate key '%s' (first at %zu:%zu)",
+				    (const char *)key->data.scalar.value, k->start_mark.line + 1,
+				    k->start_mark.column + 1);
+	}
+	return 0;
+}
+
+/* Hangs node id under the open collection, if any (none: it is the root). */
+static int attach(struct loader *l, int id)
+{
+	yaml_document_t *doc = &l->p->doc;
+	yaml_node_t *node = yaml_document_get_node(doc, id);
+	struct frame *f;
+	yaml_node_t *parent;
+
+	if (!l->depth)
+		return 0;
+	f = &l->stack[l->depth - 1];
+	parent = yaml_document_get_node(doc, f->node);
+	if (parent->type == YAML_SEQUENCE_NODE) {
+		if (++f->count > HV_RULES_MAX_ITEMS)
+			return fail(l->p, node, "more than %d items in a list", HV_RULES_MAX_ITEMS);
+		if (!yaml_document_append_sequence_item(doc, f->node, id))
+			return fail(l->p, node, "out of memory");
+		return 0;
+	}
+	if (f->key) {
+		if (!yaml_document_append_mapping_pair(doc, f->node, f->key, id))
+			return fail(l->p, node, "out of memory");
+		f->key = 0;
+		return 0;
+	}
+	if (++f->count > HV_RULES_MAX_KEYS)
+		return fail(l->p, node, "more than %d keys in a mapping", HV_RULES_MAX_KEYS);
+	if (check_duplicate(l, parent, node))
+		return -1;
+	f->key = id;
+	return 0;
+}
+
+static int add_scalar(struct loader *l, const yaml_event_t *ev)
+{
+	const yaml_char_t *v = ev->data.scalar.value;
+	size_t len = ev->data.scalar.length;
+
+	if (ev->data.scalar.anchor)
+		return fail_at(l->p, ev->start_mark,
+			       "anchors (&%s) are not allowed in a rules file",
+			       (const char *)ev->data.scalar.anchor);
+	if (len > HV_RULES_MAX_SCALAR)
+		return fail_at(l->p, ev->start_mark, "a value longer than %d bytes",
+			       HV_RULES_MAX_SCALAR);
+	if (memchr(v, '\0', len))
+		return fail_at(l->p, ev->start_mark, "a value with a NUL character");
+	return yaml_document_add_scalar(&l->p->doc, NULL, v, (int)len, ev->data.scalar.style);
+}
+
+static int add_collection(struct loader *l, const yaml_event_t *ev)
+{
+	bool seq = ev->type == YAML_SEQUENCE_START_EVENT;
+	const yaml_char_t *anchor =
+	    seq ? ev->data.sequence_start.anchor : ev->data.mapping_start.anchor;
+
+	if (anchor)
+		return fail_at(l->p, ev->start_mark,
+			       "anchors (&%s) are not allowed in a rules file",
+			       (const char *)anchor);
+	if (l->depth >= HV_RULES_MAX_DEPTH)
+		return fail_at(l->p, ev->start_mark, "nested deeper than %d levels",
+			       HV_RULES_MAX_DEPTH);
+	return seq ? yaml_document_add_sequence(&l->p->doc, NULL, ev->data.sequence_start.style)
+		   : yaml_document_add_mapping(&l->p->doc, NULL, ev->data.mapping_start.style);
+}
+
+static int add_node(struct loader *l, const yaml_event_t *ev)
+{
+	bool scalar = ev->type == YAML_SCALAR_EVENT;
+	int id;
+
+	if (++l->nodes > HV_RULES_MAX_NODES)
+		return fail_at(l->p, ev->start_mark, "more than %d values in the file",
+			       HV_RULES_MAX_NODES);
+	id = scalar ? add_scalar(l, ev) : add_collection(l, ev);
+	if (id < 0)
+		return -1;
+	if (!id)
+		return fail_at(l->p, ev->start_mark, "out of memory");
+	yaml_document_get_node(&l->p->doc, id)->start_mark = ev->start_mark;
+	yaml_document_get_node(&l->p->doc, id)->end_mark = ev->end_mark;
+	if (attach(l, id))
+		return -1;
+	if (!scalar)
+		l->stack[l->depth++] = (struct frame){.node = id};
+	return 0;
+}
+
+static int on_event(struct loader *l, const yaml_event_t *ev)
+{
+	switch (ev->type) {
+	case YAML_DOCUMENT_START_EVENT:
+		if (l->have_doc)
+			return fail_at(l->p, ev->start_mark,
+				       "a second YAML document: a rules file holds one");
+		if (!yaml_document_initialize(&l->p->doc, NULL, NULL, NULL, 1, 1))
+			return fail_at(l->p, ev->start_mark, "out of memory");
+		l->have_doc = true;
+		return 0;
+	case YAML_ALIAS_EVENT:
+		return fail_at(l->p, ev->start_mark,
+			       "aliases (*%s) are not allowed in a rules file",
+			       (const char *)ev->data.alias.anchor);
+	case YAML_SCALAR_EVENT:
+	case YAML_SEQUENCE_START_EVENT:
+	case YAML_MAPPING_START_EVENT:
+		return add_node(l, ev);
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		l->depth--;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Fills p->doc; *have_doc tells the caller whether to delete it. */
+static int load_document(struct parser *p, yaml_parser_t *yp, bool *have_doc)
+{
+	struct loader l = {.p = p};
+	yaml_event_t ev;
+	bool end;
+	int rc;
+
+	do {
+		if (!yaml_parser_parse(yp, &ev)) {
+			rc = syntax_error(p, yp);
+			break;
+		}
+		rc = on_event(&l, &ev);
+		end = ev.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&ev);
+	} while (!rc && !end);
+	*have_doc = l.have_doc;
+	return rc;
+}
+
 struct hv_rules *hv_rules_parse(const char *text, size_t len, const char *name, char *err,
 				size_t errlen)
 {
@@ -399,24 +629,25 @@ struct hv_rules *hv_rules_parse(const char *text, size_t len, const char *name, 
 	bool have_doc = false;
 	int rc = -1;
 
+	if (len > HV_RULES_MAX_BYTES) {
+		snprintf(err, errlen, "%s:1:1: larger than %d bytes (1 MiB)", name,
+			 HV_RULES_MAX_BYTES);
+		return NULL;
+	}
 	p.rules = rules_defaults();
 	if (!p.rules || !yaml_parser_initialize(&parser)) {
 		snprintf(err, errlen, "%s: out of memory", name);
 		goto cleanup_rules;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	if (!yaml_parser_load(&parser, &p.doc)) {
-		snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", name, parser.problem_mark.line + 1,
-			 parser.problem_mark.column + 1,
-			 parser.problem ? parser.problem : "bad YAML", parser.context ? " " : "",
-			 parser.context ? parser.context : "");
-		goto cleanup_parser;
-	}
-	have_doc = true;
-	rc = parse_root(&p);
+	rc = load_document(&p, &parser, &have_doc);
 	if (!rc)
+		rc = parse_root(&p, have_doc);
+	if (!rc) {
 		p.rules->source = strdup(name);
-cleanup_parser:
+		if (!p.rules->source)
+			rc = fail_at(&p, (yaml_mark_t){0}, "out of memory");
+	}
 	if (have_doc)
 		yaml_document_delete(&p.doc);
 	yaml_parser_delete(&parser);
@@ -428,10 +659,13 @@ cleanup_rules:
 	return p.rules;
 }
 
+/* Reads at most HV_RULES_MAX_BYTES: a regular file that is larger is refused
+ * by its size, before anything is read. */
 struct hv_rules *hv_rules_load(const char *path, char *err, size_t errlen)
 {
 	struct hv_rules *r = NULL;
 	char *text = NULL;
+	struct stat st;
 	size_t len = 0;
 	FILE *f;
 
@@ -440,18 +674,22 @@ struct hv_rules *hv_rules_load(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s:1:1: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
-	text = malloc(1 << 20);
-	if (text) {
-		len = fread(text, 1, (1 << 20) - 1, f);
-		if (ferror(f))
-			snprintf(err, errlen, "%s:1:1: cannot read: %s", path, strerror(errno));
-		else if (!feof(f))
-			snprintf(err, errlen, "%s:1:1: larger than 1 MiB", path);
-		else
-			r = hv_rules_parse(text, len, path, err, errlen);
-	} else {
-		snprintf(err, errlen, "%s:1:1: out of memory", path);
+	if (!fstat(fileno(f), &st) && S_ISREG(st.st_mode) && st.st_size > HV_RULES_MAX_BYTES) {
+		snprintf(err, errlen, "%s:1:1: larger than %d bytes (1 MiB)", path,
+			 HV_RULES_MAX_BYTES);
+		goto out;
 	}
+	text = malloc(HV_RULES_MAX_BYTES + 1);
+	if (!text) {
+		snprintf(err, errlen, "%s:1:1: out of memory", path);
+		goto out;
+	}
+	len = fread(text, 1, HV_RULES_MAX_BYTES + 1, f);
+	if (ferror(f))
+		snprintf(err, errlen, "%s:1:1: cannot read: %s", path, strerror(errno));
+	else
+		r = hv_rules_parse(text, len, path, err, errlen); /* refuses len > max */
+out:
 	free(text);
 	fclose(f);
 	return r;
@@ -485,13 +723,7 @@ void hv_rules_free(struct hv_rules *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->n_backends; i++) {
-		free(r->backends[i].name);
-		free(r->backends[i].exe);
-		free(r->backends[i].cgroup);
-		free(r->backends[i].comm);
-	}
-	free(r->backends);
+	free_backends(r);
 	free(r->source);
 	free(r);
 }

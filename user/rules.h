@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hvguard.h"
 #include "hvguard/rule_ids.h"
@@ -48,7 +49,19 @@ struct hv_backend_match {
 	int64_t uid;  /* -1: any */
 };
 
-#define HV_MAX_DOMIDS 64
+/* Limits on a rules file, so hostile input is refused early and cheaply
+ * (README "Rules" lists them). A real file is a few KiB, 4 levels deep. */
+#define HV_RULES_MAX_BYTES  (1 << 20) /* file size, checked before parsing */
+#define HV_RULES_MAX_DEPTH  16	      /* nested lists and mappings */
+#define HV_RULES_MAX_SCALAR 4096      /* bytes in one value or key */
+#define HV_RULES_MAX_KEYS   64	      /* keys in one mapping */
+#define HV_RULES_MAX_ITEMS  1024      /* items in any one list */
+#define HV_RULES_MAX_NODES  65536     /* values in the whole file */
+#define HV_MAX_BACKENDS	    256	      /* xen.backends (the kernel's match maps) */
+#define HV_MAX_DOMIDS	    64	      /* xen.allowed_frontends */
+
+/* The default rules file of `run` and `rules show` when it exists. */
+#define HV_RULES_DEFAULT_PATH "/etc/hvguard/rules.yaml"
 
 struct hv_rules {
 	struct hv_rule rule[HV_RULE_COUNT];
@@ -61,12 +74,18 @@ struct hv_rules {
 	char *source;		      /* file name, or "built-in" */
 };
 
-/* Parse a rules file. On error returns NULL and writes
+/* Parse a rules file (from a file, or from memory: name is what errors call
+ * it). Duplicate keys, a second document, anchors and aliases, and anything
+ * past the limits above are errors. On error returns NULL and writes
  * "FILE:LINE:COL: message" into err. */
 struct hv_rules *hv_rules_load(const char *path, char *err, size_t errlen);
 struct hv_rules *hv_rules_parse(const char *text, size_t len, const char *name, char *err,
 				size_t errlen);
 struct hv_rules *hv_rules_builtin(void); /* rules/default.yaml, compiled in */
 void hv_rules_free(struct hv_rules *r);
+
+/* Writes r as a rules file that parses back to the same rules (every field,
+ * strings double-quoted and escaped). Returns 0, or -1 if writing failed. */
+int hv_rules_write(const struct hv_rules *r, FILE *f);
 
 #endif

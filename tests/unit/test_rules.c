@@ -5,7 +5,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "rules.h"
@@ -139,6 +142,153 @@ static void test_bad_files(void **state)
 	expect_error("rules:\n\tkvmclock-jump: {}\n", "t.yaml:2:1:", "");
 }
 
+/* The crash a fuzzer found: the second 'backends' replaced the list but not
+ * its count, and hv_rules_free read past the new one (ASan: heap overflow). */
+static void test_duplicate_backends_regression(void **state)
+{
+	(void)state;
+	expect_error("version: 1\n"
+		     "xen:\n"
+		     "  backends:\n"
+		     "    - comm: a\n"
+		     "    - comm: b\n"
+		     "  allowed_frontends: [1]\n"
+		     "  backends: []\n",
+		     "t.yaml:7:3:", "duplicate key 'backends' (first at 3:3)");
+}
+
+static void test_duplicate_keys(void **state)
+{
+	(void)state;
+	expect_error("version: 1\nversion: 1\n", "t.yaml:2:1:", "duplicate key 'version'");
+	expect_error("rules:\n  kvmclock-jump: {enabled: true, severity: info, enabled: false}\n",
+		     "t.yaml:2:50:", "duplicate key 'enabled' (first at 2:19)");
+	expect_error("xen:\n  allowed_frontends: [1]\n  allowed_frontends: [2]\n",
+		     "t.yaml:3:3:", "duplicate key 'allowed_frontends'");
+	expect_error("xen:\n  backends:\n    - {comm: a, 'comm': b}\n",
+		     "t.yaml:3:17:", "duplicate key 'comm' (first at 3:8)");
+	/* any mapping, even one the schema would refuse anyway */
+	expect_error("colour: {a: 1, a: 2}\n", "t.yaml:1:16:", "duplicate key 'a'");
+}
+
+static void test_second_document(void **state)
+{
+	(void)state;
+	expect_error("version: 1\n---\nversion: 1\n", "t.yaml:2:1:", "a second YAML document");
+	expect_error("---\nversion: 1\n...\n---\nrules: {}\n",
+		     "t.yaml:4:1:", "a second YAML document");
+	expect_error("version: 1\n--- # nothing\n", "t.yaml:2:1:", "a second YAML document");
+}
+
+static char *repeat(char c, size_t n, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+	char *s = malloc(plen + n + 1);
+
+	assert_non_null(s);
+	memcpy(s, prefix, plen);
+	memset(s + plen, c, n);
+	s[plen + n] = '\0';
+	return s;
+}
+
+static void test_too_deep(void **state)
+{
+	char *text = repeat('[', HV_RULES_MAX_BYTES, "");
+
+	(void)state;
+	expect_error("rules: [[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]\n",
+		     "t.yaml:1:23:", "nested deeper than 16 levels");
+	expect_error("xen:\n  backends:\n    - {comm: {a: {b: {c: {d: {e: {f: {g: {h: {i: {j: "
+		     "{k: {l: {m: 1}}}}}}}}}}}}}\n",
+		     "t.yaml:3:62:", "nested deeper than 16 levels");
+	/* 1 MiB of '[': refused at the 17th, in linear time (libyaml's own
+	 * loader took minutes on it) */
+	assert_null(hv_rules_parse(text, HV_RULES_MAX_BYTES, "t.yaml", err, sizeof(err)));
+	assert_non_null(strstr(err, "t.yaml:1:17: nested deeper than 16 levels"));
+	free(text);
+}
+
+static void test_aliases_and_anchors(void **state)
+{
+	(void)state;
+	expect_error("xen:\n  backends: &b [{comm: a}]\n  allowed_frontends: *b\n",
+		     "t.yaml:2:13:", "anchors (&b) are not allowed");
+	expect_error("rules: *x\n", "t.yaml:1:8:", "aliases (*x) are not allowed");
+	expect_error("version: &v 1\n", "t.yaml:1:10:", "anchors (&v) are not allowed");
+}
+
+static void test_too_long_lists(void **state)
+{
+	char text[40000] = "xen:\n  backends:\n";
+	char num[32];
+
+	(void)state;
+	for (int i = 0; i <= HV_MAX_BACKENDS; i++)
+		strcat(text, "    - {comm: x}\n");
+	snprintf(num, sizeof(num), "t.yaml:%d:7:", 3 + HV_MAX_BACKENDS);
+	expect_error(text, num, "at most 256 backends");
+
+	strcpy(text, "xen:\n  allowed_frontends: [0");
+	for (int i = 1; i <= HV_MAX_DOMIDS; i++)
+		strcat(text, ", 1");
+	strcat(text, "]\n");
+	expect_error(text, "t.yaml:2:215:", "at most 64 domains");
+
+	/* any list, any mapping */
+	strcpy(text, "version: [1");
+	for (int i = 1; i <= HV_RULES_MAX_ITEMS; i++)
+		strcat(text, ",1");
+	strcat(text, "]\n");
+	snprintf(num, sizeof(num), "t.yaml:1:%d:", 11 + 2 * HV_RULES_MAX_ITEMS);
+	expect_error(text, num, "more than 1024 items in a list");
+
+	strcpy(text, "rules: {");
+	for (int i = 0; i <= HV_RULES_MAX_KEYS; i++) {
+		snprintf(num, sizeof(num), "%sk%02d: 1", i ? ", " : "", i);
+		strcat(text, num);
+	}
+	strcat(text, "}\n");
+	expect_error(text, "t.yaml:1:", "more than 64 keys in a mapping");
+}
+
+static void test_too_long_value(void **state)
+{
+	char *text = repeat('x', HV_RULES_MAX_SCALAR + 1, "xen:\n  backends:\n    - exe: ");
+
+	(void)state;
+	expect_error(text, "t.yaml:3:12:", "a value longer than 4096 bytes");
+	text[strlen(text) - 1] = '\0'; /* exactly the limit: fine */
+	hv_rules_free(parse(text));
+	assert_string_equal(err, "");
+	free(text);
+	expect_error("xen:\n  backends:\n    - comm: \"a\\0b\"\n", "t.yaml:3:13:", "NUL");
+}
+
+static void test_too_big_file(void **state)
+{
+	char path[] = "/tmp/hvguard-test-rules-XXXXXX";
+	char *text = repeat('#', HV_RULES_MAX_BYTES + 1, "");
+	struct hv_rules *r;
+	int fd;
+
+	(void)state;
+	assert_null(hv_rules_parse(text, HV_RULES_MAX_BYTES + 1, "t.yaml", err, sizeof(err)));
+	assert_non_null(strstr(err, "t.yaml:1:1: larger than 1048576 bytes"));
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, HV_RULES_MAX_BYTES + 1), HV_RULES_MAX_BYTES + 1);
+	close(fd);
+	assert_null(hv_rules_load(path, err, sizeof(err)));
+	assert_non_null(strstr(err, ":1:1: larger than 1048576 bytes"));
+	assert_int_equal(truncate(path, HV_RULES_MAX_BYTES), 0); /* exactly 1 MiB: fine */
+	r = hv_rules_load(path, err, sizeof(err));
+	assert_non_null(r);
+	hv_rules_free(r);
+	unlink(path);
+	free(text);
+}
+
 static void test_load_missing_file(void **state)
 {
 	(void)state;
@@ -164,6 +314,14 @@ int main(void)
 	    cmocka_unit_test(test_empty_file_gives_defaults),
 	    cmocka_unit_test(test_every_key),
 	    cmocka_unit_test(test_bad_files),
+	    cmocka_unit_test(test_duplicate_backends_regression),
+	    cmocka_unit_test(test_duplicate_keys),
+	    cmocka_unit_test(test_second_document),
+	    cmocka_unit_test(test_too_deep),
+	    cmocka_unit_test(test_aliases_and_anchors),
+	    cmocka_unit_test(test_too_long_lists),
+	    cmocka_unit_test(test_too_long_value),
+	    cmocka_unit_test(test_too_big_file),
 	    cmocka_unit_test(test_load_missing_file),
 	    cmocka_unit_test(test_rule_table_is_complete),
 	};
