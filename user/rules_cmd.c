@@ -1,17 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
-/* `hvguard rules check FILE` and `hvguard rules list`. */
+/* `hvguard rules check FILE`, `rules show [FILE]`, `rules list`, `rules default`. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "rules.h"
 
 static void rules_usage(FILE *f)
 {
-	fprintf(f, "Usage: hvguard rules check FILE   validate FILE; exit 0 valid, 2 with\n"
-		   "                                  FILE:LINE:COL: message\n"
-		   "       hvguard rules list         the rules, their defaults and actions\n"
-		   "       hvguard rules default      print the built-in rules file\n");
+	fprintf(
+	    f,
+	    "Usage: hvguard rules check FILE   validate FILE; exit 0 valid, 2 with\n"
+	    "                                  FILE:LINE:COL: message\n"
+	    "       hvguard rules show [FILE]  print the effective rules: the built-in ones\n"
+	    "                                  overridden by FILE (default: " HV_RULES_DEFAULT_PATH
+	    "\n"
+	    "                                  when it exists), as a rules file\n"
+	    "       hvguard rules list         the rules, their defaults and actions\n"
+	    "       hvguard rules default      print the built-in rules file\n");
 }
 
 static int rules_list(void)
@@ -32,6 +40,30 @@ static int rules_list(void)
 
 extern const char hv_default_rules[];
 
+/* What `run` would use: FILE, else the default path when it exists, else
+ * the built-in rules. */
+static int rules_show(const char *path)
+{
+	struct hv_rules *r;
+	char err[512];
+
+	if (!path && (access(HV_RULES_DEFAULT_PATH, F_OK) == 0 || errno != ENOENT))
+		path = HV_RULES_DEFAULT_PATH;
+	r = path ? hv_rules_load(path, err, sizeof(err)) : hv_rules_builtin();
+	if (!r) {
+		if (path)
+			fprintf(stderr, "%s\n", err);
+		return HV_EXIT_ERROR;
+	}
+	if (hv_rules_write(r, stdout)) {
+		fprintf(stderr, "hvguard: rules show: cannot write: %s\n", strerror(errno));
+		hv_rules_free(r);
+		return HV_EXIT_ERROR;
+	}
+	hv_rules_free(r);
+	return HV_EXIT_OK;
+}
+
 int cmd_rules(int argc, char **argv)
 {
 	struct hv_rules *r;
@@ -43,6 +75,8 @@ int cmd_rules(int argc, char **argv)
 		fputs(hv_default_rules, stdout);
 		return HV_EXIT_OK;
 	}
+	if ((argc == 2 || argc == 3) && !strcmp(argv[1], "show"))
+		return rules_show(argc == 3 ? argv[2] : NULL);
 	if (argc == 3 && !strcmp(argv[1], "check")) {
 		r = hv_rules_load(argv[2], err, sizeof(err));
 		if (!r) {

@@ -289,6 +289,67 @@ static void test_too_big_file(void **state)
 	free(text);
 }
 
+static char *show(const struct hv_rules *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	assert_int_equal(hv_rules_write(r, f), 0);
+	fclose(f);
+	return buf;
+}
+
+/* `rules show` prints what parses back to the same rules, and printing
+ * that again gives the same text. */
+static void test_show_round_trips(void **state)
+{
+	struct hv_rules *r =
+	    parse("rules:\n"
+		  "  kvmclock-jump: {severity: warning, action: correct, tolerance_ns: 0x10}\n"
+		  "  grant-domain: {enabled: no, action: deny}\n"
+		  "xen:\n"
+		  "  backends:\n"
+		  "    - {name: \"q\\\"uo\\\\te\\n# not: a comment\", exe: '*: x', uid: 0}\n"
+		  "    - {comm: \"\\u00e9\\U0001F600\\x01\\t\", cgroup: '[a]'}\n"
+		  "  allowed_frontends: [0, 32751]\n"
+		  "  target_domain: 0\n"
+		  "  grant_leak_after_ms: 1\n");
+	struct hv_rules *again, *builtin = hv_rules_builtin(), *empty = parse("");
+	char *text, *text2, *t_builtin, *t_empty;
+
+	(void)state;
+	assert_non_null(r);
+	text = show(r);
+	again = hv_rules_parse(text, strlen(text), "shown.yaml", err, sizeof(err));
+	if (!again)
+		fail_msg("show output does not parse: %s\n%s", err, text);
+	text2 = show(again);
+	assert_string_equal(text, text2);
+	assert_memory_equal(r->rule, again->rule, sizeof(r->rule));
+	assert_string_equal(again->backends[0].name, "q\"uo\\te\n# not: a comment");
+	assert_string_equal(again->backends[0].exe, "*: x");
+	assert_string_equal(again->backends[1].comm, "\u00e9\U0001F600\x01\t");
+	assert_int_equal(again->n_allowed_frontends, 2);
+	assert_int_equal(again->allowed_frontends[1], 32751);
+	assert_int_equal(again->target_domain, 0);
+	assert_int_equal(again->grant_leak_after_ns, 1000000);
+	assert_int_equal(again->rule[HV_RULE_KVMCLOCK_JUMP].tolerance_ns, 16);
+	/* rules/default.yaml says what the code's defaults are */
+	t_builtin = show(builtin);
+	t_empty = show(empty);
+	assert_string_equal(t_builtin, t_empty);
+	free(text);
+	free(text2);
+	free(t_builtin);
+	free(t_empty);
+	hv_rules_free(r);
+	hv_rules_free(again);
+	hv_rules_free(builtin);
+	hv_rules_free(empty);
+}
+
 static void test_load_missing_file(void **state)
 {
 	(void)state;
@@ -322,6 +383,7 @@ int main(void)
 	    cmocka_unit_test(test_too_long_lists),
 	    cmocka_unit_test(test_too_long_value),
 	    cmocka_unit_test(test_too_big_file),
+	    cmocka_unit_test(test_show_round_trips),
 	    cmocka_unit_test(test_load_missing_file),
 	    cmocka_unit_test(test_rule_table_is_complete),
 	};
