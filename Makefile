@@ -43,7 +43,8 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS) $(SKELS)
-.PHONY: all deps test-deps run check check-unit check-xen bench bench-xen demo vmlinux clean format
+.PHONY: all deps test-deps run check check-unit check-xen bench bench-xen demo vmlinux clean format \
+	fuzz
 
 all: $(OUTPUT)/hvguard
 
@@ -104,8 +105,23 @@ $(OUTPUT)/tests/$(basename $(notdir $(1))): $(1) $(HEADERS) | $(OUTPUT)/tests
 endef
 $(foreach s,$(TOOL_SRCS),$(eval $(call tool_rule,$(s))))
 
+# libFuzzer target for the rules parser (clang; runtime: libclang-rt-14-dev).
+FUZZ_SECONDS ?= 600
+FUZZ_FLAGS   := -g -O1 -std=gnu11 $(WARN) -Iinclude -Iuser -D_GNU_SOURCE \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SRCS    := tests/fuzz/fuzz_rules.c user/rules.c user/rules_write.c
+
+$(OUTPUT)/fuzz/fuzz_rules: $(FUZZ_SRCS) $(HEADERS)
+	$(call msg,CC-FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $(FUZZ_SRCS) -lyaml -o $@
+
 tools: $(TOOL_BINS)
-unit: $(UNIT_BINS) $(SAN_BINS) $(OUTPUT)/asan/hvguard
+unit: $(UNIT_BINS) $(SAN_BINS) $(OUTPUT)/asan/hvguard $(OUTPUT)/fuzz/fuzz_rules
+
+# Fuzz the rules parser for FUZZ_SECONDS (the unit stage does 60 s).
+fuzz: $(OUTPUT)/fuzz/fuzz_rules
+	$(Q)tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # The daemon, with the built-in rules; installs what is missing and mounts
 # tracefs/bpffs first.
