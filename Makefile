@@ -169,3 +169,98 @@ format:
 
 clean:
 	rm -rf $(OUTPUT)
+
+# --- Installing, and a Debian package -----------------------------------------
+# `make install` (PREFIX=/usr, DESTDIR= for staging), `make uninstall`,
+# `make deb` -> build/hvguard_VERSION_ARCH.deb (dpkg-deb, no debhelper).
+# /etc/hvguard/rules.yaml is the operators' file: installed once, never
+# overwritten, left in place by uninstall (a conffile in the package).
+PREFIX  ?= /usr
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/hvguard
+# Debian keeps system units in /lib/systemd/system when PREFIX is /usr.
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+ETCDIR  := /etc/hvguard
+SHARE_FILES := rules/prometheus-alerts.yaml rules/xen-example.yaml \
+	       packaging/correct-sandboxed-vmm.conf
+DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+# git describe made Debian-valid: 77600c4-dirty -> 0~g77600c4+dirty-1.
+DEB_VERSION := $(shell echo '$(VERSION)' | sed -E 's/^v([0-9])/\1/; \
+	s/^([0-9a-f]{7,})(-dirty)?$$/0~g\1\2/; s/^([^0-9])/0~\1/; s/-/+/g')-1
+DEB_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
+DEB       := $(OUTPUT)/hvguard_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_ROOT  := $(OUTPUT)/deb/debian/hvguard
+
+.PHONY: install uninstall deb
+
+# The shipped /etc/hvguard/rules.yaml: the built-in rules under a header that
+# says where they are used, without default.yaml's first comment paragraph.
+$(OUTPUT)/rules.yaml: rules/default.yaml packaging/rules-header.yaml | $(OUTPUT)
+	$(call msg,GEN,$@)
+	$(Q){ cat packaging/rules-header.yaml; \
+	      awk 'skip && $$0 == "#" { skip = 0; next } !skip' skip=1 rules/default.yaml; } > $@
+
+$(OUTPUT)/hvguard.8.gz: docs/hvguard.8 | $(OUTPUT)
+	$(call msg,GZIP,$@)
+	$(Q)gzip -9n < $< > $@
+
+# The unit names the installed paths (they differ from /usr when PREFIX does).
+install: $(OUTPUT)/hvguard $(OUTPUT)/rules.yaml $(OUTPUT)/hvguard.8.gz
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -D -m 0755 $(OUTPUT)/hvguard $(DESTDIR)$(SBINDIR)/hvguard
+	$(Q)install -D -m 0644 $(OUTPUT)/hvguard.8.gz $(DESTDIR)$(MANDIR)/man8/hvguard.8.gz
+	$(Q)install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	$(Q)sed -e 's|/usr/sbin/hvguard|$(SBINDIR)/hvguard|' -e 's|/usr/share/hvguard/|$(DATADIR)/|' \
+		packaging/hvguard.service > $(DESTDIR)$(UNITDIR)/hvguard.service
+	$(Q)chmod 0644 $(DESTDIR)$(UNITDIR)/hvguard.service
+	$(Q)install -d -m 0755 $(DESTDIR)$(DATADIR)
+	$(Q)install -m 0644 $(SHARE_FILES) $(DESTDIR)$(DATADIR)/
+	$(Q)install -d -m 0755 $(DESTDIR)$(ETCDIR)
+	$(Q)if [ -e $(DESTDIR)$(ETCDIR)/rules.yaml ]; then \
+		echo "  KEPT     $(DESTDIR)$(ETCDIR)/rules.yaml (yours; the shipped one is $(DATADIR)/rules.yaml.dist)"; \
+		install -m 0644 $(OUTPUT)/rules.yaml $(DESTDIR)$(DATADIR)/rules.yaml.dist; \
+	else \
+		install -m 0644 $(OUTPUT)/rules.yaml $(DESTDIR)$(ETCDIR)/rules.yaml; \
+	fi
+
+uninstall:
+	$(call msg,REMOVE,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(DESTDIR)$(SBINDIR)/hvguard $(DESTDIR)$(MANDIR)/man8/hvguard.8.gz \
+		$(DESTDIR)$(UNITDIR)/hvguard.service $(DESTDIR)$(DATADIR)/rules.yaml.dist \
+		$(addprefix $(DESTDIR)$(DATADIR)/,$(notdir $(SHARE_FILES)))
+	$(Q)rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
+	$(Q)[ ! -e $(DESTDIR)$(ETCDIR)/rules.yaml ] || \
+		echo "  KEPT     $(DESTDIR)$(ETCDIR)/rules.yaml (remove it yourself if you want it gone)"
+
+# Depends: computed by dpkg-shlibdeps from the binary (runtime libraries only);
+# criu ships libcompel without shlibs information, packaging/shlibs.local
+# supplies it.
+deb: $(OUTPUT)/hvguard $(OUTPUT)/rules.yaml $(OUTPUT)/hvguard.8.gz
+	$(call msg,DEB,$(DEB))
+	$(Q)rm -rf $(OUTPUT)/deb $(OUTPUT)/hvguard_*.deb
+	$(Q)$(MAKE) --no-print-directory install Q=@ msg= PREFIX=/usr DESTDIR=$(abspath $(DEB_ROOT)) >/dev/null
+	$(Q)strip --remove-section=.comment --remove-section=.note --strip-unneeded \
+		$(DEB_ROOT)/usr/sbin/hvguard
+	$(Q)install -D -m 0644 packaging/copyright $(DEB_ROOT)/usr/share/doc/hvguard/copyright
+	$(Q)printf 'hvguard (%s) unstable; urgency=medium\n\n  * Built from git %s.\n\n -- %s  %s\n' \
+		'$(DEB_VERSION)' '$(VERSION)' '$(DEB_MAINTAINER)' \
+		"$$(git log -1 --format=%cD 2>/dev/null || date -R)" \
+		| gzip -9n > $(DEB_ROOT)/usr/share/doc/hvguard/changelog.Debian.gz
+	$(Q)install -d -m 0755 $(DEB_ROOT)/DEBIAN
+	$(Q)printf 'Source: hvguard\n\nPackage: hvguard\nArchitecture: any\n' > $(OUTPUT)/deb/debian/control
+	$(Q)cp packaging/shlibs.local $(OUTPUT)/deb/debian/shlibs.local
+	$(Q)cd $(OUTPUT)/deb && dpkg-shlibdeps -O -e debian/hvguard/usr/sbin/hvguard 2>shlibdeps.err \
+		| sed -n 's/^shlibs:Depends=//p' > depends || { cat shlibdeps.err >&2; exit 1; }
+	$(Q)[ -s $(OUTPUT)/deb/depends ] || { echo "dpkg-shlibdeps gave no Depends" >&2; exit 1; }
+	$(Q)sed -e 's|@VERSION@|$(DEB_VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
+		-e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' \
+		-e "s|@DEPENDS@|$$(cat $(OUTPUT)/deb/depends)|" \
+		-e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" \
+		packaging/debian/control > $(DEB_ROOT)/DEBIAN/control
+	$(Q)install -m 0644 packaging/debian/conffiles $(DEB_ROOT)/DEBIAN/conffiles
+	$(Q)install -m 0755 packaging/debian/postinst packaging/debian/prerm \
+		packaging/debian/postrm $(DEB_ROOT)/DEBIAN/
+	$(Q)cd $(DEB_ROOT) && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' \
+		| LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums
+	$(Q)dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB) >/dev/null
