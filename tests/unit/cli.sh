@@ -35,6 +35,46 @@ printf 'rules:\n  kvmclock-jump:\n    colour: red\n' >"$tmp/bad2.yaml"
 $HV rules check "$tmp/bad2.yaml" >"$tmp/out" 2>&1
 check "rules check rejects an unknown key" 2 $? "$tmp/out" "bad2.yaml:3:5: unknown key 'colour'"
 
+# rules show: the effective rules, as a file rules check accepts, stable.
+$HV rules show >"$tmp/show.yaml" 2>"$tmp/out"
+check "rules show prints the built-in rules" 0 $? "$tmp/show.yaml" "^    tolerance_ns: 100000$"
+$HV rules check "$tmp/show.yaml" >"$tmp/out" 2>&1
+check "rules check accepts what rules show prints" 0 $? "$tmp/out" "valid"
+$HV rules show rules/xen-example.yaml >"$tmp/show1.yaml" 2>&1
+$HV rules show "$tmp/show1.yaml" >"$tmp/show2.yaml" 2>&1
+check "rules show FILE merges FILE over the built-in rules" 0 $? "$tmp/show1.yaml" \
+	'^    - name: "qemu-dm"$'
+if cmp -s "$tmp/show1.yaml" "$tmp/show2.yaml"; then
+	echo "ok - rules show of rules show is rules show"
+else
+	echo "not ok - rules show of rules show is rules show # $(diff "$tmp/show1.yaml" "$tmp/show2.yaml" | head -5)"
+	failed=1
+fi
+$HV rules show "$tmp/bad.yaml" >"$tmp/out" 2>&1
+check "rules show FILE refuses a bad FILE with its position" 2 $? "$tmp/out" "bad.yaml:3:19:"
+$HV rules --help >"$tmp/out" 2>&1
+check "rules --help documents show" 0 $? "$tmp/out" "rules show \[FILE\]"
+
+# Hostile rules files: refused with their position, fast, never a crash.
+printf 'version: 1\nxen:\n  backends:\n    - comm: a\n    - comm: b\n  allowed_frontends: [1]\n  backends: []\n' \
+	>"$tmp/dup.yaml"
+$HV rules check "$tmp/dup.yaml" >"$tmp/out" 2>&1
+check "rules check refuses a duplicate key (was a heap overflow)" 2 $? "$tmp/out" \
+	"dup.yaml:7:3: duplicate key 'backends' \(first at 3:3\)"
+head -c 1048576 /dev/zero | tr '\0' '[' >"$tmp/deep.yaml"
+timeout 10 $HV rules check "$tmp/deep.yaml" >"$tmp/out" 2>&1
+check "rules check refuses 1 MiB of '[' at depth 17, in time" 2 $? "$tmp/out" \
+	"deep.yaml:1:17: nested deeper than 16 levels"
+printf 'xen:\n  backends: &b [{comm: a}]\n  allowed_frontends: *b\n' >"$tmp/alias.yaml"
+$HV rules check "$tmp/alias.yaml" >"$tmp/out" 2>&1
+check "rules check refuses anchors and aliases" 2 $? "$tmp/out" "alias.yaml:2:13: anchors"
+printf 'version: 1\n---\nversion: 1\n' >"$tmp/two.yaml"
+$HV rules check "$tmp/two.yaml" >"$tmp/out" 2>&1
+check "rules check refuses a second document" 2 $? "$tmp/out" "two.yaml:2:1: a second YAML document"
+head -c 1048577 /dev/zero | tr '\0' '#' >"$tmp/big.yaml"
+$HV rules check "$tmp/big.yaml" >"$tmp/out" 2>&1
+check "rules check refuses a file over 1 MiB" 2 $? "$tmp/out" "big.yaml:1:1: larger than 1048576 bytes"
+
 $HV run --json --rules "$tmp/bad.yaml" >"$tmp/out" 2>&1
 st=$?
 check "run --rules BAD refuses to start" 2 $st "$tmp/out" "bad.yaml:3:19"
