@@ -192,7 +192,13 @@ DEB_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
 DEB       := $(OUTPUT)/hvguard_$(DEB_VERSION)_$(DEB_ARCH).deb
 DEB_ROOT  := $(OUTPUT)/deb/debian/hvguard
 
-.PHONY: install uninstall deb
+.PHONY: install uninstall deb FORCE
+
+# The objects that print HVGUARD_VERSION are rebuilt when git describe
+# changes, so a package never carries a binary that names another version.
+$(OUTPUT)/version: FORCE | $(OUTPUT)
+	$(Q)echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(patsubst user/%.c,$(OUTPUT)/user/%.o,$(shell grep -l HVGUARD_VERSION $(USER_SRCS))): $(OUTPUT)/version
 
 # The shipped /etc/hvguard/rules.yaml: the built-in rules under a header that
 # says where they are used, without default.yaml's first comment paragraph.
