@@ -60,9 +60,6 @@ struct hv_backend_match {
 #define HV_MAX_BACKENDS	    256	      /* xen.backends (the kernel's match maps) */
 #define HV_MAX_DOMIDS	    64	      /* xen.allowed_frontends */
 
-/* The default rules file of `run` and `rules show` when it exists. */
-#define HV_RULES_DEFAULT_PATH "/etc/hvguard/rules.yaml"
-
 struct hv_rules {
 	struct hv_rule rule[HV_RULE_COUNT];
 	struct hv_backend_match *backends;

@@ -10,16 +10,14 @@
 
 static void rules_usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "Usage: hvguard rules check FILE   validate FILE; exit 0 valid, 2 with\n"
-	    "                                  FILE:LINE:COL: message\n"
-	    "       hvguard rules show [FILE]  print the effective rules: the built-in ones\n"
-	    "                                  overridden by FILE (default: " HV_RULES_DEFAULT_PATH
-	    "\n"
-	    "                                  when it exists), as a rules file\n"
-	    "       hvguard rules list         the rules, their defaults and actions\n"
-	    "       hvguard rules default      print the built-in rules file\n");
+	fprintf(f,
+		"Usage: hvguard rules check FILE   validate FILE; exit 0 valid, 2 with\n"
+		"                                  FILE:LINE:COL: message\n"
+		"       hvguard rules show [FILE]  print the effective rules: the built-in ones\n"
+		"                                  overridden by FILE (default: " HV_ETC_RULES "\n"
+		"                                  when it exists), as a rules file\n"
+		"       hvguard rules list         the rules, their defaults and actions\n"
+		"       hvguard rules default      print the built-in rules file\n");
 }
 
 static int rules_list(void)
@@ -40,15 +38,15 @@ static int rules_list(void)
 
 extern const char hv_default_rules[];
 
-/* What `run` would use: FILE, else the default path when it exists, else
- * the built-in rules. */
+/* What `run` would use: FILE, else HV_ETC_RULES when it exists, else the
+ * built-in rules. */
 static int rules_show(const char *path)
 {
 	struct hv_rules *r;
 	char err[512];
 
-	if (!path && (access(HV_RULES_DEFAULT_PATH, F_OK) == 0 || errno != ENOENT))
-		path = HV_RULES_DEFAULT_PATH;
+	if (!path && access(HV_ETC_RULES, F_OK) == 0)
+		path = HV_ETC_RULES;
 	r = path ? hv_rules_load(path, err, sizeof(err)) : hv_rules_builtin();
 	if (!r) {
 		if (path)
