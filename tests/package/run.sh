@@ -7,7 +7,7 @@
 # touches the host's /etc, /usr or systemd: everything goes under a scratch
 # directory. TAP-style lines; nothing is skipped.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 
 # systemd-analyze security's overall exposure (0 = locked down, 10 = none).
 # Measured 4.0 on Debian 12's systemd 252; the threshold leaves room for
@@ -363,7 +363,7 @@ if [ -x "$l/usr/local/sbin/hvguard" ] && [ -f "$l/usr/local/share/man/man8/hvgua
 	ok "make install PREFIX=/usr/local: sbin, man, share, unit under /usr/local, ExecStart follows"
 else
 	nok "make install PREFIX=/usr/local: sbin, man, share, unit under /usr/local, ExecStart follows" \
-		"$(cd "$l" 2>/dev/null && find . -type f | xargs)"
+		"$(cd "$l" 2>/dev/null && find . -type f -printf "%p ")"
 fi
 
 [ "$tools_ok" = 1 ] || echo "# some tools are missing: make test-deps installs them"
