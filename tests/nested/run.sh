@@ -18,7 +18,10 @@ cd "$repo" || exit 2
 # shellcheck source=../lib/debian-kernel.sh
 . "$here/../lib/debian-kernel.sh"
 KVM_CACHE=${KVM_CACHE:-$repo/tests/kvm/cache}
-NESTED_TIMEOUT=${NESTED_TIMEOUT:-2400}
+# The stage itself is stopped after NESTED_STAGE_TIMEOUT (a hang fails it
+# with the guest's process list), QEMU after NESTED_TIMEOUT.
+NESTED_STAGE_TIMEOUT=${NESTED_STAGE_TIMEOUT:-1500}
+NESTED_TIMEOUT=${NESTED_TIMEOUT:-$((NESTED_STAGE_TIMEOUT + 300))}
 NESTED_MEM=${NESTED_MEM:-3072}
 NESTED_CPUS=${NESTED_CPUS:-2}
 [ $# -ge 1 ] || { echo "usage: $0 STAGE-SCRIPT [ARGS...]" >&2; exit 2; }
@@ -43,7 +46,7 @@ out=$(mktemp -d "$repo/build/nested-$name.XXXXXX")
 serial=build/test-logs/nested-$name.serial
 trap 'rm -rf "$out"' EXIT
 echo "# $name: this host has no /dev/kvm; running the stage in a nested KVM (Debian $(cat "$DEBIAN_KERNEL_CACHE/version"), kvm_amd under QEMU TCG, $NESTED_CPUS vCPUs, $NESTED_MEM MiB)"
-args=$(printf '%s+' "$out" "$repo/$1" "${@:2}")
+args=$(printf '%s+' "$out" "$NESTED_STAGE_TIMEOUT" "$repo/$1" "${@:2}")
 t0=$SECONDS
 timeout --foreground -k 10 "$NESTED_TIMEOUT" \
 	qemu-system-x86_64 -accel tcg -machine pc -cpu max -smp "$NESTED_CPUS" -m "$NESTED_MEM" \
@@ -69,5 +72,13 @@ if [ ! -s "$out/rc" ]; then
 	fail "the guest did not finish the stage (timeout ${NESTED_TIMEOUT} s?): $(tr -d '\r' <"$serial" | tail -5 | tr '\n' '|')"
 fi
 rc=$(cat "$out/rc")
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+	echo "not ok - $name (nested KVM): the stage ran past ${NESTED_STAGE_TIMEOUT} s and was stopped # its processes then: $(grep -v ' ps -eo' "$out/ps.txt" | tail -12 | tr -s ' ' | tr '\n' '|')"
+fi
+if [ "$rc" != 0 ] && [ -s "$out/ps.txt" ]; then
+	cp "$out/ps.txt" "build/test-logs/nested-$name.ps"
+	cp "$out/dmesg.txt" "build/test-logs/nested-$name.dmesg" 2>/dev/null
+	echo "# $name: the guest's processes and kernel log at the end: build/test-logs/nested-$name.{ps,dmesg}"
+fi
 [ -z "$problems" ] || rc=1
 exit "$rc"
