@@ -66,10 +66,28 @@ void hv_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * One line of text output. Names come from the processes watched (comm,
+ * QEMU's -name, paths): a control character in one must not start a forged
+ * line or move the cursor, so every one is printed as \xHH.
+ */
+static void put_text_line(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('\n', f);
+}
+
 /* Informational lines: text mode only (JSON consumers get typed objects). */
 void hv_log(struct hv_ctx *ctx, const char *fmt, ...)
 {
-	char when[40];
+	char when[40], text[1024];
 	va_list ap;
 
 	if (ctx->opts.json)
@@ -77,9 +95,9 @@ void hv_log(struct hv_ctx *ctx, const char *fmt, ...)
 	iso_time(when, sizeof(when));
 	fprintf(ctx->out, "%s ", when);
 	va_start(ap, fmt);
-	vfprintf(ctx->out, fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	fputc('\n', ctx->out);
+	put_text_line(ctx->out, text);
 	fflush(ctx->out);
 }
 
@@ -190,14 +208,18 @@ void hv_emit_alert(struct hv_ctx *ctx, struct hv_alert *a)
 	if (ctx->opts.json) {
 		fprintf(ctx->out, "%s\n", line);
 	} else {
-		fprintf(ctx->out, "%s %s %s %s[%d]", when, hv_severity_name(a->severity), a->rule,
-			a->comm ? a->comm : "?", a->pid);
+		char text[1024], vcpu[24] = "";
+		char vm[96] = "";
+
 		if (a->vm >= 0)
-			fprintf(ctx->out, " vm %lld%s%s%s", a->vm, a->vm_name ? " (" : "",
-				a->vm_name ? a->vm_name : "", a->vm_name ? ")" : "");
+			snprintf(vm, sizeof(vm), " vm %lld%s%s%s", a->vm, a->vm_name ? " (" : "",
+				 a->vm_name ? a->vm_name : "", a->vm_name ? ")" : "");
 		if (a->vcpu >= 0)
-			fprintf(ctx->out, " vcpu %d", a->vcpu);
-		fprintf(ctx->out, ": %s\n", a->message);
+			snprintf(vcpu, sizeof(vcpu), " vcpu %d", a->vcpu);
+		snprintf(text, sizeof(text), "%s %s %s %s[%d]%s%s: %s", when,
+			 hv_severity_name(a->severity), a->rule, a->comm ? a->comm : "?", a->pid,
+			 vm, vcpu, a->message);
+		put_text_line(ctx->out, text);
 	}
 	fflush(ctx->out);
 	if (ctx->opts.exec_cmd) {
