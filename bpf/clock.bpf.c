@@ -1,13 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The clock checker: watches the KVM ioctls that save and restore a VM's
- * clocks and KVM's own clock tracepoints, and decides the clock rules in
- * the kernel, at the offending write, before the guest runs again.
+ * The clock checker: decides the clock rules in the kernel, before the
+ * guest runs with a changed clock, at one of two hook tiers (clock.h):
  *
- * Cost model: every ioctl on the host passes through the two syscall
- * tracepoints below, so the first thing done is a one-compare filter on
- * the ioctl's type byte; KVM_RUN (the VMM's hot path) then takes a
- * per-thread cached path; only the rare clock ioctls resolve their fd.
+ * - kvm-tracepoints (default): KVM's own tracepoints only. They fire when
+ *   KVM does clock work (a vCPU's clock update before it enters the guest,
+ *   a TSC offset write, a guest TSC MSR write) and never elsewhere, so
+ *   nothing else on the host pays. The VM behind a tracepoint is the vCPU
+ *   that vcpu_load() registered as the current task's preempt notifier; the
+ *   ioctl in flight is in the syscall's saved user registers. kvmclock-jump
+ *   is decided at the first kvm_pvclock_update after the clock moved: the
+ *   change of kvm->arch.kvmclock_offset since the guest last ran is the
+ *   jump, exactly as at the ioctl, and the vCPU has not entered yet.
+ * - syscalls: the ioctl syscall tracepoints as well, which put every thread
+ *   of the host on the syscall slow path; kvmclock-jump is then decided at
+ *   the KVM_SET_CLOCK itself, with the pause start from KVM_GET_CLOCK.
  */
 #include "hvguard.bpf.h"
 #include "hvguard/clock_logic.h"
@@ -22,6 +29,9 @@ __u64 kvm_ioctls_seen = 0;
 __u64 pvclock_updates_seen = 0;
 __u64 tsc_writes_seen = 0;
 __u64 unattributed_tsc_writes = 0;
+/* Inserts refused because a map was full, by map (enum hv_clock_map): a
+ * full table is counted and reported, never silent. */
+__u64 map_full[HV_CLOCK_MAP_COUNT] = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -63,13 +73,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_globals SEC(".maps");
 
-/* Processes the daemon is correcting right now: their ioctls are the
- * corrector's own injected calls and must not trigger the rules again. */
+/* Processes a daemon is correcting right now: their ioctls are the
+ * corrector's own injected calls and must not trigger the rules again.
+ * Pinned: shared by the daemons of one pin directory. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
 	__type(key, __u32);
 	__type(value, struct correction_probe);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_correcting SEC(".maps");
 
 /* The mismatch walk's result (see clock_logic.h: not on the stack). */
@@ -109,9 +121,10 @@ struct thread_ctx {
 	__u32 cmd;     /* 0 when no watched ioctl is in flight */
 	__s32 vcpu_id; /* -1 on a VM fd */
 	__u32 fd;
-	__u32 ignore;	     /* injected by a corrector (this watched ioctl only) */
-	__u32 guest_tsc_msr; /* the guest wrote TSC/TSC_ADJUST in this KVM_RUN */
-	__s32 pending_vcpu;  /* an offset write in KVM_RUN not yet explained */
+	__u32 ignore;	      /* injected by a corrector (this watched ioctl only) */
+	__s32 pending_vcpu;   /* an offset write in KVM_RUN not yet explained */
+	__u64 guest_msr_exit; /* vcpu->stat.exits when the guest wrote its TSC */
+	__u64 pending_exit;   /* ... and when the unexplained offset write came */
 	__s64 pending_before;
 	__s64 pending_after;
 	__u32 run_fd; /* KVM_RUN cache: fd, generation, and its VM */
@@ -134,6 +147,88 @@ struct hv_kvm_fd {
 	__s32 vcpu_id;
 	__u32 kind;
 };
+
+/* x86: the syscall numbers of ioctl(2), and thread_info's TS_COMPAT. */
+#define HV_NR_IOCTL	       16
+#define HV_NR_IOCTL_X32	       (0x40000000 | 514)
+#define HV_NR_IOCTL_COMPAT     54
+#define HV_TS_COMPAT	       0x0002
+#define HV_SIGNAL_STOP_STOPPED 0x1 /* signal->flags: the group stop completed */
+
+/* What a KVM tracepoint was called under: the VM, the vCPU, and the
+ * ioctl the current thread is in (cmd 0 when none could be read). */
+struct kvm_call {
+	__u64 kvm;
+	struct kvm_vcpu *vcpu;
+	__u64 arg;
+	__u32 cmd;
+};
+
+/*
+ * The vCPU the current thread works on: during every vCPU ioctl (KVM_RUN
+ * included) vcpu_load() has registered vcpu->preempt_notifier on it, so
+ * the vCPU is a container_of away. It must be the tracepoint's vcpu_id.
+ */
+static __always_inline struct kvm_vcpu *current_vcpu(unsigned int vcpu_id)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct hlist_node *first = BPF_CORE_READ(task, preempt_notifiers.first);
+	struct kvm_vcpu *vcpu;
+
+	if (!first)
+		return NULL;
+	vcpu = (void *)first - bpf_core_field_offset(struct kvm_vcpu, preempt_notifier) -
+	       bpf_core_field_offset(struct preempt_notifier, link);
+	if (BPF_CORE_READ(vcpu, vcpu_id) != (int)vcpu_id)
+		return NULL;
+	return vcpu;
+}
+
+/* The ioctl the current thread is in, from the registers its syscall
+ * saved: any entry path (64-bit, x32, int $0x80) reaches KVM's code. */
+static __always_inline void current_ioctl(struct kvm_call *c)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long nr = BPF_CORE_READ(regs, orig_ax);
+
+	c->cmd = 0;
+	c->arg = 0;
+	if (BPF_CORE_READ(task, thread_info.status) & HV_TS_COMPAT) {
+		if (nr != HV_NR_IOCTL_COMPAT)
+			return;
+		c->cmd = (__u32)BPF_CORE_READ(regs, cx);
+		c->arg = (__u32)BPF_CORE_READ(regs, dx);
+		return;
+	}
+	if (nr != HV_NR_IOCTL && nr != HV_NR_IOCTL_X32)
+		return;
+	c->cmd = (__u32)BPF_CORE_READ(regs, si);
+	c->arg = BPF_CORE_READ(regs, dx);
+}
+
+/* Fills c for a KVM tracepoint about vcpu_id; -1 when it cannot be
+ * attributed (then counted as unattributed by the caller). */
+static __always_inline int current_call(unsigned int vcpu_id, struct kvm_call *c)
+{
+	struct kvm_vcpu *vcpu = current_vcpu(vcpu_id);
+
+	/* (Local pointers only inside CO-RE reads: never our own structs.) */
+	if (!vcpu)
+		return -1;
+	c->vcpu = vcpu;
+	c->kvm = (__u64)BPF_CORE_READ(vcpu, kvm);
+	if (!c->kvm)
+		return -1;
+	current_ioctl(c);
+	return 0;
+}
+
+/* Has this vCPU ever entered the guest? (It exits at least once.) */
+static __always_inline bool vcpu_has_run(struct kvm_vcpu *vcpu)
+{
+	return BPF_CORE_READ(vcpu, stat.exits) > 0;
+}
 
 static __always_inline struct clock_globals *globals(void)
 {
@@ -214,7 +309,22 @@ static __always_inline struct clock_event *reserve_event(void)
 	return e;
 }
 
-/* A new VM state, replacing whatever stale one had the same key. */
+static __always_inline void emit_simple(__u32 type, __u64 kvm, const struct vm_state *vm,
+					__s32 vcpu, __s64 v0, __s64 v1)
+{
+	struct clock_event *e = reserve_event();
+
+	if (!e)
+		return;
+	fill_event(e, type, 0, kvm, vm, vcpu);
+	e->v[0] = v0;
+	e->v[1] = v1;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* A new VM state, replacing whatever stale one had the same key; says so
+ * with a vm-new event (at KVM_CREATE_VM on the syscall tier, at the first
+ * vCPU's creation on the kvm-tracepoints tier). */
 static __always_inline struct vm_state *vm_init(__u64 kvm)
 {
 	struct clock_globals *g = globals();
@@ -224,15 +334,19 @@ static __always_inline struct vm_state *vm_init(__u64 kvm)
 
 	if (!g)
 		return NULL;
-	if (bpf_map_update_elem(&hv_clock_vms, &kvm, &zero_vm, BPF_ANY))
+	if (bpf_map_update_elem(&hv_clock_vms, &kvm, &zero_vm, BPF_ANY)) {
+		__sync_fetch_and_add(&map_full[HV_CLOCK_MAP_VMS], 1);
 		return NULL;
+	}
 	vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
 	if (!vm)
 		return NULL;
 	vm->id = __sync_fetch_and_add(&g->next_vm_id, 1) + 1;
 	vm->owner_tgid = tgid;
 	vm->phase = VM_SETUP;
-	bpf_map_update_elem(&hv_clock_vmms, &tgid, &one, BPF_ANY);
+	if (bpf_map_update_elem(&hv_clock_vmms, &tgid, &one, BPF_ANY))
+		__sync_fetch_and_add(&map_full[HV_CLOCK_MAP_VMMS], 1);
+	emit_simple(CLOCK_EV_VM_NEW, kvm, vm, -1, 0, 0);
 	return vm;
 }
 
@@ -276,8 +390,10 @@ static __always_inline void freeze_for_correction(struct clock_event *e, struct 
 	if (!(cfg.correct_mask & (1u << rule)) || (vm->flags & VM_F_MIGRATED_IN))
 		return;
 	/* The record first: the daemon releases only what it finds recorded. */
-	if (bpf_map_update_elem(&hv_clock_frozen, &kvm, &since, BPF_ANY))
+	if (bpf_map_update_elem(&hv_clock_frozen, &kvm, &since, BPF_ANY)) {
+		__sync_fetch_and_add(&map_full[HV_CLOCK_MAP_FROZEN], 1);
 		return;
+	}
 	if (bpf_send_signal(HV_SIGSTOP))
 		bpf_map_delete_elem(&hv_clock_frozen, &kvm);
 	else
@@ -288,19 +404,6 @@ static __always_inline void vm_mark_dirty(struct vm_state *vm)
 {
 	if (!(__sync_fetch_and_or(&vm->flags, VM_F_OFFSETS_DIRTY) & VM_F_OFFSETS_DIRTY))
 		__sync_fetch_and_add(&dirty_vms, 1);
-}
-
-static __always_inline void emit_simple(__u32 type, __u64 kvm, const struct vm_state *vm,
-					__s32 vcpu, __s64 v0, __s64 v1)
-{
-	struct clock_event *e = reserve_event();
-
-	if (!e)
-		return;
-	fill_event(e, type, 0, kvm, vm, vcpu);
-	e->v[0] = v0;
-	e->v[1] = v1;
-	bpf_ringbuf_submit(e, 0);
 }
 
 static long mismatch_step_cb(__u32 i, void *ctx)
@@ -380,37 +483,21 @@ static __always_inline int on_run_enter(unsigned int fd)
 		if (!tc || run_slow_path(tc, fd, gen))
 			return 0;
 	}
-	/* Only what the kvm tracepoints inside KVM_RUN read. */
-	tc->cmd = HV_KVM_RUN;
 	tc->kvm = tc->run_kvm;
-	tc->guest_tsc_msr = 0;
-	tc->pending_vcpu = -1;
 	if (dirty_vms > 0)
 		check_mismatch(tc->kvm);
 	return 0;
 }
 
-/*
- * A correction injected by another hvguard (a second daemon on the host):
- * the calling thread is ptraced by a process named hvguard. Our own
- * injections are known from hv_clock_correcting, with their probe.
- */
-static __always_inline bool injected_by_hvguard(void)
+/* The corrector's own injected ioctls trip no rule. The daemon marks the
+ * VMM in hv_clock_correcting, pinned so that every hvguard sharing the pin
+ * directory knows; nothing a process can set itself (a comm, a tracer's
+ * name) is trusted. */
+static __always_inline bool injected(void)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	static const char name[8] = "hvguard";
-	struct task_struct *tracer;
-	char comm[8];
+	__u32 tgid = hv_current_tgid();
 
-	if (!BPF_CORE_READ(task, ptrace))
-		return false;
-	tracer = BPF_CORE_READ(task, parent);
-	if (bpf_core_read(comm, sizeof(comm), &tracer->comm))
-		return false;
-	for (int i = 0; i < 8; i++)
-		if (comm[i] != name[i])
-			return false;
-	return true;
+	return bpf_map_lookup_elem(&hv_clock_correcting, &tgid);
 }
 
 static __always_inline bool watched_cmd(__u32 cmd)
@@ -420,9 +507,7 @@ static __always_inline bool watched_cmd(__u32 cmd)
 	case HV_KVM_CREATE_VCPU:
 	case HV_KVM_GET_CLOCK:
 	case HV_KVM_SET_CLOCK:
-	case HV_KVM_SET_MSRS:
 	case HV_KVM_SET_TSC_KHZ:
-	case HV_KVM_SET_DEVICE_ATTR:
 		return true;
 	}
 	return false;
@@ -431,8 +516,6 @@ static __always_inline bool watched_cmd(__u32 cmd)
 static __always_inline int on_kvm_ioctl_enter(unsigned int fd, __u32 cmd, __u64 arg)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	__u32 tgid = hv_current_tgid();
-	struct correction_probe *probe;
 	struct thread_ctx *tc;
 	struct hv_kvm_fd t;
 
@@ -449,10 +532,7 @@ static __always_inline int on_kvm_ioctl_enter(unsigned int fd, __u32 cmd, __u64 
 	tc->vcpu_id = t.vcpu_id;
 	tc->fd = fd;
 	tc->arg = arg;
-	probe = bpf_map_lookup_elem(&hv_clock_correcting, &tgid);
-	tc->ignore = probe != NULL || injected_by_hvguard();
-	if (probe && cmd == HV_KVM_GET_CLOCK)
-		probe->get_tai_enter = bpf_ktime_get_tai_ns();
+	tc->ignore = injected();
 	tc->before = 0;
 	if (cmd == HV_KVM_SET_CLOCK && t.kvm)
 		tc->before = read_kvmclock_offset(t.kvm);
@@ -489,32 +569,12 @@ static __always_inline void on_created(long ret, __u32 cmd, struct thread_ctx *t
 	if (cmd == HV_KVM_CREATE_VM) {
 		if (resolve_kvm_fd((unsigned int)ret, &t) || t.kind != KVM_FILE_VM)
 			return;
-		vm = vm_init(t.kvm);
-		if (vm)
-			emit_simple(CLOCK_EV_VM_NEW, t.kvm, vm, -1, 0, 0);
+		vm_init(t.kvm);
 		return;
 	}
 	vm = vm_get(tc->kvm);
 	if (vm && tc->arg < HV_MAX_VCPUS && tc->arg + 1 > vm->nr_vcpus)
 		vm->nr_vcpus = tc->arg + 1;
-}
-
-static __always_inline struct correction_probe *current_probe(void)
-{
-	__u32 tgid = hv_current_tgid();
-
-	return bpf_map_lookup_elem(&hv_clock_correcting, &tgid);
-}
-
-static __always_inline void probe_get_clock_done(struct thread_ctx *tc)
-{
-	struct correction_probe *probe = current_probe();
-
-	if (probe) {
-		probe->get_tai_exit = bpf_ktime_get_tai_ns();
-		probe->get_offset = read_kvmclock_offset(tc->kvm);
-		probe->gets++;
-	}
 }
 
 static __always_inline void on_get_clock(struct thread_ctx *tc)
@@ -544,16 +604,10 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 	bpf_probe_read_user(&flags, sizeof(flags), (void *)(tc->arg + 8));
 	violates = hv_kvmclock_jump_violates(vm->phase != VM_SETUP, tc->before, after,
 					     cfg.tolerance_ns[HV_RULE_KVMCLOCK_JUMP], &jump);
-	if (tc->ignore) {
-		struct correction_probe *probe = current_probe();
-
-		if (probe) {
-			probe->set_offset_after = after;
-			probe->sets++;
-		}
+	if (tc->ignore)
 		return; /* the corrector's own write: no phase change, no alert */
-	}
 	vm->last_clock_write_ns = bpf_ktime_get_boot_ns();
+	__sync_fetch_and_and(&vm->flags, ~VM_F_SEEN); /* for a kvm-tracepoints daemon later */
 	if (vm->phase != VM_SETUP)
 		vm->phase = VM_RUNNING;
 	if (!violates || !rule_on(HV_RULE_KVMCLOCK_JUMP)) {
@@ -617,9 +671,7 @@ int hv_clock_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 		on_created(ctx->ret, cmd, tc);
 		break;
 	case HV_KVM_GET_CLOCK:
-		if (tc->ignore)
-			probe_get_clock_done(tc);
-		else if (ctx->ret == 0)
+		if (!tc->ignore && ctx->ret == 0)
 			on_get_clock(tc);
 		break;
 	case HV_KVM_SET_CLOCK:
@@ -662,109 +714,134 @@ static __always_inline bool msrs_write_tsc_reset(__u64 arg, __s64 *written)
 	return false;
 }
 
-static __always_inline void alert_tsc_offset(struct thread_ctx *tc, struct vm_state *vm, __u32 vcpu,
-					     __s64 before, __s64 after, __s64 written)
+static __always_inline void alert_tsc_offset(const struct kvm_call *c, struct vm_state *vm,
+					     __u32 vcpu, __s64 before, __s64 after, __s64 written)
 {
 	struct clock_event *e = reserve_event();
 
 	if (!e)
 		return;
-	fill_event(e, CLOCK_EV_ALERT, HV_RULE_TSC_OFFSET_CHANGE, tc->kvm, vm, vcpu);
+	fill_event(e, CLOCK_EV_ALERT, HV_RULE_TSC_OFFSET_CHANGE, c->kvm, vm, vcpu);
 	e->v[EV_TSC_BEFORE] = before;
 	e->v[EV_TSC_AFTER] = after;
 	e->v[EV_TSC_WRITTEN] = written;
-	e->v[EV_TSC_IOCTL] = tc->cmd;
-	e->v[EV_TSC_FD] = tc->fd;
+	e->v[EV_TSC_IOCTL] = c->cmd;
+	e->v[EV_TSC_FD] = -1; /* the corrector finds the vCPU's fd itself */
 	freeze_for_correction(e, vm, HV_RULE_TSC_OFFSET_CHANGE);
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* Inside KVM_RUN: the guest's own TSC write, or KVM's catch-up. KVM traces
+ * the guest's MSR write (kvm_msr) after applying it, during the handling
+ * of the same exit: the exit count pairs the two events. */
+static __always_inline void guest_offset_write(const struct kvm_call *c, struct vm_state *vm,
+					       __u32 vcpu_id, __s64 before, __s64 after)
+{
+	struct kvm_vcpu *vcpu = c->vcpu;
+	struct thread_ctx *tc;
+	__u64 exits = BPF_CORE_READ(vcpu, stat.exits);
+
+	hv_bit_set(vm->tsc_guest, vcpu_id % HV_MAX_VCPUS, true);
+	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0,
+				  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tc)
+		return;
+	if (tc->guest_msr_exit == exits) {
+		emit_simple(CLOCK_EV_GUEST_TSC_WRITE, c->kvm, vm, vcpu_id, before, after);
+		return;
+	}
+	tc->kvm = c->kvm;
+	tc->pending_vcpu = vcpu_id;
+	tc->pending_exit = exits;
+	tc->pending_before = before;
+	tc->pending_after = after;
 }
 
 SEC("raw_tp/kvm_write_tsc_offset")
 int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __u64 next)
 {
-	struct thread_ctx *tc;
+	struct kvm_call c;
 	struct vm_state *vm;
 	__s64 before, written = -1;
-	bool known, host, reset = false;
+	bool known, reset = false;
 	__u32 idx = vcpu_id % HV_MAX_VCPUS;
 
 	__sync_fetch_and_add(&tsc_writes_seen, 1);
-	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0, 0);
-	if (!tc || !tc->cmd || !tc->kvm) {
+	if (current_call(vcpu_id, &c)) {
 		__sync_fetch_and_add(&unattributed_tsc_writes, 1);
 		return 0;
 	}
-	vm = vm_get(tc->kvm);
+	vm = vm_get(c.kvm);
 	if (!vm)
 		return 0;
 	if (vcpu_id < HV_MAX_VCPUS && vcpu_id + 1 > vm->nr_vcpus)
 		vm->nr_vcpus = vcpu_id + 1;
+	if (vm->phase == VM_SETUP && vcpu_has_run(c.vcpu))
+		vm->phase = VM_RUNNING;
 	known = hv_bit_test(vm->tsc_known, idx);
 	/* This kernel flavour may report previous = 0 always: our own record
 	 * of the last value written is the reference when we have one. */
 	before = known ? vm->tsc_offset[idx] : (__s64)previous;
-	host = tc->cmd != HV_KVM_RUN;
-	if (tc->cmd == HV_KVM_SET_MSRS)
-		reset = msrs_write_tsc_reset(tc->arg, &written);
-
 	vm->tsc_offset[idx] = (__s64)next;
 	hv_bit_set(vm->tsc_known, idx, true);
-	if (!host) {
-		/* Inside KVM_RUN: the guest's own TSC write, or KVM's catch-up.
-		 * KVM traces the MSR write after applying it, so the kvm_msr
-		 * event that tells them apart may come first or last. */
-		hv_bit_set(vm->tsc_guest, idx, true);
-		if (tc->guest_tsc_msr) {
-			emit_simple(CLOCK_EV_GUEST_TSC_WRITE, tc->kvm, vm, vcpu_id, before, next);
-		} else {
-			tc->pending_vcpu = vcpu_id;
-			tc->pending_before = before;
-			tc->pending_after = next;
-		}
+	if (c.cmd == HV_KVM_RUN) {
+		guest_offset_write(&c, vm, vcpu_id, before, next);
 		return 0;
 	}
+	if (c.cmd == HV_KVM_SET_MSRS)
+		reset = msrs_write_tsc_reset(c.arg, &written);
 	hv_bit_set(vm->tsc_guest, idx, false);
 	vm_mark_dirty(vm);
 	if (vm->phase == VM_SETUP && written >= 0 && !reset)
 		__sync_fetch_and_or(&vm->flags, VM_F_MIGRATED_IN);
 	if (reset && vm->phase != VM_SETUP && before != (__s64)next)
-		emit_simple(CLOCK_EV_TSC_RESET, tc->kvm, vm, vcpu_id, before, next);
-	if (tc->ignore || !rule_on(HV_RULE_TSC_OFFSET_CHANGE))
+		emit_simple(CLOCK_EV_TSC_RESET, c.kvm, vm, vcpu_id, before, next);
+	if (!rule_on(HV_RULE_TSC_OFFSET_CHANGE) || injected())
 		return 0;
 	if (hv_tsc_offset_violates(vm->phase != VM_SETUP, known || previous, before, next, reset))
-		alert_tsc_offset(tc, vm, vcpu_id, before, next, written);
+		alert_tsc_offset(&c, vm, vcpu_id, before, next, written);
 	return 0;
 }
 
 SEC("raw_tp/kvm_msr")
 int BPF_PROG(hv_clock_guest_msr, unsigned int write, __u32 ecx, __u64 data, bool exception)
 {
+	struct task_struct *task;
+	struct kvm_vcpu *vcpu;
 	struct thread_ctx *tc;
+	__u64 exits;
 
 	if (!write || (ecx != HV_MSR_IA32_TSC && ecx != HV_MSR_IA32_TSC_ADJUST))
 		return 0;
-	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0, 0);
-	if (!tc || tc->cmd != HV_KVM_RUN)
+	task = bpf_get_current_task_btf();
+	if (!BPF_CORE_READ(task, preempt_notifiers.first))
 		return 0;
-	if (tc->pending_vcpu >= 0) {
+	tc = bpf_task_storage_get(&hv_clock_threads, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tc)
+		return 0;
+	vcpu = (void *)BPF_CORE_READ(task, preempt_notifiers.first) -
+	       bpf_core_field_offset(struct kvm_vcpu, preempt_notifier) -
+	       bpf_core_field_offset(struct preempt_notifier, link);
+	exits = BPF_CORE_READ(vcpu, stat.exits);
+	if (tc->pending_vcpu >= 0 && tc->pending_exit == exits) {
 		emit_simple(CLOCK_EV_GUEST_TSC_WRITE, tc->kvm,
 			    bpf_map_lookup_elem(&hv_clock_vms, &tc->kvm), tc->pending_vcpu,
 			    tc->pending_before, tc->pending_after);
 		tc->pending_vcpu = -1;
 		return 0;
 	}
-	tc->guest_tsc_msr = 1;
+	tc->guest_msr_exit = exits;
 	return 0;
 }
 
-static __always_inline void alert_pvclock(struct thread_ctx *tc, struct vm_state *vm, __u32 vcpu,
+static __always_inline void alert_pvclock(__u64 kvm, struct vm_state *vm, __u32 vcpu,
 					  __s64 residual, __s64 raw, __s64 explained, __u32 flags)
 {
 	struct clock_event *e = reserve_event();
 
 	if (!e)
 		return;
-	fill_event(e, CLOCK_EV_ALERT, HV_RULE_PVCLOCK_DISCONTINUITY, tc->kvm, vm, vcpu);
+	fill_event(e, CLOCK_EV_ALERT, HV_RULE_PVCLOCK_DISCONTINUITY, kvm, vm, vcpu);
 	e->v[EV_PV_RESIDUAL] = residual;
 	e->v[EV_PV_RAW] = raw;
 	e->v[EV_PV_EXPLAINED] = explained;
@@ -772,30 +849,138 @@ static __always_inline void alert_pvclock(struct thread_ctx *tc, struct vm_state
 	bpf_ringbuf_submit(e, 0);
 }
 
+/*
+ * kvm-tracepoints tier, kvmclock-jump: this vCPU is about to enter the
+ * guest with kvmclock_offset now; the guest last ran with seen_offset. The
+ * first vCPU to see a change claims it (one alert per change) and decides.
+ * When the pause began is not seen on this tier (no hook on KVM_GET_CLOCK,
+ * and KVM's own record of the last exit, last_guest_tsc, is overwritten by
+ * the very clock update being traced): paused_ns is null.
+ */
+static __always_inline void check_kvmclock_jump(const struct kvm_call *c, struct vm_state *vm,
+						__s64 offset_now)
+{
+	__s64 seen = vm->seen_offset, jump;
+	struct clock_event *e;
+
+	if (offset_now == seen || !__sync_bool_compare_and_swap(&vm->seen_offset, seen, offset_now))
+		return;
+	vm->last_clock_write_ns = bpf_ktime_get_boot_ns();
+	if (!hv_kvmclock_jump_violates(true, seen, offset_now,
+				       cfg.tolerance_ns[HV_RULE_KVMCLOCK_JUMP], &jump) ||
+	    !rule_on(HV_RULE_KVMCLOCK_JUMP)) {
+		emit_simple(CLOCK_EV_RESUME, c->kvm, vm, -1, -1, jump);
+		return;
+	}
+	e = reserve_event();
+	if (!e)
+		return;
+	fill_event(e, CLOCK_EV_ALERT, HV_RULE_KVMCLOCK_JUMP, c->kvm, vm, -1);
+	e->ts_ns = vm->last_clock_write_ns; /* the corrector checks no change came since */
+	e->v[EV_JUMP_NS] = jump;
+	e->v[EV_PAUSED_NS] = -1;
+	e->v[EV_OFFSET_BEFORE] = seen;
+	e->v[EV_OFFSET_AFTER] = offset_now;
+	e->v[EV_SET_FLAGS] = -1; /* KVM_SET_CLOCK's argument is not seen here */
+	e->v[EV_FD] = -1;
+	freeze_for_correction(e, vm, HV_RULE_KVMCLOCK_JUMP);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* kvm-tracepoints tier, tsc-khz-change: the vCPU's frequency changed since
+ * its last clock update (KVM_SET_TSC_KHZ updates it even when it fails). */
+static __always_inline void check_tsc_khz(const struct kvm_call *c, struct vm_state *vm,
+					  __u32 vcpu_id, __u32 khz_then, __u32 khz_now)
+{
+	struct clock_event *e;
+
+	if (!khz_then || khz_then == khz_now || !rule_on(HV_RULE_TSC_KHZ_CHANGE))
+		return;
+	e = reserve_event();
+	if (!e)
+		return;
+	fill_event(e, CLOCK_EV_ALERT, HV_RULE_TSC_KHZ_CHANGE, c->kvm, vm, vcpu_id);
+	e->v[EV_KHZ_BEFORE] = khz_then;
+	e->v[EV_KHZ_AFTER] = khz_now;
+	e->v[EV_KHZ_RESULT] = HV_RESULT_UNKNOWN;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * Is the VMM's group stop already on its way (every thread told to stop)?
+ * Then a stop signal of our own would only stay pending, and interrupt the
+ * corrector's injection later.
+ */
+static __always_inline bool group_stop_under_way(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return BPF_CORE_READ(task, signal, group_stop_count) > 0 ||
+	       (BPF_CORE_READ(task, signal, flags) & HV_SIGNAL_STOP_STOPPED);
+}
+
+/*
+ * Before this vCPU enters the guest, on the kvm-tracepoints tier: the VM's
+ * first clock update is its baseline (setup, an incoming migration: any
+ * clock is legitimate then); later ones are checked. A VM frozen for a
+ * correction keeps every vCPU out: each stops here, before entry (KVM
+ * checks for pending signals after processing requests).
+ */
+static __always_inline void before_entry(const struct kvm_call *c, struct vm_state *vm,
+					 unsigned int vcpu_id, __s64 offset_now,
+					 const struct vcpu_clock *st)
+{
+	struct kvm_vcpu *vcpu = c->vcpu;
+	/* Frozen by another vCPU's update: this one must not enter either. A
+	 * freeze decided here needs no more: the process-wide SIGSTOP sent
+	 * from this thread marks this thread's signal pending first. */
+	bool frozen_before = bpf_map_lookup_elem(&hv_clock_frozen, &c->kvm);
+
+	if (vm->phase == VM_SETUP || !(vm->flags & VM_F_SEEN)) {
+		/* The first update, or state a syscall-tier daemon left. */
+		vm->phase = VM_RUNNING;
+		vm->seen_offset = offset_now;
+		__sync_fetch_and_or(&vm->flags, VM_F_SEEN);
+	} else {
+		check_kvmclock_jump(c, vm, offset_now);
+		if (st)
+			check_tsc_khz(c, vm, vcpu_id, st->tsc_khz,
+				      BPF_CORE_READ(vcpu, arch.virtual_tsc_khz));
+	}
+	if (dirty_vms > 0)
+		check_mismatch(c->kvm);
+	if (frozen_before && !group_stop_under_way())
+		bpf_send_signal_thread(HV_SIGSTOP);
+}
+
 SEC("raw_tp/kvm_pvclock_update")
 int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_time_info *pvclock)
 {
 	struct vcpu_key key = {};
 	struct vcpu_clock *st, fresh = {};
-	struct thread_ctx *tc;
+	struct kvm_call c;
+	struct kvm_vcpu *vcpu;
 	struct vm_state *vm;
 	__s64 offset_now, tsc_offset, raw, residual;
 	__u32 idx = vcpu_id % HV_MAX_VCPUS;
 
 	__sync_fetch_and_add(&pvclock_updates_seen, 1);
-	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0, 0);
-	if (!tc || !tc->cmd || !tc->kvm)
+	if (current_call(vcpu_id, &c))
 		return 0;
-	vm = bpf_map_lookup_elem(&hv_clock_vms, &tc->kvm);
+	vcpu = c.vcpu;
+	vm = cfg.tier == HV_HOOKS_KVM_TRACEPOINTS ? vm_get(c.kvm)
+						  : bpf_map_lookup_elem(&hv_clock_vms, &c.kvm);
 	if (!vm)
 		return 0;
 	if (bpf_probe_read_kernel(&fresh.pvti, sizeof(fresh.pvti), pvclock))
 		return 0;
-	offset_now = read_kvmclock_offset(tc->kvm);
+	offset_now = read_kvmclock_offset(c.kvm);
 	tsc_offset = vm->tsc_offset[idx];
-	key.kvm = tc->kvm;
+	key.kvm = c.kvm;
 	key.vcpu_id = vcpu_id;
 	st = bpf_map_lookup_elem(&hv_clock_vcpus, &key);
+	if (cfg.tier == HV_HOOKS_KVM_TRACEPOINTS)
+		before_entry(&c, vm, vcpu_id, offset_now, st);
 	if (st && st->tsc_offset == tsc_offset && hv_pvclock_comparable(&st->pvti, &fresh.pvti) &&
 	    vm->phase != VM_SETUP && rule_on(HV_RULE_PVCLOCK_DISCONTINUITY)) {
 		raw = hv_pvclock_discontinuity(&st->pvti, &fresh.pvti);
@@ -803,12 +988,38 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 		/* No corrector exemption: its repair moves the kvmclock offset,
 		 * which the residual already takes out. */
 		if (hv_abs64(residual) > cfg.tolerance_ns[HV_RULE_PVCLOCK_DISCONTINUITY])
-			alert_pvclock(tc, vm, vcpu_id, residual, raw,
+			alert_pvclock(c.kvm, vm, vcpu_id, residual, raw,
 				      offset_now - st->kvmclock_offset, fresh.pvti.flags);
 	}
 	fresh.kvmclock_offset = offset_now;
 	fresh.tsc_offset = tsc_offset;
-	bpf_map_update_elem(&hv_clock_vcpus, &key, &fresh, BPF_ANY);
+	fresh.tsc_khz = BPF_CORE_READ(vcpu, arch.virtual_tsc_khz);
+	if (bpf_map_update_elem(&hv_clock_vcpus, &key, &fresh, BPF_ANY))
+		__sync_fetch_and_add(&map_full[HV_CLOCK_MAP_VCPUS], 1);
+	return 0;
+}
+
+/*
+ * Run by the daemon (BPF_PROG_TEST_RUN, args[0] = struct kvm *), never
+ * attached: reads the VM's kvmclock_offset for the corrector, and makes it
+ * the offset the guest runs with from now on (its own repair is not a
+ * jump). Only for a VM in hv_clock_vms: the pointer is one KVM gave us.
+ */
+__s64 resync_offset = 0;
+__u32 resync_found = 0;
+
+SEC("raw_tp")
+int hv_clock_resync(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 kvm = ctx->args[0];
+	struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
+
+	resync_found = 0;
+	if (!vm)
+		return 0;
+	resync_offset = read_kvmclock_offset(kvm);
+	vm->seen_offset = resync_offset;
+	resync_found = 1;
 	return 0;
 }
 

@@ -91,7 +91,8 @@ static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert 
 	    e->v[EV_PAUSED_NS] >= 0 ? json_object_new_int64(e->v[EV_PAUSED_NS]) : NULL);
 	ADD(a->fields, "kvmclock_offset_before", json_object_new_int64(e->v[EV_OFFSET_BEFORE]));
 	ADD(a->fields, "kvmclock_offset_after", json_object_new_int64(e->v[EV_OFFSET_AFTER]));
-	ADD(a->fields, "set_clock_flags", json_object_new_int64(e->v[EV_SET_FLAGS]));
+	ADD(a->fields, "set_clock_flags",
+	    e->v[EV_SET_FLAGS] >= 0 ? json_object_new_int64(e->v[EV_SET_FLAGS]) : NULL);
 	hv_format_ns(jump, sizeof(jump),
 		     e->v[EV_JUMP_NS] < 0 ? -e->v[EV_JUMP_NS] : e->v[EV_JUMP_NS]);
 	if (e->v[EV_PAUSED_NS] >= 0)
@@ -102,7 +103,8 @@ static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert 
 		 e->v[EV_JUMP_NS] < 0 ? "rewound" : "advanced", jump,
 		 e->v[EV_PAUSED_NS] >= 0 ? " after a " : "", e->v[EV_PAUSED_NS] >= 0 ? paused : "",
 		 e->v[EV_PAUSED_NS] >= 0 ? " pause" : "",
-		 e->v[EV_JUMP_NS] < 0 && !(e->v[EV_SET_FLAGS] & HV_KVM_CLOCK_REALTIME)
+		 e->v[EV_JUMP_NS] < 0 &&
+			 (e->v[EV_SET_FLAGS] < 0 || !(e->v[EV_SET_FLAGS] & HV_KVM_CLOCK_REALTIME))
 		     ? "This is the stop/cont rewind of QEMU and crosvm; --correct repairs it "
 		       "in place."
 		     : "The VMM restored the clock to the wrong value; --correct repairs it.");
@@ -129,14 +131,18 @@ static void describe_tsc_khz(const struct clock_event *e, struct hv_alert *a)
 
 	ADD(a->fields, "khz_before", json_object_new_int64(e->v[EV_KHZ_BEFORE]));
 	ADD(a->fields, "khz_after", json_object_new_int64(e->v[EV_KHZ_AFTER]));
-	ADD(a->fields, "applied", json_object_new_boolean(result == 0));
-	ADD(a->fields, "error", result ? json_object_new_string(strerror(-result)) : NULL);
+	bool known = result != HV_RESULT_UNKNOWN;
+
+	ADD(a->fields, "applied", known ? json_object_new_boolean(result == 0) : NULL);
+	ADD(a->fields, "error", known && result ? json_object_new_string(strerror(-result)) : NULL);
 	ADD(a->fields, "correction", json_object_new_string("none: no safe correction exists"));
 	snprintf(a->message, sizeof(a->message),
 		 "KVM_SET_TSC_KHZ asked to change vCPU %d from %lld to %lld kHz after it ran (%s). "
 		 "No safe correction exists: alert only. Fix the VMM; the VM may need a restart.",
 		 e->vcpu, (long long)e->v[EV_KHZ_BEFORE], (long long)e->v[EV_KHZ_AFTER],
-		 result ? "KVM refused it" : "KVM applied it");
+		 !known	  ? "seen at its next clock update"
+		 : result ? "KVM refused it"
+			  : "KVM applied it");
 }
 
 static void describe_mismatch(const struct clock_event *e, struct hv_alert *a)
@@ -247,12 +253,12 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 		       (long long)e->v[0], (long long)e->v[1]);
 		break;
 	case CLOCK_EV_RESUME:
-		ADD(o, "paused_ns", json_object_new_int64(e->v[0]));
+		ADD(o, "paused_ns", e->v[0] >= 0 ? json_object_new_int64(e->v[0]) : NULL);
 		ADD(o, "jump_ns", json_object_new_int64(e->v[1]));
-		hv_format_ns(d, sizeof(d), e->v[0]);
+		hv_format_ns(d, sizeof(d), e->v[1]);
 		if (ctx->opts.verbose)
-			hv_log(ctx, "info resume %s[%u] vm %llu after %s", comm, e->pid,
-			       (unsigned long long)e->vm_id, d);
+			hv_log(ctx, "info resume %s[%u] vm %llu: kvmclock moved by %s", comm,
+			       e->pid, (unsigned long long)e->vm_id, d);
 		break;
 	case CLOCK_EV_PROC_EXIT:
 		ADD(o, "vmm_pid", json_object_new_int64(e->v[0]));
@@ -407,6 +413,84 @@ static int open_skel(struct hv_ctx *ctx)
 	return configure(ctx);
 }
 
+static const char *const tier_names[] = {
+    [HV_HOOKS_KVM_TRACEPOINTS] = "kvm-tracepoints",
+    [HV_HOOKS_SYSCALLS] = "syscalls",
+};
+
+/* Opens, configures, loads and attaches the programs of one tier. */
+static int load_tier(struct hv_ctx *ctx, enum hv_hooks_tier tier, char *why, size_t len)
+{
+	bool syscalls = tier == HV_HOOKS_SYSCALLS;
+	int err;
+
+	err = open_skel(ctx);
+	if (err) {
+		snprintf(why, len, "cannot open the clock BPF object");
+		return err;
+	}
+	skel->rodata->cfg.tier = tier;
+	bpf_program__set_autoload(skel->progs.hv_clock_ioctl_enter, syscalls);
+	bpf_program__set_autoload(skel->progs.hv_clock_ioctl_exit, syscalls);
+	bpf_program__set_autoattach(skel->progs.hv_clock_resync, false);
+	if (syscalls && !tracepoint_exists("syscalls/sys_enter_ioctl")) {
+		snprintf(why, len,
+			 "the kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)");
+		return -ENOENT;
+	}
+	if (!ctx->opts.no_pin)
+		drop_incompatible_pins(ctx);
+	err = clock_bpf__load(skel);
+	if (err) {
+		snprintf(why, len, "cannot load the programs: %s (-v shows the verifier's log)",
+			 strerror(-err));
+		return err;
+	}
+	err = clock_bpf__attach(skel);
+	if (err)
+		snprintf(why, len, "cannot attach the programs: %s", strerror(-err));
+	return err;
+}
+
+static void unload_skel(void)
+{
+	clock_bpf__destroy(skel);
+	skel = NULL;
+}
+
+/* The tier asked for with --hooks, else the best that loads. */
+static int load_best_tier(struct hv_ctx *ctx)
+{
+	enum hv_hooks_tier want = 0;
+	char why[256] = "";
+	int err;
+
+	if (ctx->opts.hooks)
+		want = strcmp(ctx->opts.hooks, "syscalls") ? HV_HOOKS_KVM_TRACEPOINTS
+							   : HV_HOOKS_SYSCALLS;
+	for (int t = HV_HOOKS_KVM_TRACEPOINTS; t <= HV_HOOKS_SYSCALLS; t++) {
+		if (want && t != (int)want)
+			continue;
+		err = load_tier(ctx, t, why, sizeof(why));
+		if (!err) {
+			hv_clock_family.hooks = tier_names[t];
+			return 0;
+		}
+		unload_skel();
+		if (want) {
+			hv_err("clock checks on --hooks %s: %s", tier_names[t], why);
+			return err;
+		}
+		if (t == HV_HOOKS_KVM_TRACEPOINTS)
+			hv_warn(
+			    "clock checks: KVM's tracepoints alone did not load (%s); falling back "
+			    "to the syscall tracepoints, which cost every thread of the host",
+			    why);
+	}
+	hv_err("clock checks: no hook tier loads: %s", why);
+	return err;
+}
+
 static int clock_load(struct hv_ctx *ctx)
 {
 	int err;
@@ -419,21 +503,9 @@ static int clock_load(struct hv_ctx *ctx)
 			return -ENOENT;
 		}
 	}
-	err = open_skel(ctx);
+	err = load_best_tier(ctx);
 	if (err)
-		goto fail;
-	if (!ctx->opts.no_pin)
-		drop_incompatible_pins(ctx);
-	err = clock_bpf__load(skel);
-	if (err) {
-		hv_err("cannot load the clock BPF programs: %s", strerror(-err));
-		goto fail;
-	}
-	err = clock_bpf__attach(skel);
-	if (err) {
-		hv_err("cannot attach the clock BPF programs: %s", strerror(-err));
-		goto fail;
-	}
+		return err;
 	err = hv_ring_add(ctx, bpf_map__fd(skel->maps.clock_events), clock_ring_event);
 	if (err) {
 		hv_err("cannot read the clock ring buffer: %s", strerror(-err));
@@ -444,8 +516,7 @@ static int clock_load(struct hv_ctx *ctx)
 	skel->bss->dirty_vms = sweep_vms(0);
 	return hv_correct_init(ctx, skel);
 fail:
-	clock_bpf__destroy(skel);
-	skel = NULL;
+	unload_skel();
 	return err;
 }
 
@@ -468,10 +539,40 @@ static int count_vms(void)
 	return n;
 }
 
+static const char *const map_names[HV_CLOCK_MAP_COUNT] = {
+    [HV_CLOCK_MAP_VMS] = "hv_clock_vms",
+    [HV_CLOCK_MAP_VCPUS] = "hv_clock_vcpus",
+    [HV_CLOCK_MAP_VMMS] = "hv_clock_vmms",
+    [HV_CLOCK_MAP_FROZEN] = "hv_clock_frozen",
+};
+
+/* A full table is never silent: say so when the count grows, export it. */
+static void report_map_full(struct hv_ctx *ctx)
+{
+	static __u64 said[HV_CLOCK_MAP_COUNT];
+	char labels[64];
+
+	for (int i = 0; i < HV_CLOCK_MAP_COUNT; i++) {
+		__u64 n = skel->bss->map_full[i];
+
+		snprintf(labels, sizeof(labels), "map=\"%s\"", map_names[i]);
+		hv_metrics_set(ctx->metrics, "hvguard_map_full_total", HV_COUNTER,
+			       "Inserts refused because a BPF map was full: what was not tracked.",
+			       labels, n);
+		if (n == said[i])
+			continue;
+		hv_warn("%llu insert(s) into %s refused: the map is full, so what they carried "
+			"is not checked (%llu in all)",
+			(unsigned long long)(n - said[i]), map_names[i], (unsigned long long)n);
+		said[i] = n;
+	}
+}
+
 static void clock_poll(struct hv_ctx *ctx)
 {
 	struct clock_bpf__bss *b = skel->bss;
 
+	report_map_full(ctx);
 	hv_metrics_set(ctx->metrics, "hvguard_vms", HV_GAUGE, NULL, "", count_vms());
 	hv_metrics_set(ctx->metrics, "hvguard_kvm_ioctls_total", HV_COUNTER,
 		       "KVM clock ioctls inspected.", "", b->kvm_ioctls_seen);
@@ -489,12 +590,18 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 	struct clock_bpf__bss *b = skel->bss;
 
 	(void)ctx;
+	ADD(o, "hooks", json_object_new_string(hv_clock_family.hooks));
 	ADD(o, "vms", json_object_new_int(count_vms()));
 	ADD(o, "kvm_ioctls", json_object_new_uint64(b->kvm_ioctls_seen));
 	ADD(o, "pvclock_updates", json_object_new_uint64(b->pvclock_updates_seen));
 	ADD(o, "tsc_offset_writes", json_object_new_uint64(b->tsc_writes_seen));
 	ADD(o, "unattributed_tsc_writes", json_object_new_uint64(b->unattributed_tsc_writes));
 	ADD(o, "events_lost", json_object_new_uint64(b->events_lost));
+	struct json_object *full = json_object_new_object();
+
+	for (int i = 0; i < HV_CLOCK_MAP_COUNT; i++)
+		ADD(full, map_names[i], json_object_new_uint64(b->map_full[i]));
+	ADD(o, "map_full", full);
 	ADD(summary, "clock", o);
 }
 

@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timex.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,11 +35,8 @@
 #include "metrics.h"
 #include "rules.h"
 
-#define FREEZE_WAIT_MS 500
-/* KVM_GET_CLOCK's sample is bracketed within this window, or taken again. */
-#define GET_CLOCK_WINDOW_NS 4000
-#define GET_CLOCK_TRIES	    4
-#define MAX_TRACKED_VMS	    256
+#define FREEZE_WAIT_MS	500
+#define MAX_TRACKED_VMS 256
 /* See the watchdog, below. */
 #define FREEZE_DEADLINE_MS 500
 #define WATCHDOG_PERIOD_MS 20
@@ -49,14 +45,18 @@ static pthread_t watchdog;
 static bool watchdog_running;
 static atomic_bool watchdog_stop;
 static atomic_ullong working_on; /* struct kvm * being corrected, or 0 */
+static atomic_uint working_pid;	 /* its VMM */
 static atomic_ullong watchdog_releases;
 
 static struct clock_bpf *skel;
 
 /* A token bucket per VM (max_corrections_per_min tokens, refilled at that
- * rate): a burst up to the limit passes, a correction loop does not. */
+ * rate): a burst up to the limit passes, a correction loop does not. Keyed
+ * by the VM's stable id; when the table is full, the bucket left alone the
+ * longest goes (it has refilled by then, unless hundreds of VMs correct at
+ * once). */
 static struct {
-	uint64_t vm_key;
+	uint64_t vm_id;
 	double tokens;
 	uint64_t last_ns;
 } buckets[MAX_TRACKED_VMS];
@@ -110,17 +110,28 @@ static int verdict(struct correction *c, const char *result, const char *fmt, ..
 	return -1;
 }
 
+static unsigned bucket_of(uint64_t vm_id, uint32_t per_min, uint64_t now)
+{
+	unsigned oldest = 0;
+
+	for (unsigned i = 0; i < MAX_TRACKED_VMS; i++) {
+		if (buckets[i].vm_id == vm_id)
+			return i;
+		if (buckets[i].last_ns < buckets[oldest].last_ns)
+			oldest = i;
+	}
+	buckets[oldest].vm_id = vm_id;
+	buckets[oldest].tokens = per_min;
+	buckets[oldest].last_ns = now;
+	return oldest;
+}
+
 /* true when one more correction of this VM stays within the rate limit */
-static bool rate_ok(uint64_t vm_key, uint32_t per_min)
+static bool rate_ok(uint64_t vm_id, uint32_t per_min)
 {
 	uint64_t now = hv_now_ns(CLOCK_MONOTONIC);
-	unsigned slot = vm_key % MAX_TRACKED_VMS;
+	unsigned slot = bucket_of(vm_id, per_min, now);
 
-	if (buckets[slot].vm_key != vm_key) {
-		buckets[slot].vm_key = vm_key;
-		buckets[slot].tokens = per_min;
-		buckets[slot].last_ns = now;
-	}
 	buckets[slot].tokens += (now - buckets[slot].last_ns) / 60e9 * per_min;
 	if (buckets[slot].tokens > per_min)
 		buckets[slot].tokens = per_min;
@@ -178,7 +189,7 @@ static int probe_map_fd(void)
 
 static int inject_begin(int pid, struct hv_injector **inj, struct correction *c)
 {
-	struct correction_probe zero = {};
+	struct correction_probe zero = {.since_ns = hv_now_ns(CLOCK_BOOTTIME)};
 	char err[256];
 	__u32 key = pid;
 	int rc;
@@ -209,82 +220,131 @@ static void inject_end(int pid, struct hv_injector *inj)
 	hv_inject_end_running(inj);
 }
 
-static int read_probe(int pid, struct correction_probe *p)
+/*
+ * The VM's kvmclock_offset now, read in the kernel by the resync program
+ * (BPF_PROG_TEST_RUN on the VM's struct kvm *, which KVM gave the BPF
+ * side), which also makes it the offset the guest is known to run with:
+ * the corrector's own repair is not a jump.
+ */
+static int kvmclock_offset_now(__u64 kvm, __s64 *offset)
 {
-	__u32 key = pid;
+	__u64 args[1] = {kvm};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = args, .ctx_size_in = sizeof(args));
 
-	return bpf_map_lookup_elem(probe_map_fd(), &key, p);
+	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.hv_clock_resync), &opts))
+		return -errno;
+	if (!skel->bss->resync_found)
+		return -ENOENT;
+	*offset = skel->bss->resync_offset;
+	return 0;
 }
 
 #define ADDI(o, k, v) json_object_object_add((o), (k), json_object_new_int64(v))
 
-/* CLOCK_TAI - CLOCK_REALTIME: whole seconds, as the kernel keeps it
- * (reading the two clocks one after the other would add the time between). */
-static uint64_t tai_offset_ns(void)
-{
-	struct timex tx = {.modes = 0};
+struct vcpu_scan {
+	int *fds;
+	int max;
+	int vms;
+	int vm_fd;
+	int found;
+};
 
-	if (adjtimex(&tx) < 0)
-		return 0;
-	return (uint64_t)tx.tai * 1000000000ull;
+static int note_vcpu_fd(int fd, const char *link, void *arg)
+{
+	struct vcpu_scan *vs = arg;
+	int id;
+
+	if (!strcmp(link, "anon_inode:kvm-vm")) {
+		vs->vms++;
+		vs->vm_fd = fd;
+	} else if (sscanf(link, "anon_inode:kvm-vcpu:%d", &id) == 1 && id >= 0 && id < vs->max) {
+		vs->fds[id] = fd;
+		vs->found++;
+	}
+	return 0;
+}
+
+/* The fds of the vCPUs of the only VM in pid (with several VMs in one
+ * process a vCPU fd does not say which VM it belongs to: refuse). */
+static int scan_fds(int pid, struct vcpu_scan *vs, struct correction *c)
+{
+	for (int i = 0; i < vs->max; i++)
+		vs->fds[i] = -1;
+	if (hv_proc_for_each_fd(pid, note_vcpu_fd, vs) == -ESRCH)
+		return refuse(c, "the VMM exited");
+	if (vs->vms != 1)
+		return refuse(c, "the VMM holds %d VMs: its fds cannot be told apart", vs->vms);
+	return 0;
+}
+
+static int vcpu_fds(int pid, int *fds, int max, struct correction *c)
+{
+	struct vcpu_scan vs = {.fds = fds, .max = max};
+
+	return scan_fds(pid, &vs, c) ? -1 : vs.found;
+}
+
+/* The fd of the only VM in pid ("anon_inode:kvm-vm"), or refuse. */
+static int vm_fd_of(int pid, struct correction *c)
+{
+	static int fds[HV_MAX_VCPUS];
+	struct vcpu_scan vs = {.fds = fds, .max = HV_MAX_VCPUS};
+
+	return scan_fds(pid, &vs, c) ? -1 : vs.vm_fd;
 }
 
 /*
  * kvmclock: put kvm->arch.kvmclock_offset back where it was before the
- * rewind. KVM_SET_CLOCK sets offset = clock - now, so the clock to pass is
- * (what KVM_GET_CLOCK just read) + (wanted offset - offset at that read),
- * and KVM_CLOCK_REALTIME makes KVM add the time that passed between our
- * read and its write. The realtime of the read is the kernel's own when it
- * gives one, else the middle of the TAI times the BPF side took around it.
+ * rewind, with one injected KVM_SET_CLOCK{clock, realtime, REALTIME}.
+ * KVM sets offset = clock + (its realtime now - realtime) - its base now,
+ * where base is CLOCK_MONOTONIC_RAW + the boot offset (x86's
+ * get_kvmclock_base_ns, or the master clock's snapshot of it taken in the
+ * same call). Read base and realtime here, just before injecting, and pass
+ * clock = wanted offset + base: the time the injection takes then cancels
+ * out, up to the drift between the raw and the real clock over it (NTP's
+ * frequency correction, under 500 ppm) and KVM's own gap between its two
+ * samples. No KVM_GET_CLOCK is needed, so no hook on the ioctl either.
  */
+static void host_clock_pair(__u64 *base, __u64 *real)
+{
+	__u64 mono = hv_now_ns(CLOCK_MONOTONIC);
+	__u64 raw = hv_now_ns(CLOCK_MONOTONIC_RAW);
+	__u64 boot = hv_now_ns(CLOCK_BOOTTIME);
+
+	*real = hv_now_ns(CLOCK_REALTIME);
+	*base = raw + (boot - mono);
+}
+
 static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
 {
-	__s64 wanted = e->v[EV_OFFSET_BEFORE];
-	struct kvm_clock_data data = {};
-	struct correction_probe p;
-	uint64_t tai_minus_real;
+	__s64 wanted = e->v[EV_OFFSET_BEFORE], now;
+	struct kvm_clock_data data = {.flags = KVM_CLOCK_REALTIME};
+	__u64 base, real;
+	int fd = (int)e->v[EV_FD];
 	long ret;
 	int rc;
 
-	/* The realtime of KVM's sample is known to within half the window the
-	 * BPF side saw around it: if the VMM's thread was preempted inside the
-	 * ioctl, sample again, and keep the tightest. */
-	for (int tries = 0; tries < GET_CLOCK_TRIES; tries++) {
-		struct kvm_clock_data d = {};
-		struct correction_probe q;
-
-		rc = hv_inject_ioctl(inj, (int)e->v[EV_FD], KVM_GET_CLOCK, &d, sizeof(d), &ret);
-		if (rc || ret)
-			return failed(c, "KVM_GET_CLOCK inside the VMM: %s",
-				      strerror(rc ? -rc : -ret));
-		if (read_probe(e->pid, &q) || q.gets != (__u32)tries + 1)
-			return failed(c, "the BPF side did not see the injected KVM_GET_CLOCK");
-		if (!tries || q.get_tai_exit - q.get_tai_enter < p.get_tai_exit - p.get_tai_enter) {
-			data = d;
-			p = q;
-		}
-		if (p.get_tai_exit - p.get_tai_enter <= GET_CLOCK_WINDOW_NS)
-			break;
-	}
-	ADDI(c->after, "sample_window_ns", p.get_tai_exit - p.get_tai_enter);
-	if (p.get_offset != e->v[EV_OFFSET_AFTER])
+	if (fd < 0 && (fd = vm_fd_of(e->pid, c)) < 0)
+		return -1;
+	rc = kvmclock_offset_now(e->vm_key, &now);
+	if (rc)
+		return refuse(c, "the VM is gone: %s", strerror(-rc));
+	if (now != e->v[EV_OFFSET_AFTER])
 		return refuse(c, "the kvmclock offset moved since the violation (%lld, not %lld)",
-			      (long long)p.get_offset, (long long)e->v[EV_OFFSET_AFTER]);
-	if (!(data.flags & KVM_CLOCK_REALTIME)) {
-		tai_minus_real = tai_offset_ns();
-		data.realtime = (p.get_tai_enter + p.get_tai_exit) / 2 - tai_minus_real;
-	}
-	data.clock += wanted - p.get_offset;
-	data.flags = KVM_CLOCK_REALTIME;
-	rc = hv_inject_ioctl(inj, (int)e->v[EV_FD], KVM_SET_CLOCK, &data, sizeof(data), &ret);
+			      (long long)now, (long long)e->v[EV_OFFSET_AFTER]);
+	host_clock_pair(&base, &real);
+	data.clock = base + wanted;
+	data.realtime = real;
+	rc = hv_inject_ioctl(inj, fd, KVM_SET_CLOCK, &data, sizeof(data), &ret);
 	if (rc || ret)
 		return failed(c, "KVM_SET_CLOCK inside the VMM: %s", strerror(rc ? -rc : -ret));
-	if (read_probe(e->pid, &p) || !p.sets)
-		return failed(c, "the BPF side did not see the injected KVM_SET_CLOCK");
+	rc = kvmclock_offset_now(e->vm_key, &now);
+	if (rc)
+		return failed(c, "cannot read the offset back: %s", strerror(-rc));
 	ADDI(c->before, "kvmclock_offset", e->v[EV_OFFSET_AFTER]);
-	ADDI(c->after, "kvmclock_offset", p.set_offset_after);
+	ADDI(c->after, "kvmclock_offset", now);
 	ADDI(c->after, "wanted_kvmclock_offset", wanted);
-	c->residual_ns = p.set_offset_after - wanted;
+	c->residual_ns = now - wanted;
 	c->has_residual = true;
 	return 0;
 }
@@ -327,9 +387,18 @@ static int recorded_offset(const struct clock_event *e, int vcpu, __s64 *offset)
 static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
 			  struct correction *c)
 {
+	static int fds[HV_MAX_VCPUS];
+	int fd = (int)e->v[EV_TSC_FD];
 	__s64 now;
 
-	if (set_tsc_offset(inj, (int)e->v[EV_TSC_FD], e->v[EV_TSC_BEFORE], c))
+	if (fd < 0) {
+		if (vcpu_fds(e->pid, fds, HV_MAX_VCPUS, c) < 0)
+			return -1;
+		fd = e->vcpu >= 0 && e->vcpu < HV_MAX_VCPUS ? fds[e->vcpu] : -1;
+		if (fd < 0)
+			return refuse(c, "vCPU %d has no fd in the VMM", e->vcpu);
+	}
+	if (set_tsc_offset(inj, fd, e->v[EV_TSC_BEFORE], c))
 		return -1;
 	/* On kernels where the offset reads back as 0 the tracepoint's value,
 	 * recorded by the BPF side, is the proof. */
@@ -341,42 +410,6 @@ static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
 		return failed(c, "vCPU %d's offset is %lld after the write, not %lld", e->vcpu,
 			      (long long)now, (long long)e->v[EV_TSC_BEFORE]);
 	return 0;
-}
-
-struct vcpu_scan {
-	int *fds;
-	int max;
-	int vms;
-	int found;
-};
-
-static int note_vcpu_fd(int fd, const char *link, void *arg)
-{
-	struct vcpu_scan *vs = arg;
-	int id;
-
-	if (!strcmp(link, "anon_inode:kvm-vm")) {
-		vs->vms++;
-	} else if (sscanf(link, "anon_inode:kvm-vcpu:%d", &id) == 1 && id >= 0 && id < vs->max) {
-		vs->fds[id] = fd;
-		vs->found++;
-	}
-	return 0;
-}
-
-/* The fds of the vCPUs of the only VM in pid (with several VMs in one
- * process a vCPU fd does not say which VM it belongs to: refuse). */
-static int vcpu_fds(int pid, int *fds, int max, struct correction *c)
-{
-	struct vcpu_scan vs = {.fds = fds, .max = max};
-
-	for (int i = 0; i < max; i++)
-		fds[i] = -1;
-	if (hv_proc_for_each_fd(pid, note_vcpu_fd, &vs) == -ESRCH)
-		return refuse(c, "the VMM exited");
-	if (vs.vms != 1)
-		return refuse(c, "the VMM holds %d VMs: its vCPU fds cannot be told apart", vs.vms);
-	return vs.found;
 }
 
 static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
@@ -429,6 +462,7 @@ static bool still_frozen(const struct clock_event *e)
 {
 	__u64 since;
 
+	atomic_store(&working_pid, e->pid);
 	atomic_store(&working_on, e->vm_key);
 	return !bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &e->vm_key, &since);
 }
@@ -438,6 +472,7 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 	const struct hv_rule *rule = &ctx->rules->rule[e->rule];
 	struct hv_injector *inj = NULL;
 	struct vm_state vm;
+	long long fd;
 	char kind[32];
 	int rc;
 
@@ -451,15 +486,15 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 	}
 	if (e->rule == HV_RULE_KVMCLOCK_JUMP && vm.last_clock_write_ns != e->ts_ns)
 		return refuse(c, "another clock write happened since the violation");
-	if (!rate_ok(e->vm_key, rule->max_corrections_per_min))
+	if (!rate_ok(e->vm_id, rule->max_corrections_per_min))
 		return refuse(c, "rate limit: %u corrections of this VM in the last minute",
 			      rule->max_corrections_per_min);
 	if (wait_frozen(e->pid, c))
 		return -1;
 	c->stopped = since_freeze(c);
-	if (e->rule != HV_RULE_VCPU_TSC_MISMATCH &&
-	    !fd_is(e->pid, e->rule == HV_RULE_KVMCLOCK_JUMP ? e->v[EV_FD] : e->v[EV_TSC_FD],
-		   fd_kind(e, kind, sizeof(kind))))
+	fd = e->rule == HV_RULE_KVMCLOCK_JUMP ? e->v[EV_FD] : e->v[EV_TSC_FD];
+	if (e->rule != HV_RULE_VCPU_TSC_MISMATCH && fd >= 0 &&
+	    !fd_is(e->pid, fd, fd_kind(e, kind, sizeof(kind))))
 		return refuse(c, "the VM's fd is gone from the VMM (closed, or the VMM exec'd)");
 	if (inject_begin(e->pid, &inj, c))
 		return -1;
@@ -552,6 +587,7 @@ void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
 	frozen_ns = hv_now_ns(CLOCK_BOOTTIME) - e->ts_ns;
 	release_frozen(e->vm_key, e->pid);
 	atomic_store(&working_on, 0);
+	atomic_store(&working_pid, 0);
 	report->json = correction_json(ctx, e, &c, frozen_ns);
 	snprintf(report->text, sizeof(report->text), "%s", c.text);
 }
@@ -603,6 +639,32 @@ static unsigned release_stale(uint64_t max_age_ns)
 	return n;
 }
 
+/*
+ * Marks of VMMs being corrected (pinned, shared by the daemons of one pin
+ * directory) that a daemon killed mid-correction left behind: no correction
+ * takes this long, and a stale mark would make the VMM's writes pass for
+ * injected ones. Keyed by the VMM's pid; the one being corrected here is
+ * skipped.
+ */
+#define MARK_MAX_AGE_NS (2 * 1000000000ull)
+
+static void drop_stale_marks(void)
+{
+	int fd = probe_map_fd();
+	__u32 key, next, *prev = NULL, busy = atomic_load(&working_pid);
+	struct correction_probe p;
+	__u64 now = hv_now_ns(CLOCK_BOOTTIME);
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (key == busy || bpf_map_lookup_elem(fd, &key, &p))
+			continue;
+		if (now - p.since_ns > MARK_MAX_AGE_NS)
+			bpf_map_delete_elem(fd, &key);
+	}
+}
+
 static void *watchdog_main(void *arg)
 {
 	struct timespec period = {0, WATCHDOG_PERIOD_MS * 1000000L};
@@ -611,6 +673,7 @@ static void *watchdog_main(void *arg)
 	while (!atomic_load(&watchdog_stop)) {
 		atomic_fetch_add(&watchdog_releases,
 				 release_stale(FREEZE_DEADLINE_MS * 1000000ull));
+		drop_stale_marks();
 		nanosleep(&period, NULL);
 	}
 	return NULL;
@@ -627,6 +690,7 @@ int hv_correct_init(struct hv_ctx *ctx, struct clock_bpf *s)
 			  NULL);
 	/* A daemon that died with a VMM frozen left it stopped: let it go. */
 	left = release_stale(0);
+	drop_stale_marks();
 	if (left)
 		hv_warn("continued %u VMM(s) a previous hvguard left frozen for a correction",
 			left);

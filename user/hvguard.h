@@ -57,6 +57,7 @@ struct hv_opts {
 	const char *output_path;
 	const char *exec_cmd;
 	const char *pin_root; /* bpffs directory for pinned state */
+	const char *hooks;    /* --hooks: NULL (best available) or a tier name */
 	bool no_pin;
 };
 
@@ -100,6 +101,7 @@ struct hv_family {
 	void (*summary)(struct hv_ctx *ctx, struct json_object *summary);
 	void (*unload)(struct hv_ctx *ctx);
 	bool loaded;
+	const char *hooks; /* the hook tier attached, set by load */
 };
 
 extern struct hv_family hv_clock_family;

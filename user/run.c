@@ -72,6 +72,11 @@ static void run_usage(FILE *f)
 		"  -e, --exec CMD          run CMD (sh -c) per alert, the alert's JSON on stdin\n"
 		"      --pin-dir DIR       where state is pinned (default " HV_PIN_ROOT ")\n"
 		"      --no-pin            keep no state across restarts\n"
+		"      --hooks TIER        where the clock checks hook: kvm-tracepoints (KVM's\n"
+		"                          own tracepoints only: nothing else on the host pays)\n"
+		"                          or syscalls (the ioctl syscall tracepoints: every\n"
+		"                          thread of the host pays); default: the best that\n"
+		"                          loads, said at start and in the ready line\n"
 		"  -v, --verbose           also log pauses, resumes and libbpf warnings\n"
 		"  -h, --help              this text\n"
 		"\n"
@@ -82,12 +87,19 @@ static void run_usage(FILE *f)
 static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},	       {"rules", required_argument, NULL, 'r'},
-	    {"metrics", required_argument, NULL, 'm'}, {"duration", required_argument, NULL, 'd'},
-	    {"correct", no_argument, NULL, 'c'},       {"output", required_argument, NULL, 'o'},
-	    {"exec", required_argument, NULL, 'e'},    {"pin-dir", required_argument, NULL, 'P'},
-	    {"no-pin", no_argument, NULL, 'N'},	       {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},	       {},
+	    {"json", no_argument, NULL, 'j'},
+	    {"rules", required_argument, NULL, 'r'},
+	    {"metrics", required_argument, NULL, 'm'},
+	    {"duration", required_argument, NULL, 'd'},
+	    {"correct", no_argument, NULL, 'c'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"exec", required_argument, NULL, 'e'},
+	    {"pin-dir", required_argument, NULL, 'P'},
+	    {"no-pin", no_argument, NULL, 'N'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"hooks", required_argument, NULL, 'H'},
+	    {},
 	};
 	char *end;
 	int c;
@@ -130,6 +142,14 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 			break;
 		case 'v':
 			o->verbose = true;
+			break;
+		case 'H':
+			if (strcmp(optarg, "kvm-tracepoints") && strcmp(optarg, "syscalls")) {
+				hv_err("--hooks wants kvm-tracepoints or syscalls, not '%s'",
+				       optarg);
+				return HV_EXIT_ERROR;
+			}
+			o->hooks = optarg;
 			break;
 		case 'h':
 			run_usage(stdout);
@@ -186,12 +206,25 @@ static int load_families(struct hv_ctx *ctx, struct json_object *status)
 		f->loaded = true;
 		loaded++;
 		json_object_object_add(status, f->name, json_object_new_string("attached"));
+		hv_log(ctx, "%s checks attached on %s hooks", f->name, f->hooks ? f->hooks : "?");
 	}
 	if (!loaded) {
 		hv_err("nothing to watch on this host: no KVM and no Xen");
 		return -1;
 	}
 	return 0;
+}
+
+/* {"clock": "kvm-tracepoints", "xen": "syscalls"}: where each family hooks. */
+static struct json_object *hooks_json(void)
+{
+	struct json_object *o = json_object_new_object();
+
+	for (int i = 0; i < 2; i++)
+		if (families[i] && families[i]->loaded)
+			json_object_object_add(o, families[i]->name,
+					       json_object_new_string(families[i]->hooks));
+	return o;
 }
 
 static void print_ready(struct hv_ctx *ctx, struct json_object *status)
@@ -209,6 +242,7 @@ static void print_ready(struct hv_ctx *ctx, struct json_object *status)
 	    o, "metrics",
 	    ctx->opts.metrics_addr ? json_object_new_string(ctx->opts.metrics_addr) : NULL);
 	json_object_object_add(o, "families", json_object_get(status));
+	json_object_object_add(o, "hooks", hooks_json());
 	hv_log(ctx, "hvguard %s watching (rules: %s%s); Ctrl-C to stop", HVGUARD_VERSION,
 	       ctx->rules->source, ctx->opts.correct ? ", correcting" : "");
 	hv_emit_json(ctx, o);

@@ -841,4 +841,7 @@ struct hv_family hv_xen_family = {
     .lost = xen_lost,
     .summary = xen_summary,
     .unload = xen_unload,
+    /* The privcmd/gntdev/gntalloc calls are decoded on the syscall
+     * tracepoints (deny adds BPF LSM or fmod_ret where a rule asks). */
+    .hooks = "syscalls",
 };

@@ -43,6 +43,32 @@
 /* KVM_SET_MSRS entries scanned for a TSC write (QEMU puts ~30 per call). */
 #define HV_MAX_MSR_SCAN 64
 
+/*
+ * Where the clock family hooks (hvguard run --hooks). kvm-tracepoints: KVM's
+ * own tracepoints only, which fire only when KVM does clock work, so
+ * nothing else on the host pays; the VM and the ioctl behind a tracepoint
+ * come from the current task (vcpu_load's preempt notifier, the syscall's
+ * saved registers). syscalls: the ioctl syscall tracepoints as well (every
+ * thread of the host on the syscall slow path), for kernels where the
+ * first tier does not load.
+ */
+enum hv_hooks_tier {
+	HV_HOOKS_KVM_TRACEPOINTS = 1,
+	HV_HOOKS_SYSCALLS,
+};
+
+/* The clock family's maps whose inserts can fail when full (counted). */
+enum hv_clock_map {
+	HV_CLOCK_MAP_VMS,
+	HV_CLOCK_MAP_VCPUS,
+	HV_CLOCK_MAP_VMMS,
+	HV_CLOCK_MAP_FROZEN,
+	HV_CLOCK_MAP_COUNT,
+};
+
+/* EV_KHZ_RESULT when the tier did not see the ioctl's return value. */
+#define HV_RESULT_UNKNOWN (-(1ll << 62))
+
 enum clock_event_type {
 	CLOCK_EV_ALERT = 1,
 	CLOCK_EV_GUEST_TSC_WRITE, /* legitimate, logged: the guest wrote its TSC */
@@ -60,8 +86,8 @@ enum {
 	EV_PAUSED_NS,	  /* -1 when the pause start was not seen */
 	EV_OFFSET_BEFORE, /* kvm->arch.kvmclock_offset before KVM_SET_CLOCK */
 	EV_OFFSET_AFTER,
-	EV_SET_FLAGS, /* flags passed to KVM_SET_CLOCK */
-	EV_FD,	      /* the VM or vCPU fd the ioctl used */
+	EV_SET_FLAGS, /* flags passed to KVM_SET_CLOCK, -1 if unknown */
+	EV_FD,	      /* the VM or vCPU fd the ioctl used, -1 if unknown */
 	/* tsc-offset-change: EV_TSC_BEFORE/AFTER alias 0/1; written value, ioctl */
 	EV_TSC_BEFORE = 0,
 	EV_TSC_AFTER = 1,
@@ -104,6 +130,7 @@ struct clock_config {
 	__u64 kvm_vm_ioctl;   /* addresses of the file_operations' unlocked_ioctl */
 	__u64 kvm_vcpu_ioctl; /* handlers: how a struct file is recognised as a */
 	__u64 kvm_dev_ioctl;  /* VM, vCPU or /dev/kvm fd */
+	__u32 tier;	      /* enum hv_hooks_tier */
 	__u32 enabled_mask;   /* 1 << enum hv_rule_id */
 	__u32 correct_mask;   /* rules whose violation freezes the VMM */
 	__s64 tolerance_ns[HV_RULE_COUNT];
@@ -118,6 +145,7 @@ enum vm_phase {
 
 #define VM_F_OFFSETS_DIRTY 0x1 /* a host TSC write since the last mismatch check */
 #define VM_F_MIGRATED_IN   0x4 /* its TSC came from elsewhere before it first ran */
+#define VM_F_SEEN	   0x8 /* seen_offset holds what the guest last ran with */
 
 struct vm_state {
 	__u64 id;
@@ -128,6 +156,7 @@ struct vm_state {
 	__u64 pause_start_ns;
 	__s64 pause_offset; /* kvmclock_offset when the pause began */
 	__u64 last_clock_write_ns;
+	__s64 seen_offset; /* kvm-tracepoints: kvmclock_offset the guest last ran with */
 	__u64 tsc_known[HV_MAX_VCPUS / 64]; /* bit: offset below is known */
 	__u64 tsc_guest[HV_MAX_VCPUS / 64]; /* bit: the guest moved its own TSC */
 	__s64 tsc_offset[HV_MAX_VCPUS];	    /* last L1 offset per vCPU */
@@ -155,22 +184,17 @@ struct vcpu_clock {
 	struct hv_pvti pvti;   /* the last one KVM wrote */
 	__s64 kvmclock_offset; /* kvm->arch.kvmclock_offset at that moment */
 	__s64 tsc_offset;      /* the vCPU's offset at that moment */
+	__u32 tsc_khz;	       /* its virtual TSC frequency then */
+	__u32 pad;
 };
 
 /*
- * What the BPF side saw of the corrector's own injected ioctls in one VMM
- * (keyed by tgid; the daemon adds the entry before injecting). The TAI
- * times bracket the kernel's sampling in KVM_GET_CLOCK, which lets the
- * corrector pass KVM_CLOCK_REALTIME even where KVM_GET_CLOCK gives no
- * realtime (host clocksource not the TSC); the offsets prove the result.
+ * A VMM the daemon is correcting right now (hv_clock_correcting, keyed by
+ * tgid; added before injecting): its ioctls are the corrector's own and
+ * trip no rule.
  */
 struct correction_probe {
-	__u64 get_tai_enter;
-	__u64 get_tai_exit;
-	__s64 get_offset; /* kvmclock_offset when KVM_GET_CLOCK sampled */
-	__s64 set_offset_after;
-	__u32 sets;
-	__u32 gets;
+	__u64 since_ns;
 };
 
 /* Globals kept in a pinned array so they survive daemon restarts. */

@@ -28,10 +28,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from hvtest import Hvguard, HvguardError, Qemu, Tap  # noqa: E402
+from hvtest import EMULATED, HOOKS, Hvguard, HvguardError, Qemu, Tap  # noqa: E402
 
 PAUSES = (0.5, 1.0, 2.0)
-TOLERANCE = 0.05   # jump_ns and paused_ns within 5% of the measured pause
+# jump_ns and paused_ns within 5% of the pause measured here (stop reply to
+# cont reply); under TCG each QMP round trip adds tens of ms: 10%.
+TOLERANCE = 0.10 if EMULATED else 0.05
 ALERT_WAIT = 5.0   # the alert comes at cont or at the first KVM_RUN after it
 SETTLE = 1.0       # then we keep listening this long for anything else
 QEMU_COMM = "qemu-system-x86"  # the 15-character comm of qemu-system-x86_64
@@ -105,13 +107,16 @@ def check_jump(name, vm, alerts, pause_ns):
     tap.ok(f"{name}: vm is an integer id",
            type(a.get("vm")) is int, "an int", repr(a.get("vm")))
     jump = a.get("jump_ns")
-    tap.ok(f"{name}: jump_ns negative, within 5% of -pause",
+    tap.ok(f"{name}: jump_ns negative, within {TOLERANCE:.0%} of -pause",
            isinstance(jump, int) and jump < 0 and within(jump, -pause_ns),
            f"{-pause_ns} +/- 5%", jump)
     paused = a.get("paused_ns")
-    tap.ok(f"{name}: paused_ns within 5% of the pause",
-           isinstance(paused, int) and within(paused, pause_ns),
-           f"{pause_ns} +/- 5%", paused)
+    if HOOKS == "syscalls":
+        tap.ok(f"{name}: paused_ns within {TOLERANCE:.0%} of the pause",
+               isinstance(paused, int) and within(paused, pause_ns),
+               f"{pause_ns} +/- 5%", paused)
+    else:  # no hook sees KVM_GET_CLOCK on this tier (docs/hooks.md)
+        tap.eq(f"{name}: paused_ns null", paused, None)
     return a
 
 

@@ -17,7 +17,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from hvtest import Hvguard, HvguardError, Qemu, Tap  # noqa: E402
+from hvtest import EMULATED, HOOKS, Hvguard, HvguardError, Qemu, Tap  # noqa: E402
 from polling import wait_until  # noqa: E402
 
 CYCLES = int(os.environ.get("HVGUARD_E2E_CYCLES", "100"))
@@ -37,9 +37,44 @@ def state(pid):
         return None
 
 
+def busy_bios(tmp):
+    """A 64 KiB BIOS image whose only work is to enable kvmclock (PVTI at
+    0x1000) and spin with interrupts off: a guest whose vCPU always runs,
+    as a running OS's does. SeaBIOS, the default, ends up halted for good
+    once it finds nothing to boot, and a vCPU that never enters the guest
+    again has no clock to check: on the kvm-tracepoints tier the check
+    comes before the guest runs, so a guest must run."""
+    code = bytes([0xfa,                                 # cli
+                  0x66, 0xb9, 0x01, 0x4d, 0x56, 0x4b,   # mov ecx, MSR_KVM_SYSTEM_TIME_NEW
+                  0x66, 0xb8, 0x01, 0x10, 0x00, 0x00,   # mov eax, 0x1001
+                  0x66, 0x31, 0xd2,                     # xor edx, edx
+                  0x0f, 0x30,                           # wrmsr
+                  0xeb, 0xfe])                          # jmp $
+    image = bytearray(0x10000)
+    image[0xff00:0xff00 + len(code)] = code
+    image[0xfff0:0xfff2] = bytes([0xe9, 0x0d])          # jmp near 0xff00 (rel16 -0xf3)
+    image[0xfff2] = 0xff
+    path = os.path.join(tmp, "busy-bios.bin")
+    with open(path, "wb") as f:
+        f.write(image)
+    return path
+
+
+def settled(hv, pid, at_least, timeout):
+    """Waits for at least that many corrections, then until none came for
+    a second (on kvm-tracepoints, clock changes the guest did not run in
+    between are seen, and corrected, as one)."""
+    wait_until(lambda: len(corrections(hv, pid)) >= at_least, timeout)
+    n = -1
+    while n != len(corrections(hv, pid)):
+        n = len(corrections(hv, pid))
+        time.sleep(1)
+    return corrections(hv, pid)
+
+
 def hundred_cycles(hv, tmp):
     name = f"{CYCLES} corrected stop/cont cycles"
-    vm = Qemu("corrected", tmp)
+    vm = Qemu("corrected", tmp, extra=("-bios", busy_bios(tmp)))
     try:
         vm.cmd("cont")
         time.sleep(0.3)
@@ -47,15 +82,24 @@ def hundred_cycles(hv, tmp):
             vm.cmd("stop")
             time.sleep(0.02)
             vm.cmd("cont")
-        got = wait_until(lambda: len(corrections(hv, vm.pid)) >= CYCLES, 30)
-        corr = corrections(hv, vm.pid)
-        tap.eq(f"{name}: one correction per cont", len(corr), CYCLES)
-        tap.eq(f"{name}: all applied", sorted({c["result"] for c in corr}) if got else corr,
-               ["applied"])
+        corr = settled(hv, vm.pid, CYCLES if HOOKS == "syscalls" else 1, 30)
+        alerts = hv.alerts(lambda a: a["pid"] == vm.pid)
+        if HOOKS == "syscalls":  # decided at each KVM_SET_CLOCK
+            tap.eq(f"{name}: one correction per cont", len(corr), CYCLES)
+        else:  # decided before the guest runs: conts it did not run between are one
+            tap.ok(f"{name}: one correction per alert, at most one per cont",
+                   0 < len(corr) == len(alerts) <= CYCLES, f"1..{CYCLES}, as many as alerts",
+                   (len(corr), len(alerts)))
+        tap.eq(f"{name}: all applied", sorted({c["result"] for c in corr}), ["applied"])
         res = [c["residual_ns"] for c in corr if c.get("residual_ns") is not None]
-        tap.ok(f"{name}: kvmclock offset restored within 10 us each time",
-               len(res) == CYCLES and all(abs(r) < 10_000 for r in res), "< 10 us",
-               res[:5])
+        if EMULATED:  # see tests/vmm/test_correct.py: KVM's samples under TCG
+            tap.ok(f"{name}: kvmclock offset restored: median |residual| < 50 us",
+                   len(res) == len(corr) and statistics.median(abs(r) for r in res) < 50_000,
+                   "< 50 us", res[:5])
+        else:
+            tap.ok(f"{name}: kvmclock offset restored within 10 us each time",
+                   len(res) == len(corr) and all(abs(r) < 10_000 for r in res), "< 10 us",
+                   res[:5])
         frozen = sorted(c["frozen_ns"] for c in corr)
         if frozen:
             tap.note(f"QEMU frozen per correction: p50 {statistics.median(frozen) / 1e6:.2f} ms, "
@@ -66,10 +110,11 @@ def hundred_cycles(hv, tmp):
         regs = vm.cmd("human-monitor-command", **{"command-line": "info registers -a"})
         tap.eq(f"{name}: both vCPU threads still service requests (info registers)",
                (regs.count("CPU#"), regs.count("IP=")), (2, 2))
+        before = len(corrections(hv, vm.pid))
         vm.cmd("stop")
         time.sleep(0.2)
         vm.cmd("cont")
-        one_more = wait_until(lambda: len(corrections(hv, vm.pid)) > CYCLES, 10)
+        one_more = wait_until(lambda: len(corrections(hv, vm.pid)) > before, 10)
         tap.ok(f"{name}: the next pause is still caught and corrected", one_more,
                "another correction", len(corrections(hv, vm.pid)))
         tap.eq(f"{name}: only kvmclock-jump was raised",
@@ -84,7 +129,7 @@ def qemu_dies_first(tmp):
     KVM_SET_CLOCK, can be killed before the daemon reaches it."""
     name = "QEMU killed before its correction"
     hv = Hvguard(["--no-pin", "--correct"], log=os.path.join(tmp, "dies.err"))
-    vm = Qemu("dies", tmp)
+    vm = Qemu("dies", tmp, extra=("-bios", busy_bios(tmp)))
     try:
         vm.cmd("cont")
         time.sleep(0.3)
@@ -100,9 +145,12 @@ def qemu_dies_first(tmp):
         os.kill(hv.proc.pid, signal.SIGCONT)
         corr = wait_until(lambda: corrections(hv, vm.pid), 10) or []
         tap.eq(f"{name}: reported as refused", [c["result"] for c in corr], ["refused"])
+        # Under TCG the kill and the SIGCONT can take longer than the
+        # watchdog's 500 ms: then the watchdog let the (dead) VMM go first.
+        words = ("exited", "gone") + (("watchdog",) if EMULATED else ())
         tap.ok(f"{name}: the reason says QEMU is gone",
-               corr and any(w in (corr[0].get("reason") or "") for w in ("exited", "gone")),
-               "exited/gone", corr)
+               corr and any(w in (corr[0].get("reason") or "") for w in words),
+               "/".join(words), corr)
     finally:
         try:
             os.kill(hv.proc.pid, signal.SIGCONT)

@@ -17,7 +17,8 @@
 #   HVGJSON  PHASE LINE                 what hvguard printed on stdout (JSON)
 #   HVGERR   PHASE LINE                 what hvguard printed on stderr
 #   HVGPHASE PHASE start|end|no-ready|ready uptime=S
-# Usage: guest.sh HVGUARD MINIVMM PHASE...   (phases: detect correct)
+# Usage: guest.sh HVGUARD MINIVMM PHASE...   (phases: detect-TIER correct-TIER,
+#                                             TIER a hook tier: hvguard run --hooks)
 # set -u only: one failed step must not stop the others, the host judges.
 set -u
 # init runs us with PATH=/bin, busybox's: the host's tools live elsewhere.
@@ -104,7 +105,7 @@ start_hvguard() { # hvguard-args...
 	# Empty before the daemon starts: the poll below must not see a line
 	# before the child's own redirection truncated the file.
 	: >"/tmp/hvg.$phase.json"
-	"$HVG" run --json --no-pin "$@" >"/tmp/hvg.$phase.json" 2>"/tmp/hvg.$phase.err" &
+	"$HVG" run --json --no-pin --hooks "${phase#*-}" "$@" >"/tmp/hvg.$phase.json" 2>"/tmp/hvg.$phase.err" &
 	hvg_pid=$!
 	# BPF loading and verification run under TCG: allow minutes.
 	local i
@@ -166,7 +167,7 @@ environment
 echo 1 >"$T/events/kvm/kvm_write_tsc_offset/enable"
 for phase in "$@"; do
 	echo "HVGPHASE $phase start uptime=$(uptime_s)"
-	case "$phase" in
+	case "${phase%%-*}" in
 	detect) phase_detect ;;
 	correct) phase_correct ;;
 	*) echo "HVGPHASE $phase unknown" ;;

@@ -19,10 +19,11 @@
  * KVM_RUN while we look, so the PVTI we read is the one the guest used.
  *
  * Usage: minivmm SCENARIO [N] [--pause-ms N] [--cycles N] [--vcpus N]
- *                 [--hold-ms N] [--tsc-delta CYCLES]
+ *                 [--hold-ms N] [--tsc-delta CYCLES] [-name NAME]
  *        minivmm --list | --help
  *
  * stdout carries one JSON object per line and nothing else:
+ *   once a VM's stop ioctls are done: {"type":"stopped","pid":P,"vm":V}
  *   per pause cycle and VM:
  *	{"type":"cycle","scenario":S,"cycle":I,"pid":P,"vm":V,"vcpus":N,
  *	 "pause_ns":..,"guest_tsc_advance_ns":..,"guest_kvmclock_advance_ns":..,
@@ -212,6 +213,7 @@ enum op {
 	OP_SET_CLOCK,		/* KVM_SET_CLOCK{saved clock, flags 0} */
 	OP_SET_CLOCK_REALTIME,	/* KVM_SET_CLOCK{saved clock+realtime, REALTIME} */
 	OP_SET_CLOCK_CH,	/* KVM_SET_CLOCK{saved clock+realtime, flags 0} */
+	OP_SET_CLOCK_COMPAT,	/* OP_SET_CLOCK through int $0x80 (compat) */
 	OP_KVMCLOCK_CTRL,	/* KVM_KVMCLOCK_CTRL, per vCPU */
 	OP_SET_TSC_FAR,		/* KVM_SET_MSRS{TSC = saved - 5 s}, per vCPU */
 	OP_SET_TSC_KHZ_OTHER,	/* KVM_SET_TSC_KHZ(current - 1000) on vCPU 0 */
@@ -294,6 +296,14 @@ static const struct scenario scenarios[] = {
 		.resume = { OP_SET_CLOCK_CH },
 	},
 	{
+		.name = "compat-stopcont",
+		.help = "QEMU's rewind, KVM_SET_CLOCK through int $0x80 (compat)",
+		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
+			    OP_PAUSE_CYCLES },
+		.stop = { OP_GET_TSC, OP_GET_CLOCK },
+		.resume = { OP_SET_CLOCK_COMPAT, OP_KVMCLOCK_CTRL },
+	},
+	{
 		.name = "firecracker-pause",
 		.help = "pause/resume with only KVMCLOCK_CTRL per vCPU; nothing",
 		.script = { OP_TSC0, OP_RUN, OP_PAUSE_CYCLES },
@@ -311,6 +321,11 @@ static const struct scenario scenarios[] = {
 		.name = "tsc-khz-after-run",
 		.help = "run, then SET_TSC_KHZ(current - 1000) on vCPU 0, run",
 		.script = { OP_RUN, OP_SET_TSC_KHZ_OTHER, OP_RUN },
+	},
+	{
+		.name = "tsc-khz-then-cont",
+		.help = "run, SET_TSC_KHZ(current - 1000) on vCPU 0, KVMCLOCK_CTRL, run",
+		.script = { OP_RUN, OP_SET_TSC_KHZ_OTHER, OP_KVMCLOCK_CTRL, OP_RUN },
 	},
 	{
 		.name = "vcpu-mismatch",
@@ -812,6 +827,39 @@ static int op_set_clock_ch(struct ctx *c, struct vm *vm)
 	return set_clock(vm, vm->saved_clock.clock, vm->saved_clock.realtime, 0);
 }
 
+/*
+ * ioctl(2) through the 32-bit entry (int $0x80, i386 number 54), as an
+ * attacker routing around syscall tracepoints would issue it: KVM's compat
+ * handler passes KVM_SET_CLOCK through unchanged. Its argument must lie
+ * below 4 GiB.
+ */
+static int op_set_clock_compat(struct ctx *c, struct vm *vm)
+{
+	struct kvm_clock_data *d;
+	long ret;
+
+	(void)c;
+	d = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	if (d == MAP_FAILED)
+		return sys_fail("vm %d: mmap below 4 GiB", vm->index);
+	memset(d, 0, sizeof(*d));
+	d->clock = vm->saved_clock.clock;
+	do
+		__asm__ volatile("int $0x80"
+				 : "=a"(ret)
+				 : "a"(54), "b"(vm->fd), "c"(KVM_SET_CLOCK), "d"(d)
+				 : "memory");
+	while (ret == -EINTR);
+	munmap(d, 4096);
+	if (ret == -ENOSYS)
+		return fail("vm %d: int $0x80 is not available on this kernel (no IA-32 emulation)",
+			    vm->index);
+	if (ret < 0)
+		return fail("vm %d: compat KVM_SET_CLOCK: %s", vm->index, strerror(-ret));
+	return 0;
+}
+
 static int op_kvmclock_ctrl(struct ctx *c, struct vm *vm)
 {
 	int i;
@@ -962,6 +1010,7 @@ static const vm_op_fn vm_ops[OP_COUNT] = {
 	[OP_SET_CLOCK] = op_set_clock,
 	[OP_SET_CLOCK_REALTIME] = op_set_clock_realtime,
 	[OP_SET_CLOCK_CH] = op_set_clock_ch,
+	[OP_SET_CLOCK_COMPAT] = op_set_clock_compat,
 	[OP_KVMCLOCK_CTRL] = op_kvmclock_ctrl,
 	[OP_SET_TSC_FAR] = op_set_tsc_far,
 	[OP_SET_TSC_KHZ_OTHER] = op_set_tsc_khz_other,
@@ -990,7 +1039,10 @@ static int vm_stop(struct ctx *c, struct vm *vm)
 		return fail("vm %d vcpu 0: guest kvmclock not enabled (PVTI never written)",
 			    vm->index);
 	clock_gettime(CLOCK_MONOTONIC, &vm->t_stop);
-	return run_list(c, vm, c->sc->stop);
+	if (run_list(c, vm, c->sc->stop))
+		return -1;
+	printf("{\"type\":\"stopped\",\"pid\":%d,\"vm\":%d}\n", getpid(), vm->index);
+	return 0;
 }
 
 static int vm_resume(struct ctx *c, struct vm *vm)
@@ -1271,6 +1323,27 @@ static int setup(struct ctx *c)
 	return 0;
 }
 
+/*
+ * "-name NAME", as QEMU takes it, is accepted and ignored: it is only there
+ * for hvguard to read back from /proc/PID/cmdline (the VM's name), as a
+ * hostile VMM would set it. Dropped from argv before the options are parsed
+ * (the command line itself keeps it).
+ */
+static int drop_qemu_name(int argc, char **argv)
+{
+	int i, j = 1;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-name") && i + 1 < argc) {
+			i++;
+			continue;
+		}
+		argv[j++] = argv[i];
+	}
+	argv[j] = NULL;
+	return j;
+}
+
 int main(int argc, char **argv)
 {
 	struct ctx c = { .kvm_fd = -1 };
@@ -1278,6 +1351,7 @@ int main(int argc, char **argv)
 
 	/* Tests read us through a pipe, line by line, while we run. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	argc = drop_qemu_name(argc, argv);
 	r = parse_opts(&c, argc, argv);
 	if (r)
 		return r > 0 ? 0 : 1;

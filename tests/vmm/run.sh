@@ -7,9 +7,15 @@ cd "$(dirname "$0")/../.."
 [ -c /dev/kvm ] || { echo "not ok - vmm stage # /dev/kvm missing: this stage needs KVM"; exit 1; }
 rc=0
 tests/vmm/kvm_unit.sh || rc=1
-python3 tests/vmm/test_vmm.py || rc=1
-python3 tests/vmm/test_correct.py || rc=1
-python3 tests/vmm/test_restart.py || rc=1
-python3 tests/vmm/test_audit.py || rc=1
+python3 tests/vmm/test_hooks.py || rc=1
+# Every test once per hook tier of the clock checks (hvguard run --hooks).
+for hooks in kvm-tracepoints syscalls; do
+	export HVGUARD_HOOKS=$hooks
+	python3 tests/vmm/test_vmm.py || rc=1
+	python3 tests/vmm/test_correct.py || rc=1
+	python3 tests/vmm/test_restart.py || rc=1
+	python3 tests/vmm/test_audit.py || rc=1
+	python3 tests/vmm/test_text.py || rc=1
+done
 echo "# end of stage"
 exit $rc

@@ -16,13 +16,23 @@ import json
 import fcntl
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from hvtest import Hvguard, HvguardError, Tap  # noqa: E402
+from hvtest import EMULATED, Hvguard, HvguardError, Tap  # noqa: E402
 from polling import wait_until  # noqa: E402
 from test_vmm import run_vmm, within  # noqa: E402
 
 TOOLS = os.environ.get("HVGUARD_TOOLS", "build/tests")
 MINIVMM = os.path.join(TOOLS, "minivmm")
+# What a corrected guest may still see: 10 us in every cycle on a real KVM.
+# Nested under TCG, KVM_SET_CLOCK's two clock samples are emulated
+# instructions apart and the host preempts the emulator at will: measured
+# there p50 6-20 us with a tail past 100 us. Bound the typical cycle (the
+# median) by 50 us, and every cycle by 1% of the pause (the rewind is gone).
 SKEW_LIMIT_NS = 10_000
+MEDIAN_LIMIT_NS = 50_000
+# The pause a VMM replays is the time from its first stop ioctl to its last
+# resume ioctl; the rewind covers GET_CLOCK to SET_CLOCK only, and under
+# TCG the ioctls around them take milliseconds.
+REL = 0.15 if EMULATED else 0.05
 F_SETPIPE_SZ = 1031
 
 tap = Tap()
@@ -52,13 +62,26 @@ def test_stopcont_corrected(hv, cycles=20, pause_ms=200):
     tap.eq(f"{name}: one correction per pause", len(corr), cycles)
     tap.eq(f"{name}: every correction applied", sorted({c["result"] for c in corr}),
            ["applied"])
-    tap.ok(f"{name}: the guest never saw the rewind (|skew| < 10 us every cycle)",
-           len(skews) == cycles and all(abs(s) < SKEW_LIMIT_NS for s in skews),
-           "< 10000 ns", skews)
     residuals = [c["residual_ns"] for c in corr if c.get("residual_ns") is not None]
-    tap.ok(f"{name}: kvmclock offset restored to within 10 us",
-           len(residuals) == cycles and all(abs(r) < SKEW_LIMIT_NS for r in residuals),
-           "< 10000 ns", residuals)
+    if EMULATED:
+        bound = pause_ms * 1e6 / 100
+        tap.ok(f"{name}: the guest never saw the rewind (|skew| < 1% of the pause every cycle)",
+               len(skews) == cycles and all(abs(s) < bound for s in skews), f"< {bound}",
+               skews)
+        tap.ok(f"{name}: typical guest skew under TCG: median |skew| < 50 us",
+               skews and statistics.median(abs(s) for s in skews) < MEDIAN_LIMIT_NS,
+               f"< {MEDIAN_LIMIT_NS}", skews)
+        tap.ok(f"{name}: kvmclock offset restored: median |residual| < 50 us",
+               len(residuals) == cycles and
+               statistics.median(abs(r) for r in residuals) < MEDIAN_LIMIT_NS,
+               f"< {MEDIAN_LIMIT_NS} ns", residuals)
+    else:
+        tap.ok(f"{name}: the guest never saw the rewind (|skew| < 10 us every cycle)",
+               len(skews) == cycles and all(abs(s) < SKEW_LIMIT_NS for s in skews),
+               f"< {SKEW_LIMIT_NS} ns", skews)
+        tap.ok(f"{name}: kvmclock offset restored to within 10 us",
+               len(residuals) == cycles and all(abs(r) < SKEW_LIMIT_NS for r in residuals),
+               f"< {SKEW_LIMIT_NS} ns", residuals)
     frozen = [c["frozen_ns"] for c in corr]
     if skews:
         tap.note(f"guest skew ns: median {statistics.median(skews):.0f}, "
@@ -76,8 +99,9 @@ def test_crosvm_corrected(hv):
     pid, cyc, done = run_vmm(["crosvm-resume", "--pause-ms", "300", "--cycles", "2"])
     corr = settle(hv, pid, "correction", 2)
     tap.eq(f"{name}: corrections applied", [c["result"] for c in corr], ["applied"] * 2)
+    limit = 300e6 / 100 if EMULATED else SKEW_LIMIT_NS  # as above
     tap.ok(f"{name}: the guest never saw the rewind",
-           all(abs(c["skew_ns"]) < SKEW_LIMIT_NS for c in cyc), "< 10000", cyc)
+           all(abs(c["skew_ns"]) < limit for c in cyc), f"< {limit}", cyc)
 
 
 def test_tsc_offset_corrected(hv):
@@ -109,8 +133,8 @@ def test_mismatch_corrected(hv):
 
 
 def test_khz_not_corrected(hv):
-    name = "tsc-khz-after-run with --correct"
-    pid, cyc, done = run_vmm(["tsc-khz-after-run"])
+    name = "tsc-khz-then-cont with --correct"
+    pid, cyc, done = run_vmm(["tsc-khz-then-cont"])
     wait_until(lambda: False, 0.3)
     alerts = hv.alerts(lambda a: a["pid"] == pid)
     tap.eq(f"{name}: alert only", [a["rule"] for a in alerts], ["tsc-khz-change"])
@@ -130,15 +154,21 @@ def test_rate_limit(tmp):
     try:
         pid, cyc, done = run_vmm(["qemu-stopcont", "--pause-ms", "200", "--cycles", "4"])
         corr = settle(hv, pid, "correction", 4)
+        # Another VM right after: its budget is its own (struct kvm pointers
+        # are page-aligned: a bucket per pointer modulo 256 was one for all).
+        pid2, _, _ = run_vmm(["qemu-stopcont", "--pause-ms", "200"])
+        other = settle(hv, pid2, "correction", 1)
     finally:
         status, _ = hv.stop()
+    tap.eq(f"{name}: another VM's correction is not limited by the first's",
+           [c["result"] for c in other], ["applied"])
     tap.eq(f"{name}: two applied, then refused",
            [c["result"] for c in corr], ["applied", "applied", "refused", "refused"])
     tap.ok(f"{name}: the refusal says why",
            all("rate limit" in (c["reason"] or "") for c in corr[2:]) and len(corr) == 4,
            "rate limit ...", [c["reason"] for c in corr])
     tap.ok(f"{name}: refused cycles leave the VMM running as before (guest sees the rewind)",
-           len(cyc) == 4 and all(within(c["skew_ns"], -c["pause_ns"], 0.05) for c in cyc[2:]),
+           len(cyc) == 4 and all(within(c["skew_ns"], -c["pause_ns"], REL) for c in cyc[2:]),
            "skew ~ -pause", [c["skew_ns"] for c in cyc])
     tap.eq(f"{name}: hvguard exits 0", status, 0)
 
@@ -205,9 +235,12 @@ def test_watchdog(tmp):
         tap.ok(f"{name}: it went uncorrected (the guest saw the 300 ms rewind)",
                cyc and -cyc[0]["pause_ns"] <= cyc[0]["skew_ns"] <= -0.95 * 300e6,
                "-pause_ns <= skew <= -285 ms", cyc)
+        # The guest's TSC advance runs from its last sample before the stop
+        # to its first after the release: the 300 ms pause and the freeze
+        # (at KVM_SET_CLOCK, or at the next KVM_RUN on kvm-tracepoints).
         tap.ok(f"{name}: released about 500 ms after the freeze",
-               cyc and 0.4e9 <= cyc[0]["pause_ns"] - 300e6 <= 2e9, "~500 ms",
-               cyc and cyc[0]["pause_ns"] - 300e6)
+               cyc and 0.4e9 <= cyc[0]["guest_tsc_advance_ns"] - 300e6 <= 2e9, "~500 ms",
+               cyc and cyc[0]["guest_tsc_advance_ns"] - 300e6)
         out = []
         reader = threading.Thread(target=lambda: out.extend(hv.stdout), daemon=True)
         reader.start()
