@@ -577,6 +577,27 @@ static __always_inline void on_created(long ret, __u32 cmd, struct thread_ctx *t
 		vm->nr_vcpus = tc->arg + 1;
 }
 
+/* kvmclock-jump, from either tier: the offset moved from before to after;
+ * stamped with the VM's last clock change, which the corrector checks. */
+static __always_inline void alert_kvmclock_jump(__u64 kvm, struct vm_state *vm, __s64 before,
+						__s64 after, __s64 paused_ns, __s64 flags, __s64 fd)
+{
+	struct clock_event *e = reserve_event();
+
+	if (!e)
+		return;
+	fill_event(e, CLOCK_EV_ALERT, HV_RULE_KVMCLOCK_JUMP, kvm, vm, -1);
+	e->ts_ns = vm->last_clock_write_ns;
+	e->v[EV_JUMP_NS] = after - before;
+	e->v[EV_PAUSED_NS] = paused_ns;
+	e->v[EV_OFFSET_BEFORE] = before;
+	e->v[EV_OFFSET_AFTER] = after;
+	e->v[EV_SET_FLAGS] = flags;
+	e->v[EV_FD] = fd;
+	freeze_for_correction(e, vm, HV_RULE_KVMCLOCK_JUMP);
+	bpf_ringbuf_submit(e, 0);
+}
+
 static __always_inline void on_get_clock(struct thread_ctx *tc)
 {
 	struct vm_state *vm = vm_get(tc->kvm);
@@ -593,7 +614,6 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 {
 	struct vm_state *vm = vm_get(tc->kvm);
 	__s64 after = read_kvmclock_offset(tc->kvm), jump, paused_ns;
-	struct clock_event *e;
 	__u32 flags = 0;
 	bool violates;
 
@@ -616,19 +636,7 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 			emit_simple(CLOCK_EV_RESUME, tc->kvm, vm, -1, paused_ns, jump);
 		return;
 	}
-	e = reserve_event();
-	if (!e)
-		return;
-	fill_event(e, CLOCK_EV_ALERT, HV_RULE_KVMCLOCK_JUMP, tc->kvm, vm, -1);
-	e->ts_ns = vm->last_clock_write_ns; /* the corrector checks no write came since */
-	e->v[EV_JUMP_NS] = jump;
-	e->v[EV_PAUSED_NS] = paused_ns;
-	e->v[EV_OFFSET_BEFORE] = tc->before;
-	e->v[EV_OFFSET_AFTER] = after;
-	e->v[EV_SET_FLAGS] = flags;
-	e->v[EV_FD] = tc->fd;
-	freeze_for_correction(e, vm, HV_RULE_KVMCLOCK_JUMP);
-	bpf_ringbuf_submit(e, 0);
+	alert_kvmclock_jump(tc->kvm, vm, tc->before, after, paused_ns, flags, tc->fd);
 }
 
 static __always_inline void on_set_tsc_khz(struct thread_ctx *tc, long ret)
@@ -861,7 +869,6 @@ static __always_inline void check_kvmclock_jump(const struct kvm_call *c, struct
 						__s64 offset_now)
 {
 	__s64 seen = vm->seen_offset, jump;
-	struct clock_event *e;
 
 	if (offset_now == seen || !__sync_bool_compare_and_swap(&vm->seen_offset, seen, offset_now))
 		return;
@@ -872,19 +879,8 @@ static __always_inline void check_kvmclock_jump(const struct kvm_call *c, struct
 		emit_simple(CLOCK_EV_RESUME, c->kvm, vm, -1, -1, jump);
 		return;
 	}
-	e = reserve_event();
-	if (!e)
-		return;
-	fill_event(e, CLOCK_EV_ALERT, HV_RULE_KVMCLOCK_JUMP, c->kvm, vm, -1);
-	e->ts_ns = vm->last_clock_write_ns; /* the corrector checks no change came since */
-	e->v[EV_JUMP_NS] = jump;
-	e->v[EV_PAUSED_NS] = -1;
-	e->v[EV_OFFSET_BEFORE] = seen;
-	e->v[EV_OFFSET_AFTER] = offset_now;
-	e->v[EV_SET_FLAGS] = -1; /* KVM_SET_CLOCK's argument is not seen here */
-	e->v[EV_FD] = -1;
-	freeze_for_correction(e, vm, HV_RULE_KVMCLOCK_JUMP);
-	bpf_ringbuf_submit(e, 0);
+	/* KVM_SET_CLOCK's argument and fd are not seen on this tier. */
+	alert_kvmclock_jump(c->kvm, vm, seen, offset_now, -1, -1, -1);
 }
 
 /* kvm-tracepoints tier, tsc-khz-change: the vCPU's frequency changed since

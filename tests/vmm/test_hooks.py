@@ -25,7 +25,6 @@ def attachments(pid):
     tps = sorted(p.get("tracepoint", "") for p in perf if p.get("pid") == pid)
     links = json.loads(subprocess.run(["bpftool", "-j", "link", "list"], capture_output=True,
                                       text=True).stdout or "[]")
-    mine = {p.get("prog_id") for p in perf if p.get("pid") == pid}
     fds = os.listdir(f"/proc/{pid}/fdinfo")
     link_ids = set()
     for fd in fds:
@@ -39,7 +38,7 @@ def attachments(pid):
                 link_ids.add(int(line.split()[1]))
     raw = sorted(l.get("tp_name", "") for l in links
                  if l.get("id") in link_ids and l.get("type") == "raw_tracepoint")
-    return tps, raw, mine
+    return tps, raw
 
 
 def syscall_hooks(tps, raw):
@@ -57,7 +56,7 @@ def main():
         try:
             tap.eq("hooks: the default tier is kvm-tracepoints (ready line)", hv.hooks,
                    "kvm-tracepoints")
-            tps, raw, _ = attachments(hv.proc.pid)
+            tps, raw = attachments(hv.proc.pid)
             tap.note(f"default tier: perf tracepoints {tps}, raw_tp links {raw}")
             tap.eq("hooks: default tier: no program on a syscall tracepoint (bpftool)",
                    syscall_hooks(tps, raw), [])
@@ -74,7 +73,7 @@ def main():
             return 1
         try:
             tap.eq("hooks: --hooks syscalls is said in the ready line", hv.hooks, "syscalls")
-            tps, raw, _ = attachments(hv.proc.pid)
+            tps, raw = attachments(hv.proc.pid)
             tap.eq("hooks: --hooks syscalls attaches sys_enter_ioctl/sys_exit_ioctl (bpftool)",
                    syscall_hooks(tps, raw), ["sys_enter_ioctl", "sys_exit_ioctl"])
         finally:
