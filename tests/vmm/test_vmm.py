@@ -113,7 +113,10 @@ def expect_khz_unseen_on_kvm_tracepoints(name, alerts, cycles, done):
     """KVM requests no clock update after KVM_SET_TSC_KHZ: with nothing else
     touching the vCPU's clock, the kvm-tracepoints tier does not see the
     change (docs/hooks.md); the syscalls tier sees the ioctl itself."""
-    if HOOKS["tier"] == "syscalls":
+    if HOOKS["tier"] == "syscalls" or alerts:
+        # kvm-tracepoints: seen when something else updated the vCPU's
+        # clock before it ran again (KVM does when a vCPU changes host
+        # CPU without a master clock); then it must be right.
         expect_khz(name, alerts, cycles, done)
     else:
         tap.eq(f"{name}: unseen without a clock update after it (documented limit)",
