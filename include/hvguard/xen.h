@@ -4,7 +4,7 @@
  * device ioctl, the configuration userspace writes before (and while) the
  * programs run, the per-process grant state and the ring-buffer event.
  * Plain C only (no kernel headers), so it compiles on both sides.
- * Ioctl numbers and layouts: /work/shared/reference/xen-grants.md (LP64).
+ * Ioctl numbers and layouts: Linux's include/uapi/xen/{privcmd,gntdev,gntalloc}.h (LP64).
  */
 #ifndef HVGUARD_XEN_H
 #define HVGUARD_XEN_H

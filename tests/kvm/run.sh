@@ -12,7 +12,6 @@
 #                                     cores busy (first run: +15 s kernel fetch)
 #   tests/kvm/run.sh --judge LOG      judge a serial log again, no boot
 #
-# See /work/shared/reference/kvm-under-qemu.md for what was verified first.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
