@@ -19,7 +19,8 @@
  * KVM_RUN while we look, so the PVTI we read is the one the guest used.
  *
  * Usage: minivmm SCENARIO [N] [--pause-ms N] [--cycles N] [--vcpus N]
- *                 [--hold-ms N] [--tsc-delta CYCLES] [-name NAME]
+ *                 [--hold-ms N] [--tsc-delta CYCLES] [--traced-as NAME]
+ *                 [-name NAME]
  *        minivmm --list | --help
  *
  * stdout carries one JSON object per line and nothing else:
@@ -59,6 +60,9 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <linux/kvm.h>
 
 #define NSEC_PER_SEC		1000000000LL
@@ -178,6 +182,7 @@ struct opts {
 	uint64_t cycles;
 	uint64_t hold_ms;
 	int64_t tsc_delta;
+	const char *traced_as;	/* a tracer child that names itself so */
 	int vcpus;		/* 0: the scenario's default */
 	int nvms;		/* 0: the scenario's default */
 };
@@ -1171,6 +1176,7 @@ static void usage(FILE *f)
 		"  --vcpus N         vCPUs per VM (default: the scenario's, 1..%d)\n"
 		"  --hold-ms N       keep the VMs open N ms after the done line\n"
 		"  --tsc-delta C     guest-tsc-write: write rdtsc + C (default 0)\n"
+		"  --traced-as NAME  run ptraced by a child that names itself NAME\n"
 		"  N                 many-vms only: number of VMs (default %d)\n"
 		"  --list            list the scenarios\n",
 		MAX_VCPUS, MANY_VMS_DEFAULT);
@@ -1223,7 +1229,7 @@ static int parse_s64(const char *opt, const char *s, int64_t *out)
 }
 
 enum { OPT_PAUSE = 256, OPT_CYCLES, OPT_VCPUS, OPT_HOLD, OPT_TSC_DELTA,
-       OPT_LIST };
+       OPT_LIST, OPT_TRACED_AS };
 
 static const struct option long_opts[] = {
 	{ "pause-ms", required_argument, NULL, OPT_PAUSE },
@@ -1232,6 +1238,7 @@ static const struct option long_opts[] = {
 	{ "hold-ms", required_argument, NULL, OPT_HOLD },
 	{ "tsc-delta", required_argument, NULL, OPT_TSC_DELTA },
 	{ "list", no_argument, NULL, OPT_LIST },
+	{ "traced-as", required_argument, NULL, OPT_TRACED_AS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1266,6 +1273,9 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 		case OPT_TSC_DELTA:
 			if (parse_s64("--tsc-delta", optarg, &c->opt.tsc_delta))
 				return -1;
+			break;
+		case OPT_TRACED_AS:
+			c->opt.traced_as = optarg;
 			break;
 		case OPT_LIST:
 			list_scenarios();
@@ -1324,6 +1334,63 @@ static int setup(struct ctx *c)
 }
 
 /*
+ * --traced-as NAME: a child that names itself NAME (say "hvguard") ptraces
+ * us for the whole run, passing every signal on: what a VMM can do to pass
+ * its own writes for a corrector's, were a tracer's name trusted.
+ */
+static void tracer_loop(pid_t parent)
+{
+	int status;
+
+	for (;;) {
+		if (waitpid(parent, &status, __WALL) < 0 || WIFEXITED(status) ||
+		    WIFSIGNALED(status))
+			_exit(0);
+		if (status >> 16 == PTRACE_EVENT_STOP)
+			ptrace(PTRACE_LISTEN, parent, 0, 0);
+		else
+			ptrace(PTRACE_CONT, parent, 0, (void *)(long)WSTOPSIG(status));
+	}
+}
+
+static int start_tracer(const char *name)
+{
+	pid_t parent = getpid(), child;
+	char status[4096];
+	int fd, i;
+
+	child = fork();
+	if (child < 0)
+		return sys_fail("fork");
+	if (child == 0) {
+		prctl(PR_SET_NAME, name);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (ptrace(PTRACE_SEIZE, parent, 0, 0))
+			_exit(1);
+		tracer_loop(parent);
+	}
+	/* Until our TracerPid is the child's. */
+	for (i = 0; i < 1000; i++) {
+		ssize_t n;
+
+		fd = open("/proc/self/status", O_RDONLY);
+		n = fd < 0 ? -1 : read(fd, status, sizeof(status) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n > 0) {
+			char *t;
+
+			status[n] = '\0';
+			t = strstr(status, "TracerPid:");
+			if (t && atoi(t + 10) == child)
+				return 0;
+		}
+		sleep_ms(5);
+	}
+	return fail("the tracer named %s did not seize us", name);
+}
+
+/*
  * "-name NAME", as QEMU takes it, is accepted and ignored: it is only there
  * for hvguard to read back from /proc/PID/cmdline (the VM's name), as a
  * hostile VMM would set it. Dropped from argv before the options are parsed
@@ -1357,6 +1424,8 @@ int main(int argc, char **argv)
 		return r > 0 ? 0 : 1;
 	c.nvcpus = c.opt.vcpus ? c.opt.vcpus : (c.sc->vcpus ? c.sc->vcpus : 1);
 	c.nvms = c.opt.nvms ? c.opt.nvms : (c.sc->vms ? c.sc->vms : 1);
+	if (c.opt.traced_as && start_tracer(c.opt.traced_as))
+		goto cleanup;
 	if (setup(&c))
 		goto cleanup;
 	if (run_script(&c))

@@ -192,6 +192,10 @@ SCENARIOS_ALL = [
      expect_guest_consistent, False),
     ("tsc-msr-rewrite", ["tsc-msr-rewrite", "--pause-ms", "300", "--vcpus", "2"],
      expect_tsc_rewrite, False),
+    # A VMM ptraced by a process it named "hvguard": a tracer's name once
+    # passed for a corrector's injected writes. Its rewrites must be caught.
+    ("impersonated-corrector", ["tsc-msr-rewrite", "--pause-ms", "300", "--vcpus", "2",
+                                "--traced-as", "hvguard"], expect_tsc_rewrite, False),
     ("tsc-khz-after-run", ["tsc-khz-after-run"], expect_khz_unseen_on_kvm_tracepoints, False),
     ("tsc-khz-then-cont", ["tsc-khz-then-cont"], expect_khz, False),
     ("vcpu-mismatch", ["vcpu-mismatch"], expect_mismatch, False),
