@@ -167,19 +167,24 @@ struct kvm_call {
 /*
  * The vCPU the current thread works on: during every vCPU ioctl (KVM_RUN
  * included) vcpu_load() has registered vcpu->preempt_notifier on it, so
- * the vCPU is a container_of away. It must be the tracepoint's vcpu_id.
+ * the vCPU is a container_of away; NULL outside a vCPU ioctl.
  */
-static __always_inline struct kvm_vcpu *current_vcpu(unsigned int vcpu_id)
+static __always_inline struct kvm_vcpu *task_vcpu(struct task_struct *task)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct hlist_node *first = BPF_CORE_READ(task, preempt_notifiers.first);
-	struct kvm_vcpu *vcpu;
 
 	if (!first)
 		return NULL;
-	vcpu = (void *)first - bpf_core_field_offset(struct kvm_vcpu, preempt_notifier) -
+	return (void *)first - bpf_core_field_offset(struct kvm_vcpu, preempt_notifier) -
 	       bpf_core_field_offset(struct preempt_notifier, link);
-	if (BPF_CORE_READ(vcpu, vcpu_id) != (int)vcpu_id)
+}
+
+/* The same, checked against the tracepoint's vcpu_id. */
+static __always_inline struct kvm_vcpu *current_vcpu(unsigned int vcpu_id)
+{
+	struct kvm_vcpu *vcpu = task_vcpu(bpf_get_current_task_btf());
+
+	if (!vcpu || BPF_CORE_READ(vcpu, vcpu_id) != (int)vcpu_id)
 		return NULL;
 	return vcpu;
 }
@@ -207,9 +212,9 @@ static __always_inline void current_ioctl(struct kvm_call *c)
 	c->arg = BPF_CORE_READ(regs, dx);
 }
 
-/* Fills c for a KVM tracepoint about vcpu_id; -1 when it cannot be
- * attributed (then counted as unattributed by the caller). */
-static __always_inline int current_call(unsigned int vcpu_id, struct kvm_call *c)
+/* The vCPU and VM of a KVM tracepoint about vcpu_id; -1 when it cannot
+ * be attributed (then counted as unattributed by the caller). */
+static __always_inline int current_vm(unsigned int vcpu_id, struct kvm_call *c)
 {
 	struct kvm_vcpu *vcpu = current_vcpu(vcpu_id);
 
@@ -218,7 +223,13 @@ static __always_inline int current_call(unsigned int vcpu_id, struct kvm_call *c
 		return -1;
 	c->vcpu = vcpu;
 	c->kvm = (__u64)BPF_CORE_READ(vcpu, kvm);
-	if (!c->kvm)
+	return c->kvm ? 0 : -1;
+}
+
+/* ... and the ioctl it came through (cmd 0 when none could be read). */
+static __always_inline int current_call(unsigned int vcpu_id, struct kvm_call *c)
+{
+	if (current_vm(vcpu_id, c))
 		return -1;
 	current_ioctl(c);
 	return 0;
@@ -483,9 +494,8 @@ static __always_inline int on_run_enter(unsigned int fd)
 		if (!tc || run_slow_path(tc, fd, gen))
 			return 0;
 	}
-	tc->kvm = tc->run_kvm;
 	if (dirty_vms > 0)
-		check_mismatch(tc->kvm);
+		check_mismatch(tc->run_kvm);
 	return 0;
 }
 
@@ -733,8 +743,7 @@ static __always_inline void alert_tsc_offset(const struct kvm_call *c, struct vm
 	e->v[EV_TSC_BEFORE] = before;
 	e->v[EV_TSC_AFTER] = after;
 	e->v[EV_TSC_WRITTEN] = written;
-	e->v[EV_TSC_IOCTL] = c->cmd;
-	e->v[EV_TSC_FD] = -1; /* the corrector finds the vCPU's fd itself */
+	e->v[EV_TSC_IOCTL] = c->cmd; /* (the corrector finds the vCPU's fd itself) */
 	freeze_for_correction(e, vm, HV_RULE_TSC_OFFSET_CHANGE);
 	bpf_ringbuf_submit(e, 0);
 }
@@ -822,14 +831,12 @@ int BPF_PROG(hv_clock_guest_msr, unsigned int write, __u32 ecx, __u64 data, bool
 	if (!write || (ecx != HV_MSR_IA32_TSC && ecx != HV_MSR_IA32_TSC_ADJUST))
 		return 0;
 	task = bpf_get_current_task_btf();
-	if (!BPF_CORE_READ(task, preempt_notifiers.first))
+	vcpu = task_vcpu(task);
+	if (!vcpu)
 		return 0;
 	tc = bpf_task_storage_get(&hv_clock_threads, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!tc)
 		return 0;
-	vcpu = (void *)BPF_CORE_READ(task, preempt_notifiers.first) -
-	       bpf_core_field_offset(struct kvm_vcpu, preempt_notifier) -
-	       bpf_core_field_offset(struct preempt_notifier, link);
 	exits = BPF_CORE_READ(vcpu, stat.exits);
 	if (tc->pending_vcpu >= 0 && tc->pending_exit == exits) {
 		emit_simple(CLOCK_EV_GUEST_TSC_WRITE, tc->kvm,
@@ -961,7 +968,7 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	__u32 idx = vcpu_id % HV_MAX_VCPUS;
 
 	__sync_fetch_and_add(&pvclock_updates_seen, 1);
-	if (current_call(vcpu_id, &c))
+	if (current_vm(vcpu_id, &c)) /* no ioctl needed: a clock update */
 		return 0;
 	vcpu = c.vcpu;
 	vm = cfg.tier == HV_HOOKS_KVM_TRACEPOINTS ? vm_get(c.kvm)

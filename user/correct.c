@@ -241,9 +241,9 @@ static int kvmclock_offset_now(__u64 kvm, __s64 *offset)
 
 #define ADDI(o, k, v) json_object_object_add((o), (k), json_object_new_int64(v))
 
+/* A VMM's KVM fds, from /proc/PID/fd ("anon_inode:kvm-vm", "kvm-vcpu:N"). */
 struct vcpu_scan {
-	int *fds;
-	int max;
+	int fds[HV_MAX_VCPUS]; /* by vCPU id, -1 when absent */
 	int vms;
 	int vm_fd;
 	int found;
@@ -257,40 +257,26 @@ static int note_vcpu_fd(int fd, const char *link, void *arg)
 	if (!strcmp(link, "anon_inode:kvm-vm")) {
 		vs->vms++;
 		vs->vm_fd = fd;
-	} else if (sscanf(link, "anon_inode:kvm-vcpu:%d", &id) == 1 && id >= 0 && id < vs->max) {
+	} else if (sscanf(link, "anon_inode:kvm-vcpu:%d", &id) == 1 && id >= 0 &&
+		   id < HV_MAX_VCPUS) {
 		vs->fds[id] = fd;
 		vs->found++;
 	}
 	return 0;
 }
 
-/* The fds of the vCPUs of the only VM in pid (with several VMs in one
- * process a vCPU fd does not say which VM it belongs to: refuse). */
+/* The fds of the only VM in pid and of its vCPUs. With several VMs in one
+ * process a vCPU fd does not say which VM it belongs to: refuse. */
 static int scan_fds(int pid, struct vcpu_scan *vs, struct correction *c)
 {
-	for (int i = 0; i < vs->max; i++)
+	*vs = (struct vcpu_scan){.vm_fd = -1};
+	for (int i = 0; i < HV_MAX_VCPUS; i++)
 		vs->fds[i] = -1;
 	if (hv_proc_for_each_fd(pid, note_vcpu_fd, vs) == -ESRCH)
 		return refuse(c, "the VMM exited");
 	if (vs->vms != 1)
 		return refuse(c, "the VMM holds %d VMs: its fds cannot be told apart", vs->vms);
 	return 0;
-}
-
-static int vcpu_fds(int pid, int *fds, int max, struct correction *c)
-{
-	struct vcpu_scan vs = {.fds = fds, .max = max};
-
-	return scan_fds(pid, &vs, c) ? -1 : vs.found;
-}
-
-/* The fd of the only VM in pid ("anon_inode:kvm-vm"), or refuse. */
-static int vm_fd_of(int pid, struct correction *c)
-{
-	static int fds[HV_MAX_VCPUS];
-	struct vcpu_scan vs = {.fds = fds, .max = HV_MAX_VCPUS};
-
-	return scan_fds(pid, &vs, c) ? -1 : vs.vm_fd;
 }
 
 /*
@@ -321,11 +307,15 @@ static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, st
 	struct kvm_clock_data data = {.flags = KVM_CLOCK_REALTIME};
 	__u64 base, real;
 	int fd = (int)e->v[EV_FD];
+	struct vcpu_scan vs;
 	long ret;
 	int rc;
 
-	if (fd < 0 && (fd = vm_fd_of(e->pid, c)) < 0)
-		return -1;
+	if (fd < 0) { /* not seen on the kvm-tracepoints tier */
+		if (scan_fds(e->pid, &vs, c))
+			return -1;
+		fd = vs.vm_fd;
+	}
 	rc = kvmclock_offset_now(e->vm_key, &now);
 	if (rc)
 		return refuse(c, "the VM is gone: %s", strerror(-rc));
@@ -387,17 +377,15 @@ static int recorded_offset(const struct clock_event *e, int vcpu, __s64 *offset)
 static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
 			  struct correction *c)
 {
-	static int fds[HV_MAX_VCPUS];
-	int fd = (int)e->v[EV_TSC_FD];
+	struct vcpu_scan vs;
+	int fd;
 	__s64 now;
 
-	if (fd < 0) {
-		if (vcpu_fds(e->pid, fds, HV_MAX_VCPUS, c) < 0)
-			return -1;
-		fd = e->vcpu >= 0 && e->vcpu < HV_MAX_VCPUS ? fds[e->vcpu] : -1;
-		if (fd < 0)
-			return refuse(c, "vCPU %d has no fd in the VMM", e->vcpu);
-	}
+	if (scan_fds(e->pid, &vs, c))
+		return -1;
+	fd = e->vcpu >= 0 && e->vcpu < HV_MAX_VCPUS ? vs.fds[e->vcpu] : -1;
+	if (fd < 0)
+		return refuse(c, "vCPU %d has no fd in the VMM", e->vcpu);
 	if (set_tsc_offset(inj, fd, e->v[EV_TSC_BEFORE], c))
 		return -1;
 	/* On kernels where the offset reads back as 0 the tracepoint's value,
@@ -414,13 +402,14 @@ static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
 
 static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
 {
-	static int fds[HV_MAX_VCPUS];
+	struct vcpu_scan vs;
 	struct vm_state vm;
 	__s64 ref = e->v[EV_MM_REF_OFFSET];
-	int n = vcpu_fds(e->pid, fds, HV_MAX_VCPUS, c), fixed = 0;
+	int n, fixed = 0;
 
-	if (n < 0)
+	if (scan_fds(e->pid, &vs, c))
 		return -1;
+	n = vs.found;
 	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &e->vm_key, &vm))
 		return refuse(c, "the VM is gone");
 	if ((long long)vm.nr_vcpus != e->v[EV_MM_NR_VCPUS] || n != (int)vm.nr_vcpus)
@@ -431,9 +420,9 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 		if (!hv_bit_test(vm.tsc_known, i) || hv_bit_test(vm.tsc_guest, i) ||
 		    vm.tsc_offset[i] == ref)
 			continue;
-		if (fds[i] < 0)
+		if (vs.fds[i] < 0)
 			return refuse(c, "vCPU %u has no fd in the VMM", i);
-		if (set_tsc_offset(inj, fds[i], ref, c))
+		if (set_tsc_offset(inj, vs.fds[i], ref, c))
 			return -1;
 		fixed++;
 	}
@@ -446,14 +435,6 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 				      (long long)vm.tsc_offset[i]);
 	ADDI(c->after, "vcpus_aligned", fixed);
 	return 0;
-}
-
-static const char *fd_kind(const struct clock_event *e, char *buf, size_t len)
-{
-	if (e->rule == HV_RULE_KVMCLOCK_JUMP)
-		return "kvm-vm";
-	snprintf(buf, len, "kvm-vcpu:%d", e->vcpu);
-	return buf;
 }
 
 /* Claims the freeze for this correction: from here on the watchdog keeps
@@ -472,8 +453,6 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 	const struct hv_rule *rule = &ctx->rules->rule[e->rule];
 	struct hv_injector *inj = NULL;
 	struct vm_state vm;
-	long long fd;
-	char kind[32];
 	int rc;
 
 	if (lookup_vm(e, &vm, c))
@@ -492,9 +471,10 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 	if (wait_frozen(e->pid, c))
 		return -1;
 	c->stopped = since_freeze(c);
-	fd = e->rule == HV_RULE_KVMCLOCK_JUMP ? e->v[EV_FD] : e->v[EV_TSC_FD];
-	if (e->rule != HV_RULE_VCPU_TSC_MISMATCH && fd >= 0 &&
-	    !fd_is(e->pid, fd, fd_kind(e, kind, sizeof(kind))))
+	/* The syscalls tier saw the VM's fd at KVM_SET_CLOCK: is it still
+	 * that VM's? (Otherwise the fds are found in /proc at the repair.) */
+	if (e->rule == HV_RULE_KVMCLOCK_JUMP && e->v[EV_FD] >= 0 &&
+	    !fd_is(e->pid, e->v[EV_FD], "kvm-vm"))
 		return refuse(c, "the VM's fd is gone from the VMM (closed, or the VMM exec'd)");
 	if (inject_begin(e->pid, &inj, c))
 		return -1;

@@ -93,7 +93,6 @@ enum {
 	EV_TSC_AFTER = 1,
 	EV_TSC_WRITTEN = 2, /* MSR_IA32_TSC value written, -1 if by attribute */
 	EV_TSC_IOCTL = 3,
-	EV_TSC_FD = 4,
 	/* tsc-khz-change */
 	EV_KHZ_BEFORE = 0,
 	EV_KHZ_AFTER = 1,
