@@ -24,7 +24,11 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct clock_config cfg = {};
 
 /* Counters read through the skeleton: proof the hooks ran, and loss. */
-__u64 events_lost = 0;
+__u64 events_lost = 0; /* information records the ring had no room for */
+/* Alerts the alert ring had no room for, by rule: never silent. */
+__u64 alerts_missed[HV_RULE_COUNT] = {};
+/* Guest TSC writes counted in a summary instead of a record of their own. */
+__u64 guest_writes_suppressed = 0;
 __u64 kvm_ioctls_seen = 0;
 __u64 pvclock_updates_seen = 0;
 __u64 tsc_writes_seen = 0;
@@ -33,10 +37,19 @@ __u64 unattributed_tsc_writes = 0;
  * full table is counted and reported, never silent. */
 __u64 map_full[HV_CLOCK_MAP_COUNT] = {};
 
+/* Information records (vm-new, pause, resume, guest TSC writes...). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
 } clock_events SEC(".maps");
+
+/* Alerts only, in a ring of their own: no flood of information records,
+ * whoever causes it, can take the room an alert (and its freeze) needs.
+ * 256 KiB holds over 2000 alerts not yet read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 18);
+} clock_alerts SEC(".maps");
 
 /* Per-VM state, keyed by struct kvm *. Pinned: survives daemon restarts. */
 struct {
@@ -320,6 +333,21 @@ static __always_inline struct clock_event *reserve_event(void)
 	return e;
 }
 
+/* An alert's record, from the alert ring; filled for its rule. */
+static __always_inline struct clock_event *reserve_alert(enum hv_rule_id rule, __u64 kvm,
+							 const struct vm_state *vm, __s32 vcpu)
+{
+	struct clock_event *e = bpf_ringbuf_reserve(&clock_alerts, sizeof(*e), 0);
+
+	if (!e) {
+		if (rule < HV_RULE_COUNT)
+			__sync_fetch_and_add(&alerts_missed[rule], 1);
+		return NULL;
+	}
+	fill_event(e, CLOCK_EV_ALERT, rule, kvm, vm, vcpu);
+	return e;
+}
+
 static __always_inline void emit_simple(__u32 type, __u64 kvm, const struct vm_state *vm,
 					__s32 vcpu, __s64 v0, __s64 v1)
 {
@@ -331,6 +359,34 @@ static __always_inline void emit_simple(__u32 type, __u64 kvm, const struct vm_s
 	e->v[0] = v0;
 	e->v[1] = v1;
 	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * The guest wrote its own TSC: legitimate, and something a guest can do
+ * millions of times a second. Sent one by one up to the VM's burst, then
+ * counted (hv_flood_admit); a closed window's count goes out as one record.
+ */
+static __always_inline void emit_guest_write(__u64 kvm, struct vm_state *vm, __s32 vcpu,
+					     __s64 before, __s64 after)
+{
+	__u64 now = bpf_ktime_get_boot_ns(), closed, closed_start;
+	struct clock_event *e;
+	bool send = hv_flood_admit(&vm->guest_writes, now, &closed, &closed_start);
+
+	if (closed) {
+		__sync_fetch_and_add(&guest_writes_suppressed, closed);
+		e = reserve_event();
+		if (e) {
+			fill_event(e, CLOCK_EV_GUEST_TSC_SUMMARY, 0, kvm, vm, -1);
+			e->v[EV_FLOOD_SUPPRESSED] = closed;
+			e->v[EV_FLOOD_WINDOW_START] = closed_start;
+			e->v[EV_FLOOD_WINDOW_END] = now;
+			e->v[EV_FLOOD_TOTAL] = vm->guest_writes.total;
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+	if (send)
+		emit_simple(CLOCK_EV_GUEST_TSC_WRITE, kvm, vm, vcpu, before, after);
 }
 
 /* A new VM state, replacing whatever stale one had the same key; says so
@@ -446,10 +502,9 @@ static __always_inline void check_mismatch(__u64 kvm)
 	bpf_loop(HV_MAX_VCPUS, mismatch_step_cb, &w, 0);
 	if (!r->different)
 		return;
-	e = reserve_event();
+	e = reserve_alert(HV_RULE_VCPU_TSC_MISMATCH, kvm, vm, r->bad_vcpu);
 	if (!e)
 		return;
-	fill_event(e, CLOCK_EV_ALERT, HV_RULE_VCPU_TSC_MISMATCH, kvm, vm, r->bad_vcpu);
 	e->v[EV_MM_OFFSET] = vm->tsc_offset[r->bad_vcpu % HV_MAX_VCPUS];
 	e->v[EV_MM_REF_OFFSET] = r->ref_offset;
 	e->v[EV_MM_REF_VCPU] = r->ref_vcpu;
@@ -592,11 +647,10 @@ static __always_inline void on_created(long ret, __u32 cmd, struct thread_ctx *t
 static __always_inline void alert_kvmclock_jump(__u64 kvm, struct vm_state *vm, __s64 before,
 						__s64 after, __s64 paused_ns, __s64 flags, __s64 fd)
 {
-	struct clock_event *e = reserve_event();
+	struct clock_event *e = reserve_alert(HV_RULE_KVMCLOCK_JUMP, kvm, vm, -1);
 
 	if (!e)
 		return;
-	fill_event(e, CLOCK_EV_ALERT, HV_RULE_KVMCLOCK_JUMP, kvm, vm, -1);
 	e->ts_ns = vm->last_clock_write_ns;
 	e->v[EV_JUMP_NS] = after - before;
 	e->v[EV_PAUSED_NS] = paused_ns;
@@ -659,10 +713,9 @@ static __always_inline void on_set_tsc_khz(struct thread_ctx *tc, long ret)
 		return;
 	if (!hv_tsc_khz_violates(vm->phase != VM_SETUP, (__u32)tc->before, requested))
 		return;
-	e = reserve_event();
+	e = reserve_alert(HV_RULE_TSC_KHZ_CHANGE, tc->kvm, vm, tc->vcpu_id);
 	if (!e)
 		return;
-	fill_event(e, CLOCK_EV_ALERT, HV_RULE_TSC_KHZ_CHANGE, tc->kvm, vm, tc->vcpu_id);
 	e->v[EV_KHZ_BEFORE] = tc->before;
 	e->v[EV_KHZ_AFTER] = requested;
 	e->v[EV_KHZ_RESULT] = ret;
@@ -735,11 +788,10 @@ static __always_inline bool msrs_write_tsc_reset(__u64 arg, __s64 *written)
 static __always_inline void alert_tsc_offset(const struct kvm_call *c, struct vm_state *vm,
 					     __u32 vcpu, __s64 before, __s64 after, __s64 written)
 {
-	struct clock_event *e = reserve_event();
+	struct clock_event *e = reserve_alert(HV_RULE_TSC_OFFSET_CHANGE, c->kvm, vm, vcpu);
 
 	if (!e)
 		return;
-	fill_event(e, CLOCK_EV_ALERT, HV_RULE_TSC_OFFSET_CHANGE, c->kvm, vm, vcpu);
 	e->v[EV_TSC_BEFORE] = before;
 	e->v[EV_TSC_AFTER] = after;
 	e->v[EV_TSC_WRITTEN] = written;
@@ -764,7 +816,7 @@ static __always_inline void guest_offset_write(const struct kvm_call *c, struct 
 	if (!tc)
 		return;
 	if (tc->guest_msr_exit == exits) {
-		emit_simple(CLOCK_EV_GUEST_TSC_WRITE, c->kvm, vm, vcpu_id, before, after);
+		emit_guest_write(c->kvm, vm, vcpu_id, before, after);
 		return;
 	}
 	tc->kvm = c->kvm;
@@ -839,9 +891,11 @@ int BPF_PROG(hv_clock_guest_msr, unsigned int write, __u32 ecx, __u64 data, bool
 		return 0;
 	exits = BPF_CORE_READ(vcpu, stat.exits);
 	if (tc->pending_vcpu >= 0 && tc->pending_exit == exits) {
-		emit_simple(CLOCK_EV_GUEST_TSC_WRITE, tc->kvm,
-			    bpf_map_lookup_elem(&hv_clock_vms, &tc->kvm), tc->pending_vcpu,
-			    tc->pending_before, tc->pending_after);
+		struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &tc->kvm);
+
+		if (vm)
+			emit_guest_write(tc->kvm, vm, tc->pending_vcpu, tc->pending_before,
+					 tc->pending_after);
 		tc->pending_vcpu = -1;
 		return 0;
 	}
@@ -852,11 +906,10 @@ int BPF_PROG(hv_clock_guest_msr, unsigned int write, __u32 ecx, __u64 data, bool
 static __always_inline void alert_pvclock(__u64 kvm, struct vm_state *vm, __u32 vcpu,
 					  __s64 residual, __s64 raw, __s64 explained, __u32 flags)
 {
-	struct clock_event *e = reserve_event();
+	struct clock_event *e = reserve_alert(HV_RULE_PVCLOCK_DISCONTINUITY, kvm, vm, vcpu);
 
 	if (!e)
 		return;
-	fill_event(e, CLOCK_EV_ALERT, HV_RULE_PVCLOCK_DISCONTINUITY, kvm, vm, vcpu);
 	e->v[EV_PV_RESIDUAL] = residual;
 	e->v[EV_PV_RAW] = raw;
 	e->v[EV_PV_EXPLAINED] = explained;
@@ -899,10 +952,9 @@ static __always_inline void check_tsc_khz(const struct kvm_call *c, struct vm_st
 
 	if (!khz_then || khz_then == khz_now || !rule_on(HV_RULE_TSC_KHZ_CHANGE))
 		return;
-	e = reserve_event();
+	e = reserve_alert(HV_RULE_TSC_KHZ_CHANGE, c->kvm, vm, vcpu_id);
 	if (!e)
 		return;
-	fill_event(e, CLOCK_EV_ALERT, HV_RULE_TSC_KHZ_CHANGE, c->kvm, vm, vcpu_id);
 	e->v[EV_KHZ_BEFORE] = khz_then;
 	e->v[EV_KHZ_AFTER] = khz_now;
 	e->v[EV_KHZ_RESULT] = HV_RESULT_UNKNOWN;

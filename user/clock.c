@@ -224,7 +224,26 @@ static const char *const info_names[] = {
     [CLOCK_EV_PAUSE] = "pause",
     [CLOCK_EV_RESUME] = "resume",
     [CLOCK_EV_PROC_EXIT] = "vmm-exit",
+    [CLOCK_EV_GUEST_TSC_SUMMARY] = "guest-tsc-writes",
 };
+
+static void describe_flood(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
+			   struct json_object *o)
+{
+	char window[32];
+
+	ADD(o, "suppressed", json_object_new_int64(e->v[EV_FLOOD_SUPPRESSED]));
+	ADD(o, "window_start_ns", json_object_new_int64(e->v[EV_FLOOD_WINDOW_START]));
+	ADD(o, "window_end_ns", json_object_new_int64(e->v[EV_FLOOD_WINDOW_END]));
+	ADD(o, "total", json_object_new_int64(e->v[EV_FLOOD_TOTAL]));
+	hv_format_ns(window, sizeof(window),
+		     e->v[EV_FLOOD_WINDOW_END] - e->v[EV_FLOOD_WINDOW_START]);
+	hv_log(ctx,
+	       "info guest-tsc-writes %s[%u] vm %llu: %lld more guest TSC writes over %s, counted "
+	       "and not logged one by one (%lld in all; legitimate, not an alert)",
+	       comm, e->pid, (unsigned long long)e->vm_id, (long long)e->v[EV_FLOOD_SUPPRESSED],
+	       window, (long long)e->v[EV_FLOOD_TOTAL]);
+}
 
 static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
 			const char *vm_name)
@@ -263,6 +282,9 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 	case CLOCK_EV_PROC_EXIT:
 		ADD(o, "vmm_pid", json_object_new_int64(e->v[0]));
 		break;
+	case CLOCK_EV_GUEST_TSC_SUMMARY:
+		describe_flood(ctx, e, comm, o);
+		break;
 	default:
 		if (ctx->opts.verbose)
 			hv_log(ctx, "info %s %s[%u] vm %llu", name, comm, e->pid,
@@ -271,40 +293,107 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 	hv_emit_json(ctx, o);
 }
 
-/* Forget the pinned state of VMs whose VMM is gone; returns how many VMs
- * remain with a host TSC write not yet checked for a mismatch. */
-static int sweep_vms(int only_tgid)
+/* A VM goes with guest TSC writes counted in a window not yet closed:
+ * its summary is sent from here, so the counts still add up. */
+static void flood_tail(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm,
+		       const char *comm)
+{
+	struct clock_event e = {
+	    .type = CLOCK_EV_GUEST_TSC_SUMMARY,
+	    .pid = vm->owner_tgid,
+	    .vm_key = key,
+	    .vm_id = vm->id,
+	    .vcpu = -1,
+	    .ts_ns = hv_now_ns(CLOCK_BOOTTIME),
+	};
+	char own[17] = "?";
+
+	if (!vm->guest_writes.suppressed)
+		return;
+	__atomic_add_fetch(&skel->bss->guest_writes_suppressed, vm->guest_writes.suppressed,
+			   __ATOMIC_RELAXED);
+	e.v[EV_FLOOD_SUPPRESSED] = vm->guest_writes.suppressed;
+	e.v[EV_FLOOD_WINDOW_START] = vm->guest_writes.window_start;
+	e.v[EV_FLOOD_WINDOW_END] = e.ts_ns;
+	e.v[EV_FLOOD_TOTAL] = vm->guest_writes.total;
+	if (!comm) {
+		hv_proc_comm(e.pid, own, sizeof(own));
+		comm = own;
+	}
+	handle_info(ctx, &e, comm, NULL);
+}
+
+/* Keys to delete, gathered first: deleting during a hash map walk can
+ * restart it, and a walk restarted per delete is quadratic. */
+struct key_list {
+	void *keys;
+	size_t n, cap, size;
+};
+
+static int key_list_add(struct key_list *l, const void *key)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		void *k = realloc(l->keys, cap * l->size);
+
+		if (!k)
+			return -ENOMEM;
+		l->keys = k;
+		l->cap = cap;
+	}
+	memcpy((char *)l->keys + l->n++ * l->size, key, l->size);
+	return 0;
+}
+
+static void key_list_delete(struct key_list *l, int map_fd)
+{
+	for (size_t i = 0; i < l->n; i++)
+		bpf_map_delete_elem(map_fd, (char *)l->keys + i * l->size);
+	free(l->keys);
+}
+
+/* Forget the vCPU records whose VM is gone. */
+static void sweep_vcpus(int vms, int vcpus)
+{
+	struct key_list gone = {.size = sizeof(struct vcpu_key)};
+	struct vcpu_key vk, *prev = NULL;
+	struct vm_state vm;
+
+	while (!bpf_map_get_next_key(vcpus, prev, &vk)) {
+		prev = &vk;
+		if (bpf_map_lookup_elem(vms, &vk.kvm, &vm) && key_list_add(&gone, &vk))
+			break;
+	}
+	key_list_delete(&gone, vcpus);
+}
+
+/* Forget the pinned state of VMs whose VMM is gone (in one linear walk);
+ * returns how many VMs remain with a host TSC write not yet checked for a
+ * mismatch. */
+static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm)
 {
 	int vms = bpf_map__fd(skel->maps.hv_clock_vms);
-	int vcpus = bpf_map__fd(skel->maps.hv_clock_vcpus);
-	__u64 key, next, *prev = NULL;
-	struct vcpu_key vk, vnext, *vprev = NULL;
+	struct key_list gone = {.size = sizeof(__u64)};
+	__u64 key, *prev = NULL;
 	struct vm_state vm;
 	int dirty = 0;
 
-	while (!bpf_map_get_next_key(vms, prev, &next)) {
-		key = next;
+	while (!bpf_map_get_next_key(vms, prev, &key)) {
 		prev = &key;
 		if (bpf_map_lookup_elem(vms, &key, &vm))
 			continue;
-		bool gone = only_tgid ? (int)vm.owner_tgid == only_tgid
-				      : (kill(vm.owner_tgid, 0) && errno == ESRCH);
-		if (gone) {
-			bpf_map_delete_elem(vms, &key);
-			prev = NULL; /* restart: deleting may reorder the walk */
-			dirty = 0;
+		bool is_gone = only_tgid ? (int)vm.owner_tgid == only_tgid
+					 : (kill(vm.owner_tgid, 0) && errno == ESRCH);
+		if (!is_gone) {
+			dirty += !!(vm.flags & VM_F_OFFSETS_DIRTY);
 			continue;
 		}
-		dirty += !!(vm.flags & VM_F_OFFSETS_DIRTY);
+		flood_tail(ctx, key, &vm, comm);
+		if (key_list_add(&gone, &key))
+			break; /* out of memory: the next sweep goes on */
 	}
-	while (!bpf_map_get_next_key(vcpus, vprev, &vnext)) {
-		vk = vnext;
-		vprev = &vk;
-		if (bpf_map_lookup_elem(vms, &vk.kvm, &vm) == 0)
-			continue;
-		bpf_map_delete_elem(vcpus, &vk);
-		vprev = NULL;
-	}
+	key_list_delete(&gone, vms);
+	sweep_vcpus(vms, bpf_map__fd(skel->maps.hv_clock_vcpus));
 	return dirty;
 }
 
@@ -325,7 +414,7 @@ static int clock_ring_event(void *data_ctx, void *data, size_t len)
 	else if (e->type < sizeof(info_names) / sizeof(info_names[0]) && info_names[e->type])
 		handle_info(ctx, e, comm, name);
 	if (e->type == CLOCK_EV_PROC_EXIT)
-		sweep_vms((int)e->v[0]);
+		sweep_vms(ctx, (int)e->v[0], comm);
 	return 0;
 }
 
@@ -506,14 +595,17 @@ static int clock_load(struct hv_ctx *ctx)
 	err = load_best_tier(ctx);
 	if (err)
 		return err;
-	err = hv_ring_add(ctx, bpf_map__fd(skel->maps.clock_events), clock_ring_event);
+	/* The alert ring first: read first when both have records. */
+	err = hv_ring_add(ctx, bpf_map__fd(skel->maps.clock_alerts), clock_ring_event);
+	if (!err)
+		err = hv_ring_add(ctx, bpf_map__fd(skel->maps.clock_events), clock_ring_event);
 	if (err) {
 		hv_err("cannot read the clock ring buffer: %s", strerror(-err));
 		goto fail;
 	}
 	/* The count of VMs awaiting a mismatch check lives in .bss, the flags
 	 * in the pinned state: after a restart, count them again. */
-	skel->bss->dirty_vms = sweep_vms(0);
+	skel->bss->dirty_vms = sweep_vms(ctx, 0, NULL);
 	return hv_correct_init(ctx, skel);
 fail:
 	unload_skel();
@@ -568,11 +660,42 @@ static void report_map_full(struct hv_ctx *ctx)
 	}
 }
 
+/* An alert the alert ring had no room for is never silent either. */
+static void report_alerts_missed(struct hv_ctx *ctx)
+{
+	static __u64 said[HV_RULE_COUNT];
+	char labels[64];
+
+	for (int i = 0; i < HV_RULE_COUNT; i++) {
+		__u64 n = skel->bss->alerts_missed[i];
+
+		if (hv_rule_table[i].family != HV_FAM_CLOCK)
+			continue;
+		snprintf(labels, sizeof(labels), "rule=\"%s\"", hv_rule_table[i].id);
+		hv_metrics_set(ctx->metrics, "hvguard_alerts_missed_total", HV_COUNTER,
+			       "Violations decided in the kernel whose alert found no room in the "
+			       "alert ring: not reported, not corrected.",
+			       labels, n);
+		if (n == said[i])
+			continue;
+		hv_warn("%llu %s alert(s) lost: the alert ring was full, so they were neither "
+			"reported nor corrected (%llu in all); the daemon is not keeping up",
+			(unsigned long long)(n - said[i]), hv_rule_table[i].id,
+			(unsigned long long)n);
+		said[i] = n;
+	}
+}
+
 static void clock_poll(struct hv_ctx *ctx)
 {
 	struct clock_bpf__bss *b = skel->bss;
 
 	report_map_full(ctx);
+	report_alerts_missed(ctx);
+	hv_metrics_set(ctx->metrics, "hvguard_guest_tsc_writes_suppressed_total", HV_COUNTER,
+		       "Guest TSC writes counted in a per-VM summary instead of a record of "
+		       "their own (a guest writing its TSC faster than the per-VM burst).",
+		       "", b->guest_writes_suppressed);
 	hv_metrics_set(ctx->metrics, "hvguard_vms", HV_GAUGE, NULL, "", count_vms());
 	hv_metrics_set(ctx->metrics, "hvguard_kvm_ioctls_total", HV_COUNTER,
 		       "KVM clock ioctls inspected.", "", b->kvm_ioctls_seen);
@@ -602,6 +725,13 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 	for (int i = 0; i < HV_CLOCK_MAP_COUNT; i++)
 		ADD(full, map_names[i], json_object_new_uint64(b->map_full[i]));
 	ADD(o, "map_full", full);
+	struct json_object *missed = json_object_new_object();
+
+	for (int i = 0; i < HV_RULE_COUNT; i++)
+		if (hv_rule_table[i].family == HV_FAM_CLOCK)
+			ADD(missed, hv_rule_table[i].id, json_object_new_uint64(b->alerts_missed[i]));
+	ADD(o, "alerts_missed", missed);
+	ADD(o, "guest_tsc_writes_suppressed", json_object_new_uint64(b->guest_writes_suppressed));
 	ADD(summary, "clock", o);
 }
 

@@ -77,6 +77,32 @@ enum clock_event_type {
 	CLOCK_EV_PAUSE,	    /* KVM_GET_CLOCK on a running VM */
 	CLOCK_EV_RESUME,    /* first KVM_RUN after a pause */
 	CLOCK_EV_PROC_EXIT, /* a VMM process ended: its VMs are gone */
+	CLOCK_EV_GUEST_TSC_SUMMARY, /* guest TSC writes counted, not sent one by one */
+};
+
+/*
+ * What a guest can trigger at will (its own TSC writes) is sent one record
+ * at a time only up to HV_FLOOD_BURST per VM and HV_FLOOD_WINDOW_NS; the
+ * rest of the window is counted and sent as one summary record when the
+ * next window opens (or by the daemon when the VMM exits). A guest looping
+ * wrmsr therefore costs the ring a few records a second, whatever its rate.
+ */
+#define HV_FLOOD_WINDOW_NS 1000000000ull
+#define HV_FLOOD_BURST	   8
+
+struct hv_flood {
+	__u64 window_start; /* CLOCK_BOOTTIME the window opened */
+	__u64 sent;	    /* records sent one by one in this window */
+	__u64 suppressed;   /* counted, not sent, in this window */
+	__u64 total;	    /* every event ever seen for this VM */
+};
+
+/* The guest-tsc-writes summary, v[] of its record. */
+enum {
+	EV_FLOOD_SUPPRESSED = 0, /* events of the window not sent one by one */
+	EV_FLOOD_WINDOW_START = 1,
+	EV_FLOOD_WINDOW_END = 2,
+	EV_FLOOD_TOTAL = 3, /* the VM's events so far, this one included */
 };
 
 /* The rule-specific payload, v[] of struct clock_event. */
@@ -159,6 +185,7 @@ struct vm_state {
 	__u64 tsc_known[HV_MAX_VCPUS / 64]; /* bit: offset below is known */
 	__u64 tsc_guest[HV_MAX_VCPUS / 64]; /* bit: the guest moved its own TSC */
 	__s64 tsc_offset[HV_MAX_VCPUS];	    /* last L1 offset per vCPU */
+	struct hv_flood guest_writes;	    /* the guest's own TSC writes */
 };
 
 struct vcpu_key {

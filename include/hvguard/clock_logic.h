@@ -184,4 +184,31 @@ static inline __u32 hv_tsc_mismatch(const struct vm_state *vm, struct hv_mismatc
 }
 #endif
 
+/*
+ * Rate limit of what a guest triggers at will (clock.h, struct hv_flood):
+ * true when this event is sent as a record of its own, false when it is
+ * only counted. When a window closes, *closed is the count it suppressed
+ * (to be sent as one summary, with *closed_start when it opened), else 0.
+ * Atomic where vCPUs race: every event is either sent or counted in
+ * exactly one window's summary, so the counts add up to the events seen.
+ */
+static __always_inline bool hv_flood_admit(struct hv_flood *f, __u64 now, __u64 *closed,
+					   __u64 *closed_start)
+{
+	__u64 start = f->window_start;
+
+	*closed = 0;
+	*closed_start = start;
+	__sync_fetch_and_add(&f->total, 1);
+	if (now - start >= HV_FLOOD_WINDOW_NS &&
+	    __sync_bool_compare_and_swap(&f->window_start, start, now)) {
+		f->sent = 0;
+		*closed = __sync_lock_test_and_set(&f->suppressed, 0);
+	}
+	if (__sync_fetch_and_add(&f->sent, 1) < HV_FLOOD_BURST)
+		return true;
+	__sync_fetch_and_add(&f->suppressed, 1);
+	return false;
+}
+
 #endif

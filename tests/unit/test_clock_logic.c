@@ -201,6 +201,46 @@ static void test_mismatch_many_vcpus_and_bounds(void **state)
 	assert_int_equal(hv_tsc_mismatch(vm, &w), 1);
 }
 
+/* A guest writing its TSC at will: a burst per window is sent, the rest
+ * counted, and every event is accounted for exactly once. */
+static void test_flood_burst_then_counted(void **state)
+{
+	struct hv_flood f = {};
+	__u64 closed, start, sent = 0, summed = 0, now = 5 * HV_FLOOD_WINDOW_NS;
+	(void)state;
+
+	for (int i = 0; i < 1000; i++) {
+		sent += hv_flood_admit(&f, now + i, &closed, &start);
+		summed += closed;
+		assert_int_equal(closed, 0); /* one window: nothing closed yet */
+	}
+	assert_int_equal(sent, HV_FLOOD_BURST);
+	assert_int_equal(f.suppressed, 1000 - HV_FLOOD_BURST);
+	/* The next window sends its burst again and sums up the last one. */
+	assert_true(hv_flood_admit(&f, now + HV_FLOOD_WINDOW_NS, &closed, &start));
+	assert_int_equal(closed, 1000 - HV_FLOOD_BURST);
+	assert_int_equal(start, now);
+	summed += closed;
+	assert_int_equal(sent + 1 + summed + f.suppressed, 1001);
+	assert_int_equal(f.total, 1001);
+}
+
+/* Slower than the burst: every event is a record of its own, none summed. */
+static void test_flood_slow_writer_sends_all(void **state)
+{
+	struct hv_flood f = {};
+	__u64 closed, start, now = HV_FLOOD_WINDOW_NS;
+	(void)state;
+
+	for (int i = 0; i < 100; i++) {
+		assert_true(hv_flood_admit(&f, now, &closed, &start));
+		assert_int_equal(closed, 0);
+		now += HV_FLOOD_WINDOW_NS / HV_FLOOD_BURST;
+	}
+	assert_int_equal(f.suppressed, 0);
+	assert_int_equal(f.total, 100);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -216,6 +256,8 @@ int main(void)
 	    cmocka_unit_test(test_tsc_khz),
 	    cmocka_unit_test(test_mismatch),
 	    cmocka_unit_test(test_mismatch_many_vcpus_and_bounds),
+	    cmocka_unit_test(test_flood_burst_then_counted),
+	    cmocka_unit_test(test_flood_slow_writer_sends_all),
 	};
 
 	return cmocka_run_group_tests_name("clock_logic", tests, NULL, NULL);
