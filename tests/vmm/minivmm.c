@@ -19,7 +19,8 @@
  * KVM_RUN while we look, so the PVTI we read is the one the guest used.
  *
  * Usage: minivmm SCENARIO [N] [--pause-ms N] [--cycles N] [--vcpus N]
- *                 [--hold-ms N] [--tsc-delta CYCLES] [--traced-as NAME]
+ *                 [--hold-ms N] [--tsc-delta CYCLES] [--flood-ms N]
+ *                 [--traced-as NAME]
  *                 [-name NAME]
  *        minivmm --list | --help
  *
@@ -76,6 +77,10 @@
 #define PORT_TSC_LO		0x10
 #define PORT_TSC_HI		0x11
 #define PORT_TSC_WRITTEN	0x12
+#define PORT_FLOOD_BATCH	0x13
+/* guest-tsc-flood: TSC writes per batch (between two I/O exits). */
+#define FLOOD_BATCH		1000
+#define FLOOD_MS_DEFAULT	5000
 
 #define MSR_IA32_TSC		0x10
 #define MSR_KVM_SYSTEM_TIME_NEW	0x4b564d01
@@ -107,6 +112,7 @@
  */
 #define GUEST_ENTRY		0x00
 #define GUEST_TSC_WRITE		0x1b
+#define GUEST_TSC_FLOOD		0x2f
 
 static const uint8_t guest_code[] = {
 	0x66, 0xb9, 0x01, 0x4d, 0x56, 0x4b,	/* 00: mov ecx, MSR_KVM_SYSTEM_TIME_NEW */
@@ -125,6 +131,15 @@ static const uint8_t guest_code[] = {
 	0x0f, 0x30,				/* 29: wrmsr (guest TSC write) */
 	0xe6, PORT_TSC_WRITTEN,			/* 2b: out PORT_TSC_WRITTEN, al */
 	0xeb, 0xdf,				/* 2d: jmp loop */
+	0x66, 0xb9, 0x10, 0x00, 0x00, 0x00,	/* 2f: tsc_flood: mov ecx, MSR_IA32_TSC */
+	0x66, 0xbb, FLOOD_BATCH & 0xff, FLOOD_BATCH >> 8, 0x00, 0x00,
+						/* 35: batch: mov ebx, FLOOD_BATCH */
+	0x0f, 0x31,				/* 3b: again: rdtsc */
+	0x0f, 0x30,				/* 3d: wrmsr (guest TSC write) */
+	0x66, 0x4b,				/* 3f: dec ebx */
+	0x75, 0xf8,				/* 41: jnz again */
+	0xe6, PORT_FLOOD_BATCH,			/* 43: out PORT_FLOOD_BATCH, al */
+	0xeb, 0xee,				/* 45: jmp batch */
 };
 
 /* struct pvclock_vcpu_time_info, as the guest sees it. */
@@ -156,6 +171,7 @@ struct vcpu {
 	uint32_t tsc_lo;
 	bool have_lo;
 	bool tsc_written;
+	uint64_t flood_batches;	/* guest-tsc-flood: batches of writes done */
 	bool want_first;	/* record the next sample in first_after */
 	uint64_t nsamples;
 	struct sample last;
@@ -181,6 +197,7 @@ struct opts {
 	uint64_t pause_ms;
 	uint64_t cycles;
 	uint64_t hold_ms;
+	uint64_t flood_ms;
 	int64_t tsc_delta;
 	const char *traced_as;	/* a tracer child that names itself so */
 	int vcpus;		/* 0: the scenario's default */
@@ -226,6 +243,7 @@ enum op {
 	OP_MIGRATE_TSC,		/* KVM_SET_MSRS{TSC = MIGRATE_TSC}, per vCPU */
 	OP_MIGRATE_CLOCK,	/* KVM_SET_CLOCK{MIGRATE_CLOCK_NS, flags 0} */
 	OP_GUEST_TSC_WRITE,	/* vCPU 0's guest does wrmsr(IA32_TSC) once */
+	OP_GUEST_TSC_FLOOD,	/* vCPU 0's guest loops wrmsr(IA32_TSC) */
 	OP_PAUSE_CYCLES,	/* --cycles x: stop, sleep, resume, run, report */
 	OP_EXIT_MIDPAUSE,	/* stop, sleep, report, exit(0) while paused */
 	OP_COUNT,
@@ -348,6 +366,11 @@ static const struct scenario scenarios[] = {
 		.name = "guest-tsc-write",
 		.help = "the guest writes its own TSC once (wrmsr 0x10); logged only",
 		.script = { OP_RUN, OP_GUEST_TSC_WRITE, OP_RUN },
+	},
+	{
+		.name = "guest-tsc-flood",
+		.help = "the guest loops wrmsr(IA32_TSC) for --flood-ms; logged only",
+		.script = { OP_RUN, OP_GUEST_TSC_FLOOD },
 	},
 	{
 		.name = "vm-exit-midpause",
@@ -527,6 +550,9 @@ static int handle_io(struct vm *vm, struct vcpu *v)
 		return 0;
 	case PORT_TSC_WRITTEN:
 		v->tsc_written = true;
+		return 0;
+	case PORT_FLOOD_BATCH:
+		v->flood_batches++;
 		return 0;
 	}
 	return fail("vm %d vcpu %d: I/O on unknown port %#x",
@@ -1002,6 +1028,34 @@ static int op_guest_tsc_write(struct ctx *c, struct vm *vm)
 	return 0;
 }
 
+/*
+ * vCPU 0's guest writes its TSC as fast as it can for --flood-ms: batches
+ * of FLOOD_BATCH wrmsr(IA32_TSC), each the value rdtsc just gave, with one
+ * I/O exit between batches (where we check the clock). Every write is a
+ * legitimate guest action KVM traces: what a hostile guest would do to
+ * drown the daemon.
+ */
+static int op_guest_tsc_flood(struct ctx *c, struct vm *vm)
+{
+	struct vcpu *v = &vm->vcpus[0];
+	int64_t end = now_ns() + (int64_t)c->opt.flood_ms * 1000000;
+	struct kvm_regs regs;
+
+	if (kvm_ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
+		return sys_fail("vm %d vcpu 0: KVM_GET_REGS", vm->index);
+	regs.rip = CODE_GPA + GUEST_TSC_FLOOD;
+	if (kvm_ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+		return sys_fail("vm %d vcpu 0: KVM_SET_REGS", vm->index);
+	v->flood_batches = 0;
+	while (now_ns() < end)
+		if (vcpu_step(c, vm, v))
+			return -1;
+	snprintf(vm->extra, sizeof(vm->extra),
+		 ",\"guest_tsc_writes\":%" PRIu64 ",\"flood_ms\":%" PRIu64,
+		 v->flood_batches * FLOOD_BATCH, c->opt.flood_ms);
+	return 0;
+}
+
 typedef int (*vm_op_fn)(struct ctx *c, struct vm *vm);
 
 static const vm_op_fn vm_ops[OP_COUNT] = {
@@ -1023,6 +1077,7 @@ static const vm_op_fn vm_ops[OP_COUNT] = {
 	[OP_MIGRATE_TSC] = op_migrate_tsc,
 	[OP_MIGRATE_CLOCK] = op_migrate_clock,
 	[OP_GUEST_TSC_WRITE] = op_guest_tsc_write,
+	[OP_GUEST_TSC_FLOOD] = op_guest_tsc_flood,
 };
 
 static int run_list(struct ctx *c, struct vm *vm, const enum op *list)
@@ -1164,7 +1219,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: minivmm SCENARIO [N] [--pause-ms N] [--cycles N] [--vcpus N]\n"
-		"               [--hold-ms N] [--tsc-delta CYCLES]\n"
+		"               [--hold-ms N] [--tsc-delta CYCLES] [--flood-ms N]\n"
 		"       minivmm --list | --help\n"
 		"\n"
 		"Replays a real VMM's KVM ioctl sequence on a running real-mode guest\n"
@@ -1176,10 +1231,11 @@ static void usage(FILE *f)
 		"  --vcpus N         vCPUs per VM (default: the scenario's, 1..%d)\n"
 		"  --hold-ms N       keep the VMs open N ms after the done line\n"
 		"  --tsc-delta C     guest-tsc-write: write rdtsc + C (default 0)\n"
+		"  --flood-ms N      guest-tsc-flood: how long the guest writes (default %d)\n"
 		"  --traced-as NAME  run ptraced by a child that names itself NAME\n"
 		"  N                 many-vms only: number of VMs (default %d)\n"
 		"  --list            list the scenarios\n",
-		MAX_VCPUS, MANY_VMS_DEFAULT);
+		MAX_VCPUS, FLOOD_MS_DEFAULT, MANY_VMS_DEFAULT);
 }
 
 static void list_scenarios(void)
@@ -1229,7 +1285,7 @@ static int parse_s64(const char *opt, const char *s, int64_t *out)
 }
 
 enum { OPT_PAUSE = 256, OPT_CYCLES, OPT_VCPUS, OPT_HOLD, OPT_TSC_DELTA,
-       OPT_LIST, OPT_TRACED_AS };
+       OPT_LIST, OPT_TRACED_AS, OPT_FLOOD };
 
 static const struct option long_opts[] = {
 	{ "pause-ms", required_argument, NULL, OPT_PAUSE },
@@ -1239,6 +1295,7 @@ static const struct option long_opts[] = {
 	{ "tsc-delta", required_argument, NULL, OPT_TSC_DELTA },
 	{ "list", no_argument, NULL, OPT_LIST },
 	{ "traced-as", required_argument, NULL, OPT_TRACED_AS },
+	{ "flood-ms", required_argument, NULL, OPT_FLOOD },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1251,6 +1308,7 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 
 	c->opt.pause_ms = 1000;
 	c->opt.cycles = 1;
+	c->opt.flood_ms = FLOOD_MS_DEFAULT;
 	while ((o = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (o) {
 		case OPT_PAUSE:
@@ -1276,6 +1334,10 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 			break;
 		case OPT_TRACED_AS:
 			c->opt.traced_as = optarg;
+			break;
+		case OPT_FLOOD:
+			if (parse_u64("--flood-ms", optarg, 1, 3600000, &c->opt.flood_ms))
+				return -1;
 			break;
 		case OPT_LIST:
 			list_scenarios();
