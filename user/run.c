@@ -401,9 +401,6 @@ int cmd_run(int argc, char **argv)
 	rc = hv_preflight(rules_want_correction(&ctx), !ctx.opts.no_pin);
 	if (rc)
 		goto cleanup;
-	rc = take_pindir(&ctx);
-	if (rc)
-		goto cleanup;
 	rc = HV_EXIT_ERROR;
 	if (ctx.opts.output_path && !(ctx.out = fopen(ctx.opts.output_path, "a"))) {
 		ctx.out = stdout;
@@ -416,6 +413,10 @@ int cmd_run(int argc, char **argv)
 		hv_err("%s", err);
 		goto cleanup;
 	}
+	rc = take_pindir(&ctx);
+	if (rc)
+		goto cleanup;
+	rc = HV_EXIT_ERROR;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
