@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The pin directory (pindir.h). bpffs is often mounted 1777 (systemd
- * does), so anyone may create /sys/fs/bpf/hvguard before the first daemon
+ * The pin directory (pindir.h). bpffs may be mounted 1777 (whoever mounted
+ * it chose so), so anyone may create /sys/fs/bpf/hvguard before the first daemon
  * does, then delete hvguard's maps from it or plant maps of their own.
  * hvguard trusts a pin directory only when root owns it and no one else may
  * write to it, and every directory above it is root's and writable by no
