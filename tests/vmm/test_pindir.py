@@ -9,7 +9,9 @@ no KVM are in tests/unit/pindir.sh):
   survives it in the pin directory, and the next daemon lets the VMM go;
 - a frozen record whose VMM pid now names a process started after the
   freeze (the VMM died, the pid was reused): the next daemon drops the
-  record and leaves that process alone, but continues a real one.
+  record and leaves that process alone, but continues a real one;
+- a pinned map whose definition changed although the layout version did
+  not (a forgotten bump): refused, not reused, not dropped.
 """
 
 import json
@@ -182,9 +184,33 @@ def test_reused_pid(tmp):
             p.wait()
 
 
+def test_changed_map(tmp):
+    name = "a pinned map changed without a version bump"
+    pins = pin_dir("changed")
+    first = Hvguard(["--pin-dir", pins], log=os.path.join(tmp, "changed.err"))
+    first.stop()
+    vmms = pins + "/hv_clock_vmms"
+    info = bpftool("map", "show", "pinned", vmms)
+    os.unlink(vmms)
+    subprocess.run(["bpftool", "map", "create", vmms, "type", "hash", "key",
+                    str(info["bytes_key"]), "value", str(info["bytes_value"]), "entries",
+                    str(info["max_entries"] // 2), "name", "hv_clock_vmms"], check=True)
+    p = subprocess.run([HV, "run", "--json", "--pin-dir", pins], capture_output=True,
+                       text=True, timeout=120 * SLOW)
+    errors = [json.loads(line)["message"] for line in p.stdout.splitlines()
+              if line.startswith('{"type":"error"')]
+    tap.eq(f"{name}: the daemon refuses to start (exit 2)", p.returncode, 2)
+    tap.ok(f"{name}: it names the map and says what to do",
+           any(f"{pins}/hv_clock_vmms does not fit" in e and "--reset-pins" in e
+               for e in errors), "hv_clock_vmms does not fit ... --reset-pins", errors)
+    tap.eq(f"{name}: the map is left as it was, not dropped",
+           bpftool("map", "show", "pinned", vmms)["max_entries"], info["max_entries"] // 2)
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="hvguard-pindir-") as tmp:
-        for t in (test_second_daemon, test_killed_mid_freeze, test_reused_pid):
+        for t in (test_second_daemon, test_killed_mid_freeze, test_reused_pid,
+                  test_changed_map):
             try:
                 t(tmp)
             except (HvguardError, RuntimeError, subprocess.SubprocessError, OSError) as e:
