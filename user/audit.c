@@ -22,6 +22,7 @@
 #include "commands.h"
 #include "hvguard.h"
 #include "hvguard/clock_logic.h"
+#include "pindir.h"
 #include "preflight.h"
 #include "rules.h"
 
@@ -48,6 +49,7 @@ struct audit {
 	int violations;
 	bool json;
 	const char *pin_root;
+	const char *pin_at; /* pin_root checked (pindir.h), NULL: not to be read */
 	bool pinned_state;
 };
 
@@ -116,7 +118,9 @@ static void read_frozen(struct audit *a)
 	__u64 since;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/hv_clock_frozen", a->pin_root);
+	if (!a->pin_at)
+		return;
+	snprintf(path, sizeof(path), "%s/hv_clock_frozen", a->pin_at);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return;
@@ -135,7 +139,9 @@ static void read_records(struct audit *a)
 	struct vm_state st;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/hv_clock_vms", a->pin_root);
+	if (!a->pin_at)
+		return;
+	snprintf(path, sizeof(path), "%s/hv_clock_vms", a->pin_at);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return;
@@ -326,6 +332,7 @@ int cmd_audit(int argc, char **argv)
 	    {},
 	};
 	struct audit a = {.pin_root = HV_PIN_ROOT};
+	struct hv_pindir pd = {.fd = -1};
 	struct json_object *out;
 	int c, rc;
 
@@ -358,6 +365,9 @@ int cmd_audit(int argc, char **argv)
 	find_vms(&a);
 	for (int i = 0; i < a.nr_vms; i++)
 		read_debugfs(&a.vms[i]);
+	/* Read only, never locked: audit runs beside a daemon. */
+	if (!hv_pindir_peek(&pd, a.pin_root))
+		a.pin_at = pd.at;
 	read_records(&a);
 	for (int i = 0; i < a.nr_vms; i++) {
 		check_record(&a, &a.vms[i], check_debugfs_offsets(&a, &a.vms[i]));
@@ -380,6 +390,7 @@ int cmd_audit(int argc, char **argv)
 	} else {
 		print_text(&a);
 	}
+	hv_pindir_close(&pd);
 	json_object_put(a.findings);
 	free(a.vms);
 	return a.violations ? HV_EXIT_VIOLATIONS : HV_EXIT_OK;

@@ -20,6 +20,7 @@
 #include "hvguard.h"
 #include "kallsyms.h"
 #include "metrics.h"
+#include "pindir.h"
 #include "rules.h"
 
 static struct clock_bpf *skel;
@@ -451,43 +452,10 @@ static int configure(struct hv_ctx *ctx)
 	return 0;
 }
 
-/* Pinned maps of an older hvguard may not fit this one's layout: such a
- * map is dropped (its state lost, and said so) before libbpf tries to
- * reuse it, which would fail the whole load. */
-static void drop_incompatible_pins(struct hv_ctx *ctx)
-{
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	struct bpf_map *m;
-	char path[512];
-	int fd;
-
-	bpf_object__for_each_map(m, skel->obj)
-	{
-		if (!bpf_map__pin_path(m))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", ctx->opts.pin_root, bpf_map__name(m));
-		fd = bpf_obj_get(path);
-		if (fd < 0)
-			continue;
-		memset(&info, 0, sizeof(info));
-		len = sizeof(info);
-		if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != bpf_map__type(m) ||
-		    info.key_size != bpf_map__key_size(m) ||
-		    info.value_size != bpf_map__value_size(m) ||
-		    info.max_entries != bpf_map__max_entries(m)) {
-			hv_warn("pinned %s does not fit this hvguard (an older version?): "
-				"dropping it and its state",
-				path);
-			unlink(path);
-		}
-		close(fd);
-	}
-}
-
 static int open_skel(struct hv_ctx *ctx)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = ctx->opts.pin_root);
+	/* Through the fd of the pin directory checked and locked (pindir.h). */
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = ctx->opts.pin_at);
 
 	skel = clock_bpf__open_opts(&opts);
 	if (!skel) {
@@ -527,8 +495,12 @@ static int load_tier(struct hv_ctx *ctx, enum hv_hooks_tier tier, char *why, siz
 			 "the kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)");
 		return -ENOENT;
 	}
-	if (!ctx->opts.no_pin)
-		drop_incompatible_pins(ctx);
+	/* Pinned maps that do not fit are refused, never dropped (pindir.h). */
+	if (!ctx->opts.no_pin &&
+	    hv_pindir_check_maps(ctx->opts.pin_root, ctx->opts.pin_at, skel->obj)) {
+		snprintf(why, len, "pinned state in %s does not fit", ctx->opts.pin_root);
+		return -EINVAL;
+	}
 	err = clock_bpf__load(skel);
 	if (err) {
 		snprintf(why, len, "cannot load the programs: %s (-v shows the verifier's log)",

@@ -47,6 +47,7 @@ static atomic_bool watchdog_stop;
 static atomic_ullong working_on; /* struct kvm * being corrected, or 0 */
 static atomic_uint working_pid;	 /* its VMM */
 static atomic_ullong watchdog_releases;
+static atomic_ullong not_continued; /* see release_stale_one */
 
 static struct clock_bpf *skel;
 
@@ -587,15 +588,41 @@ static void inject_log(unsigned int level, const char *msg, void *arg)
  * reports the correction refused.
  */
 
-/* The watchdog releases a VMM found through its pinned VM state. */
-static void release_stale_one(__u64 kvm)
+/*
+ * The watchdog releases a VMM found through its pinned VM state. That pid
+ * may no longer be the VMM frozen (it died while no daemon ran, and the pid
+ * went to another process, which may be stopped for reasons of its own): a
+ * process that started after the freeze (since, CLOCK_BOOTTIME, the clock
+ * of /proc's start times) is not it. Its record goes, and no SIGCONT.
+ */
+static bool release_stale_one(__u64 kvm, __u64 since)
 {
 	struct vm_state vm;
+	uint64_t start;
 
-	if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &kvm, &vm))
-		release_frozen(kvm, vm.owner_tgid);
-	else
+	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &kvm, &vm)) {
 		bpf_map_delete_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &kvm);
+		return false;
+	}
+	start = hv_proc_start_ns(vm.owner_tgid);
+	if (start && start <= since) {
+		release_frozen(kvm, vm.owner_tgid);
+		return true;
+	}
+	if (!bpf_map_delete_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &kvm) && start)
+		atomic_fetch_add(&not_continued, 1);
+	return false;
+}
+
+/* Said from the event loop's thread, never the watchdog's. */
+static void say_not_continued(void)
+{
+	unsigned long long n = atomic_exchange(&not_continued, 0);
+
+	if (n)
+		hv_warn("dropped %llu frozen record(s) whose VMM pid now names a process started "
+			"after the freeze: not the VMM frozen, so not continued",
+			n);
 }
 
 /* Releases every frozen VMM older than max_age_ns (0: all). */
@@ -612,9 +639,8 @@ static unsigned release_stale(uint64_t max_age_ns)
 			continue;
 		if (max_age_ns && now - since < max_age_ns)
 			continue;
-		release_stale_one(key);
+		n += release_stale_one(key, since);
 		prev = NULL; /* the walk restarts after a delete */
-		n++;
 	}
 	return n;
 }
@@ -671,6 +697,7 @@ int hv_correct_init(struct hv_ctx *ctx, struct clock_bpf *s)
 	/* A daemon that died with a VMM frozen left it stopped: let it go. */
 	left = release_stale(0);
 	drop_stale_marks();
+	say_not_continued();
 	if (left)
 		hv_warn("continued %u VMM(s) a previous hvguard left frozen for a correction",
 			left);
@@ -697,6 +724,7 @@ void hv_correct_poll(struct hv_ctx *ctx)
 		hv_warn("the watchdog continued %llu VMM(s) frozen over %d ms: the daemon was late "
 			"(output blocked? host overloaded?)",
 			n, FREEZE_DEADLINE_MS);
+	say_not_continued();
 	hv_metrics_add(ctx->metrics, "hvguard_watchdog_releases_total", HV_COUNTER,
 		       "Frozen VMMs the watchdog let go because the daemon was late.", "", n);
 }

@@ -27,6 +27,8 @@ enum hv_exit {
 	HV_EXIT_NOPERM = 3,	/* not root / missing capability */
 	HV_EXIT_NOKERNEL = 4,	/* kernel lacks BTF, tracepoints, KVM... */
 	HV_EXIT_NOFS = 5,	/* tracefs or bpffs not mountable */
+	HV_EXIT_PINDIR = 6,	/* pin directory not root's alone, or its state not ours */
+	HV_EXIT_BUSY = 7,	/* another hvguard holds the pin directory */
 };
 
 enum hv_severity {
@@ -57,6 +59,8 @@ struct hv_opts {
 	const char *output_path;
 	const char *exec_cmd;
 	const char *pin_root; /* bpffs directory for pinned state */
+	const char *pin_at;   /* "/proc/self/fd/N" of pin_root once checked (pindir.h) */
+	bool reset_pins;      /* --reset-pins: drop the pinned state first */
 	const char *hooks;    /* --hooks: NULL (best available) or a tier name */
 	bool no_pin;
 };
@@ -128,6 +132,7 @@ void hv_proc_for_each_pid(hv_pid_fn fn, void *arg); /* until fn returns non-zero
 int hv_proc_comm(int pid, char *buf, size_t len);
 int hv_proc_vm_name(int pid, char *buf, size_t len); /* QEMU -name */
 char hv_proc_state(int pid); /* R, S, T..., 0 when gone */
+uint64_t hv_proc_start_ns(int pid); /* CLOCK_BOOTTIME of its start, 0 when gone */
 typedef int (*hv_fd_fn)(int fd, const char *link, void *arg);
 int hv_proc_for_each_fd(int pid, hv_fd_fn fn, void *arg);
 

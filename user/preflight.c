@@ -39,12 +39,13 @@ static bool is_fs(const char *dir, long magic)
 	return statfs(dir, &st) == 0 && st.f_type == magic;
 }
 
-static int ensure_mounted(const char *type, const char *dir, long magic)
+/* data: mount options, or NULL. */
+static int ensure_mounted(const char *type, const char *dir, long magic, const char *data)
 {
 	if (is_fs(dir, magic))
 		return 0;
 	mkdir(dir, 0755);
-	if (mount(type, dir, type, 0, NULL) && errno != EBUSY) {
+	if (mount(type, dir, type, 0, data) && errno != EBUSY) {
 		hv_err("%s is not mounted on %s and mounting it failed (%s): mount it with "
 		       "'mount -t %s %s %s'",
 		       type, dir, strerror(errno), type, type, dir);
@@ -70,12 +71,12 @@ int hv_preflight_audit(void)
 
 	if (rc)
 		return rc;
-	if (ensure_mounted("debugfs", "/sys/kernel/debug", DEBUGFS_MAGIC))
+	if (ensure_mounted("debugfs", "/sys/kernel/debug", DEBUGFS_MAGIC, NULL))
 		return HV_EXIT_NOFS;
 	return HV_EXIT_OK;
 }
 
-int hv_preflight(bool need_ptrace, const char *pin_root)
+int hv_preflight(bool need_ptrace, bool want_bpffs)
 {
 	int rc = need_root();
 
@@ -92,21 +93,16 @@ int hv_preflight(bool need_ptrace, const char *pin_root)
 		    "built with CONFIG_DEBUG_INFO_BTF=y (Debian, Ubuntu, Fedora kernels have it)");
 		return HV_EXIT_NOKERNEL;
 	}
-	if (ensure_mounted("tracefs", "/sys/kernel/tracing", TRACEFS_MAGIC))
+	if (ensure_mounted("tracefs", "/sys/kernel/tracing", TRACEFS_MAGIC, NULL))
 		return HV_EXIT_NOFS;
 	if (access("/sys/kernel/tracing/events/syscalls/sys_enter_ioctl", F_OK)) {
 		hv_err("the kernel has no syscalls:sys_enter_ioctl tracepoint: hvguard needs "
 		       "CONFIG_FTRACE_SYSCALLS=y");
 		return HV_EXIT_NOKERNEL;
 	}
-	if (pin_root) {
-		if (ensure_mounted("bpf", "/sys/fs/bpf", BPF_FS_MAGIC))
-			return HV_EXIT_NOFS;
-		if (mkdir(pin_root, 0700) && errno != EEXIST) {
-			hv_err("cannot create %s for hvguard's pinned state: %s", pin_root,
-			       strerror(errno));
-			return HV_EXIT_NOFS;
-		}
-	}
+	/* Mounted by hvguard, bpffs is root's alone (mode=0700); mounted by
+	 * someone else, it may be 1777: pindir.c checks the pin directory. */
+	if (want_bpffs && ensure_mounted("bpf", "/sys/fs/bpf", BPF_FS_MAGIC, "mode=0700"))
+		return HV_EXIT_NOFS;
 	return HV_EXIT_OK;
 }

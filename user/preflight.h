@@ -9,7 +9,7 @@
 #define HV_PIN_ROOT "/sys/fs/bpf/hvguard"
 
 /* Returns HV_EXIT_OK or the exit code to leave with (message printed). */
-int hv_preflight(bool need_ptrace, const char *pin_root);
+int hv_preflight(bool need_ptrace, bool want_bpffs);
 bool hv_has_cap(int cap);
 int hv_preflight_audit(void);
 

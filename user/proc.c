@@ -82,6 +82,26 @@ char hv_proc_state(int pid)
 	return p && p[1] == ' ' ? p[2] : 0;
 }
 
+/* When pid started, CLOCK_BOOTTIME ns rounded down to a clock tick (field
+ * 22 of /proc/PID/stat); 0 if gone. */
+uint64_t hv_proc_start_ns(int pid)
+{
+	char path[64], stat[1024], *p;
+	unsigned long long ticks;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (hv_read_file(path, stat, sizeof(stat)) <= 0 || hz <= 0)
+		return 0;
+	p = strrchr(stat, ')');
+	if (!p || sscanf(p + 1,
+			 " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d"
+			 " %*d %llu",
+			 &ticks) != 1)
+		return 0;
+	return ticks * (1000000000ull / hz);
+}
+
 /* Calls fn(fd, link target) for each open fd of pid, until fn returns
  * non-zero (which is then returned). -ESRCH when pid is gone. */
 int hv_proc_for_each_fd(int pid, hv_fd_fn fn, void *arg)

@@ -19,6 +19,7 @@
 #include "hvguard.h"
 #include "metrics.h"
 #include "notify.h"
+#include "pindir.h"
 #include "preflight.h"
 #include "rules.h"
 
@@ -70,8 +71,12 @@ static void run_usage(FILE *f)
 		"                          (needs CAP_SYS_PTRACE)\n"
 		"  -o, --output FILE       write alerts to FILE (appended) instead of stdout\n"
 		"  -e, --exec CMD          run CMD (sh -c) per alert, the alert's JSON on stdin\n"
-		"      --pin-dir DIR       where state is pinned (default " HV_PIN_ROOT ")\n"
-		"      --no-pin            keep no state across restarts\n"
+		"      --pin-dir DIR       where state is pinned (default " HV_PIN_ROOT "):\n"
+		"                          root's alone, one daemon at a time\n"
+		"      --no-pin            keep no state across restarts (not with\n"
+		"                          corrections: a frozen VMM must outlive the daemon)\n"
+		"      --reset-pins        drop the state pinned in the pin directory, then\n"
+		"                          run (after an upgrade changed its layout)\n"
 		"      --hooks TIER        where the clock checks hook: kvm-tracepoints (KVM's\n"
 		"                          own tracepoints only: nothing else on the host pays)\n"
 		"                          or syscalls (the ioctl syscall tracepoints: every\n"
@@ -81,11 +86,15 @@ static void run_usage(FILE *f)
 		"  -h, --help              this text\n"
 		"\n"
 		"Exit: 0 stopped cleanly, 2 bad usage or rules, 3 not root, 4 kernel lacks\n"
-		"BTF/tracepoints, 5 tracefs/bpffs not mountable.\n");
+		"BTF/tracepoints, 5 tracefs/bpffs not mountable, 6 pin directory not root's\n"
+		"alone or its state of another layout, 7 pin directory in use by another\n"
+		"hvguard.\n");
 }
 
 static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 {
+	/* One option a line, not packed in columns: */
+	/* clang-format off */
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, 'j'},
 	    {"rules", required_argument, NULL, 'r'},
@@ -99,8 +108,10 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"hooks", required_argument, NULL, 'H'},
+	    {"reset-pins", no_argument, NULL, 'R'},
 	    {},
 	};
+	/* clang-format on */
 	char *end;
 	int c;
 
@@ -140,6 +151,9 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 		case 'N':
 			o->no_pin = true;
 			break;
+		case 'R':
+			o->reset_pins = true;
+			break;
 		case 'v':
 			o->verbose = true;
 			break;
@@ -163,6 +177,10 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 		hv_err("unexpected argument '%s' (see hvguard run --help)", argv[optind]);
 		return HV_EXIT_ERROR;
 	}
+	if (o->no_pin && o->reset_pins) {
+		hv_err("--reset-pins resets the pin directory, --no-pin uses none: pick one");
+		return HV_EXIT_ERROR;
+	}
 	if (strchr(strrchr(o->pin_root, '/') ? strrchr(o->pin_root, '/') : o->pin_root, '.')) {
 		hv_err("--pin-dir %s: bpffs does not allow '.' in names; pick another name",
 		       o->pin_root);
@@ -179,6 +197,34 @@ static bool rules_want_correction(const struct hv_ctx *ctx)
 		if (ctx->rules->rule[i].enabled && ctx->rules->rule[i].action == HV_ACT_CORRECT)
 			return true;
 	return false;
+}
+
+/* A VMM frozen for a correction is recorded in the pinned hv_clock_frozen
+ * so that the next daemon continues it if this one dies mid-freeze; with
+ * --no-pin that record would die with the daemon, and the VMM stay stopped. */
+static int check_no_pin(const struct hv_ctx *ctx)
+{
+	if (!ctx->opts.no_pin || !rules_want_correction(ctx))
+		return HV_EXIT_OK;
+	hv_err("--no-pin cannot go with corrections (--correct, or action: correct in the "
+	       "rules): a VMM frozen for a correction is recorded in the pin directory so that "
+	       "the next hvguard lets it go if this one dies. Drop --no-pin (--pin-dir DIR gives "
+	       "this daemon state of its own)");
+	return HV_EXIT_ERROR;
+}
+
+/* The pin directory, checked and locked for the daemon's whole life. */
+static struct hv_pindir pindir = {.fd = -1};
+
+static int take_pindir(struct hv_ctx *ctx)
+{
+	int rc;
+
+	if (ctx->opts.no_pin)
+		return HV_EXIT_OK;
+	rc = hv_pindir_take(&pindir, ctx->opts.pin_root, ctx->opts.reset_pins);
+	ctx->opts.pin_at = pindir.at;
+	return rc;
 }
 
 static struct hv_family *families[2];
@@ -349,7 +395,10 @@ int cmd_run(int argc, char **argv)
 	rc = HV_EXIT_ERROR;
 	if (load_rules(&ctx))
 		goto cleanup; /* a bad rules file loads nothing */
-	rc = hv_preflight(rules_want_correction(&ctx), ctx.opts.no_pin ? NULL : ctx.opts.pin_root);
+	rc = check_no_pin(&ctx);
+	if (rc)
+		goto cleanup;
+	rc = hv_preflight(rules_want_correction(&ctx), !ctx.opts.no_pin);
 	if (rc)
 		goto cleanup;
 	rc = HV_EXIT_ERROR;
@@ -364,6 +413,10 @@ int cmd_run(int argc, char **argv)
 		hv_err("%s", err);
 		goto cleanup;
 	}
+	rc = take_pindir(&ctx);
+	if (rc)
+		goto cleanup;
+	rc = HV_EXIT_ERROR;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
@@ -378,6 +431,7 @@ cleanup:
 			families[i]->loaded = false;
 		}
 	ring_buffer__free(ctx.rb);
+	hv_pindir_close(&pindir); /* the lock goes once nothing is frozen */
 	hv_metrics_free(ctx.metrics);
 	hv_rules_free(ctx.rules);
 	json_object_put(status);

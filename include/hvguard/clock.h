@@ -229,4 +229,12 @@ struct clock_globals {
 	__u64 kvm_fd_gen; /* bumped at every VM/vCPU creation: invalidates caches */
 };
 
+/*
+ * The layout of the pinned state: bump it whenever a struct a pinned map
+ * holds (vm_state, vcpu_key, vcpu_clock, correction_probe, clock_globals)
+ * or a pinned map's definition changes, even at the same size. A daemon
+ * refuses pinned state of another layout (user/pindir.c).
+ */
+#define HV_CLOCK_LAYOUT_VERSION 1
+
 #endif

@@ -17,7 +17,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from hvtest import EMULATED, HOOKS, Hvguard, HvguardError, Qemu, Tap  # noqa: E402
+from hvtest import EMULATED, HOOKS, Hvguard, HvguardError, Qemu, Tap, pin_dir  # noqa: E402
 from polling import wait_until  # noqa: E402
 
 CYCLES = int(os.environ.get("HVGUARD_E2E_CYCLES", "100"))
@@ -128,7 +128,7 @@ def qemu_dies_first(tmp):
     """The daemon is held (SIGSTOP) so that QEMU, frozen by BPF at its
     KVM_SET_CLOCK, can be killed before the daemon reaches it."""
     name = "QEMU killed before its correction"
-    hv = Hvguard(["--no-pin", "--correct"], log=os.path.join(tmp, "dies.err"))
+    hv = Hvguard(["--pin-dir", pin_dir("dies"), "--correct"], log=os.path.join(tmp, "dies.err"))
     vm = Qemu("dies", tmp, extra=("-bios", busy_bios(tmp)))
     try:
         vm.cmd("cont")
@@ -185,7 +185,7 @@ def run(tmp):
     with open(rules, "w") as f:
         f.write("rules:\n  kvmclock-jump:\n    max_corrections_per_min: 1000\n")
     try:
-        hv = Hvguard(["--no-pin", "--correct", "--rules", rules],
+        hv = Hvguard(["--pin-dir", pin_dir("correct"), "--correct", "--rules", rules],
                      log=os.path.join(tmp, "correct.err"))
     except HvguardError as e:
         tap.fail("hvguard --correct starts", str(e))

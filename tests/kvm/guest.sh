@@ -105,7 +105,9 @@ start_hvguard() { # hvguard-args...
 	# Empty before the daemon starts: the poll below must not see a line
 	# before the child's own redirection truncated the file.
 	: >"/tmp/hvg.$phase.json"
-	"$HVG" run --json --no-pin --hooks "${phase#*-}" "$@" >"/tmp/hvg.$phase.json" 2>"/tmp/hvg.$phase.err" &
+	# A pin directory per phase: fresh state, and corrections need one.
+	"$HVG" run --json --pin-dir "/sys/fs/bpf/hvg-$phase" --hooks "${phase#*-}" "$@" \
+		>"/tmp/hvg.$phase.json" 2>"/tmp/hvg.$phase.err" &
 	hvg_pid=$!
 	# BPF loading and verification run under TCG: allow minutes.
 	local i

@@ -9,8 +9,10 @@
 Children get a parent-death signal, so none outlives a killed test.
 """
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +38,25 @@ def orphan_proof(cmd, sig="KILL"):
     (The signal follows the *thread* that started the child: start children
     from a thread that lives as long as they should.)"""
     return ["setpriv", f"--pdeathsig={sig}", "--", *cmd]
+
+
+_pin_dirs = []
+
+
+def pin_dir(tag):
+    """A pin directory of the caller's own under bpffs (hvguard run
+    --pin-dir), removed when the test process exits. Daemons that correct
+    need one: hvguard refuses --no-pin with corrections (the frozen-VMM
+    record must outlive the daemon), and one daemon per directory."""
+    path = f"/sys/fs/bpf/hvguard-{tag}-{os.getpid()}"
+    _pin_dirs.append(path)
+    return path
+
+
+@atexit.register
+def _remove_pin_dirs():
+    for path in _pin_dirs:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class Tap:

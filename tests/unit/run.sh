@@ -25,6 +25,7 @@ for t in build/tests/test_* build/asan/tests/test_*; do
 	fi
 done
 tests/unit/cli.sh || rc=1
+tests/unit/pindir.sh || rc=1
 # The rules-parser fuzzer, time-boxed; its regression inputs replayed first.
 tests/fuzz/run.sh 60 || rc=1
 echo "# end of stage"

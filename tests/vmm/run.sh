@@ -8,6 +8,8 @@ cd "$(dirname "$0")/../.."
 rc=0
 tests/vmm/kvm_unit.sh || rc=1
 python3 tests/vmm/test_hooks.py || rc=1
+# The pin directory with real daemons (once: it does not depend on the tier).
+python3 tests/vmm/test_pindir.py || rc=1
 # Every test once per hook tier of the clock checks (hvguard run --hooks).
 for hooks in kvm-tracepoints syscalls; do
 	export HVGUARD_HOOKS=$hooks

@@ -16,7 +16,7 @@ import json
 import fcntl
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from hvtest import EMULATED, Hvguard, HvguardError, Tap  # noqa: E402
+from hvtest import EMULATED, Hvguard, HvguardError, Tap, pin_dir  # noqa: E402
 from polling import wait_until  # noqa: E402
 from test_vmm import run_vmm, within  # noqa: E402
 
@@ -150,7 +150,8 @@ def test_rate_limit(tmp):
     with open(rules, "w") as f:
         f.write("rules:\n  kvmclock-jump:\n    action: correct\n"
                 "    max_corrections_per_min: 2\n")
-    hv = Hvguard(["--no-pin", "--rules", rules], log=os.path.join(tmp, "rate.err"))
+    hv = Hvguard(["--pin-dir", pin_dir("rate"), "--rules", rules],
+                 log=os.path.join(tmp, "rate.err"))
     try:
         pid, cyc, done = run_vmm(["qemu-stopcont", "--pause-ms", "200", "--cycles", "4"])
         corr = settle(hv, pid, "correction", 4)
@@ -177,7 +178,7 @@ def test_vmm_exits_first(tmp):
     """The VMM dies while frozen, before the daemon reaches it: refused,
     nothing crashes, the daemon carries on."""
     name = "VMM exits before its correction"
-    hv = Hvguard(["--no-pin", "--correct"], log=os.path.join(tmp, "exit.err"))
+    hv = Hvguard(["--pin-dir", pin_dir("exit"), "--correct"], log=os.path.join(tmp, "exit.err"))
     vmm = None
     try:
         os.kill(hv.proc.pid, signal.SIGSTOP)  # the daemon cannot act yet
@@ -214,7 +215,8 @@ def test_watchdog(tmp):
     side froze must not stay frozen; the watchdog lets it go."""
     name = "watchdog"
     hv = subprocess.Popen([os.environ.get("HVGUARD", "build/hvguard"), "run", "--json",
-                           "--correct", "--no-pin"], stdout=subprocess.PIPE,
+                           "--correct", "--pin-dir", pin_dir("watchdog")],
+                          stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL, text=True)
     try:
         while '"type":"ready"' not in (hv.stdout.readline() or '"type":"ready"'):
@@ -270,7 +272,8 @@ def _state(pid):
 def main():
     with tempfile.TemporaryDirectory(prefix="hvguard-correct-") as tmp:
         try:
-            hv = Hvguard(["--no-pin", "--correct"], log=os.path.join(tmp, "hvguard.err"))
+            hv = Hvguard(["--pin-dir", pin_dir("correct"), "--correct"],
+                         log=os.path.join(tmp, "hvguard.err"))
         except HvguardError as e:
             tap.fail("hvguard --correct starts", str(e))
             return 1
