@@ -36,6 +36,8 @@ __u64 unattributed_tsc_writes = 0;
 /* Inserts refused because a map was full, by map (enum hv_clock_map): a
  * full table is counted and reported, never silent. */
 __u64 map_full[HV_CLOCK_MAP_COUNT] = {};
+/* Events of VMs left untracked because a quota was used up, by quota. */
+__u64 quota_refused[HV_QUOTA_COUNT] = {};
 
 /* Information records (vm-new, pause, resume, guest TSC writes...). */
 struct {
@@ -54,7 +56,7 @@ struct {
 /* Per-VM state, keyed by struct kvm *. Pinned: survives daemon restarts. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, HV_VM_TABLE);
 	__type(key, __u64);
 	__type(value, struct vm_state);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -69,14 +71,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_vcpus SEC(".maps");
 
-/* VMM processes (tgid -> 1), so that process exit looks up one key. */
+/* VMM processes by tgid: process exit looks up one key; their quota. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, HV_VM_TABLE);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct hv_vmm);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_vmms SEC(".maps");
+
+/* VMs tracked per non-root user (uid), and for all of them together
+ * (HV_UID_ALL_NON_ROOT): the quotas' counts. Pinned with the VM table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hv_clock_owners SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -392,14 +404,70 @@ static __always_inline void emit_guest_write(__u64 kvm, struct vm_state *vm, __s
 /* A new VM state, replacing whatever stale one had the same key; says so
  * with a vm-new event (at KVM_CREATE_VM on the syscall tier, at the first
  * vCPU's creation on the kvm-tracepoints tier). */
+/* A key's entry in a map of counts (inserted at 0), NULL when full. */
+static __always_inline void *map_entry(void *map, const void *key, const void *zero,
+				       enum hv_clock_map which)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+
+	if (v)
+		return v;
+	/* NOEXIST: another CPU may have inserted it meanwhile; keep theirs. */
+	bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
+	v = bpf_map_lookup_elem(map, key);
+	if (!v)
+		__sync_fetch_and_add(&map_full[which], 1);
+	return v;
+}
+
+/*
+ * Takes one VM of the quotas for the current process and its user (clock.h),
+ * or says which quota refused it: counted, and the VMM named once (a
+ * vm-untracked event). A count that cannot be kept (a full map) refuses.
+ */
+static __always_inline bool vm_quota_take(__u64 kvm)
+{
+	__u32 tgid = hv_current_tgid(), uid = (__u32)bpf_get_current_uid_gid();
+	__u32 all = HV_UID_ALL_NON_ROOT;
+	struct hv_vmm fresh = {.uid = uid}, *vmm;
+	__u64 zero = 0, *user = NULL, *non_root = NULL;
+	enum hv_quota q;
+
+	vmm = map_entry(&hv_clock_vmms, &tgid, &fresh, HV_CLOCK_MAP_VMMS);
+	if (!vmm)
+		return false;
+	if (uid) {
+		user = map_entry(&hv_clock_owners, &uid, &zero, HV_CLOCK_MAP_OWNERS);
+		non_root = map_entry(&hv_clock_owners, &all, &zero, HV_CLOCK_MAP_OWNERS);
+		if (!user || !non_root)
+			return false;
+	}
+	q = hv_vm_quota((const struct clock_config *)&cfg, uid, vmm->vms, user ? *user : 0, non_root ? *non_root : 0);
+	if (q != HV_QUOTA_OK) {
+		__sync_fetch_and_add(&quota_refused[q], 1);
+		if (!vmm->refused && __sync_bool_compare_and_swap(&vmm->refused, 0, q))
+			emit_simple(CLOCK_EV_VM_UNTRACKED, kvm, NULL, -1, q, uid);
+		return false;
+	}
+	__sync_fetch_and_add(&vmm->vms, 1);
+	if (user && non_root) {
+		__sync_fetch_and_add(user, 1);
+		__sync_fetch_and_add(non_root, 1);
+	}
+	return true;
+}
+
 static __always_inline struct vm_state *vm_init(__u64 kvm)
 {
 	struct clock_globals *g = globals();
-	struct vm_state *vm;
+	struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
 	__u32 tgid = hv_current_tgid();
-	__u32 one = 1;
 
 	if (!g)
+		return NULL;
+	/* A key this process already holds (a recycled struct kvm *) is
+	 * already counted; any other takes one VM of the quotas. */
+	if ((!vm || vm->owner_tgid != tgid) && !vm_quota_take(kvm))
 		return NULL;
 	if (bpf_map_update_elem(&hv_clock_vms, &kvm, &zero_vm, BPF_ANY)) {
 		__sync_fetch_and_add(&map_full[HV_CLOCK_MAP_VMS], 1);
@@ -411,8 +479,6 @@ static __always_inline struct vm_state *vm_init(__u64 kvm)
 	vm->id = __sync_fetch_and_add(&g->next_vm_id, 1) + 1;
 	vm->owner_tgid = tgid;
 	vm->phase = VM_SETUP;
-	if (bpf_map_update_elem(&hv_clock_vmms, &tgid, &one, BPF_ANY))
-		__sync_fetch_and_add(&map_full[HV_CLOCK_MAP_VMMS], 1);
 	emit_simple(CLOCK_EV_VM_NEW, kvm, vm, -1, 0, 0);
 	return vm;
 }
@@ -454,8 +520,17 @@ static __always_inline void freeze_for_correction(struct clock_event *e, struct 
 {
 	__u64 kvm = e->vm_key, since = e->ts_ns; /* no ring-buffer pointers as map args */
 
+	struct task_struct *task = bpf_get_current_task_btf();
+
 	if (!(cfg.correct_mask & (1u << rule)) || (vm->flags & VM_F_MIGRATED_IN))
 		return;
+	/* A traced VMM (gdb, strace) is never stopped: its tracer sees our
+	 * SIGSTOP first and passes it on when it likes, after the daemon has
+	 * sent SIGCONT, and the VMM would stay stopped for good. */
+	if (BPF_CORE_READ(task, ptrace) || BPF_CORE_READ(task, group_leader, ptrace)) {
+		e->frozen = HV_NOT_FROZEN_TRACED;
+		return;
+	}
 	/* The record first: the daemon releases only what it finds recorded. */
 	if (bpf_map_update_elem(&hv_clock_frozen, &kvm, &since, BPF_ANY)) {
 		__sync_fetch_and_add(&map_full[HV_CLOCK_MAP_FROZEN], 1);
@@ -464,7 +539,7 @@ static __always_inline void freeze_for_correction(struct clock_event *e, struct 
 	if (bpf_send_signal(HV_SIGSTOP))
 		bpf_map_delete_elem(&hv_clock_frozen, &kvm);
 	else
-		e->frozen = 1;
+		e->frozen = HV_FROZEN;
 }
 
 static __always_inline void vm_mark_dirty(struct vm_state *vm)
@@ -1095,10 +1170,24 @@ int hv_clock_process_exit(void *ctx)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tgid = hv_current_tgid();
 
+	struct hv_vmm *vmm;
+	__u32 all = HV_UID_ALL_NON_ROOT;
+	__u64 *n;
+
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
-	if (!bpf_map_lookup_elem(&hv_clock_vmms, &tgid))
+	vmm = bpf_map_lookup_elem(&hv_clock_vmms, &tgid);
+	if (!vmm)
 		return 0;
+	/* Its VMs go with it: give them back to its user's quotas. */
+	if (vmm->uid && vmm->vms) {
+		n = bpf_map_lookup_elem(&hv_clock_owners, &vmm->uid);
+		if (n)
+			__sync_fetch_and_sub(n, (__u64)vmm->vms);
+		n = bpf_map_lookup_elem(&hv_clock_owners, &all);
+		if (n)
+			__sync_fetch_and_sub(n, (__u64)vmm->vms);
+	}
 	bpf_map_delete_elem(&hv_clock_vmms, &tgid);
 	emit_simple(CLOCK_EV_PROC_EXIT, 0, NULL, -1, tgid, 0);
 	return 0;

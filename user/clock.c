@@ -208,9 +208,12 @@ static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const 
 	a.rule = hv_rule_table[e->rule].id;
 	a.severity = rule->severity;
 	a.action = rule->action;
-	if (e->frozen) {
+	if (e->frozen == HV_FROZEN) {
 		a.action = HV_ACT_CORRECT;
 		hv_correct_frozen(ctx, e, &report);
+	} else if (e->frozen == HV_NOT_FROZEN_TRACED) {
+		a.action = HV_ACT_CORRECT;
+		hv_correct_refused_traced(ctx, e, &report);
 	}
 	a.fields = json_object_new_object();
 	describers[e->rule](e, &a);
@@ -226,7 +229,35 @@ static const char *const info_names[] = {
     [CLOCK_EV_RESUME] = "resume",
     [CLOCK_EV_PROC_EXIT] = "vmm-exit",
     [CLOCK_EV_GUEST_TSC_SUMMARY] = "guest-tsc-writes",
+    [CLOCK_EV_VM_UNTRACKED] = "vm-untracked",
 };
+
+static const char *const quota_names[HV_QUOTA_COUNT] = {
+    [HV_QUOTA_VMM] = "per-vmm",
+    [HV_QUOTA_USER] = "per-user",
+    [HV_QUOTA_NON_ROOT] = "non-root",
+};
+
+/* A VMM was refused a VM by a quota: said once per VMM, as a warning. */
+static void describe_untracked(const struct clock_event *e, const char *comm,
+			       struct json_object *o)
+{
+	const struct clock_config *cfg = &skel->rodata->cfg;
+	unsigned q = e->v[0] > 0 && e->v[0] < HV_QUOTA_COUNT ? e->v[0] : 0;
+	const long quota_limits[HV_QUOTA_COUNT] = {
+	    [HV_QUOTA_VMM] = cfg->vms_per_vmm,
+	    [HV_QUOTA_USER] = cfg->vms_per_user,
+	    [HV_QUOTA_NON_ROOT] = cfg->vms_non_root,
+	};
+
+	ADD(o, "quota", q ? json_object_new_string(quota_names[q]) : NULL);
+	ADD(o, "limit", q ? json_object_new_int64(quota_limits[q]) : NULL);
+	ADD(o, "uid", json_object_new_int64(e->v[1]));
+	hv_warn("%s[%u] (uid %lld) was refused a VM by the %s quota of %ld VMs: the clocks of its "
+		"VMs past the quota are not checked (hvguard_quota_refused_total counts their "
+		"events)",
+		comm, e->pid, (long long)e->v[1], q ? quota_names[q] : "?", q ? quota_limits[q] : 0);
+}
 
 static void describe_flood(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
 			   struct json_object *o)
@@ -285,6 +316,9 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 		break;
 	case CLOCK_EV_GUEST_TSC_SUMMARY:
 		describe_flood(ctx, e, comm, o);
+		break;
+	case CLOCK_EV_VM_UNTRACKED:
+		describe_untracked(e, comm, o);
 		break;
 	default:
 		if (ctx->opts.verbose)
@@ -368,6 +402,36 @@ static void sweep_vcpus(int vms, int vcpus)
 	key_list_delete(&gone, vcpus);
 }
 
+/* Give a VMM that exited while no daemon ran its VMs back to its user's
+ * quotas (clock.h), and forget it. At start only: the kernel does this at
+ * every VMM's exit while attached. */
+static void sweep_vmms(void)
+{
+	int vmms = bpf_map__fd(skel->maps.hv_clock_vmms);
+	int owners = bpf_map__fd(skel->maps.hv_clock_owners);
+	struct key_list gone = {.size = sizeof(__u32)};
+	__u32 tgid, *prev = NULL, all = HV_UID_ALL_NON_ROOT;
+	struct hv_vmm vmm;
+	__u64 n;
+
+	while (!bpf_map_get_next_key(vmms, prev, &tgid)) {
+		prev = &tgid;
+		if (bpf_map_lookup_elem(vmms, &tgid, &vmm) || !(kill(tgid, 0) && errno == ESRCH))
+			continue;
+		for (int i = 0; vmm.uid && i < 2; i++) {
+			__u32 *uid = i ? &all : &vmm.uid;
+
+			if (!bpf_map_lookup_elem(owners, uid, &n)) {
+				n = n > vmm.vms ? n - vmm.vms : 0;
+				bpf_map_update_elem(owners, uid, &n, BPF_EXIST);
+			}
+		}
+		if (key_list_add(&gone, &tgid))
+			break;
+	}
+	key_list_delete(&gone, vmms);
+}
+
 /* Forget the pinned state of VMs whose VMM is gone (in one linear walk);
  * returns how many VMs remain with a host TSC write not yet checked for a
  * mismatch. */
@@ -438,6 +502,9 @@ static int configure(struct hv_ctx *ctx)
 	skel->rodata->cfg.kvm_vm_ioctl = addrs[0];
 	skel->rodata->cfg.kvm_vcpu_ioctl = addrs[1];
 	skel->rodata->cfg.kvm_dev_ioctl = addrs[2];
+	skel->rodata->cfg.vms_per_vmm = ctx->opts.vms_per_vmm ?: HV_VMS_PER_VMM;
+	skel->rodata->cfg.vms_per_user = ctx->opts.vms_per_user ?: HV_VMS_PER_USER;
+	skel->rodata->cfg.vms_non_root = HV_VMS_NON_ROOT;
 	for (int i = 0; i < HV_RULE_COUNT; i++) {
 		const struct hv_rule *r = &ctx->rules->rule[i];
 
@@ -578,6 +645,7 @@ static int clock_load(struct hv_ctx *ctx)
 	/* The count of VMs awaiting a mismatch check lives in .bss, the flags
 	 * in the pinned state: after a restart, count them again. */
 	skel->bss->dirty_vms = sweep_vms(ctx, 0, NULL);
+	sweep_vmms();
 	return hv_correct_init(ctx, skel);
 fail:
 	unload_skel();
@@ -608,7 +676,21 @@ static const char *const map_names[HV_CLOCK_MAP_COUNT] = {
     [HV_CLOCK_MAP_VCPUS] = "hv_clock_vcpus",
     [HV_CLOCK_MAP_VMMS] = "hv_clock_vmms",
     [HV_CLOCK_MAP_FROZEN] = "hv_clock_frozen",
+    [HV_CLOCK_MAP_OWNERS] = "hv_clock_owners",
 };
+
+static void report_quotas(struct hv_ctx *ctx)
+{
+	char labels[64];
+
+	for (int q = HV_QUOTA_VMM; q < HV_QUOTA_COUNT; q++) {
+		snprintf(labels, sizeof(labels), "quota=\"%s\"", quota_names[q]);
+		hv_metrics_set(ctx->metrics, "hvguard_quota_refused_total", HV_COUNTER,
+			       "Events of VMs left untracked because their VMM or user used up a "
+			       "quota of the VM table.",
+			       labels, skel->bss->quota_refused[q]);
+	}
+}
 
 /* A full table is never silent: say so when the count grows, export it. */
 static void report_map_full(struct hv_ctx *ctx)
@@ -664,6 +746,7 @@ static void clock_poll(struct hv_ctx *ctx)
 
 	report_map_full(ctx);
 	report_alerts_missed(ctx);
+	report_quotas(ctx);
 	hv_metrics_set(ctx->metrics, "hvguard_guest_tsc_writes_suppressed_total", HV_COUNTER,
 		       "Guest TSC writes counted in a per-VM summary instead of a record of "
 		       "their own (a guest writing its TSC faster than the per-VM burst).",
@@ -703,6 +786,11 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 		if (hv_rule_table[i].family == HV_FAM_CLOCK)
 			ADD(missed, hv_rule_table[i].id, json_object_new_uint64(b->alerts_missed[i]));
 	ADD(o, "alerts_missed", missed);
+	struct json_object *quota = json_object_new_object();
+
+	for (int q = HV_QUOTA_VMM; q < HV_QUOTA_COUNT; q++)
+		ADD(quota, quota_names[q], json_object_new_uint64(b->quota_refused[q]));
+	ADD(o, "quota_refused", quota);
 	ADD(o, "guest_tsc_writes_suppressed", json_object_new_uint64(b->guest_writes_suppressed));
 	ADD(summary, "clock", o);
 }

@@ -24,6 +24,10 @@ struct hv_correction_report {
  * report, printed with hv_correct_emit() after the alert. */
 void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
 		       struct hv_correction_report *report);
+/* The VMM was to be corrected but is traced, so BPF did not stop it:
+ * report the correction refused, saying so. */
+void hv_correct_refused_traced(struct hv_ctx *ctx, const struct clock_event *e,
+			       struct hv_correction_report *report);
 void hv_correct_emit(struct hv_ctx *ctx, struct hv_correction_report *report);
 void hv_correct_poll(struct hv_ctx *ctx);
 void hv_correct_fini(struct hv_ctx *ctx);

@@ -573,6 +573,19 @@ void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
 	snprintf(report->text, sizeof(report->text), "%s", c.text);
 }
 
+void hv_correct_refused_traced(struct hv_ctx *ctx, const struct clock_event *e,
+			       struct hv_correction_report *report)
+{
+	struct correction c = {.event = e};
+
+	c.before = json_object_new_object();
+	c.after = json_object_new_object();
+	refuse(&c, "the VMM is traced (a debugger or another tracer): hvguard never stops a traced "
+		   "process, whose tracer would pass the stop on after the release");
+	report->json = correction_json(ctx, e, &c, 0);
+	snprintf(report->text, sizeof(report->text), "%s", c.text);
+}
+
 static void inject_log(unsigned int level, const char *msg, void *arg)
 {
 	(void)arg;

@@ -63,6 +63,8 @@ struct hv_opts {
 	bool reset_pins;      /* --reset-pins: drop the pinned state first */
 	const char *hooks;    /* --hooks: NULL (best available) or a tier name */
 	bool no_pin;
+	unsigned vms_per_vmm;  /* --max-vms-per-vmm: the VM table's per-process quota */
+	unsigned vms_per_user; /* --max-vms-per-user: its per-user quota */
 };
 
 /* One alert as every family reports it. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "hvguard/clock.h"
 #include "hvguard.h"
 #include "metrics.h"
 #include "notify.h"
@@ -82,13 +83,34 @@ static void run_usage(FILE *f)
 		"                          or syscalls (the ioctl syscall tracepoints: every\n"
 		"                          thread of the host pays); default: the best that\n"
 		"                          loads, said at start and in the ready line\n"
+		"      --max-vms-per-vmm N VMs one VMM process may have checked (default %d);\n"
+		"                          its VMs past that are not checked, and that is said\n"
+		"      --max-vms-per-user N the same for all VMMs of one non-root user\n"
+		"                          (default %d; non-root users together: %d of %d)\n"
 		"  -v, --verbose           also log pauses, resumes and libbpf warnings\n"
 		"  -h, --help              this text\n"
 		"\n"
 		"Exit: 0 stopped cleanly, 2 bad usage or rules, 3 not root, 4 kernel lacks\n"
 		"BTF/tracepoints, 5 tracefs/bpffs not mountable, 6 pin directory not root's\n"
 		"alone or its state of another layout, 7 pin directory in use by another\n"
-		"hvguard.\n");
+		"hvguard.\n",
+		HV_VMS_PER_VMM, HV_VMS_PER_USER, HV_VMS_NON_ROOT, HV_VM_TABLE);
+}
+
+/* A VM quota: 1 to what the table (or, per user, non-root users) holds. */
+static int parse_quota(const char *opt, const char *arg, unsigned long max, unsigned *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || *arg == '-' || v < 1 || v > max) {
+		hv_err("%s wants a number of VMs from 1 to %lu, not '%s'", opt, max, arg);
+		return -1;
+	}
+	*out = v;
+	return 0;
 }
 
 static int parse_run_args(int argc, char **argv, struct hv_opts *o)
@@ -109,6 +131,8 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {"hooks", required_argument, NULL, 'H'},
 	    {"reset-pins", no_argument, NULL, 'R'},
+	    {"max-vms-per-vmm", required_argument, NULL, 'Q'},
+	    {"max-vms-per-user", required_argument, NULL, 'U'},
 	    {},
 	};
 	/* clang-format on */
@@ -164,6 +188,14 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 				return HV_EXIT_ERROR;
 			}
 			o->hooks = optarg;
+			break;
+		case 'Q':
+		case 'U':
+			if (c == 'Q' ? parse_quota("--max-vms-per-vmm", optarg, HV_VM_TABLE,
+						   &o->vms_per_vmm)
+				     : parse_quota("--max-vms-per-user", optarg, HV_VMS_NON_ROOT,
+						   &o->vms_per_user))
+				return HV_EXIT_ERROR;
 			break;
 		case 'h':
 			run_usage(stdout);

@@ -63,7 +63,37 @@ enum hv_clock_map {
 	HV_CLOCK_MAP_VCPUS,
 	HV_CLOCK_MAP_VMMS,
 	HV_CLOCK_MAP_FROZEN,
+	HV_CLOCK_MAP_OWNERS,
 	HV_CLOCK_MAP_COUNT,
+};
+
+/*
+ * Quotas on the VM table (4096 VMs): no one VMM process, no one user, and
+ * not all non-root users together can take the room another's VMs need.
+ * Root's VMMs are bound only by the per-process quota (root is trusted;
+ * the per-process bound still holds a compromised root VMM). A VM over a
+ * quota is not tracked, its events are counted, and its VMM is named once.
+ */
+#define HV_VM_TABLE	   4096
+#define HV_VMS_PER_VMM	   512	/* defaults of hvguard run --max-vms-per-vmm */
+#define HV_VMS_PER_USER	   1024 /* and --max-vms-per-user */
+#define HV_VMS_NON_ROOT	   3072
+#define HV_UID_ALL_NON_ROOT 0xffffffffu /* hv_clock_owners: the non-root total */
+
+enum hv_quota {
+	HV_QUOTA_OK = 0,
+	HV_QUOTA_VMM,	   /* the process holds HV_VMS_PER_VMM VMs */
+	HV_QUOTA_USER,	   /* its user holds HV_VMS_PER_USER VMs */
+	HV_QUOTA_NON_ROOT, /* non-root users hold HV_VMS_NON_ROOT VMs */
+	HV_QUOTA_COUNT,
+};
+
+/* hv_clock_vmms: a VMM process, its VMs tracked and its user. */
+struct hv_vmm {
+	__u32 vms;
+	__u32 uid;
+	__u32 refused; /* enum hv_quota that refused it a VM first, said once */
+	__u32 pad;
 };
 
 /* EV_KHZ_RESULT when the tier did not see the ioctl's return value. */
@@ -78,6 +108,7 @@ enum clock_event_type {
 	CLOCK_EV_RESUME,    /* first KVM_RUN after a pause */
 	CLOCK_EV_PROC_EXIT, /* a VMM process ended: its VMs are gone */
 	CLOCK_EV_GUEST_TSC_SUMMARY, /* guest TSC writes counted, not sent one by one */
+	CLOCK_EV_VM_UNTRACKED,	    /* a VMM's VM is over a quota: v[0] quota, v[1] uid */
 };
 
 /*
@@ -137,6 +168,12 @@ enum {
 	EV_NR_VALUES = 6,
 };
 
+enum hv_frozen {
+	HV_NOT_FROZEN = 0,
+	HV_FROZEN,	  /* stopped: the daemon corrects, then lets it go */
+	HV_NOT_FROZEN_TRACED, /* to be corrected, but traced (a debugger): never stopped */
+};
+
 struct clock_event {
 	__u32 type;
 	__u32 rule;
@@ -145,7 +182,7 @@ struct clock_event {
 	__u64 vm_key; /* struct kvm * */
 	__u64 vm_id;  /* stable id, survives daemon restarts */
 	__s32 vcpu;   /* -1 when not per vCPU */
-	__u32 frozen; /* 1: BPF stopped the VMM so a correction can be applied */
+	__u32 frozen; /* enum hv_frozen: did BPF stop the VMM for a correction */
 	__u64 ts_ns;  /* CLOCK_BOOTTIME at the hook */
 	__s64 v[EV_NR_VALUES];
 	char comm[16];
@@ -159,6 +196,10 @@ struct clock_config {
 	__u32 enabled_mask;   /* 1 << enum hv_rule_id */
 	__u32 correct_mask;   /* rules whose violation freezes the VMM */
 	__s64 tolerance_ns[HV_RULE_COUNT];
+	__u32 vms_per_vmm;  /* the quotas in force (HV_VMS_* unless set) */
+	__u32 vms_per_user;
+	__u32 vms_non_root;
+	__u32 pad;
 };
 
 enum vm_phase {

@@ -241,6 +241,31 @@ static void test_flood_slow_writer_sends_all(void **state)
 	assert_int_equal(f.total, 100);
 }
 
+/* The quotas: per process for everyone, per user and for all non-root
+ * users together for everyone but root. */
+static void test_vm_quota(void **state)
+{
+	const struct clock_config c = {
+	    .vms_per_vmm = HV_VMS_PER_VMM,
+	    .vms_per_user = HV_VMS_PER_USER,
+	    .vms_non_root = HV_VMS_NON_ROOT,
+	};
+	const struct clock_config *cfg = &c;
+	(void)state;
+	assert_int_equal(hv_vm_quota(cfg, 0, 0, 0, 0), HV_QUOTA_OK);
+	assert_int_equal(hv_vm_quota(cfg, 0, HV_VMS_PER_VMM - 1, 0, 0), HV_QUOTA_OK);
+	assert_int_equal(hv_vm_quota(cfg, 0, HV_VMS_PER_VMM, 0, 0), HV_QUOTA_VMM);
+	/* Root is not counted per user, whatever the counts say. */
+	assert_int_equal(hv_vm_quota(cfg, 0, 1, HV_VMS_PER_USER, HV_VMS_NON_ROOT), HV_QUOTA_OK);
+	assert_int_equal(hv_vm_quota(cfg, 1000, 1, HV_VMS_PER_USER - 1, 0), HV_QUOTA_OK);
+	assert_int_equal(hv_vm_quota(cfg, 1000, 1, HV_VMS_PER_USER, 0), HV_QUOTA_USER);
+	assert_int_equal(hv_vm_quota(cfg, 1000, 1, 1, HV_VMS_NON_ROOT), HV_QUOTA_NON_ROOT);
+	assert_int_equal(hv_vm_quota(cfg, 1000, HV_VMS_PER_VMM, 1, 1), HV_QUOTA_VMM);
+	/* Root's VMMs always keep room: non-root users cannot fill the table. */
+	assert_true(HV_VMS_NON_ROOT < HV_VM_TABLE);
+	assert_true(HV_VMS_PER_USER <= HV_VMS_NON_ROOT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +283,7 @@ int main(void)
 	    cmocka_unit_test(test_mismatch_many_vcpus_and_bounds),
 	    cmocka_unit_test(test_flood_burst_then_counted),
 	    cmocka_unit_test(test_flood_slow_writer_sends_all),
+	    cmocka_unit_test(test_vm_quota),
 	};
 
 	return cmocka_run_group_tests_name("clock_logic", tests, NULL, NULL);
