@@ -380,6 +380,12 @@ static const struct scenario scenarios[] = {
 		.stop = { OP_GET_TSC, OP_GET_CLOCK },
 	},
 	{
+		.name = "hold-vms",
+		.help = "N VMs (default 200) created, never run, held --hold-ms",
+		.vms = MANY_VMS_DEFAULT,
+		.script = { OP_END },
+	},
+	{
 		.name = "many-vms",
 		.help = "N VMs (default 200): setup, run, QEMU stop/cont each, exit",
 		.vms = MANY_VMS_DEFAULT,
@@ -1233,7 +1239,7 @@ static void usage(FILE *f)
 		"  --tsc-delta C     guest-tsc-write: write rdtsc + C (default 0)\n"
 		"  --flood-ms N      guest-tsc-flood: how long the guest writes (default %d)\n"
 		"  --traced-as NAME  run ptraced by a child that names itself NAME\n"
-		"  N                 many-vms only: number of VMs (default %d)\n"
+		"  N                 many-vms, hold-vms: number of VMs (default %d)\n"
 		"  --list            list the scenarios\n",
 		MAX_VCPUS, FLOOD_MS_DEFAULT, MANY_VMS_DEFAULT);
 }

@@ -269,6 +269,29 @@ def _state(pid):
         return None
 
 
+def test_traced_not_frozen(hv, cycles=2, pause_ms=300):
+    """A VMM under a debugger: its tracer would see our SIGSTOP first and
+    pass it on when it likes, after the release, leaving the VMM stopped
+    for good. So it is never frozen: each rewind is reported, its
+    correction refused with the reason, and the VMM runs to its end."""
+    name = "VMM under a tracer"
+    pid, cyc, done = run_vmm(["qemu-stopcont", "--pause-ms", str(pause_ms), "--cycles",
+                              str(cycles), "--traced-as", "gdb"], timeout=120)
+    tap.eq(f"{name}: the VMM ran every cycle", len(cyc), cycles)
+    corr = settle(hv, pid, "correction", cycles)
+    tap.eq(f"{name}: every correction refused", [c["result"] for c in corr],
+           ["refused"] * cycles)
+    tap.ok(f"{name}: the reason says it is traced",
+           corr and all("traced" in (c["reason"] or "") for c in corr), "traced", corr)
+    tap.eq(f"{name}: never frozen", [c["frozen_ns"] for c in corr], [0] * cycles)
+    # The rewind spans GET_CLOCK to SET_CLOCK: the whole sleep, at most the
+    # pause from first stop to last resume ioctl.
+    tap.ok(f"{name}: the guest saw the rewind (nothing was repaired)",
+           all(pause_ms * 1e6 * 0.99 <= -c["skew_ns"] <= c["pause_ns"] * 1.01 for c in cyc),
+           "-skew between the sleep and the pause",
+           [(c["skew_ns"], c["pause_ns"]) for c in cyc])
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="hvguard-correct-") as tmp:
         try:
@@ -278,7 +301,7 @@ def main():
             tap.fail("hvguard --correct starts", str(e))
             return 1
         tests = [test_stopcont_corrected, test_crosvm_corrected, test_tsc_offset_corrected,
-                 test_mismatch_corrected, test_khz_not_corrected]
+                 test_mismatch_corrected, test_khz_not_corrected, test_traced_not_frozen]
         try:
             for t in tests:
                 try:

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from hvtest import EMULATED, Hvguard, HvguardError, Tap, orphan_proof  # noqa: E402
+from hvtest import EMULATED, Hvguard, HvguardError, Tap, orphan_proof, pin_dir  # noqa: E402
 from polling import wait_until  # noqa: E402
 from test_vmm import run_vmm  # noqa: E402
 
@@ -43,7 +43,7 @@ def objs(hv, pid, kind, event=None):
 
 def flood_run(tmp, correct):
     name = "flooding guest" + (", --correct" if correct else "")
-    args = ["--no-pin"] + (["--correct"] if correct else [])
+    args = ["--pin-dir", pin_dir("flood"), "--correct"] if correct else ["--no-pin"]
     try:
         hv = Hvguard(args, log=os.path.join(tmp, f"flood{int(correct)}.err"))
     except HvguardError as e:
