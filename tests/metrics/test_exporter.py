@@ -11,7 +11,8 @@
   /healthz (200 "ok"; 503 once its main loop stalls on a full stdout pipe,
   while /metrics still answers), 404, 405 with Allow, HEAD; it raised its
   RLIMIT_NOFILE.
-- --metrics forms: [::1]:PORT, :PORT and PORT listen where they say.
+- --metrics forms: [::1]:PORT, :PORT and PORT listen where they say; a
+  port in use is an error at start.
 The limits are read from user/http.h and user/fdlimit.h, not repeated here.
 """
 
@@ -22,6 +23,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -459,10 +461,26 @@ def test_forms(tmp):
         tap.eq(f"--metrics {form.format('PORT')}: exit 0", status, 0)
 
 
+def test_port_in_use():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([HV, "run", "--no-pin", "--metrics", f"127.0.0.1:{port}",
+                            *(["--hooks", HOOKS] if HOOKS else [])],
+                           capture_output=True, text=True, timeout=120)
+    tap.ok("--metrics on a port in use: exit 2, the error and libmicrohttpd's reason",
+           r.returncode == 2 and
+           f"Error: cannot serve metrics on 127.0.0.1:{port}" in r.stderr and
+           "Address already in use" in r.stderr,
+           "exit 2, both lines", (r.returncode, r.stderr[-400:]))
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="hvguard-exporter-") as tmp:
         test_daemon(tmp)
         test_forms(tmp)
+        test_port_in_use()
         test_flood(tmp)
     return tap.exit_code()
 

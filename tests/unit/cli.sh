@@ -154,4 +154,21 @@ done
 $HV run --help >"$tmp/out" 2>&1
 check "run --help names every --metrics form" 0 $? "$tmp/out" "\[IPV6\]:PORT, or :PORT or PORT"
 
+# RLIMIT_NOFILE: raised at start (before the root check), said; a warning
+# when the hard limit leaves under 4096.
+setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --nofile=1024:8192 \
+	$HV run >"$tmp/out" 2>&1
+check "run raises its open-files limit to the hard limit and says so" 3 $? "$tmp/out" \
+	"open-files limit raised from 1024 to 8192 \(the hard limit\)"
+if grep -q "Warning: open files" "$tmp/out"; then
+	echo "not ok - no open-files warning with 8192 # $(grep Warning "$tmp/out")"
+	failed=1
+else
+	echo "ok - no open-files warning with 8192"
+fi
+setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --nofile=1024:1024 \
+	$HV run >"$tmp/out" 2>&1
+check "run warns when the hard limit keeps it at 1024 open files" 3 $? "$tmp/out" \
+	"^Warning: open files limited to 1024 by the hard limit \(wanted 65536, at least 4096\)"
+
 exit $failed
