@@ -203,11 +203,21 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 
 	(void)version;
 	(void)upload_data;
-	(void)upload_size;
-	(void)state;
+	/* Another method is answered at once, its body unread (libmicrohttpd
+	 * then closes the connection). A GET or HEAD is answered at the call
+	 * after the headers, once the request is read: answered earlier, it
+	 * would lose its keep-alive connection too. A body is dropped. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, strdup("GET or HEAD only\n"), TEXT,
 			     "GET, HEAD");
+	if (!*state) {
+		*state = h;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
 	if (!strcmp(url, "/metrics")) {
 		update_gauges(h);
 		return reply(conn, MHD_HTTP_OK, hv_metrics_render(h->m), PROM, NULL);
