@@ -231,15 +231,70 @@ def flood_same_address(hv, mport, pport):
         flood.release()
 
 
+class Scraper:
+    """One keep-alive connection, opened before a flood, that scrapes
+    /metrics every 0.5 s: it keeps its slot, so it sees the exporter's own
+    gauges while newcomers wait. Records the most each gauge showed."""
+
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        self.most, self.scrapes, self.error = {}, 0, None
+        self.done = threading.Event()
+        self._scrape()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _scrape(self):
+        self.conn.request("GET", "/metrics")
+        text = self.conn.getresponse().read().decode()
+        self.scrapes += 1
+        for name in ("hvguard_http_connections", "hvguard_http_accept_queue"):
+            v = sample(text, name)
+            if v is not None:
+                self.most[name] = max(self.most.get(name, 0), v)
+
+    def _run(self):
+        while not self.done.wait(0.5):
+            try:
+                self._scrape()
+            except (OSError, http.client.HTTPException) as e:
+                self.error = repr(e)
+                return
+
+    def stop(self):
+        """One last scrape (the flood is up now), and the most seen."""
+        if not self.done.is_set():
+            self.done.set()
+            self.thread.join()
+            if not self.error:
+                try:
+                    self._scrape()
+                except (OSError, http.client.HTTPException) as e:
+                    self.error = repr(e)
+            self.conn.close()
+        return self.most
+
+
 def flood_many_addresses(hv, mport):
     """1100 idle connections from 200 loopback addresses: the total limit."""
     pid, total = hv.proc.pid, LIM["HV_HTTP_MAX_CONNECTIONS"]
     base_fds = nfds(pid)
     alerts = len(hv.alerts(lambda a: a.get("rule") == "kvmclock-jump"))
     watch = FdWatch(pid)
+    scraper = Scraper(mport)
     flood = Flood(mport, sources=200)
     try:
         check_flood_report("flood from 200 addresses", flood)
+        most = scraper.stop()
+        tap.note(f"flood from 200 addresses: a scraper connected before it saw, in "
+                 f"{scraper.scrapes} scrapes, at most {most}")
+        tap.eq(f"flood from 200 addresses: a keep-alive scraper connected before keeps "
+               f"scraping, and sees hvguard_http_connections reach the total limit ({total}) "
+               f"and no more", (most.get("hvguard_http_connections"), scraper.error),
+               (float(total), None))
+        tap.ok("flood from 200 addresses: hvguard_http_accept_queue counts most of the flood "
+               "waiting", most.get("hvguard_http_accept_queue", 0) >= CONNECTIONS // 2,
+               f">= {CONNECTIONS // 2}", most.get("hvguard_http_accept_queue"))
         run_minivmm()
         more = hv.wait_for(lambda o: o.get("type") == "alert" and
                            o.get("rule") == "kvmclock-jump" and
@@ -256,6 +311,7 @@ def flood_many_addresses(hv, mport):
                f"(the flood was felt)", most >= base_fds + total // 2,
                f">= {base_fds + total // 2}", most)
     finally:
+        scraper.stop()
         watch.stop()
         flood.release()
     t0 = time.monotonic()
