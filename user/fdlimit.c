@@ -5,9 +5,9 @@
  * HV_NOFILE_WANT, or to the hard limit when that is lower, so that what
  * the exporter holds (at most HV_HTTP_MAX_CONNECTIONS, http.c) never
  * starves the rest; a warning when that leaves under HV_NOFILE_MIN (or the
- * limit cannot be raised at all). 65536, not the hard limit itself: it is 1000 times what
- * the daemon uses, and --exec hooks, which get the original limit back,
- * are not the only programs that walk every possible fd.
+ * limit cannot be raised at all). 65536, not the hard limit itself: it is
+ * 1000 times what the daemon uses, and --exec hooks, which get the
+ * original limit back, are not the only programs that walk every fd.
  */
 #include <errno.h>
 #include <string.h>

@@ -16,8 +16,9 @@
  *   every slot; libmicrohttpd accepts and closes at once what is over.
  * - HV_HTTP_TIMEOUT_S (5 s) without traffic closes a connection: a scrape
  *   sends its request as soon as it connects and is answered from memory
- *   in milliseconds; an idle connection only holds a slot. Prometheus
- *   reconnects when its keep-alive connection was closed.
+ *   in milliseconds; an idle connection only holds a slot. A scraper that
+ *   polls more often keeps its keep-alive connection (and slot); others
+ *   reconnect, as Prometheus does when its connection was closed.
  * - libmicrohttpd's log goes through a token bucket (HV_HTTP_LOG_BURST
  *   lines, then one per HV_HTTP_LOG_EVERY_S), which counts what it drops
  *   and says how many: a flood costs a handful of lines, not one a
@@ -257,9 +258,9 @@ struct hv_http *hv_http_start(struct hv_metrics *m, const struct hv_listen_addr 
 	register_series(m);
 	if (a->family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	/* The port argument is ignored with MHD_OPTION_SOCK_ADDR; both ports
-	 * sit at the same offset of sockaddr_in and sockaddr_in6. */
-	/* The logger first: libmicrohttpd's own would print what comes before. */
+	/* The logger first: libmicrohttpd's own would print what comes before.
+	 * The port argument is ignored with MHD_OPTION_SOCK_ADDR (sin_port and
+	 * sin6_port sit at the same offset). */
 	h->d = MHD_start_daemon(
 	    flags, ntohs(sa->sin_port), NULL, NULL, serve, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
 	    h, MHD_OPTION_SOCK_ADDR, &a->ss, MHD_OPTION_CONNECTION_LIMIT,
