@@ -14,10 +14,13 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "listen_addr.h"
+
 struct json_object;
 struct ring_buffer;
 struct hv_rules;
 struct hv_metrics;
+struct hv_http;
 
 /* Exit codes shared by every subcommand (documented in README.md). */
 enum hv_exit {
@@ -55,7 +58,8 @@ struct hv_opts {
 	bool verbose;
 	double duration; /* seconds, 0 = until signalled */
 	const char *rules_path;
-	const char *metrics_addr; /* ADDR:PORT or NULL */
+	const char *metrics_addr;	      /* --metrics as given, or NULL */
+	struct hv_listen_addr metrics_listen; /* parsed from it */
 	const char *output_path;
 	const char *exec_cmd;
 	const char *pin_root; /* bpffs directory for pinned state */
@@ -88,6 +92,7 @@ struct hv_ctx {
 	struct hv_rules *rules;
 	struct ring_buffer *rb;
 	struct hv_metrics *metrics;
+	struct hv_http *http; /* the exporter, or NULL */
 	FILE *out;
 	uint64_t alerts;
 	uint64_t events_lost;

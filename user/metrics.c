@@ -1,11 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * A small registry of series, rendered in Prometheus' text format and
- * served by libmicrohttpd from its own thread; hence the mutex.
+ * A small registry of series, rendered in Prometheus' text format; the
+ * exporter (http.c) reads it from its own thread, hence the mutex.
  */
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -31,7 +28,6 @@ struct hv_metrics {
 	pthread_mutex_t lock;
 	struct series series[MAX_SERIES];
 	int count;
-	struct MHD_Daemon *httpd;
 };
 
 static struct series *find(struct hv_metrics *m, const char *name, enum hv_metric_type type,
@@ -212,85 +208,10 @@ char *hv_metrics_render(struct hv_metrics *m)
 	return buf;
 }
 
-static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char *url,
-			     const char *method, const char *version, const char *upload_data,
-			     size_t *upload_size, void **state)
-{
-	struct hv_metrics *m = cls;
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	unsigned code = MHD_HTTP_OK;
-	char *body;
-
-	(void)version;
-	(void)upload_data;
-	(void)upload_size;
-	(void)state;
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return MHD_NO;
-	if (!strcmp(url, "/metrics")) {
-		body = hv_metrics_render(m);
-	} else {
-		body = strdup("hvguard exporter: metrics at /metrics\n");
-		code = strcmp(url, "/") ? MHD_HTTP_NOT_FOUND : MHD_HTTP_OK;
-	}
-	if (!body)
-		return MHD_NO;
-	resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-	ret = MHD_queue_response(conn, code, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-int hv_metrics_serve(struct hv_metrics *m, const char *addr, char *err, size_t errlen)
-{
-	struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6};
-	struct sockaddr_in sa4 = {.sin_family = AF_INET};
-	const char *colon = strrchr(addr, ':');
-	char host[128] = "";
-	struct sockaddr *sa;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	long port;
-
-	if (!colon || (port = strtol(colon + 1, NULL, 10)) <= 0 || port > 65535) {
-		snprintf(err, errlen, "--metrics wants ADDR:PORT, e.g. 127.0.0.1:9477, not '%s'",
-			 addr);
-		return -1;
-	}
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-	if (host[0] == '[') { /* [::1]:9477 */
-		memmove(host, host + 1, strlen(host));
-		host[strcspn(host, "]")] = '\0';
-		if (inet_pton(AF_INET6, host, &sa6.sin6_addr) != 1)
-			goto bad_host;
-		sa6.sin6_port = htons(port);
-		sa = (struct sockaddr *)&sa6;
-		flags |= MHD_USE_IPv6;
-	} else {
-		if (host[0] && inet_pton(AF_INET, host, &sa4.sin_addr) != 1)
-			goto bad_host;
-		sa4.sin_port = htons(port);
-		sa = (struct sockaddr *)&sa4;
-	}
-	m->httpd = MHD_start_daemon(flags, port, NULL, NULL, serve, m, MHD_OPTION_SOCK_ADDR, sa,
-				    MHD_OPTION_END);
-	if (!m->httpd) {
-		snprintf(err, errlen, "cannot serve metrics on %s (port in use?)", addr);
-		return -1;
-	}
-	return 0;
-bad_host:
-	snprintf(err, errlen, "--metrics: '%s' is not an IP address", host);
-	return -1;
-}
-
 void hv_metrics_free(struct hv_metrics *m)
 {
 	if (!m)
 		return;
-	if (m->httpd)
-		MHD_stop_daemon(m->httpd);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The Prometheus registry and its HTTP exporter (libmicrohttpd). */
+/* The Prometheus registry (served by http.c). */
 #ifndef HVGUARD_USER_METRICS_H
 #define HVGUARD_USER_METRICS_H
 
@@ -10,8 +10,6 @@ struct hv_metrics;
 enum hv_metric_type { HV_COUNTER, HV_GAUGE };
 
 struct hv_metrics *hv_metrics_new(void);
-/* Serve GET /metrics on ADDR:PORT (":9477", "127.0.0.1:9477", "[::1]:9477"). */
-int hv_metrics_serve(struct hv_metrics *m, const char *addr, char *err, size_t errlen);
 void hv_metrics_free(struct hv_metrics *m);
 
 /* labels: the inside of {...}, e.g. rule="kvmclock-jump", or "" for none. */

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdlimit.h"
 #include "hvguard.h"
 #include "metrics.h"
 
@@ -177,6 +178,7 @@ static void run_exec(const char *cmd, const char *line)
 		dup2(fds[0], STDIN_FILENO);
 		close(fds[0]);
 		close(fds[1]);
+		hv_fdlimit_restore();
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}

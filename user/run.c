@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "fdlimit.h"
+#include "http.h"
 #include "hvguard/clock.h"
 #include "hvguard.h"
 #include "metrics.h"
@@ -66,6 +68,8 @@ static void run_usage(FILE *f)
 		"  -r, --rules FILE        rules file (YAML); default: " HV_ETC_RULES "\n"
 		"                          if it exists, else the built-in rules\n"
 		"  -m, --metrics ADDR:PORT serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+		"                          (and /healthz); also [IPV6]:PORT, or :PORT or PORT\n"
+		"                          for every IPv4 address\n"
 		"  -d, --duration SECONDS  stop after SECONDS (default: until SIGINT/SIGTERM)\n"
 		"  -c, --correct           repair every clock violation that has a correcting\n"
 		"                          write, inside the VMM, before the guest runs again\n"
@@ -136,7 +140,7 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 	    {},
 	};
 	/* clang-format on */
-	char *end;
+	char *end, err[256];
 	int c;
 
 	o->pin_root = HV_PIN_ROOT;
@@ -150,6 +154,10 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 			o->rules_path = optarg;
 			break;
 		case 'm':
+			if (hv_listen_addr_parse(optarg, &o->metrics_listen, err, sizeof(err))) {
+				hv_err("%s", err);
+				return HV_EXIT_ERROR;
+			}
 			o->metrics_addr = optarg;
 			break;
 		case 'd':
@@ -373,6 +381,7 @@ static int event_loop(struct hv_ctx *ctx)
 	int err = 0;
 
 	while (!stop_requested) {
+		hv_http_loop_alive(ctx->http);
 		err = ring_buffer__poll(ctx->rb, 100);
 		if (err < 0 && err != -EINTR) {
 			hv_err("reading events failed: %s", strerror(-err));
@@ -424,6 +433,7 @@ int cmd_run(int argc, char **argv)
 	hv_json_errors = ctx.opts.json;
 	libbpf_verbose = ctx.opts.verbose;
 	libbpf_set_print(libbpf_print);
+	hv_fdlimit_raise(&ctx); /* before anything opens a file */
 	rc = HV_EXIT_ERROR;
 	if (load_rules(&ctx))
 		goto cleanup; /* a bad rules file loads nothing */
@@ -441,7 +451,8 @@ int cmd_run(int argc, char **argv)
 	}
 	ctx.metrics = hv_metrics_new();
 	if (ctx.opts.metrics_addr &&
-	    hv_metrics_serve(ctx.metrics, ctx.opts.metrics_addr, err, sizeof(err))) {
+	    !(ctx.http = hv_http_start(ctx.metrics, &ctx.opts.metrics_listen, ctx.opts.metrics_addr,
+				       err, sizeof(err)))) {
 		hv_err("%s", err);
 		goto cleanup;
 	}
@@ -463,6 +474,7 @@ cleanup:
 			families[i]->loaded = false;
 		}
 	ring_buffer__free(ctx.rb);
+	hv_http_stop(ctx.http);
 	hv_pindir_close(&pindir); /* the lock goes once nothing is frozen */
 	hv_metrics_free(ctx.metrics);
 	hv_rules_free(ctx.rules);

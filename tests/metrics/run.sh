@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The exporter against a real Prometheus (Debian's prometheus package).
+# The exporter against a real Prometheus (Debian's prometheus package), and
+# against a local user who floods it.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 rc=0
 python3 tests/metrics/test_prometheus.py || rc=1
+# The exporter from the attacker's side; its HTTP contract.
+python3 tests/metrics/test_exporter.py || rc=1
 echo "# end of stage"
 exit $rc

@@ -116,4 +116,59 @@ check "a --pin-dir bpffs cannot hold is refused with the reason" 2 $? "$tmp/out"
 $HV run --metrics nonsense >"$tmp/out" 2>&1
 check "a bad --metrics address is refused" 2 $? "$tmp/out" "ADDR:PORT"
 
+# --metrics: ADDR:PORT, [IPV6]:PORT, :PORT or PORT. Anything else is refused
+# while the options are read (exit 2, before the root check, so as nobody
+# too), on one line that gives the reason and the accepted forms.
+forms='accepted: ADDR:PORT, [IPV6]:PORT, :PORT or PORT (e.g. 127.0.0.1:9477)'
+while IFS='|' read -r addr why; do
+	setpriv --reuid=65534 --regid=65534 --clear-groups $HV run --metrics "$addr" >"$tmp/out" 2>&1
+	st=$?
+	want="Error: --metrics '$addr': $why; $forms"
+	if [ "$st" = 2 ] && grep -qxF -- "$want" "$tmp/out"; then
+		echo "ok - --metrics '$addr' is refused: $why"
+	else
+		echo "not ok - --metrics '$addr' is refused: $why # expected exit 2 and '$want', got $st: $(head -c 300 "$tmp/out")"
+		failed=1
+	fi
+done <<'FORMS'
+127.0.0.1:0|the port must be 1-65535
+127.0.0.1:65536|the port must be 1-65535
+127.0.0.1:94x|the port must be 1-65535
+1.2.3.4:|the port must be 1-65535
+localhost:9477|not an IPv4 address (names are not resolved)
+300.1.1.1:9477|not an IPv4 address (names are not resolved)
+::1:9477|an IPv6 address needs brackets, [::1]:9477
+[::1]|a port (1-65535) must follow ']:'
+[::1]9477|a port (1-65535) must follow ']:'
+[::1:9477|no ']' after the IPv6 address
+[fe80::zz]:9477|not an IPv6 address
++9477|not a port (1-65535)
+0|not a port (1-65535)
+|not a port (1-65535)
+FORMS
+# The accepted forms get past the options: as nobody, on to the root check.
+for addr in 127.0.0.1:9477 '[::1]:9477' :9477 9477; do
+	setpriv --reuid=65534 --regid=65534 --clear-groups $HV run --metrics "$addr" >"$tmp/out" 2>&1
+	check "--metrics $addr is accepted (then: needs root)" 3 $? "$tmp/out" "needs root"
+done
+$HV run --help >"$tmp/out" 2>&1
+check "run --help names every --metrics form" 0 $? "$tmp/out" "\[IPV6\]:PORT, or :PORT or PORT"
+
+# RLIMIT_NOFILE: raised at start (before the root check), said; a warning
+# when the hard limit leaves under 4096.
+setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --nofile=1024:8192 \
+	$HV run >"$tmp/out" 2>&1
+check "run raises its open-files limit to the hard limit and says so" 3 $? "$tmp/out" \
+	"open-files limit raised from 1024 to 8192 \(the hard limit\)"
+if grep -q "Warning: open files" "$tmp/out"; then
+	echo "not ok - no open-files warning with 8192 # $(grep Warning "$tmp/out")"
+	failed=1
+else
+	echo "ok - no open-files warning with 8192"
+fi
+setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --nofile=1024:1024 \
+	$HV run >"$tmp/out" 2>&1
+check "run warns when the hard limit keeps it at 1024 open files" 3 $? "$tmp/out" \
+	"^Warning: open files limited to 1024 by the hard limit \(wanted 65536, at least 4096\)"
+
 exit $failed
