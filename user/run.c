@@ -361,8 +361,9 @@ static void print_state(struct hv_ctx *ctx, double elapsed)
 {
 	struct json_object *o = counters_json(ctx, "state", elapsed);
 	struct json_object *hooks = hooks_json();
-	char fams[128] = "", exec[160] = "";
+	char fams[128] = "", exec[160] = "", tracked[48] = "";
 	size_t off = 0;
+	int64_t vms;
 
 	json_object_object_foreach(hooks, name, tier)
 	{
@@ -379,11 +380,13 @@ static void print_state(struct hv_ctx *ctx, double elapsed)
 			 (long long)get_int(o, "exec", "failed"),
 			 (long long)get_int(o, "exec", "timeout"),
 			 (long long)get_int(o, "exec", "running"));
+	vms = get_int(o, "clock", "vms");
+	if (vms >= 0)
+		snprintf(tracked, sizeof(tracked), "; %lld KVM VM(s) tracked", (long long)vms);
 	hv_log(ctx,
-	       "state: up %.1f s, rules %s, families %s; %lld VM(s) tracked; %llu alert(s), "
-	       "%llu event(s) lost%s",
-	       elapsed, ctx->rules->source, fams, (long long)get_int(o, "clock", "vms"),
-	       (unsigned long long)ctx->alerts, (unsigned long long)ctx->events_lost, exec);
+	       "state: up %.1f s, rules %s, families %s%s; %llu alert(s), %llu event(s) lost%s",
+	       elapsed, ctx->rules->source, fams, tracked, (unsigned long long)ctx->alerts,
+	       (unsigned long long)ctx->events_lost, exec);
 	json_object_object_add(o, "pid", json_object_new_int(getpid()));
 	json_object_object_add(o, "rules", json_object_new_string(ctx->rules->source));
 	json_object_object_add(o, "hooks", hooks);
