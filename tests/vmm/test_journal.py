@@ -13,7 +13,9 @@ Asserted: PRIORITY from the rule's severity (critical 2, warning 4, info 6,
 the last two after SIGHUP reloads), HVGUARD_RULE/PID/VM/VM_NAME/SEVERITY,
 a VM name with a newline kept whole in its field and escaped in MESSAGE,
 corrections at 5 (applied) or 4, a broken reload's warning at 4 with its
-FILE:LINE:COL, and nothing at all on the daemon's stdout.
+FILE:LINE:COL, --exec hooks' output on a journal stream of its own
+(sd_journal_stream_fd, the stdout socket, also served here), and nothing
+at all on the daemon's stdout.
 """
 
 import array
@@ -34,6 +36,7 @@ from test_vmm import run_vmm  # noqa: E402
 
 HV = os.path.abspath(os.environ.get("HVGUARD", "build/hvguard"))
 SOCKET = "/run/systemd/journal/socket"
+STDOUT = "/run/systemd/journal/stdout"  # sd_journal_stream_fd's stream socket
 SLOW = 6 if EMULATED else 1
 tap = Tap()
 
@@ -114,6 +117,43 @@ class Journal:
         return wait_until(lambda: self.find(pred), timeout, 0.05)
 
 
+class Streams:
+    """journald's stdout socket: each connection is a header (identifier,
+    unit, priority, level prefix, three forward flags; one per line), then
+    the lines logged through it."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(STDOUT)
+        self.sock.listen(8)
+        self.conns = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            buf = bytearray()
+            with self.lock:
+                self.conns.append(buf)
+            threading.Thread(target=self._read, args=(c, buf), daemon=True).start()
+
+    def _read(self, c, buf):
+        while True:
+            data = c.recv(65536)
+            if not data:
+                return
+            with self.lock:
+                buf.extend(data)
+
+    def data(self):
+        with self.lock:
+            return [bytes(b) for b in self.conns]
+
+
 def alerts_of(j, pid):
     return j.find(lambda e: e.get("HVGUARD_TYPE") == "alert" and e.get("HVGUARD_PID") == str(pid))
 
@@ -140,13 +180,16 @@ def main():
     try:
         private_namespace()
         j = Journal()
+        streams = Streams()
     except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
         tap.fail("journal: a private journald socket for the test", str(e))
         return tap.exit_code()
     tmp = tempfile.mkdtemp(prefix="hvguard-journal-")
     rules = os.path.join(tmp, "rules.yaml")
     write(rules, "rules:\n  kvmclock-jump:\n    severity: critical\n")
-    args = [HV, "run", "--log", "journald", "--no-pin", "--correct", "--rules", rules]
+    hook = "cat >/dev/null; echo HOOK-OUT; echo HOOK-ERR >&2"
+    args = [HV, "run", "--log", "journald", "--no-pin", "--correct", "--rules", rules,
+            "--exec", hook]
     if HOOKS:
         args += ["--hooks", HOOKS]
     err = open(os.path.join(tmp, "hvguard.err"), "w")
@@ -176,6 +219,11 @@ def main():
             tap.eq("journal: correction: PRIORITY 5 when applied, else 4",
                    c.get("PRIORITY"), want)
             tap.eq("journal: correction: HVGUARD_RULE", c.get("HVGUARD_RULE"), "kvmclock-jump")
+        # The hooks' stdout and stderr: a journal stream named hvguard-exec.
+        hooked = wait_until(lambda: [d for d in streams.data()
+                                     if b"HOOK-OUT" in d and b"HOOK-ERR" in d], 20 * SLOW, 0.1)
+        tap.ok("journal: the hooks' stdout and stderr reach the journal as hvguard-exec",
+               hooked and hooked[0].startswith(b"hvguard-exec\n"), "a stream", streams.data())
         write(rules, "rules:\n  kvmclock-jump:\n    severity: [\n")
         hv.send_signal(signal.SIGHUP)
         w = j.wait(lambda x: x.get("HVGUARD_TYPE") == "warning" and "reload" in x.get("MESSAGE", ""),
@@ -195,6 +243,12 @@ def main():
         j.wait(lambda x: len(j.find(lambda y: "rules reloaded" in y.get("MESSAGE", ""))) > n,
                10 * SLOW)
         one_pause(j, "i", "info", 6)
+        hv.send_signal(signal.SIGUSR1)
+        st = j.wait(lambda x: x.get("MESSAGE", "").startswith("state: up"), 10 * SLOW)
+        tap.ok("journal: SIGUSR1's state is one entry (PRIORITY=6) with VMs, alerts and hooks",
+               st and st[0].get("PRIORITY") == "6" and
+               all(k in st[0].get("MESSAGE", "") for k in
+                   ("KVM VM(s) tracked", "3 alert(s)", "exec ran")), "state line", st)
     finally:
         hv.send_signal(signal.SIGTERM)
         try:
