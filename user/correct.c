@@ -566,8 +566,7 @@ void hv_correct_emit(struct hv_ctx *ctx, struct hv_correction_report *report)
 {
 	if (!report->json)
 		return;
-	hv_log(ctx, "%s", report->text);
-	hv_emit_json(ctx, report->json);
+	hv_emit_correction(ctx, report->json, report->text);
 	report->json = NULL;
 }
 

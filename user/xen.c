@@ -833,6 +833,81 @@ static void xen_unload(struct hv_ctx *ctx)
 	skel = NULL;
 }
 
+/* --- rules reload (SIGHUP) ------------------------------------------------ */
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+static bool backends_differ(const struct hv_rules *a, const struct hv_rules *b)
+{
+	if (a->n_backends != b->n_backends)
+		return true;
+	for (size_t i = 0; i < a->n_backends; i++) {
+		const struct hv_backend_match *x = &a->backends[i], *y = &b->backends[i];
+
+		if (str_differs(x->name, y->name) || str_differs(x->exe, y->exe) ||
+		    str_differs(x->cgroup, y->cgroup) || str_differs(x->comm, y->comm) ||
+		    x->uid != y->uid)
+			return true;
+	}
+	return false;
+}
+
+/* Backends were matched into the kernel's maps and designated at start:
+ * a new list needs a restart, so the one in force moves into next. */
+static void keep_backends(struct hv_ctx *ctx, struct hv_rules *next, struct json_object *restart)
+{
+	struct hv_backend_match *b = next->backends;
+	size_t n = next->n_backends;
+
+	if (!backends_differ(ctx->rules, next))
+		return;
+	json_object_array_add(restart, json_object_new_string("xen.backends"));
+	next->backends = ctx->rules->backends;
+	next->n_backends = ctx->rules->n_backends;
+	ctx->rules->backends = b;
+	ctx->rules->n_backends = n;
+}
+
+/* Actions, enabled, allowed_frontends and target_domain live in .bss
+ * (xen_cfg), read by the programs at each call: rewritten in place. The
+ * one change that needs a restart is a first 'deny' when no deny hook was
+ * loaded (it would silently be a kill). */
+static void xen_reload(struct hv_ctx *ctx, struct hv_rules *next, struct json_object *restart)
+{
+	struct hv_xen_config *live = &skel->bss->xen_cfg, cfg = *live;
+	char name[96];
+
+	keep_backends(ctx, next, restart);
+	for (int i = HV_RULE_FOREIGN_MAP; i < HV_RULE_COUNT; i++) {
+		struct hv_rule *n = &next->rule[i];
+		const struct hv_rule *c = &ctx->rules->rule[i];
+
+		if (st.deny == ENF_NONE && n->enabled && n->action == HV_ACT_DENY &&
+		    !(c->enabled && c->action == HV_ACT_DENY)) {
+			snprintf(name, sizeof(name), "%s.action", hv_rule_table[i].id);
+			json_object_array_add(restart, json_object_new_string(name));
+			n->enabled = c->enabled;
+			n->action = c->action;
+		}
+		cfg.action[i] =
+		    n->enabled && i != HV_RULE_GRANT_LEAK ? bpf_action(n->action) : HV_XEN_ACT_OFF;
+	}
+	cfg.target_domain = next->target_domain >= 0 ? next->target_domain : HV_XEN_DOMID_NONE;
+	cfg.n_allowed = 0;
+	memset(cfg.allowed, 0, sizeof(cfg.allowed));
+	for (size_t i = 0; i < next->n_allowed_frontends; i++)
+		hv_xen_allow_domid(&cfg, next->allowed_frontends[i]);
+	/* Not atomic as a whole: a call racing the update (microseconds) may
+	 * be judged with some fields old and others new. */
+	memcpy(live->action, cfg.action, sizeof(cfg.action));
+	live->target_domain = cfg.target_domain;
+	memcpy(live->allowed, cfg.allowed, sizeof(cfg.allowed));
+	live->n_allowed = cfg.n_allowed;
+}
+
 struct hv_family hv_xen_family = {
     .name = "xen",
     .present = xen_present,
@@ -841,6 +916,7 @@ struct hv_family hv_xen_family = {
     .lost = xen_lost,
     .summary = xen_summary,
     .unload = xen_unload,
+    .reload = xen_reload,
     /* The privcmd/gntdev/gntalloc calls are decoded on the syscall
      * tracepoints (deny adds BPF LSM or fmod_ret where a rule asks). */
     .hooks = "syscalls",

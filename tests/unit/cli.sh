@@ -170,5 +170,18 @@ setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --nofile=1024:1024 \
 	$HV run >"$tmp/out" 2>&1
 check "run warns when the hard limit keeps it at 1024 open files" 3 $? "$tmp/out" \
 	"^Warning: open files limited to 1024 by the hard limit \(wanted 65536, at least 4096\)"
+# The service options: refused before anything loads.
+$HV run --log syslog >"$tmp/out" 2>&1
+check "--log wants journald or stdout" 2 $? "$tmp/out" "--log wants journald or stdout, not 'syslog'"
+$HV run --log journald --json >"$tmp/out" 2>&1
+check "--log journald is refused with --json" 2 $? "$tmp/out" "not with --json"
+$HV run --log journald -o "$tmp/alerts" >"$tmp/out" 2>&1
+check "--log journald is refused with --output" 2 $? "$tmp/out" "not with --output"
+$HV run --exec true --exec-max 0 >"$tmp/out" 2>&1
+check "--exec-max 0 is refused" 2 $? "$tmp/out" "--exec-max wants a number from 1 to 1024"
+$HV run --exec true --exec-timeout 0 >"$tmp/out" 2>&1
+check "--exec-timeout 0 is refused" 2 $? "$tmp/out" "--exec-timeout wants a positive number"
+$HV run --help >"$tmp/out" 2>&1
+check "run --help documents the signals" 0 $? "$tmp/out" "SIGHUP reopens --output and reloads the rules"
 
 exit $failed
