@@ -67,7 +67,9 @@ static void run_usage(FILE *f)
 		"  -r, --rules FILE        rules file (YAML); default: " HV_ETC_RULES "\n"
 		"                          if it exists, else the built-in rules\n"
 		"  -m, --metrics ADDR:PORT serve Prometheus metrics at http://ADDR:PORT/metrics\n"
-		"                          (and /healthz); also [IPV6]:PORT, or :PORT or PORT\n"
+		"                          (and /healthz: the main loop's health, each family's\n"
+		"                          hooks); ADDR an IPv4 address or a host name (resolved\n"
+		"                          at start); also [IPV6]:PORT, or :PORT or PORT\n"
 		"                          for every IPv4 address\n"
 		"  -d, --duration SECONDS  stop after SECONDS (default: until SIGINT/SIGTERM)\n"
 		"  -c, --correct           repair every clock violation that has a correcting\n"
@@ -347,6 +349,38 @@ static int load_families(struct hv_ctx *ctx, struct json_object *status)
 	return 0;
 }
 
+/* Each family's state for the exporter: /healthz's lines and
+ * hvguard_family_attached{family,hooks}. */
+static void export_families(struct hv_ctx *ctx, struct json_object *status)
+{
+	char text[1024] = "", labels[96];
+	size_t off = 0;
+
+	json_object_object_foreach(status, name, state)
+	{
+		struct hv_family *f = NULL;
+
+		for (int i = 0; i < 2; i++)
+			if (families[i] && !strcmp(families[i]->name, name))
+				f = families[i];
+		bool on = f && f->loaded;
+
+		if (off < sizeof(text) && on)
+			off += snprintf(text + off, sizeof(text) - off, "%s: attached, hooks %s\n",
+					name, f->hooks);
+		else if (off < sizeof(text))
+			off += snprintf(text + off, sizeof(text) - off, "%s: off: %s\n", name,
+					json_object_get_string(state));
+		snprintf(labels, sizeof(labels), "family=\"%s\",hooks=\"%s\"", name,
+			 on ? f->hooks : "none");
+		hv_metrics_set(ctx->metrics, "hvguard_family_attached", HV_GAUGE,
+			       "1 for each watcher family attached, with the hook tier it runs on; "
+			       "0 for a family off on this host.",
+			       labels, on);
+	}
+	hv_http_set_families(ctx->http, text);
+}
+
 /* {"clock": "kvm-tracepoints", "xen": "syscalls"}: where each family hooks. */
 static struct json_object *hooks_json(void)
 {
@@ -614,6 +648,7 @@ int cmd_run(int argc, char **argv)
 	rc = HV_EXIT_ERROR;
 	if (load_families(&ctx, status))
 		goto cleanup;
+	export_families(&ctx, status);
 	print_ready(&ctx, status);
 	rc = event_loop(&ctx, sfd) ? HV_EXIT_ERROR : HV_EXIT_OK;
 cleanup:

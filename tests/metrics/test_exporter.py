@@ -404,8 +404,19 @@ def socket_fds(pid):
 
 def check_endpoints(port):
     status, hdr, body = request("127.0.0.1", port, path="/healthz")
+    lines = body.splitlines()
     tap.ok("/healthz answers 200 'ok' while the main loop runs",
-           (status, body.strip()) == (200, "ok"), "200 ok", (status, body))
+           (status, lines[:1]) == (200, ["ok"]), "200 ok", (status, body))
+    tap.ok("/healthz says each family's state and hook tier",
+           any(l.startswith("clock: attached, hooks ") for l in lines)
+           and any(l.startswith("xen: off: ") for l in lines),
+           "clock: attached, hooks TIER / xen: off: WHY", lines)
+    status, _, metrics = request("127.0.0.1", port, path="/metrics")
+    tap.ok("hvguard_family_attached says the same",
+           'hvguard_family_attached{family="clock",hooks="' in metrics
+           and 'hvguard_family_attached{family="xen",hooks="none"} 0' in metrics,
+           "clock 1 with its hooks, xen 0",
+           [l for l in metrics.splitlines() if l.startswith("hvguard_family_attached")])
     status, hdr, body = request("127.0.0.1", port, "HEAD", "/healthz")
     tap.ok("HEAD /healthz answers 200 without a body", (status, body) == (200, ""),
            "200, empty", (status, body))

@@ -119,7 +119,7 @@ check "a bad --metrics address is refused" 2 $? "$tmp/out" "ADDR:PORT"
 # --metrics: ADDR:PORT, [IPV6]:PORT, :PORT or PORT. Anything else is refused
 # while the options are read (exit 2, before the root check, so as nobody
 # too), on one line that gives the reason and the accepted forms.
-forms='accepted: ADDR:PORT, [IPV6]:PORT, :PORT or PORT (e.g. 127.0.0.1:9477)'
+forms='accepted: ADDR:PORT (an IPv4 address or a host name), [IPV6]:PORT, :PORT or PORT (e.g. 127.0.0.1:9477)'
 while IFS='|' read -r addr why; do
 	setpriv --reuid=65534 --regid=65534 --clear-groups $HV run --metrics "$addr" >"$tmp/out" 2>&1
 	st=$?
@@ -135,8 +135,7 @@ done <<'FORMS'
 127.0.0.1:65536|the port must be 1-65535
 127.0.0.1:94x|the port must be 1-65535
 1.2.3.4:|the port must be 1-65535
-localhost:9477|not an IPv4 address (names are not resolved)
-300.1.1.1:9477|not an IPv4 address (names are not resolved)
+300.1.1.1:9477|not an IPv4 address
 ::1:9477|an IPv6 address needs brackets, [::1]:9477
 [::1]|a port (1-65535) must follow ']:'
 [::1]9477|a port (1-65535) must follow ']:'
@@ -147,10 +146,15 @@ localhost:9477|not an IPv4 address (names are not resolved)
 |not a port (1-65535)
 FORMS
 # The accepted forms get past the options: as nobody, on to the root check.
-for addr in 127.0.0.1:9477 '[::1]:9477' :9477 9477; do
+for addr in 127.0.0.1:9477 localhost:9477 '[::1]:9477' :9477 9477; do
 	setpriv --reuid=65534 --regid=65534 --clear-groups $HV run --metrics "$addr" >"$tmp/out" 2>&1
 	check "--metrics $addr is accepted (then: needs root)" 3 $? "$tmp/out" "needs root"
 done
+# A name that does not resolve: said with the resolver's reason.
+setpriv --reuid=65534 --regid=65534 --clear-groups $HV run --metrics no-such-host.invalid:9477 \
+	>"$tmp/out" 2>&1
+check "--metrics with a name that does not resolve is refused" 2 $? "$tmp/out" \
+	"^Error: --metrics 'no-such-host.invalid:9477': cannot resolve 'no-such-host.invalid': "
 $HV run --help >"$tmp/out" 2>&1
 check "run --help names every --metrics form" 0 $? "$tmp/out" "\[IPV6\]:PORT, or :PORT or PORT"
 
