@@ -803,6 +803,11 @@ static void clock_unload(struct hv_ctx *ctx)
 	skel = NULL;
 }
 
+static struct bpf_object *clock_object(void)
+{
+	return skel ? skel->obj : NULL;
+}
+
 struct hv_family hv_clock_family = {
     .name = "clock",
     .present = clock_present,
@@ -811,4 +816,5 @@ struct hv_family hv_clock_family = {
     .lost = clock_lost,
     .summary = clock_summary,
     .unload = clock_unload,
+    .object = clock_object,
 };

@@ -90,6 +90,8 @@ struct hv_alert {
 	char message[320];	    /* for a person on call */
 };
 
+struct bpf_object;
+
 struct hv_ctx {
 	struct hv_opts opts;
 	struct hv_rules *rules;
@@ -118,6 +120,7 @@ struct hv_family {
 	 * can change at runtime; for what cannot, put the value in force back
 	 * into next and append "rule.field" to restart (a JSON array). */
 	void (*reload)(struct hv_ctx *ctx, struct hv_rules *next, struct json_object *restart);
+	struct bpf_object *(*object)(void); /* its loaded programs (BPF stats) */
 	bool loaded;
 	const char *hooks; /* the hook tier attached, set by load */
 };

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bpfstats.h"
 #include "commands.h"
 #include "exec.h"
 #include "fdlimit.h"
@@ -513,6 +514,19 @@ static void print_state(struct hv_ctx *ctx, double elapsed)
 	hv_emit_json(ctx, o);
 }
 
+/* The families' per-program BPF stats, once a second (with --metrics). */
+static void export_bpf_stats(struct hv_ctx *ctx, double now)
+{
+	static double next;
+
+	if (now < next)
+		return;
+	next = now + 1;
+	for (int i = 0; i < 2; i++)
+		if (families[i] && families[i]->loaded && families[i]->object)
+			hv_bpf_stats_export(ctx, families[i]->object());
+}
+
 /* SIGHUP: first the output (so what the reload says lands in the new
  * file), then the rules. */
 static void on_hangup(struct hv_ctx *ctx)
@@ -569,6 +583,7 @@ static int event_loop(struct hv_ctx *ctx, int sfd)
 				families[i]->poll(ctx);
 		check_lost(ctx);
 		hv_exec_poll(ctx);
+		export_bpf_stats(ctx, now);
 		if (ctx->opts.duration > 0 && now - start >= ctx->opts.duration)
 			break;
 	}
@@ -649,6 +664,7 @@ int cmd_run(int argc, char **argv)
 	if (load_families(&ctx, status))
 		goto cleanup;
 	export_families(&ctx, status);
+	hv_bpf_stats_start(&ctx);
 	print_ready(&ctx, status);
 	rc = event_loop(&ctx, sfd) ? HV_EXIT_ERROR : HV_EXIT_OK;
 cleanup:
@@ -658,6 +674,7 @@ cleanup:
 			families[i]->loaded = false;
 		}
 	ring_buffer__free(ctx.rb);
+	hv_bpf_stats_stop();
 	hv_exec_fini();
 	if (sfd >= 0)
 		close(sfd);

@@ -411,7 +411,18 @@ def check_endpoints(port):
            any(l.startswith("clock: attached, hooks ") for l in lines)
            and any(l.startswith("xen: off: ") for l in lines),
            "clock: attached, hooks TIER / xen: off: WHY", lines)
+    # Per-program BPF stats (on while the exporter is): a process exits,
+    # so hv_clock_process_exit runs; the series refresh once a second.
+    subprocess.run(["true"])
+    time.sleep(2.5 if EMULATED else 1.5)
     status, _, metrics = request("127.0.0.1", port, path="/metrics")
+    runs = [l for l in metrics.splitlines()
+            if l.startswith('hvguard_bpf_program_runs_total{program="hv_clock_process_exit"}')]
+    tap.ok("the kernel's BPF stats count hvguard's programs' runs",
+           runs and float(runs[0].split()[-1]) > 0, "> 0 runs of hv_clock_process_exit", runs)
+    tap.ok("... and their run time",
+           'hvguard_bpf_program_run_seconds_total{program="hv_clock_process_exit"}' in metrics,
+           "a run-time series", "none")
     tap.ok("hvguard_family_attached says the same",
            'hvguard_family_attached{family="clock",hooks="' in metrics
            and 'hvguard_family_attached{family="xen",hooks="none"} 0' in metrics,
