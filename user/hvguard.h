@@ -56,8 +56,9 @@ struct hv_opts {
 	const char *metrics_addr; /* ADDR:PORT or NULL */
 	const char *output_path;
 	const char *exec_cmd;
-	const char *pin_root; /* bpffs directory for pinned state */
-	const char *hooks;    /* --hooks: NULL (best available) or a tier name */
+	const char *pin_root;  /* bpffs directory for pinned state */
+	const char *hooks;     /* --hooks: NULL (best available) or a tier name */
+	const char *xen_hooks; /* --xen-hooks: NULL (best available), fentry or syscalls */
 	bool no_pin;
 };
 

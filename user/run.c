@@ -77,6 +77,11 @@ static void run_usage(FILE *f)
 		"                          or syscalls (the ioctl syscall tracepoints: every\n"
 		"                          thread of the host pays); default: the best that\n"
 		"                          loads, said at start and in the ready line\n"
+		"      --xen-hooks TIER    where the Xen checks hook: fentry (the privcmd,\n"
+		"                          gntdev and gntalloc drivers' own functions: only\n"
+		"                          calls into them pay) or syscalls (the ioctl, mmap\n"
+		"                          and munmap syscall tracepoints: every thread of the\n"
+		"                          host pays); default: the best that loads\n"
 		"  -v, --verbose           also log pauses, resumes and libbpf warnings\n"
 		"  -h, --help              this text\n"
 		"\n"
@@ -99,6 +104,7 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"hooks", required_argument, NULL, 'H'},
+	    {"xen-hooks", required_argument, NULL, 'X'},
 	    {},
 	};
 	char *end;
@@ -150,6 +156,13 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 				return HV_EXIT_ERROR;
 			}
 			o->hooks = optarg;
+			break;
+		case 'X':
+			if (strcmp(optarg, "fentry") && strcmp(optarg, "syscalls")) {
+				hv_err("--xen-hooks wants fentry or syscalls, not '%s'", optarg);
+				return HV_EXIT_ERROR;
+			}
+			o->xen_hooks = optarg;
 			break;
 		case 'h':
 			run_usage(stdout);
