@@ -5,15 +5,20 @@
 # read from the markers dom0 prints on the serial log, never from QEMU's exit
 # code. Prints "ok - NAME" / "not ok - NAME # why"; exits 1 on any failure.
 #
-#   tests/xen/run.sh           the test stage (two boots, about 2 minutes)
-#   tests/xen/run.sh bench     per-call cost in dom0, hvguard attached or not
-#                              (grant = MAP_GRANT_REF + mmap + munmap + UNMAP,
-#                              privcmd = DM_OP with no buffers, hypercall =
-#                              HYPERCALL xen_version; "other" = not a backend)
+#   tests/xen/run.sh           the test stage (two boots)
+#   tests/xen/run.sh bench     per-call cost in dom0, nothing attached against
+#                              each hook tier (grant = MAP_GRANT_REF + mmap +
+#                              munmap + UNMAP, privcmd = DM_OP with no buffers,
+#                              hypercall = HYPERCALL xen_version; "other" = not
+#                              a backend, also doing ordinary ioctl, file mmap
+#                              and getppid calls)
 #
 # Boots: "main" with BPF LSM active (alert, kill, deny and deny-mmap phases),
 # and "nolsm" with an lsm= list lacking bpf, where deny must say so and fall
-# back to fmod_ret programs on security_file_ioctl/security_mmap_file.
+# back to fmod_ret programs on security_file_ioctl/security_mmap_file, and
+# where a Xen module is unloaded to see the fentry tier fall back. Every
+# detection phase runs on both hook tiers: PHASE/fentry (hvguard's own
+# choice, which must be fentry on this dom0) and PHASE/syscalls (forced).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -106,9 +111,52 @@ alert_is() { # phase label rule jq-extra description
 		eq "$(count "$p" ".type==\"alert\" and .pid==${pid:-0} and .rule==\"$rule\" $extra")" 1
 }
 
-checks_alert() {
-	local p=alert child_pid
+# The tier in use, from hvguard's word (ready line, summary) and from the
+# kernel's (bpftool, on the alert phases).
+tier_checks() { # phase
+	local p=$1 tier=${1#*/}
+	check "$p: the ready line and the summary say the xen checks hook at $tier" \
+		"ready hooks: $(json "$p" | jq -c 'select(.type=="ready") | .hooks'), summary: $(json "$p" | jq -c 'select(.type=="summary") | .xen.hooks')" \
+		eq "$(count "$p" ".type==\"ready\" and .hooks.xen==\"$tier\""):$(count "$p" ".type==\"summary\" and .xen.hooks==\"$tier\"")" 1:1
+	if [ "$tier" = fentry ]; then
+		check "$p: fentry chosen by hvguard itself, no fallback said" \
+			"warnings: $(json "$p" | jq -c 'select(.type=="warning") | .message' | tr '\n' ' ')" \
+			eq "$(count "$p" '.type=="warning" and (.message|test("falling back"))')" 0
+	fi
+}
+
+hooks_field() { # phase perf|links: the JSON list dom0 read with bpftool
+	markers HVGHOOKS "$1" | awk -v k="$2" '$1 == k { sub("^[^ ]+ ", ""); print }'
+}
+
+attachment_checks() { # phase
+	local p=$1 tier=${1#*/} perf links sys tracing
+	perf=$(hooks_field "$p" perf)
+	links=$(hooks_field "$p" links)
+	# The controls: programs every tier has must show, or an empty answer
+	# (bpftool missing, an error) would pass for "no syscall tracepoint".
+	check "$p: bpftool sees hvguard's exec/exit tracepoints and fork link (control)" \
+		"perf: $perf; links: $links" \
+		eq "$(echo "$perf" | jq -c 'index("sched_process_exec") != null and index("sched_process_exit") != null' 2>&1):$(echo "$links" | jq -c 'index("sched_process_fork") != null' 2>&1)" true:true
+	sys=$(echo "$perf $links" | jq -s -c 'add | map(select(test("^sys_"))) | sort' 2>&1)
+	tracing=$(echo "$links" | jq -c 'map(select(test("^trace_f"))) | group_by(.) | map("\(.[0])=\(length)")' 2>&1)
+	if [ "$tier" = fentry ]; then
+		check "$p: no program of hvguard's on a syscall tracepoint (bpftool perf list, link list)" \
+			"syscall hooks: $sys" eq "$sys" "[]"
+		check "$p: fentry on the 6 driver functions, fexit on their 5 ioctl/mmap ops (bpftool link list)" \
+			"tracing links: $tracing" eq "$tracing" '["trace_fentry=6","trace_fexit=5"]'
+	else
+		check "$p: --xen-hooks syscalls attaches the ioctl, mmap, munmap syscall tracepoints (bpftool)" \
+			"syscall hooks: $sys" eq "$sys" '["sys_enter_ioctl","sys_enter_mmap","sys_enter_munmap","sys_exit_ioctl","sys_exit_mmap","sys_exit_munmap"]'
+		check "$p: and no fentry/fexit program (bpftool link list)" "tracing links: $tracing" eq "$tracing" "[]"
+	fi
+}
+
+checks_alert() { # phase
+	local p=$1 child_pid
 	common_checks $p
+	tier_checks $p
+	attachment_checks $p
 	grant_cycle_checks $p
 	alert_is $p mmapbatch foreign-map \
 		'and .ioctl=="IOCTL_PRIVCMD_MMAPBATCH_V2" and .domid==32752 and .pages==2 and .action=="alert" and .ret==0' \
@@ -142,6 +190,7 @@ checks_alert() {
 checks_enforce() { # phase action
 	local p=$1 mode=$2
 	common_checks "$p"
+	tier_checks "$p"
 	grant_cycle_checks "$p"
 	if [ "$mode" = kill ]; then
 		check "$p: backend MMAPBATCH_V2 with action kill: the offender dies (SIGKILL)" \
@@ -180,9 +229,10 @@ checks_enforce() { # phase action
 		eq "$(out_field $p other-mmapbatch mapped)$(out_field $p other-hypercall ok)" 11
 }
 
-checks_deny_mmap() {
-	local p=deny-mmap
+checks_deny_mmap() { # phase
+	local p=$1
 	common_checks $p
+	tier_checks $p
 	check "$p: no target_domain: a backend's mmap of privcmd gets EPERM (LSM mmap_file)" \
 		"xenops: $(markers HVGOUT $p | grep '^mmap ')" \
 		eq "$(out_field $p mmap error)/$(out_field $p mmap errno)" mmap-privcmd/1
@@ -191,9 +241,10 @@ checks_deny_mmap() {
 	no_alerts_for $p other-mmap
 }
 
-checks_fallback() {
-	local p=fallback
+checks_fallback() { # phase
+	local p=$1
 	common_checks $p
+	tier_checks $p
 	check "$p: without BPF LSM, hvguard says so and denies through fmod_ret instead" \
 		"warnings: $(json $p | jq -c 'select(.type=="warning") | .message' | tr '\n' ' '); summary deny: $(json $p | jq -c 'select(.type=="summary") | .xen.deny')" \
 		eq "$(count $p '.type=="warning" and (.message|test("BPF LSM is not active.*fmod_ret"))'):$(count $p '.type=="summary" and .xen.deny=="fmod-ret"')" 1:1
@@ -207,32 +258,72 @@ checks_fallback() {
 	no_alerts_for $p other-mmapbatch other-hypercall
 }
 
+mod_field() { # phase label: "rc=N output..." of that module operation
+	markers HVGMOD "$1" | awk -v l="$2" '$1 == l { sub("^[^ ]+ ", ""); print }'
+}
+
+checks_modules() {
+	local p=modules
+	check "$p: while the fentry tier is attached, its modules cannot be unloaded" \
+		"rmmod xen_gntalloc with hvguard running: $(mod_field $p pinned-rmmod)" \
+		eq "$(mod_field $p pinned-rmmod | grep -c '^rc=1 .*is in use')" 1
+	check "$p: with hvguard stopped, the module unloads (the pin was hvguard's)" \
+		"rmmod xen_gntalloc: $(mod_field $p free-rmmod)" eq "$(mod_field $p free-rmmod | cut -d' ' -f1)" rc=0
+	check "$p: a Xen module missing: hvguard falls back to the syscall tracepoints and says why" \
+		"warnings: $(json $p | jq -c 'select(.type=="warning") | .message' | tr '\n' ' '); ready hooks: $(json $p | jq -c 'select(.type=="ready") | .hooks' | tr '\n' ' ')" \
+		eq "$(count $p '.type=="warning" and (.message|test("gntalloc_ioctl is not in /proc/kallsyms.*falling back to the syscall tracepoints"))'):$(count $p '.type=="ready" and .hooks.xen=="syscalls"')" 1:1
+	alert_is $p hypercall forbidden-hypercall 'and .ioctl=="IOCTL_PRIVCMD_HYPERCALL"' \
+		"fallen back to syscalls: a backend's HYPERCALL is still reported"
+	check "$p: the module loads again afterwards" "insmod: $(mod_field $p reload)" \
+		eq "$(mod_field $p reload | cut -d' ' -f1)" rc=0
+}
+
 # --- benchmark ------------------------------------------------------------
 
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "?" }'; }
+# "median min max" of the numbers on stdin.
+stats() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)], v[1], v[NR]; else print "? ? ?" }'; }
+
+BENCH_ROUNDS="1 2 3 4 5"
+
+bench_row() { # label off-label on-label: nothing attached, and what each tier adds
+	local label=$1 off=$2 on=$3 tier r a b cells=() s
+	s=$(for r in $BENCH_ROUNDS; do out_field bench "off$r-$off" ns_per_op; done | stats)
+	set -- $s
+	cells+=("$(printf '%s (%s-%s)' "$1" "$2" "$3")")
+	for tier in fentry syscalls; do
+		s=$(for r in $BENCH_ROUNDS; do
+			a=$(out_field bench "off$r-$off" ns_per_op)
+			b=$(out_field bench "$tier$r-$on" ns_per_op)
+			[ -n "$a" ] && [ -n "$b" ] && echo $((b - a))
+		done | stats)
+		set -- $s
+		cells+=("$(printf '%+d (%+d..%+d)' "$1" "$2" "$3" 2>/dev/null || echo "$s")")
+	done
+	printf '#   %-28s %22s %24s %24s\n' "$label" "${cells[@]}"
+}
 
 bench_report() {
-	local p=bench kind who off on
-	echo "# per-call cost in dom0 under QEMU TCG, median of 3 interleaved rounds, ns per"
-	echo "# operation (emulation inflates everything; compare the columns, not the values)."
+	echo "# per-call cost in dom0 under QEMU TCG, ns per operation: nothing attached as"
+	echo "# median (min-max) over $(echo $BENCH_ROUNDS | wc -w) interleaved rounds, and for each tier the cost"
+	echo "# it adds, taken against nothing attached in the same round: median (min..max)."
+	echo "# Emulation inflates everything; compare the columns, not the values."
 	echo "# backend: designated, daemon running; bpf-only: same with the daemon stopped;"
 	echo "# other: a process that is not a backend."
-	printf '#   %-36s %12s %12s %12s\n' operation detached attached added
-	for kind in grant privcmd hypercall; do
-		for who in backend bpf-only other; do
-			[ "$who:$kind" = other:hypercall ] && continue
-			[ "$who:$kind" = bpf-only:hypercall ] && continue
-			off=$(for r in 1 2 3; do out_field $p "off$r-$kind" ns_per_op; done | median)
-			case $who in
-			backend) on=$(for r in 1 2 3; do out_field $p "on$r-$kind" ns_per_op; done | median) ;;
-			other) on=$(for r in 1 2 3; do out_field $p "on$r-other-$kind" ns_per_op; done | median) ;;
-			bpf-only) on=$(for r in 1 2 3; do out_field $p "bpf$r-$kind" ns_per_op; done | median) ;;
-			esac
-			printf '#   %-36s %12s %12s %+12d\n' "$kind ($who)" "$off" "$on" $((on - off))
-		done
-	done
-	check "bench: every measurement ran" "$(markers HVGOP $p | grep -vc 'rc=0') runs failed" \
-		eq "$(markers HVGOP $p | grep -vc 'rc=0')" 0
+	printf '#   %-28s %22s %24s %24s\n' operation "nothing attached" "fentry adds" "syscalls adds"
+	bench_row "grant cycle (backend)" grant grant
+	bench_row "grant cycle (bpf-only)" grant bpf-grant
+	bench_row "grant cycle (other)" other-grant other-grant
+	bench_row "privcmd DM_OP (backend)" privcmd privcmd
+	bench_row "privcmd DM_OP (bpf-only)" privcmd bpf-privcmd
+	bench_row "privcmd DM_OP (other)" other-privcmd other-privcmd
+	bench_row "HYPERCALL (backend)" hypercall hypercall
+	bench_row "FIONREAD ioctl (other)" other-ioctl other-ioctl
+	bench_row "mmap+munmap /dev/zero (other)" other-mmap other-mmap
+	bench_row "getppid (other)" other-syscall other-syscall
+	check "bench: every measurement ran" "$(markers HVGOP bench | grep -vc 'rc=0') runs failed" \
+		eq "$(markers HVGOP bench | grep -vc 'rc=0')" 0
+	check "bench: every round measured both tiers" "runs: $(markers HVGOP bench | wc -l)" \
+		eq "$(markers HVGOP bench | wc -l)" $((5 * (8 + 2 * (8 + 2))))
 }
 
 main() {
@@ -255,14 +346,20 @@ main() {
 		boot bench "$LSM_WITH_BPF" bench && bench_report
 		return $failed
 	fi
-	if boot main "$LSM_WITH_BPF" alert kill deny deny-mmap; then
-		checks_alert
-		checks_enforce kill kill
-		checks_enforce deny deny
-		checks_deny_mmap
+	local tier
+	if boot main "$LSM_WITH_BPF" alert/fentry alert/syscalls kill/fentry kill/syscalls \
+		deny/fentry deny/syscalls deny-mmap/fentry deny-mmap/syscalls; then
+		for tier in fentry syscalls; do
+			checks_alert alert/$tier
+			checks_enforce kill/$tier kill
+			checks_enforce deny/$tier deny
+			checks_deny_mmap deny-mmap/$tier
+		done
 	fi
-	if boot nolsm "$LSM_WITHOUT_BPF" fallback; then
-		checks_fallback
+	if boot nolsm "$LSM_WITHOUT_BPF" fallback/fentry fallback/syscalls modules; then
+		checks_fallback fallback/fentry
+		checks_fallback fallback/syscalls
+		checks_modules
 	fi
 	return $failed
 }

@@ -27,6 +27,9 @@
  *   xenops bench-grant N          N x (MAP_GRANT_REF + mmap + munmap + UNMAP): ns each
  *   xenops bench-privcmd N        N x privcmd DM_OP (num 0, no hypercall): ns each
  *   xenops bench-hypercall N      N x HYPERCALL xen_version: ns each
+ *   xenops bench-ioctl N          N x an ordinary ioctl (FIONREAD on a pipe): ns each
+ *   xenops bench-mmap N           N x mmap + munmap of a file (/dev/zero): ns each
+ *   xenops bench-syscall N        N x getppid (neither ioctl nor mmap): ns each
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -456,6 +459,49 @@ static int cmd_bench_hypercall(unsigned long n)
 	return 0;
 }
 
+/* What every other process does: the syscalls tier puts these on the
+ * syscall slow path, the fentry tier leaves them alone. */
+static int cmd_bench_ioctl(unsigned long n)
+{
+	int fds[2], avail;
+	uint64_t t0;
+
+	if (pipe(fds))
+		return 1;
+	t0 = now_ns();
+	for (unsigned long i = 0; i < n; i++)
+		ioctl(fds[0], FIONREAD, &avail);
+	report(cmd_name, t0, n);
+	return 0;
+}
+
+/* A file mapping (not anonymous): the syscalls tier looks at its fd. */
+static int cmd_bench_mmap(unsigned long n)
+{
+	int fd = open_dev("/dev/zero");
+	uint64_t t0 = now_ns();
+	void *map;
+
+	for (unsigned long i = 0; i < n; i++) {
+		map = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED)
+			return 1;
+		munmap(map, PAGE);
+	}
+	report(cmd_name, t0, n);
+	return 0;
+}
+
+static int cmd_bench_syscall(unsigned long n)
+{
+	uint64_t t0 = now_ns();
+
+	for (unsigned long i = 0; i < n; i++)
+		getppid();
+	report(cmd_name, t0, n);
+	return 0;
+}
+
 static int cmd_spawn(char **argv)
 {
 	int status = 0;
@@ -478,7 +524,8 @@ static int usage(void)
 	    "usage: xenops grant-cycle | grant-leak | grant-reserve-leak | reserve DOMID REF |\n"
 	    "       gnttab-frame |\n"
 	    "       mmapbatch FRAME PAGES [DOM] | hypercall | resource TYPE | hostile |\n"
-	    "       spawn CMD [ARG...] | bench-grant N | bench-privcmd N | bench-hypercall N\n");
+	    "       spawn CMD [ARG...] | bench-grant N | bench-privcmd N | bench-hypercall N |\n"
+	    "       bench-ioctl N | bench-mmap N | bench-syscall N\n");
 	return 2;
 }
 
@@ -517,5 +564,11 @@ int main(int argc, char **argv)
 		return cmd_bench_privcmd(strtoul(argv[2], NULL, 0));
 	if (!strcmp(c, "bench-hypercall") && argc == 3)
 		return cmd_bench_hypercall(strtoul(argv[2], NULL, 0));
+	if (!strcmp(c, "bench-ioctl") && argc == 3)
+		return cmd_bench_ioctl(strtoul(argv[2], NULL, 0));
+	if (!strcmp(c, "bench-mmap") && argc == 3)
+		return cmd_bench_mmap(strtoul(argv[2], NULL, 0));
+	if (!strcmp(c, "bench-syscall") && argc == 3)
+		return cmd_bench_syscall(strtoul(argv[2], NULL, 0));
 	return usage();
 }
