@@ -156,14 +156,14 @@ phase_modules() {
 # emulator shows as the spread between rounds. backend: the designated
 # process; other: an ordinary one, doing Xen calls and ordinary ones.
 bench_ops() { # prefix
-	op "$1-grant" "$BACKEND" bench-grant 300
-	op "$1-privcmd" "$BACKEND" bench-privcmd 4000
-	op "$1-hypercall" "$BACKEND" bench-hypercall 2000
-	op "$1-other-grant" "$XENOPS" bench-grant 300
-	op "$1-other-privcmd" "$XENOPS" bench-privcmd 4000
-	op "$1-other-ioctl" "$XENOPS" bench-ioctl 4000
-	op "$1-other-mmap" "$XENOPS" bench-mmap 1000
-	op "$1-other-syscall" "$XENOPS" bench-syscall 4000
+	op "$1-grant" "$BACKEND" bench-grant 150
+	op "$1-privcmd" "$BACKEND" bench-privcmd 1500
+	op "$1-hypercall" "$BACKEND" bench-hypercall 1500
+	op "$1-other-grant" "$XENOPS" bench-grant 150
+	op "$1-other-privcmd" "$XENOPS" bench-privcmd 1500
+	op "$1-other-ioctl" "$XENOPS" bench-ioctl 1500
+	op "$1-other-mmap" "$XENOPS" bench-mmap 600
+	op "$1-other-syscall" "$XENOPS" bench-syscall 1500
 }
 
 bench_tier() { # round tier
@@ -172,8 +172,8 @@ bench_tier() { # round tier
 	# The daemon stopped: what the BPF programs alone cost (the ring
 	# buffer holds the ~1200 records of one grant run).
 	kill -STOP "$hvg_pid"
-	op "$2$1-bpf-grant" "$BACKEND" bench-grant 300
-	op "$2$1-bpf-privcmd" "$BACKEND" bench-privcmd 4000
+	op "$2$1-bpf-grant" "$BACKEND" bench-grant 150
+	op "$2$1-bpf-privcmd" "$BACKEND" bench-privcmd 1500
 	kill -CONT "$hvg_pid"
 	kill -INT "$hvg_pid"
 	wait "$hvg_pid"
@@ -181,7 +181,7 @@ bench_tier() { # round tier
 
 phase_bench() {
 	local round
-	for round in 1 2 3 4 5; do
+	for round in 1 2 3 4 5 6 7; do
 		bench_ops "off$round"
 		if [ $((round % 2)) = 1 ]; then
 			bench_tier "$round" fentry
