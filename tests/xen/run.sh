@@ -154,37 +154,37 @@ attachment_checks() { # phase
 
 checks_alert() { # phase
 	local p=$1 child_pid
-	common_checks $p
-	tier_checks $p
-	attachment_checks $p
-	grant_cycle_checks $p
-	alert_is $p mmapbatch foreign-map \
+	common_checks "$p"
+	tier_checks "$p"
+	attachment_checks "$p"
+	grant_cycle_checks "$p"
+	alert_is "$p" mmapbatch foreign-map \
 		'and .ioctl=="IOCTL_PRIVCMD_MMAPBATCH_V2" and .domid==32752 and .pages==2 and .action=="alert" and .ret==0' \
 		"backend MMAPBATCH_V2: foreign-map with domid 32752 (DOMID_SELF) and 2 pages"
-	check "$p: alert only: the foreign mapping was made" "xenops mapped=$(out_field $p mmapbatch mapped)" \
-		eq "$(out_field $p mmapbatch mapped)" 1
-	alert_is $p hypercall forbidden-hypercall 'and .ioctl=="IOCTL_PRIVCMD_HYPERCALL" and .hypercall==17' \
+	check "$p: alert only: the foreign mapping was made" "xenops mapped=$(out_field "$p" mmapbatch mapped)" \
+		eq "$(out_field "$p" mmapbatch mapped)" 1
+	alert_is "$p" hypercall forbidden-hypercall 'and .ioctl=="IOCTL_PRIVCMD_HYPERCALL" and .hypercall==17' \
 		"backend HYPERCALL xen_version: forbidden-hypercall, hypercall 17"
-	alert_is $p resource resource-map 'and .resource_type==1 and .domid==0' \
+	alert_is "$p" resource resource-map 'and .resource_type==1 and .domid==0' \
 		"backend MMAP_RESOURCE of the grant table: resource-map, type 1"
-	alert_is $p grantdom grant-domain 'and .ioctl=="IOCTL_GNTDEV_MAP_GRANT_REF" and .domid==7 and .refs==[8] and .pages==1' \
+	alert_is "$p" grantdom grant-domain 'and .ioctl=="IOCTL_GNTDEV_MAP_GRANT_REF" and .domid==7 and .refs==[8] and .pages==1' \
 		"backend MAP_GRANT_REF of a grant of domain 7 (allowed: 0): grant-domain, domid 7, ref 8"
-	alert_is $p leak-mapped grant-leak 'and .leak=="was still mapped at exit" and .refs==[8]' \
+	alert_is "$p" leak-mapped grant-leak 'and .leak=="was still mapped at exit" and .refs==[8]' \
 		"backend exiting with a grant mapped: grant-leak (still mapped)"
-	alert_is $p leak-reserved grant-leak 'and (.leak|test("never mapped"))' \
+	alert_is "$p" leak-reserved grant-leak 'and (.leak|test("never mapped"))' \
 		"backend holding a reservation never mapped past grant_leak_after: grant-leak"
 	local hpid
-	hpid=$(op_field $p hostile pid)
+	hpid=$(op_field "$p" hostile pid)
 	check "$p: hostile arguments (huge count, bad pointers): clear events, daemon unharmed" \
-		"bad-argument events: $(count $p ".type==\"xen-bad-argument\" and .pid==${hpid:-0}"), huge count seen: $(count $p ".type==\"xen-bad-argument\" and .pid==${hpid:-0} and .count==4294967295 and .refs_read==2")" \
-		eq "$(count $p ".type==\"xen-bad-argument\" and .pid==${hpid:-0}"):$(count $p ".type==\"xen-bad-argument\" and .pid==${hpid:-0} and .count==4294967295 and .refs_read==2")" 3:1
-	alert_is $p hostile foreign-map 'and .decode=="unreadable" and .ret==-14' \
+		"bad-argument events: $(count "$p" ".type==\"xen-bad-argument\" and .pid==${hpid:-0}"), huge count seen: $(count "$p" ".type==\"xen-bad-argument\" and .pid==${hpid:-0} and .count==4294967295 and .refs_read==2")" \
+		eq "$(count "$p" ".type==\"xen-bad-argument\" and .pid==${hpid:-0}"):$(count "$p" ".type==\"xen-bad-argument\" and .pid==${hpid:-0} and .count==4294967295 and .refs_read==2")" 3:1
+	alert_is "$p" hostile foreign-map 'and .decode=="unreadable" and .ret==-14' \
 		"hostile MMAPBATCH_V2 with a kernel pointer: still foreign-map (by command), marked unreadable"
-	child_pid=$(markers HVGOUT $p | awk '$1 == "child" && $3 == "hypercall" { for (i = 4; i <= NF; i++) if ($i ~ /^pid=/) print substr($i, 5) }')
+	child_pid=$(markers HVGOUT "$p" | awk '$1 == "child" && $3 == "hypercall" { for (i = 4; i <= NF; i++) if ($i ~ /^pid=/) print substr($i, 5) }')
 	check "$p: a backend's child inherits the designation (fork), its HYPERCALL is reported" \
-		"child pid ${child_pid:-?}: $(json $p | jq -c "select(.pid==${child_pid:-0}) | {type,rule,how}" | tr '\n' ' ')" \
-		eq "$(count $p ".pid==${child_pid:-0} and .type==\"xen-backend\" and .how==\"inherited\""):$(count $p ".pid==${child_pid:-0} and .rule==\"forbidden-hypercall\"")" 1:1
-	no_alerts_for $p other-cycle other-mmapbatch other-hypercall
+		"child pid ${child_pid:-?}: $(json "$p" | jq -c "select(.pid==${child_pid:-0}) | {type,rule,how}" | tr '\n' ' ')" \
+		eq "$(count "$p" ".pid==${child_pid:-0} and .type==\"xen-backend\" and .how==\"inherited\""):$(count "$p" ".pid==${child_pid:-0} and .rule==\"forbidden-hypercall\"")" 1:1
+	no_alerts_for "$p" other-cycle other-mmapbatch other-hypercall
 }
 
 checks_enforce() { # phase action
@@ -194,68 +194,68 @@ checks_enforce() { # phase action
 	grant_cycle_checks "$p"
 	if [ "$mode" = kill ]; then
 		check "$p: backend MMAPBATCH_V2 with action kill: the offender dies (SIGKILL)" \
-			"rc=$(op_field $p mmapbatch rc)" eq "$(op_field $p mmapbatch rc)" 137
-		alert_is $p mmapbatch foreign-map 'and .enforcement=="killed" and .domid==32752 and .pages==1' \
+			"rc=$(op_field "$p" mmapbatch rc)" eq "$(op_field "$p" mmapbatch rc)" 137
+		alert_is "$p" mmapbatch foreign-map 'and .enforcement=="killed" and .domid==32752 and .pages==1' \
 			"kill: foreign-map alert says killed, with domid and pages"
 		check "$p: backend HYPERCALL with action kill: the offender dies" \
-			"rc=$(op_field $p hypercall rc)" eq "$(op_field $p hypercall rc)" 137
-		alert_is $p hypercall forbidden-hypercall 'and .enforcement=="killed"' \
+			"rc=$(op_field "$p" hypercall rc)" eq "$(op_field "$p" hypercall rc)" 137
+		alert_is "$p" hypercall forbidden-hypercall 'and .enforcement=="killed"' \
 			"kill: forbidden-hypercall alert says killed"
 		check "$p: backend MAP_GRANT_REF from a domain not allowed, action kill: dies" \
-			"rc=$(op_field $p grantdom rc)" eq "$(op_field $p grantdom rc)" 137
+			"rc=$(op_field "$p" grantdom rc)" eq "$(op_field "$p" grantdom rc)" 137
 	else
-		check "$p: BPF LSM is the deny mechanism" "summary: $(json $p | jq -c 'select(.type=="summary") | .xen.deny')" \
-			eq "$(count $p '.type=="summary" and .xen.deny=="bpf-lsm"')" 1
+		check "$p: BPF LSM is the deny mechanism" "summary: $(json "$p" | jq -c 'select(.type=="summary") | .xen.deny')" \
+			eq "$(count "$p" '.type=="summary" and .xen.deny=="bpf-lsm"')" 1
 		check "$p: backend MMAPBATCH_V2 with action deny gets EPERM" \
-			"xenops: $(markers HVGOUT $p | grep '^mmapbatch ')" \
-			eq "$(out_field $p mmapbatch ret)/$(out_field $p mmapbatch errno)" -1/1
+			"xenops: $(markers HVGOUT "$p" | grep '^mmapbatch ')" \
+			eq "$(out_field "$p" mmapbatch ret)/$(out_field "$p" mmapbatch errno)" -1/1
 		check "$p: deny: the foreign mapping never exists (driver never ran, page not backed)" \
-			"mapped=$(out_field $p mmapbatch mapped) err0=$(out_field $p mmapbatch err0)" \
-			eq "$(out_field $p mmapbatch mapped):$(out_field $p mmapbatch err0)" 0:12345
-		alert_is $p mmapbatch foreign-map 'and .enforcement=="denied" and .ret==-1 and .domid==32752' \
+			"mapped=$(out_field "$p" mmapbatch mapped) err0=$(out_field "$p" mmapbatch err0)" \
+			eq "$(out_field "$p" mmapbatch mapped):$(out_field "$p" mmapbatch err0)" 0:12345
+		alert_is "$p" mmapbatch foreign-map 'and .enforcement=="denied" and .ret==-1 and .domid==32752' \
 			"deny: foreign-map alert says denied, ret -EPERM"
 		check "$p: backend HYPERCALL with action deny gets EPERM" \
-			"xenops: $(markers HVGOUT $p | grep '^hypercall ')" eq "$(out_field $p hypercall errno)" 1
-		alert_is $p hypercall forbidden-hypercall 'and .enforcement=="denied"' \
+			"xenops: $(markers HVGOUT "$p" | grep '^hypercall ')" eq "$(out_field "$p" hypercall errno)" 1
+		alert_is "$p" hypercall forbidden-hypercall 'and .enforcement=="denied"' \
 			"deny: forbidden-hypercall alert says denied"
 		check "$p: backend MAP_GRANT_REF from a domain not allowed, action deny: EPERM" \
-			"xenops: $(markers HVGOUT $p | grep '^grantdom ')" eq "$(out_field $p grantdom errno)" 1
-		alert_is $p grantdom grant-domain 'and .enforcement=="denied" and .domid==7' \
+			"xenops: $(markers HVGOUT "$p" | grep '^grantdom ')" eq "$(out_field "$p" grantdom errno)" 1
+		alert_is "$p" grantdom grant-domain 'and .enforcement=="denied" and .domid==7' \
 			"deny: grant-domain alert says denied, domid 7"
 	fi
 	no_alerts_for "$p" other-mmapbatch other-hypercall
 	check "$p: the same calls by other processes succeed" \
-		"mapped=$(out_field $p other-mmapbatch mapped) hypercall ok=$(out_field $p other-hypercall ok)" \
-		eq "$(out_field $p other-mmapbatch mapped)$(out_field $p other-hypercall ok)" 11
+		"mapped=$(out_field "$p" other-mmapbatch mapped) hypercall ok=$(out_field "$p" other-hypercall ok)" \
+		eq "$(out_field "$p" other-mmapbatch mapped)$(out_field "$p" other-hypercall ok)" 11
 }
 
 checks_deny_mmap() { # phase
 	local p=$1
-	common_checks $p
-	tier_checks $p
+	common_checks "$p"
+	tier_checks "$p"
 	check "$p: no target_domain: a backend's mmap of privcmd gets EPERM (LSM mmap_file)" \
-		"xenops: $(markers HVGOUT $p | grep '^mmap ')" \
-		eq "$(out_field $p mmap error)/$(out_field $p mmap errno)" mmap-privcmd/1
-	alert_is $p mmap foreign-map 'and .ioctl=="mmap" and .enforcement=="denied"' \
+		"xenops: $(markers HVGOUT "$p" | grep '^mmap ')" \
+		eq "$(out_field "$p" mmap error)/$(out_field "$p" mmap errno)" mmap-privcmd/1
+	alert_is "$p" mmap foreign-map 'and .ioctl=="mmap" and .enforcement=="denied"' \
 		"deny-mmap: foreign-map alert for the mmap, denied"
-	no_alerts_for $p other-mmap
+	no_alerts_for "$p" other-mmap
 }
 
 checks_fallback() { # phase
 	local p=$1
-	common_checks $p
-	tier_checks $p
+	common_checks "$p"
+	tier_checks "$p"
 	check "$p: without BPF LSM, hvguard says so and denies through fmod_ret instead" \
-		"warnings: $(json $p | jq -c 'select(.type=="warning") | .message' | tr '\n' ' '); summary deny: $(json $p | jq -c 'select(.type=="summary") | .xen.deny')" \
-		eq "$(count $p '.type=="warning" and (.message|test("BPF LSM is not active.*fmod_ret"))'):$(count $p '.type=="summary" and .xen.deny=="fmod-ret"')" 1:1
+		"warnings: $(json "$p" | jq -c 'select(.type=="warning") | .message' | tr '\n' ' '); summary deny: $(json "$p" | jq -c 'select(.type=="summary") | .xen.deny')" \
+		eq "$(count "$p" '.type=="warning" and (.message|test("BPF LSM is not active.*fmod_ret"))'):$(count "$p" '.type=="summary" and .xen.deny=="fmod-ret"')" 1:1
 	check "$p: backend MMAPBATCH_V2 gets EPERM, the mapping never exists" \
-		"xenops: $(markers HVGOUT $p | grep '^mmapbatch ')" \
-		eq "$(out_field $p mmapbatch errno):$(out_field $p mmapbatch mapped):$(out_field $p mmapbatch err0)" 1:0:12345
-	alert_is $p mmapbatch foreign-map 'and .enforcement=="denied" and .action=="deny"' \
+		"xenops: $(markers HVGOUT "$p" | grep '^mmapbatch ')" \
+		eq "$(out_field "$p" mmapbatch errno):$(out_field "$p" mmapbatch mapped):$(out_field "$p" mmapbatch err0)" 1:0:12345
+	alert_is "$p" mmapbatch foreign-map 'and .enforcement=="denied" and .action=="deny"' \
 		"fallback: foreign-map alert says denied"
-	check "$p: backend HYPERCALL gets EPERM" "xenops: $(markers HVGOUT $p | grep '^hypercall ')" \
-		eq "$(out_field $p hypercall errno)" 1
-	no_alerts_for $p other-mmapbatch other-hypercall
+	check "$p: backend HYPERCALL gets EPERM" "xenops: $(markers HVGOUT "$p" | grep '^hypercall ')" \
+		eq "$(out_field "$p" hypercall errno)" 1
+	no_alerts_for "$p" other-mmapbatch other-hypercall
 }
 
 mod_field() { # phase label: "rc=N output..." of that module operation
@@ -265,17 +265,17 @@ mod_field() { # phase label: "rc=N output..." of that module operation
 checks_modules() {
 	local p=modules
 	check "$p: while the fentry tier is attached, its modules cannot be unloaded" \
-		"rmmod xen_gntalloc with hvguard running: $(mod_field $p pinned-rmmod)" \
-		eq "$(mod_field $p pinned-rmmod | grep -c '^rc=1 .*is in use')" 1
+		"rmmod xen_gntalloc with hvguard running: $(mod_field "$p" pinned-rmmod)" \
+		eq "$(mod_field "$p" pinned-rmmod | grep -c '^rc=1 .*is in use')" 1
 	check "$p: with hvguard stopped, the module unloads (the pin was hvguard's)" \
-		"rmmod xen_gntalloc: $(mod_field $p free-rmmod)" eq "$(mod_field $p free-rmmod | cut -d' ' -f1)" rc=0
+		"rmmod xen_gntalloc: $(mod_field "$p" free-rmmod)" eq "$(mod_field "$p" free-rmmod | cut -d' ' -f1)" rc=0
 	check "$p: a Xen module missing: hvguard falls back to the syscall tracepoints and says why" \
-		"warnings: $(json $p | jq -c 'select(.type=="warning") | .message' | tr '\n' ' '); ready hooks: $(json $p | jq -c 'select(.type=="ready") | .hooks' | tr '\n' ' ')" \
-		eq "$(count $p '.type=="warning" and (.message|test("gntalloc_ioctl is not in /proc/kallsyms.*falling back to the syscall tracepoints"))'):$(count $p '.type=="ready" and .hooks.xen=="syscalls"')" 1:1
-	alert_is $p hypercall forbidden-hypercall 'and .ioctl=="IOCTL_PRIVCMD_HYPERCALL"' \
+		"warnings: $(json "$p" | jq -c 'select(.type=="warning") | .message' | tr '\n' ' '); ready hooks: $(json "$p" | jq -c 'select(.type=="ready") | .hooks' | tr '\n' ' ')" \
+		eq "$(count "$p" '.type=="warning" and (.message|test("gntalloc_ioctl is not in /proc/kallsyms.*falling back to the syscall tracepoints"))'):$(count "$p" '.type=="ready" and .hooks.xen=="syscalls"')" 1:1
+	alert_is "$p" hypercall forbidden-hypercall 'and .ioctl=="IOCTL_PRIVCMD_HYPERCALL"' \
 		"fallen back to syscalls: a backend's HYPERCALL is still reported"
-	check "$p: the module loads again afterwards" "insmod: $(mod_field $p reload)" \
-		eq "$(mod_field $p reload | cut -d' ' -f1)" rc=0
+	check "$p: the module loads again afterwards" "insmod: $(mod_field "$p" reload)" \
+		eq "$(mod_field "$p" reload | cut -d' ' -f1)" rc=0
 }
 
 # --- benchmark ------------------------------------------------------------
@@ -295,6 +295,7 @@ bench_value() { # label
 bench_row() { # label off-label on-label: nothing attached, and what each tier adds
 	local label=$1 off=$2 on=$3 tier r a b cells=() s
 	s=$(for r in $BENCH_ROUNDS; do bench_value "off$r-$off"; done | stats)
+	# shellcheck disable=SC2086 # "median min max": split on purpose
 	set -- $s
 	cells+=("$(printf '%s (%s-%s)' "$1" "$2" "$3")")
 	for tier in fentry syscalls; do
@@ -303,6 +304,7 @@ bench_row() { # label off-label on-label: nothing attached, and what each tier a
 			b=$(bench_value "$tier$r-$on")
 			[ -n "$a" ] && [ -n "$b" ] && echo $((b - a))
 		done | stats)
+		# shellcheck disable=SC2086
 		set -- $s
 		if [ "$1" = "?" ]; then
 			cells+=("? (no pairs)")
@@ -315,7 +317,7 @@ bench_row() { # label off-label on-label: nothing attached, and what each tier a
 
 bench_report() {
 	local rounds
-	rounds=$(echo $BENCH_ROUNDS | wc -w)
+	rounds=$(echo "$BENCH_ROUNDS" | wc -w)
 	bench_out=$(mktemp)
 	markers HVGOUT bench >"$bench_out"
 	echo "# per-call cost in dom0 under QEMU TCG, ns per operation. A run's value is its"
@@ -360,6 +362,7 @@ main() {
 	fi
 	if [ "$mode" = bench ]; then
 		# Seven rounds of three configurations: longer than a test boot.
+		# shellcheck disable=SC2034 # read by xen_boot (lib.sh)
 		XEN_BOOT_TIMEOUT=${XEN_BENCH_TIMEOUT:-1500}
 		boot bench "$LSM_WITH_BPF" bench && bench_report
 		return $failed
