@@ -106,6 +106,7 @@ phase_alert() {
 
 phase_enforce() { # rules
 	start_hvguard "$1" "${HOOKS[@]}" || return
+	attachments
 	local f
 	f=$(frame)
 	op cycle "$BACKEND" grant-cycle

@@ -152,11 +152,21 @@ attachment_checks() { # phase
 	fi
 }
 
+# The deny programs are attached only when a rule asks for deny: BPF LSM
+# links where it is active, fmod_ret links where it is not.
+deny_hook_checks() { # phase lsm-links:fmod_ret-links what
+	local p=$1 links got
+	links=$(hooks_field "$p" links)
+	got=$(echo "$links" | jq -r '"\(map(select(. == "lsm_mac")) | length):\(map(select(. == "modify_return")) | length)"' 2>&1)
+	check "$p: $3 (bpftool link list)" "lsm:fmod_ret links = $got; links: $links" eq "$got" "$2"
+}
+
 checks_alert() { # phase
 	local p=$1 child_pid
 	common_checks "$p"
 	tier_checks "$p"
 	attachment_checks "$p"
+	deny_hook_checks "$p" 0:0 "no rule asks for deny: no deny program attached"
 	grant_cycle_checks "$p"
 	alert_is "$p" mmapbatch foreign-map \
 		'and .ioctl=="IOCTL_PRIVCMD_MMAPBATCH_V2" and .domid==32752 and .pages==2 and .action=="alert" and .ret==0' \
@@ -191,6 +201,12 @@ checks_enforce() { # phase action
 	local p=$1 mode=$2
 	common_checks "$p"
 	tier_checks "$p"
+	attachment_checks "$p"
+	if [ "$mode" = kill ]; then
+		deny_hook_checks "$p" 0:0 "kill only: no deny program attached"
+	else
+		deny_hook_checks "$p" 2:0 "deny with BPF LSM active: file_ioctl and mmap_file LSM programs"
+	fi
 	grant_cycle_checks "$p"
 	if [ "$mode" = kill ]; then
 		check "$p: backend MMAPBATCH_V2 with action kill: the offender dies (SIGKILL)" \
@@ -245,6 +261,8 @@ checks_fallback() { # phase
 	local p=$1
 	common_checks "$p"
 	tier_checks "$p"
+	attachment_checks "$p"
+	deny_hook_checks "$p" 0:2 "deny without BPF LSM: fmod_ret on security_file_ioctl and security_mmap_file"
 	check "$p: without BPF LSM, hvguard says so and denies through fmod_ret instead" \
 		"warnings: $(json "$p" | jq -c 'select(.type=="warning") | .message' | tr '\n' ' '); summary deny: $(json "$p" | jq -c 'select(.type=="summary") | .xen.deny')" \
 		eq "$(count "$p" '.type=="warning" and (.message|test("BPF LSM is not active.*fmod_ret"))'):$(count "$p" '.type=="summary" and .xen.deny=="fmod-ret"')" 1:1
