@@ -66,6 +66,7 @@ struct hv_opts {
 	const char *pin_at;   /* "/proc/self/fd/N" of pin_root once checked (pindir.h) */
 	bool reset_pins;      /* --reset-pins: drop the pinned state first */
 	const char *hooks;    /* --hooks: NULL (best available) or a tier name */
+	const char *xen_hooks; /* --xen-hooks: NULL (best available), fentry or syscalls */
 	bool no_pin;
 	unsigned vms_per_vmm;  /* --max-vms-per-vmm: the VM table's per-process quota */
 	unsigned vms_per_user; /* --max-vms-per-user: its per-user quota */

@@ -99,6 +99,11 @@ static void run_usage(FILE *f)
 		"                          or syscalls (the ioctl syscall tracepoints: every\n"
 		"                          thread of the host pays); default: the best that\n"
 		"                          loads, said at start and in the ready line\n"
+		"      --xen-hooks TIER    where the Xen checks hook: fentry (the privcmd,\n"
+		"                          gntdev and gntalloc drivers' own functions: only\n"
+		"                          calls into them pay) or syscalls (the ioctl, mmap\n"
+		"                          and munmap syscall tracepoints: every thread of the\n"
+		"                          host pays); default: the best that loads\n"
 		"      --max-vms-per-vmm N VMs one VMM process may have checked (default %d);\n"
 		"                          its VMs past that are not checked, and that is said\n"
 		"      --max-vms-per-user N the same for all VMMs of one non-root user\n"
@@ -155,6 +160,7 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 	    {"log", required_argument, NULL, 'L'},
 	    {"exec-timeout", required_argument, NULL, 'T'},
 	    {"exec-max", required_argument, NULL, 'X'},
+	    {"xen-hooks", required_argument, NULL, 'Y'},
 	    {},
 	};
 	/* clang-format on */
@@ -248,6 +254,13 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 				       HV_EXEC_MAX_LIMIT, optarg);
 				return HV_EXIT_ERROR;
 			}
+			break;
+		case 'Y':
+			if (strcmp(optarg, "fentry") && strcmp(optarg, "syscalls")) {
+				hv_err("--xen-hooks wants fentry or syscalls, not '%s'", optarg);
+				return HV_EXIT_ERROR;
+			}
+			o->xen_hooks = optarg;
 			break;
 		case 'h':
 			run_usage(stdout);

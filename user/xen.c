@@ -58,7 +58,24 @@ static const char *const enforcement_names[] = {
     [ENF_KILL_FALLBACK] = "kill-fallback",
 };
 
+static const char *const tier_names[HV_XEN_TIER_COUNT] = {
+    [HV_XEN_TIER_FENTRY] = "fentry",
+    [HV_XEN_TIER_SYSCALLS] = "syscalls",
+};
+
+/* What the fentry tier attaches to: in kallsyms once the modules are loaded
+ * (libbpf then finds them in the module's BTF). */
+static const char *const driver_fns[] = {
+    "privcmd_ioctl", "privcmd_mmap",	 "gntdev_ioctl",
+    "gntdev_mmap",   "gntdev_vma_close", "gntalloc_ioctl",
+};
+
+static const char *const driver_modules[] = {
+    "xen-privcmd", "xen-privcmd", "xen-gntdev", "xen-gntdev", "xen-gntdev", "xen-gntalloc",
+};
+
 static struct {
+	enum hv_xen_tier tier;
 	enum enforcement deny;
 	bool want_deny;
 	char deny_why[400];
@@ -669,8 +686,22 @@ static void scan_reserved_leaks(struct hv_ctx *ctx)
 
 /* --- family interface -------------------------------------------------- */
 
+/* Which tier a program belongs to, by its section; -1: both (exec, fork,
+ * exit, and the deny programs, chosen apart). */
+static int program_tier(const struct bpf_program *prog)
+{
+	const char *sec = bpf_program__section_name(prog);
+
+	if (!strncmp(sec, "tp/syscalls/", 12))
+		return HV_XEN_TIER_SYSCALLS;
+	if (!strncmp(sec, "fentry/", 7) || !strncmp(sec, "fexit/", 6))
+		return HV_XEN_TIER_FENTRY;
+	return -1;
+}
+
 static int open_and_load(struct hv_ctx *ctx, enum enforcement deny)
 {
+	struct bpf_program *prog;
 	int err;
 
 	skel = xen_bpf__open();
@@ -678,6 +709,14 @@ static int open_and_load(struct hv_ctx *ctx, enum enforcement deny)
 		hv_err("cannot open the Xen BPF programs: %s", strerror(errno));
 		return -errno;
 	}
+	bpf_object__for_each_program(prog, skel->obj)
+	{
+		int tier = program_tier(prog);
+
+		if (tier >= 0)
+			bpf_program__set_autoload(prog, tier == (int)st.tier);
+	}
+	skel->rodata->xen_tier = st.tier;
 	bpf_program__set_autoload(skel->progs.xen_lsm_file_ioctl, deny == ENF_LSM);
 	bpf_program__set_autoload(skel->progs.xen_lsm_mmap_file, deny == ENF_LSM);
 	bpf_program__set_autoload(skel->progs.xen_fmod_file_ioctl, deny == ENF_FMOD_RET);
@@ -700,7 +739,8 @@ fail:
 /* Loads with the best way to deny this host offers: BPF LSM where it is
  * active (an attached LSM program of an inactive BPF LSM never runs, so the
  * attach proves nothing: /sys/kernel/security/lsm decides), else fmod_ret on
- * the security_* functions, else kill. Tracepoints alone always load. */
+ * the security_* functions, else kill; all on the tier in st.tier, whose
+ * programs alone are the last attempt (its failure is the tier's). */
 static int load_with_deny(struct hv_ctx *ctx)
 {
 	char lsm_why[160];
@@ -732,17 +772,94 @@ static int load_with_deny(struct hv_ctx *ctx)
 	return err;
 }
 
+/* The fentry tier needs every driver function it hooks: a module not
+ * loaded yet has no BTF to attach to. */
+static bool driver_functions_present(char *why, size_t len)
+{
+	size_t n = sizeof(driver_fns) / sizeof(driver_fns[0]);
+	uint64_t addrs[sizeof(driver_fns) / sizeof(driver_fns[0])];
+	int found = hv_kallsyms_lookup(driver_fns, addrs, (int)n);
+
+	if (found < 0) {
+		snprintf(why, len, "cannot read /proc/kallsyms: %s", strerror(-found));
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (addrs[i])
+			continue;
+		snprintf(why, len, "%s is not in /proc/kallsyms (module %s not loaded?)",
+			 driver_fns[i], driver_modules[i]);
+		return false;
+	}
+	return true;
+}
+
+static bool syscall_tracepoints_present(void)
+{
+	return !access("/sys/kernel/tracing/events/syscalls/sys_enter_ioctl", F_OK) ||
+	       !access("/sys/kernel/debug/tracing/events/syscalls/sys_enter_ioctl", F_OK);
+}
+
+static int load_tier(struct hv_ctx *ctx, enum hv_xen_tier tier, char *why, size_t len)
+{
+	int err;
+
+	if (tier == HV_XEN_TIER_FENTRY && !driver_functions_present(why, len))
+		return -ENOENT;
+	if (tier == HV_XEN_TIER_SYSCALLS && !syscall_tracepoints_present()) {
+		snprintf(why, len,
+			 "the kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)");
+		return -ENOENT;
+	}
+	st.tier = tier;
+	err = load_with_deny(ctx);
+	if (err)
+		snprintf(why, len, "cannot load or attach the programs: %s (-v shows libbpf's log)",
+			 strerror(-err));
+	return err;
+}
+
+/* The tier asked for with --xen-hooks, else the best that loads: fentry on
+ * the drivers, else the syscall tracepoints, and a fallback is said. */
+static int load_best_tier(struct hv_ctx *ctx)
+{
+	int want = -1, err = -ENOENT;
+	char why[400] = "";
+
+	for (int t = 0; t < HV_XEN_TIER_COUNT; t++)
+		if (ctx->opts.xen_hooks && !strcmp(ctx->opts.xen_hooks, tier_names[t]))
+			want = t;
+	for (int t = 0; t < HV_XEN_TIER_COUNT; t++) {
+		if (want >= 0 && t != want)
+			continue;
+		err = load_tier(ctx, t, why, sizeof(why));
+		if (!err) {
+			hv_xen_family.hooks = tier_names[t];
+			return 0;
+		}
+		if (want >= 0) {
+			hv_err("xen checks on --xen-hooks %s: %s", tier_names[t], why);
+			return err;
+		}
+		if (t == HV_XEN_TIER_FENTRY)
+			hv_warn(
+			    "xen checks: fentry on the Xen drivers did not load (%s); falling back "
+			    "to the syscall tracepoints, which cost every thread of the host",
+			    why);
+	}
+	hv_err("xen checks: no hook tier loads: %s", why);
+	return err;
+}
+
 static int xen_load(struct hv_ctx *ctx)
 {
 	int err;
 
 	memset(&st, 0, sizeof(st));
 	st.want_deny = rules_want_deny(ctx->rules);
-	err = load_with_deny(ctx);
-	if (err) {
-		hv_err("cannot load the Xen BPF programs: %s", strerror(-err));
+	err = load_best_tier(ctx);
+	if (err)
 		return err;
-	}
 	err = configure_matches(ctx);
 	if (!err)
 		err = hv_ring_add(ctx, bpf_map__fd(skel->maps.xen_events), xen_ring_event);
@@ -823,6 +940,7 @@ static void xen_summary(struct hv_ctx *ctx, struct json_object *summary)
 	json_object_object_add(o, "leaks", json_object_new_uint64(st.leaks));
 	json_object_object_add(o, "grant_ops", ops);
 	json_object_object_add(o, "deny", json_object_new_string(enforcement_names[st.deny]));
+	json_object_object_add(o, "hooks", json_object_new_string(tier_names[st.tier]));
 	json_object_object_add(summary, "xen", o);
 }
 
@@ -908,6 +1026,11 @@ static void xen_reload(struct hv_ctx *ctx, struct hv_rules *next, struct json_ob
 	live->n_allowed = cfg.n_allowed;
 }
 
+static struct bpf_object *xen_object(void)
+{
+	return skel ? skel->obj : NULL;
+}
+
 struct hv_family hv_xen_family = {
     .name = "xen",
     .present = xen_present,
@@ -917,7 +1040,8 @@ struct hv_family hv_xen_family = {
     .summary = xen_summary,
     .unload = xen_unload,
     .reload = xen_reload,
-    /* The privcmd/gntdev/gntalloc calls are decoded on the syscall
-     * tracepoints (deny adds BPF LSM or fmod_ret where a rule asks). */
+    .object = xen_object,
+    /* Set by load to the tier attached: "fentry" (the drivers' own
+     * functions) or "syscalls" (deny adds BPF LSM or fmod_ret either way). */
     .hooks = "syscalls",
 };

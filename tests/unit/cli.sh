@@ -113,6 +113,9 @@ check "action: correct without CAP_SYS_PTRACE is refused too" 3 $? "$tmp/out" "C
 $HV run --pin-dir /sys/fs/bpf/a.b >"$tmp/out" 2>&1
 check "a --pin-dir bpffs cannot hold is refused with the reason" 2 $? "$tmp/out" "does not allow '.'"
 
+$HV run --xen-hooks kprobes >"$tmp/out" 2>&1
+check "an unknown --xen-hooks tier is refused, the tiers named" 2 $? "$tmp/out" "--xen-hooks wants fentry or syscalls, not 'kprobes'"
+
 $HV run --metrics nonsense >"$tmp/out" 2>&1
 check "a bad --metrics address is refused" 2 $? "$tmp/out" "ADDR:PORT"
 
