@@ -585,9 +585,14 @@ static long slot_step_cb(__u32 i, void *ctx)
 static __always_inline int vcpu_slot(struct vm_state *vm, __u32 id)
 {
 	struct hv_slot_search s = {.vm = vm, .id = id};
-	__u32 zero = 0, n;
+	__u32 zero = 0, n, at = id;
 
-	if (id < HV_MAX_VCPUS && vm->vcpu_ids[id] == id + 1)
+	/* Masked, not only compared: the compare is on a 32-bit copy the
+	 * verifier does not carry over to the 64-bit index, and the barrier
+	 * keeps clang from dropping a mask it knows to be a no-op. */
+	barrier_var(at);
+	at &= HV_MAX_VCPUS - 1;
+	if (id < HV_MAX_VCPUS && vm->vcpu_ids[at] == id + 1)
 		return id;
 	s.slot = bpf_map_lookup_elem(&hv_clock_slot, &zero);
 	if (!s.slot)
@@ -602,7 +607,8 @@ static __always_inline int vcpu_slot(struct vm_state *vm, __u32 id)
 		__sync_fetch_and_add(&vcpus_untracked, 1);
 		return -1;
 	}
-	vm->vcpu_ids[n] = id + 1;
+	barrier_var(n);
+	vm->vcpu_ids[n & (HV_MAX_VCPUS - 1)] = id + 1;
 	return n;
 }
 

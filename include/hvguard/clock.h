@@ -37,6 +37,7 @@
 
 /* vCPUs per VM whose TSC offsets are tracked for vcpu-tsc-mismatch. */
 #define HV_MAX_VCPUS 256
+_Static_assert((HV_MAX_VCPUS & (HV_MAX_VCPUS - 1)) == 0, "indexes are masked with it");
 /* A host TSC write below this restarts the guest's TSC: a reset (2^32
  * cycles is over a second at any real TSC frequency). */
 #define HV_TSC_RESET_MAX (1ull << 32)
