@@ -802,6 +802,18 @@ static void clock_unload(struct hv_ctx *ctx)
 	skel = NULL;
 }
 
+/* hv_family.prog_names: opened only, never loaded. */
+static void clock_prog_names(void (*fn)(const char *name, void *arg), void *arg)
+{
+	struct clock_bpf *obj = clock_bpf__open();
+	struct bpf_program *p;
+
+	if (!obj)
+		return;
+	bpf_object__for_each_program(p, obj->obj) fn(bpf_program__name(p), arg);
+	clock_bpf__destroy(obj);
+}
+
 struct hv_family hv_clock_family = {
     .name = "clock",
     .present = clock_present,
@@ -810,4 +822,5 @@ struct hv_family hv_clock_family = {
     .lost = clock_lost,
     .summary = clock_summary,
     .unload = clock_unload,
+    .prog_names = clock_prog_names,
 };

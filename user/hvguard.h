@@ -111,6 +111,9 @@ struct hv_family {
 	uint64_t (*lost)(struct hv_ctx *ctx);
 	void (*summary)(struct hv_ctx *ctx, struct json_object *summary);
 	void (*unload)(struct hv_ctx *ctx);
+	/* Calls fn with the name of each of the family's BPF programs (from
+	 * its object, nothing loaded): how audit knows them in the kernel. */
+	void (*prog_names)(void (*fn)(const char *name, void *arg), void *arg);
 	bool loaded;
 	const char *hooks; /* the hook tier attached, set by load */
 };

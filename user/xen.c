@@ -833,6 +833,18 @@ static void xen_unload(struct hv_ctx *ctx)
 	skel = NULL;
 }
 
+/* hv_family.prog_names: opened only, never loaded. */
+static void xen_prog_names(void (*fn)(const char *name, void *arg), void *arg)
+{
+	struct xen_bpf *obj = xen_bpf__open();
+	struct bpf_program *p;
+
+	if (!obj)
+		return;
+	bpf_object__for_each_program(p, obj->obj) fn(bpf_program__name(p), arg);
+	xen_bpf__destroy(obj);
+}
+
 struct hv_family hv_xen_family = {
     .name = "xen",
     .present = xen_present,
@@ -841,6 +853,7 @@ struct hv_family hv_xen_family = {
     .lost = xen_lost,
     .summary = xen_summary,
     .unload = xen_unload,
+    .prog_names = xen_prog_names,
     /* The privcmd/gntdev/gntalloc calls are decoded on the syscall
      * tracepoints (deny adds BPF LSM or fmod_ret where a rule asks). */
     .hooks = "syscalls",
