@@ -72,7 +72,7 @@
 #define GUEST_MEM_SIZE		0x10000
 #define CODE_GPA		0x1000
 #define PVTI_GPA		0x3000	/* one 32-byte PVTI per vCPU, one page */
-#define MAX_VCPUS		64
+#define MAX_VCPUS		128	/* audit is tested past 64 */
 
 #define PORT_TSC_LO		0x10
 #define PORT_TSC_HI		0x11
@@ -98,7 +98,8 @@
 
 /* KVM takes host TSC writes within ~1 s of the expected value for a sync. */
 #define TSC_FAR_SECONDS		5
-/* vcpu-mismatch: vCPU 1 runs this far ahead of vCPU 0. */
+/* vcpu-mismatch: vCPU 1 (vcpu-mismatch-last: the last) runs this far ahead
+ * of vCPU 0. */
 #define MISMATCH_CYCLES		1000000000ULL
 /* migrate-in: the "source host" state, arbitrary but large. */
 #define MIGRATE_TSC		(1ULL << 48)
@@ -240,6 +241,7 @@ enum op {
 	OP_SET_TSC_FAR,		/* KVM_SET_MSRS{TSC = saved - 5 s}, per vCPU */
 	OP_SET_TSC_KHZ_OTHER,	/* KVM_SET_TSC_KHZ(current - 1000) on vCPU 0 */
 	OP_TSC_OFFSET_SKEW,	/* TSC_OFFSET attr: vCPU 0 = its own, vCPU 1 ahead */
+	OP_TSC_OFFSET_SKEW_LAST, /* TSC_OFFSET attr: all = vCPU 0's, the last ahead */
 	OP_MIGRATE_TSC,		/* KVM_SET_MSRS{TSC = MIGRATE_TSC}, per vCPU */
 	OP_MIGRATE_CLOCK,	/* KVM_SET_CLOCK{MIGRATE_CLOCK_NS, flags 0} */
 	OP_GUEST_TSC_WRITE,	/* vCPU 0's guest does wrmsr(IA32_TSC) once */
@@ -355,6 +357,12 @@ static const struct scenario scenarios[] = {
 		.help = "2 vCPUs given different TSC offsets before the first run",
 		.vcpus = 2,
 		.script = { OP_TSC_OFFSET_SKEW, OP_RUN },
+	},
+	{
+		.name = "vcpu-mismatch-last",
+		.help = "--vcpus N (default 2) given vCPU 0's TSC offset, the last one ahead",
+		.vcpus = 2,
+		.script = { OP_TSC_OFFSET_SKEW_LAST, OP_RUN },
 	},
 	{
 		.name = "migrate-in",
@@ -989,6 +997,29 @@ static int op_tsc_offset_skew(struct ctx *c, struct vm *vm)
 	return 0;
 }
 
+/* Every vCPU set, so that exactly one, the last, differs from the rest. */
+static int op_tsc_offset_skew_last(struct ctx *c, struct vm *vm)
+{
+	int last = vm->nvcpus - 1, i;
+	uint64_t off0, off;
+
+	(void)c;
+	if (vm->nvcpus < 2)
+		return fail("vcpu-mismatch-last needs at least 2 vCPUs");
+	if (tsc_offset_attr(vm, &vm->vcpus[0], KVM_GET_DEVICE_ATTR, &off0))
+		return -1;
+	for (i = 0; i < vm->nvcpus; i++) {
+		off = i == last ? off0 + MISMATCH_CYCLES : off0;
+		if (tsc_offset_attr(vm, &vm->vcpus[i], KVM_SET_DEVICE_ATTR, &off))
+			return -1;
+	}
+	snprintf(vm->extra, sizeof(vm->extra),
+		 ",\"tsc_offset_vcpu0\":%" PRIu64 ",\"skewed_vcpu\":%d"
+		 ",\"tsc_offset_skewed\":%" PRIu64,
+		 off0, last, (uint64_t)(off0 + MISMATCH_CYCLES));
+	return 0;
+}
+
 static int op_migrate_tsc(struct ctx *c, struct vm *vm)
 {
 	static const uint32_t idx = MSR_IA32_TSC;
@@ -1080,6 +1111,7 @@ static const vm_op_fn vm_ops[OP_COUNT] = {
 	[OP_SET_TSC_FAR] = op_set_tsc_far,
 	[OP_SET_TSC_KHZ_OTHER] = op_set_tsc_khz_other,
 	[OP_TSC_OFFSET_SKEW] = op_tsc_offset_skew,
+	[OP_TSC_OFFSET_SKEW_LAST] = op_tsc_offset_skew_last,
 	[OP_MIGRATE_TSC] = op_migrate_tsc,
 	[OP_MIGRATE_CLOCK] = op_migrate_clock,
 	[OP_GUEST_TSC_WRITE] = op_guest_tsc_write,
