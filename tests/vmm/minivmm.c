@@ -20,6 +20,7 @@
  *
  * Usage: minivmm SCENARIO [N] [--pause-ms N] [--cycles N] [--vcpus N]
  *                 [--hold-ms N] [--tsc-delta CYCLES] [--flood-ms N]
+ *                 [--last-vcpu-id ID]
  *                 [--traced-as NAME]
  *                 [-name NAME]
  *        minivmm --list | --help
@@ -73,6 +74,7 @@
 #define CODE_GPA		0x1000
 #define PVTI_GPA		0x3000	/* one 32-byte PVTI per vCPU, one page */
 #define MAX_VCPUS		128	/* audit is tested past 64 */
+#define MAX_VCPU_ID		1023	/* below KVM's KVM_MAX_VCPU_IDS on x86 */
 
 #define PORT_TSC_LO		0x10
 #define PORT_TSC_HI		0x11
@@ -166,7 +168,8 @@ struct sample {
 
 struct vcpu {
 	int fd;
-	int id;
+	int id;			/* its index: messages, its PVTI */
+	int kvm_id;		/* KVM_CREATE_VCPU's argument (--last-vcpu-id) */
 	struct kvm_run *run;
 	volatile struct pvti *pvti;
 	uint32_t tsc_lo;
@@ -203,6 +206,7 @@ struct opts {
 	const char *traced_as;	/* a tracer child that names itself so */
 	int vcpus;		/* 0: the scenario's default */
 	int nvms;		/* 0: the scenario's default */
+	int last_vcpu_id;	/* 0: the last vCPU's index */
 };
 
 struct scenario;
@@ -684,9 +688,10 @@ static int vcpu_create(struct ctx *c, struct vm *vm, int id)
 	void *run;
 
 	v->id = id;
-	v->fd = kvm_ioctl(vm->fd, KVM_CREATE_VCPU, (void *)(uintptr_t)id);
+	v->kvm_id = id == vm->nvcpus - 1 && c->opt.last_vcpu_id ? c->opt.last_vcpu_id : id;
+	v->fd = kvm_ioctl(vm->fd, KVM_CREATE_VCPU, (void *)(uintptr_t)v->kvm_id);
 	if (v->fd < 0)
-		return sys_fail("vm %d: KVM_CREATE_VCPU %d", vm->index, id);
+		return sys_fail("vm %d: KVM_CREATE_VCPU %d", vm->index, v->kvm_id);
 	run = mmap(NULL, c->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		   v->fd, 0);
 	if (run == MAP_FAILED)
@@ -1016,7 +1021,7 @@ static int op_tsc_offset_skew_last(struct ctx *c, struct vm *vm)
 	snprintf(vm->extra, sizeof(vm->extra),
 		 ",\"tsc_offset_vcpu0\":%" PRIu64 ",\"skewed_vcpu\":%d"
 		 ",\"tsc_offset_skewed\":%" PRIu64,
-		 off0, last, (uint64_t)(off0 + MISMATCH_CYCLES));
+		 off0, vm->vcpus[last].kvm_id, (uint64_t)(off0 + MISMATCH_CYCLES));
 	return 0;
 }
 
@@ -1258,6 +1263,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: minivmm SCENARIO [N] [--pause-ms N] [--cycles N] [--vcpus N]\n"
 		"               [--hold-ms N] [--tsc-delta CYCLES] [--flood-ms N]\n"
+		"               [--last-vcpu-id ID]\n"
 		"       minivmm --list | --help\n"
 		"\n"
 		"Replays a real VMM's KVM ioctl sequence on a running real-mode guest\n"
@@ -1268,6 +1274,8 @@ static void usage(FILE *f)
 		"  --cycles N        pause/resume cycles (default 1)\n"
 		"  --vcpus N         vCPUs per VM (default: the scenario's, 1..%d)\n"
 		"  --hold-ms N       keep the VMs open N ms after the done line\n"
+		"  --last-vcpu-id ID the last vCPU's KVM id (default its index; ids may be\n"
+		"                    sparse, and past the 256 of hvguard's record)\n"
 		"  --tsc-delta C     guest-tsc-write: write rdtsc + C (default 0)\n"
 		"  --flood-ms N      guest-tsc-flood: how long the guest writes (default %d)\n"
 		"  --traced-as NAME  run ptraced by a child that names itself NAME\n"
@@ -1323,7 +1331,7 @@ static int parse_s64(const char *opt, const char *s, int64_t *out)
 }
 
 enum { OPT_PAUSE = 256, OPT_CYCLES, OPT_VCPUS, OPT_HOLD, OPT_TSC_DELTA,
-       OPT_LIST, OPT_TRACED_AS, OPT_FLOOD };
+       OPT_LIST, OPT_TRACED_AS, OPT_FLOOD, OPT_LAST_VCPU_ID };
 
 static const struct option long_opts[] = {
 	{ "pause-ms", required_argument, NULL, OPT_PAUSE },
@@ -1334,6 +1342,7 @@ static const struct option long_opts[] = {
 	{ "list", no_argument, NULL, OPT_LIST },
 	{ "traced-as", required_argument, NULL, OPT_TRACED_AS },
 	{ "flood-ms", required_argument, NULL, OPT_FLOOD },
+	{ "last-vcpu-id", required_argument, NULL, OPT_LAST_VCPU_ID },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1376,6 +1385,11 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 		case OPT_FLOOD:
 			if (parse_u64("--flood-ms", optarg, 1, 3600000, &c->opt.flood_ms))
 				return -1;
+			break;
+		case OPT_LAST_VCPU_ID:
+			if (parse_u64("--last-vcpu-id", optarg, 1, MAX_VCPU_ID, &v))
+				return -1;
+			c->opt.last_vcpu_id = v;
 			break;
 		case OPT_LIST:
 			list_scenarios();
