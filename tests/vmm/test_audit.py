@@ -132,6 +132,26 @@ def check_many_vcpus(hv):
     return bad
 
 
+def check_sparse_ids(hv):
+    """vCPU ids as KVM has them, sparse and past hvguard's record of 256:
+    vCPU 0 and vCPU 300, the latter skewed."""
+    bad, done = held_vmm(hv, "vcpu-mismatch-last", "--vcpus", "2", "--last-vcpu-id", "300")
+    tap.eq("minivmm skewed vCPU 300, its second", done.get("skewed_vcpu"), 300)
+    rc, out, _ = audit("vCPU ids 0 and 300")
+    vm = vm_of(out, bad.pid)
+    tap.eq("vCPU ids 0 and 300: audit lists both by their ids",
+           [c["vcpu"] for c in (vm or {}).get("vcpus", [])], [0, 300])
+    mine = sorted(findings_of(out, bad.pid), key=lambda f: f["rule"])
+    tap.eq("vCPU ids 0 and 300: the mismatch on vCPU 300, and that it is beyond the record",
+           [(f["rule"], f["severity"], f.get("vcpu"), f.get("beyond_record"),
+             f.get("record_vcpus")) for f in mine],
+           [("vcpu-tsc-mismatch", "critical", 300, None, None),
+            ("vcpus-beyond-record", "info", None, 1, 256)])
+    tap.eq("vCPU ids 0 and 300: audit exits 1", rc, 1)
+    bad.kill()
+    bad.wait()
+
+
 def mountinfo():
     with open("/proc/self/mountinfo") as f:
         return f.read()
@@ -259,6 +279,7 @@ def main():
             return 1
         try:
             check_two_vcpus(hv)
+            check_sparse_ids(hv)
             many = check_many_vcpus(hv)
             try:
                 check_mounts(many)
