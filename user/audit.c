@@ -6,10 +6,15 @@
  * offsets KVM reported (the pinned state of a daemon that ran here: on
  * kernels whose readbacks show 0 it is the only truth), and checks the
  * invariants that can be checked at rest: all vCPUs of a VM share one TSC
- * offset; no VMM is left frozen by an unfinished correction.
- * Exit 0 clean, 1 violations found, 2 error.
+ * offset; no VMM is left frozen by an unfinished correction. It also says
+ * what the host offers hvguard (host_probe.h).
+ * debugfs (and tracefs, securityfs for the host section) are mounted where
+ * missing for audit's own reading only, in a private mount namespace
+ * (privmount.h): the host's mount table is left as it was.
+ * Exit codes: audit_usage().
  */
 #include <bpf/bpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -21,13 +26,23 @@
 
 #include "commands.h"
 #include "hvguard.h"
+#include "host_probe.h"
 #include "hvguard/clock_logic.h"
 #include "pindir.h"
 #include "preflight.h"
+#include "privmount.h"
 #include "rules.h"
 
-#define MAX_VMS	    1024
-#define AUDIT_VCPUS 64
+#define MAX_VMS	      1024
+#define DEBUGFS_DIR   "/sys/kernel/debug"
+#define DEBUGFS_MAGIC 0x64626720
+
+/* One vCPU as KVM's debugfs shows it: its id (KVM_CREATE_VCPU's argument,
+ * not necessarily dense) and its TSC offset. */
+struct audit_vcpu {
+	int id;
+	long long offset;
+};
 
 struct found_vm {
 	int pid;
@@ -35,7 +50,7 @@ struct found_vm {
 	char comm[32];
 	char name[64];
 	int nr_vcpus;
-	long long debugfs_offset[AUDIT_VCPUS];
+	struct audit_vcpu *vcpus; /* sorted by id */
 	bool have_record;
 	bool frozen; /* frozen for a correction and not released */
 	__u64 kvm;
@@ -93,23 +108,75 @@ static void find_vms(struct audit *a)
 	hv_proc_for_each_pid(scan_process, a);
 }
 
-/* KVM's debugfs: /sys/kernel/debug/kvm/PID-FD/vcpuN/tsc-offset */
+/* "vcpuN": N, else -1. */
+static int vcpu_dir_id(const char *name)
+{
+	char *end;
+	long id;
+
+	if (strncmp(name, "vcpu", 4) || name[4] < '0' || name[4] > '9')
+		return -1;
+	errno = 0;
+	id = strtol(name + 4, &end, 10);
+	return errno || *end || id > INT32_MAX ? -1 : (int)id;
+}
+
+static int add_vcpu(struct found_vm *vm, int *cap, int id, long long offset)
+{
+	if (vm->nr_vcpus == *cap) {
+		int n = *cap ? *cap * 2 : 64;
+		struct audit_vcpu *v = realloc(vm->vcpus, n * sizeof(*v));
+
+		if (!v)
+			return -1;
+		vm->vcpus = v;
+		*cap = n;
+	}
+	vm->vcpus[vm->nr_vcpus++] = (struct audit_vcpu){.id = id, .offset = offset};
+	return 0;
+}
+
+static int by_vcpu_id(const void *a, const void *b)
+{
+	const struct audit_vcpu *x = a, *y = b;
+
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* KVM's debugfs: every /sys/kernel/debug/kvm/PID-FD/vcpuN/tsc-offset. */
 static void read_debugfs(struct found_vm *vm)
 {
-	char path[128];
+	char dir[128], path[192], buf[32];
+	struct dirent *de;
+	int cap = 0;
+	DIR *d;
 
-	for (int i = 0; i < AUDIT_VCPUS; i++) {
-		FILE *f;
+	snprintf(dir, sizeof(dir), DEBUGFS_DIR "/kvm/%d-%d", vm->pid, vm->fd);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		int id = vcpu_dir_id(de->d_name);
+		char *end;
+		long long off;
 
-		snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/vcpu%d/tsc-offset",
-			 vm->pid, vm->fd, i);
-		f = fopen(path, "r");
-		if (!f)
+		if (id < 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/vcpu%d/tsc-offset", dir, id);
+		if (hv_read_file(path, buf, sizeof(buf)) <= 0)
+			continue;
+		errno = 0;
+		off = strtoll(buf, &end, 10);
+		if (errno || end == buf)
+			continue;
+		if (add_vcpu(vm, &cap, id, off)) {
+			hv_warn("out of memory reading %s: its vCPUs are not all listed", dir);
 			break;
-		if (fscanf(f, "%lld", &vm->debugfs_offset[i]) == 1)
-			vm->nr_vcpus = i + 1;
-		fclose(f);
+		}
 	}
+	closedir(d);
+	if (vm->nr_vcpus > 1)
+		qsort(vm->vcpus, vm->nr_vcpus, sizeof(*vm->vcpus), by_vcpu_id);
 }
 
 static void read_frozen(struct audit *a)
@@ -197,22 +264,45 @@ static void add_finding(struct audit *a, const struct found_vm *vm, const char *
  * vCPUs disagree (where they read back, as on ordinary KVM). */
 static bool check_debugfs_offsets(struct audit *a, const struct found_vm *vm)
 {
+	const struct audit_vcpu *ref = vm->vcpus;
+
 	for (int i = 1; i < vm->nr_vcpus; i++) {
-		if (vm->debugfs_offset[i] == vm->debugfs_offset[0])
+		const struct audit_vcpu *v = &vm->vcpus[i];
+
+		if (v->offset == ref->offset)
 			continue;
 		struct json_object *f = json_object_new_object();
 
-		json_object_object_add(f, "vcpu", json_object_new_int(i));
-		json_object_object_add(f, "offset", json_object_new_int64(vm->debugfs_offset[i]));
-		json_object_object_add(f, "reference_offset",
-				       json_object_new_int64(vm->debugfs_offset[0]));
+		json_object_object_add(f, "vcpu", json_object_new_int(v->id));
+		json_object_object_add(f, "offset", json_object_new_int64(v->offset));
+		json_object_object_add(f, "reference_vcpu", json_object_new_int(ref->id));
+		json_object_object_add(f, "reference_offset", json_object_new_int64(ref->offset));
 		json_object_object_add(f, "source", json_object_new_string("debugfs"));
 		add_finding(a, vm, "vcpu-tsc-mismatch", HV_SEV_CRITICAL, f,
-			    "vCPU %d runs with TSC offset %lld, vCPU 0 with %lld (KVM debugfs)", i,
-			    vm->debugfs_offset[i], vm->debugfs_offset[0]);
+			    "vCPU %d runs with TSC offset %lld, vCPU %d with %lld (KVM debugfs)",
+			    v->id, v->offset, ref->id, ref->offset);
 		return true;
 	}
 	return false;
+}
+
+/* hvguard's record holds HV_MAX_VCPUS vCPUs, whatever their ids (each
+ * takes a slot): the rest of a bigger VM is not checked by the daemon. */
+static void check_record_room(struct audit *a, const struct found_vm *vm)
+{
+	int beyond = vm->nr_vcpus - HV_MAX_VCPUS;
+
+	if (beyond <= 0)
+		return;
+	struct json_object *f = json_object_new_object();
+
+	json_object_object_add(f, "vcpus", json_object_new_int(vm->nr_vcpus));
+	json_object_object_add(f, "beyond_record", json_object_new_int(beyond));
+	json_object_object_add(f, "record_vcpus", json_object_new_int(HV_MAX_VCPUS));
+	add_finding(a, vm, "vcpus-beyond-record", HV_SEV_INFO, f,
+		    "%d of the VM's %d vCPUs are past the %d hvguard's record holds: the daemon "
+		    "does not check their TSC offsets (audit reads them from KVM's debugfs)",
+		    beyond, vm->nr_vcpus, HV_MAX_VCPUS);
 }
 
 /* hvguard's own record, where debugfs did not already show a mismatch
@@ -232,6 +322,7 @@ static void check_record(struct audit *a, const struct found_vm *vm, bool mismat
 		json_object_object_add(f, "vcpu", json_object_new_int(bad));
 		json_object_object_add(f, "offset",
 				       json_object_new_int64(vm->record.tsc_offset[w.bad_vcpu]));
+		json_object_object_add(f, "reference_vcpu", json_object_new_int(w.ref_vcpu));
 		json_object_object_add(f, "reference_offset", json_object_new_int64(w.ref_offset));
 		json_object_object_add(f, "source", json_object_new_string("hvguard-record"));
 		add_finding(a, vm, "vcpu-tsc-mismatch", HV_SEV_CRITICAL, f,
@@ -272,25 +363,27 @@ static struct json_object *vm_json(const struct found_vm *vm)
 	json_object_object_add(o, "phase", json_object_new_string(phase_name(vm)));
 	for (int i = 0; i < vm->nr_vcpus; i++) {
 		struct json_object *c = json_object_new_object();
-		int slot = vm->have_record ? hv_vcpu_slot_of(&vm->record, i) : -1;
+		int id = vm->vcpus[i].id;
+		int slot = vm->have_record ? hv_vcpu_slot_of(&vm->record, id) : -1;
+		bool recorded = slot >= 0 && hv_bit_test(vm->record.tsc_known, slot);
 
-		json_object_object_add(c, "vcpu", json_object_new_int(i));
+		json_object_object_add(c, "vcpu", json_object_new_int(id));
 		json_object_object_add(c, "debugfs_tsc_offset",
-				       json_object_new_int64(vm->debugfs_offset[i]));
+				       json_object_new_int64(vm->vcpus[i].offset));
 		json_object_object_add(c, "recorded_tsc_offset",
-				       slot >= 0 && hv_bit_test(vm->record.tsc_known, slot)
-					   ? json_object_new_int64(vm->record.tsc_offset[slot])
-					   : NULL);
+				       recorded ? json_object_new_int64(vm->record.tsc_offset[slot])
+						: NULL);
 		json_object_array_add(v, c);
 	}
 	json_object_object_add(o, "vcpus", v);
 	return o;
 }
 
-static void print_text(struct audit *a)
+static void print_text(struct audit *a, struct json_object *host)
 {
 	size_t n = json_object_array_length(a->findings);
 
+	hv_host_print(stdout, host);
 	printf("hvguard audit: %d KVM VM(s) on this host%s\n", a->nr_vms,
 	       a->pinned_state ? "" : " (no hvguard state pinned here: offsets from debugfs only)");
 	if (a->nr_vms)
@@ -321,10 +414,70 @@ static void print_text(struct audit *a)
 
 static void audit_usage(FILE *f)
 {
-	fprintf(f, "Usage: hvguard audit [--json] [--pin-dir DIR]\n"
-		   "A one-shot look at the KVM VMs on this host now: vCPUs' TSC offsets (KVM\n"
-		   "debugfs and hvguard's pinned record), VMMs left frozen.\n"
-		   "Exit: 0 clean, 1 violations found, 2 error, 3 not root.\n");
+	fprintf(f,
+		"Usage: hvguard audit [--json] [--pin-dir DIR]\n"
+		"A one-shot look at this host now: what it offers hvguard (BTF, the clock hook\n"
+		"tiers, BPF LSM, a daemon attached), and its KVM VMs: every vCPU's TSC offset\n"
+		"(KVM's debugfs and hvguard's pinned record), VMMs left frozen. debugfs is\n"
+		"mounted where missing, for the audit alone (a private mount namespace).\n"
+		"\n"
+		"  --json          one JSON object (docs/audit.schema.json); warnings before it\n"
+		"  --pin-dir DIR   hvguard's pinned state (default %s)\n"
+		"  -h, --help      this text\n"
+		"\n"
+		"Exit status:\n"
+		"  0  nothing found\n"
+		"  1  violations found (a finding of severity warning or critical)\n"
+		"  2  bad usage (an unknown option, an argument), or a runtime error\n"
+		"  3  not root (needs CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON)\n"
+		"  5  debugfs is not mounted and cannot be mounted\n",
+		HV_PIN_ROOT);
+}
+
+static int mount_debugfs(struct hv_privmount *m)
+{
+	if (!hv_privmount_ensure(m, "debugfs", DEBUGFS_DIR, DEBUGFS_MAGIC))
+		return HV_EXIT_OK;
+	hv_err("debugfs is not mounted on %s and mounting it failed (%s): mount it with "
+	       "'mount -t debugfs debugfs %s'",
+	       DEBUGFS_DIR, strerror(errno), DEBUGFS_DIR);
+	return HV_EXIT_NOFS;
+}
+
+static void print_json(struct audit *a, struct json_object *host)
+{
+	struct json_object *out = json_object_new_object(), *vms = json_object_new_array();
+
+	json_object_object_add(out, "type", json_object_new_string("audit"));
+	json_object_object_add(out, "version", json_object_new_string(HVGUARD_VERSION));
+	json_object_object_add(out, "host", json_object_get(host));
+	for (int i = 0; i < a->nr_vms; i++)
+		json_object_array_add(vms, vm_json(&a->vms[i]));
+	json_object_object_add(out, "vms", vms);
+	json_object_object_add(out, "findings", json_object_get(a->findings));
+	json_object_object_add(out, "violations", json_object_new_int(a->violations));
+	json_object_object_add(out, "pinned_state", json_object_new_boolean(a->pinned_state));
+	printf("%s\n", json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN));
+	json_object_put(out);
+}
+
+static void audit_vms(struct audit *a)
+{
+	struct hv_pindir pd = {.fd = -1};
+
+	find_vms(a);
+	for (int i = 0; i < a->nr_vms; i++)
+		read_debugfs(&a->vms[i]);
+	/* Read only, never locked: audit runs beside a daemon. */
+	if (!hv_pindir_peek(&pd, a->pin_root))
+		a->pin_at = pd.at;
+	read_records(a);
+	for (int i = 0; i < a->nr_vms; i++) {
+		check_record(a, &a->vms[i], check_debugfs_offsets(a, &a->vms[i]));
+		check_record_room(a, &a->vms[i]);
+	}
+	hv_pindir_close(&pd);
+	a->pin_at = NULL;
 }
 
 int cmd_audit(int argc, char **argv)
@@ -336,8 +489,8 @@ int cmd_audit(int argc, char **argv)
 	    {},
 	};
 	struct audit a = {.pin_root = HV_PIN_ROOT};
-	struct hv_pindir pd = {.fd = -1};
-	struct json_object *out;
+	struct hv_privmount mounts = {};
+	struct json_object *host;
 	int c, rc;
 
 	optind = 1;
@@ -357,45 +510,37 @@ int cmd_audit(int argc, char **argv)
 			return HV_EXIT_ERROR;
 		}
 	}
+	if (optind < argc) {
+		hv_err("audit takes no arguments, got '%s' (see 'hvguard audit --help')",
+		       argv[optind]);
+		return HV_EXIT_ERROR;
+	}
 	rc = hv_preflight_audit();
 	if (rc)
 		return rc;
+	rc = mount_debugfs(&mounts);
+	if (rc)
+		goto cleanup;
 	a.vms = calloc(MAX_VMS, sizeof(*a.vms));
 	a.findings = json_object_new_array();
-	if (!a.vms) {
+	if (!a.vms || !a.findings) {
 		hv_err("out of memory");
-		return HV_EXIT_ERROR;
+		rc = HV_EXIT_ERROR;
+		goto cleanup;
 	}
-	find_vms(&a);
-	for (int i = 0; i < a.nr_vms; i++)
-		read_debugfs(&a.vms[i]);
-	/* Read only, never locked: audit runs beside a daemon. */
-	if (!hv_pindir_peek(&pd, a.pin_root))
-		a.pin_at = pd.at;
-	read_records(&a);
-	for (int i = 0; i < a.nr_vms; i++) {
-		check_record(&a, &a.vms[i], check_debugfs_offsets(&a, &a.vms[i]));
-	}
-	if (a.json) {
-		struct json_object *vms = json_object_new_array();
-
-		out = json_object_new_object();
-		json_object_object_add(out, "type", json_object_new_string("audit"));
-		json_object_object_add(out, "version", json_object_new_string(HVGUARD_VERSION));
-		for (int i = 0; i < a.nr_vms; i++)
-			json_object_array_add(vms, vm_json(&a.vms[i]));
-		json_object_object_add(out, "vms", vms);
-		json_object_object_add(out, "findings", json_object_get(a.findings));
-		json_object_object_add(out, "violations", json_object_new_int(a.violations));
-		json_object_object_add(out, "pinned_state",
-				       json_object_new_boolean(a.pinned_state));
-		printf("%s\n", json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN));
-		json_object_put(out);
-	} else {
-		print_text(&a);
-	}
-	hv_pindir_close(&pd);
+	host = hv_host_probe(&mounts);
+	audit_vms(&a);
+	if (a.json)
+		print_json(&a, host);
+	else
+		print_text(&a, host);
+	json_object_put(host);
+	rc = a.violations ? HV_EXIT_VIOLATIONS : HV_EXIT_OK;
+cleanup:
+	hv_privmount_release(&mounts);
+	for (int i = 0; a.vms && i < a.nr_vms; i++)
+		free(a.vms[i].vcpus);
 	json_object_put(a.findings);
 	free(a.vms);
-	return a.violations ? HV_EXIT_VIOLATIONS : HV_EXIT_OK;
+	return rc;
 }

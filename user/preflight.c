@@ -20,7 +20,6 @@
 #endif
 #define TRACEFS_MAGIC 0x74726163
 #define BPF_FS_MAGIC  0xcafe4a11
-#define DEBUGFS_MAGIC 0x64626720
 
 bool hv_has_cap(int cap)
 {
@@ -64,16 +63,11 @@ static int need_root(void)
 	return HV_EXIT_OK;
 }
 
-/* audit reads /proc of every process, KVM's debugfs and the pinned state. */
+/* audit reads /proc of every process, KVM's debugfs and the pinned state;
+ * it mounts what it needs itself, for its own use only (privmount.h). */
 int hv_preflight_audit(void)
 {
-	int rc = need_root();
-
-	if (rc)
-		return rc;
-	if (ensure_mounted("debugfs", "/sys/kernel/debug", DEBUGFS_MAGIC, NULL))
-		return HV_EXIT_NOFS;
-	return HV_EXIT_OK;
+	return need_root();
 }
 
 int hv_preflight(bool need_ptrace, bool want_bpffs)

@@ -1031,6 +1031,18 @@ static struct bpf_object *xen_object(void)
 	return skel ? skel->obj : NULL;
 }
 
+/* hv_family.prog_names: opened only, never loaded. */
+static void xen_prog_names(void (*fn)(const char *name, void *arg), void *arg)
+{
+	struct xen_bpf *obj = xen_bpf__open();
+	struct bpf_program *p;
+
+	if (!obj)
+		return;
+	bpf_object__for_each_program(p, obj->obj) fn(bpf_program__name(p), arg);
+	xen_bpf__destroy(obj);
+}
+
 struct hv_family hv_xen_family = {
     .name = "xen",
     .present = xen_present,
@@ -1041,6 +1053,7 @@ struct hv_family hv_xen_family = {
     .unload = xen_unload,
     .reload = xen_reload,
     .object = xen_object,
+    .prog_names = xen_prog_names,
     /* Set by load to the tier attached: "fentry" (the drivers' own
      * functions) or "syscalls" (deny adds BPF LSM or fmod_ret either way). */
     .hooks = "syscalls",

@@ -103,6 +103,32 @@ check "run as an unprivileged user: exit 3 and what to do" 3 $? "$tmp/out" "need
 setpriv --reuid=65534 --regid=65534 --clear-groups $HV audit >"$tmp/out" 2>&1
 check "audit as an unprivileged user: exit 3" 3 $? "$tmp/out" "needs root"
 
+# audit takes no argument: one is refused by name, before the root check.
+for args in "stray" "--json stray" "stray --json" "--pin-dir /sys/fs/bpf/hvguard x y"; do
+	# shellcheck disable=SC2086 # word splitting wanted
+	setpriv --reuid=65534 --regid=65534 --clear-groups $HV audit $args >"$tmp/out" 2>&1
+	st=$?
+	arg=${args##* }
+	[ "$args" = "stray --json" ] && arg=stray
+	[ "$arg" = y ] && arg=x
+	check "audit $args: the argument '$arg' is refused (exit 2), pointing at --help" 2 $st \
+		"$tmp/out" "takes no arguments, got '$arg' \(see 'hvguard audit --help'\)"
+done
+
+# audit --help gives every exit status audit can return, as README says them.
+$HV audit --help >"$tmp/out" 2>&1
+check "audit --help exits 0 and lists its exit statuses" 0 $? "$tmp/out" "^Exit status:"
+for code in 0 1 2 3 5; do
+	check "audit --help says what exit $code means" 0 0 "$tmp/out" "^  $code  [a-z]"
+done
+codes=$(grep -E '^  [0-9]  ' "$tmp/out" | awk '{print $1}' | tr '\n' ' ')
+if [ "$codes" = "0 1 2 3 5 " ]; then
+	echo "ok - audit --help lists exactly the exit statuses audit returns (0 1 2 3 5)"
+else
+	echo "not ok - audit --help lists exactly the exit statuses audit returns # got: $codes"
+	failed=1
+fi
+
 setpriv --bounding-set -sys_ptrace --inh-caps -sys_ptrace $HV run --correct >"$tmp/out" 2>&1
 check "--correct without CAP_SYS_PTRACE is refused at start" 3 $? "$tmp/out" "correcting writes .* need CAP_SYS_PTRACE"
 

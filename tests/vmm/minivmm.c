@@ -21,6 +21,7 @@
  * Usage: minivmm SCENARIO [N] [--pause-ms N] [--cycles N] [--vcpus N]
  *                 [--hold-ms N] [--tsc-delta CYCLES] [--flood-ms N]
  *                 [--vcpu-id-stride S]
+ *                 [--last-vcpu-id ID]
  *                 [--traced-as NAME]
  *                 [-name NAME]
  *        minivmm --list | --help
@@ -73,7 +74,8 @@
 #define GUEST_MEM_SIZE		0x10000
 #define CODE_GPA		0x1000
 #define PVTI_GPA		0x3000	/* one 32-byte PVTI per vCPU, one page */
-#define MAX_VCPUS		64
+#define MAX_VCPUS		128	/* audit is tested past 64 */
+#define MAX_VCPU_ID		1023	/* below KVM's KVM_MAX_VCPU_IDS on x86 */
 
 #define PORT_TSC_LO		0x10
 #define PORT_TSC_HI		0x11
@@ -99,7 +101,8 @@
 
 /* KVM takes host TSC writes within ~1 s of the expected value for a sync. */
 #define TSC_FAR_SECONDS		5
-/* vcpu-mismatch: vCPU 1 runs this far ahead of vCPU 0. */
+/* vcpu-mismatch: vCPU 1 (vcpu-mismatch-last: the last) runs this far ahead
+ * of vCPU 0. */
 #define MISMATCH_CYCLES		1000000000ULL
 /* migrate-in: the "source host" state, arbitrary but large. */
 #define MIGRATE_TSC		(1ULL << 48)
@@ -166,7 +169,8 @@ struct sample {
 
 struct vcpu {
 	int fd;
-	int id;
+	int id;			/* its index: messages, its PVTI */
+	int kvm_id;		/* KVM_CREATE_VCPU's argument (--last-vcpu-id) */
 	struct kvm_run *run;
 	volatile struct pvti *pvti;
 	uint32_t tsc_lo;
@@ -204,6 +208,7 @@ struct opts {
 	const char *traced_as;	/* a tracer child that names itself so */
 	int vcpus;		/* 0: the scenario's default */
 	int nvms;		/* 0: the scenario's default */
+	int last_vcpu_id;	/* 0: the last vCPU's index */
 };
 
 struct scenario;
@@ -242,6 +247,7 @@ enum op {
 	OP_SET_TSC_FAR,		/* KVM_SET_MSRS{TSC = saved - 5 s}, per vCPU */
 	OP_SET_TSC_KHZ_OTHER,	/* KVM_SET_TSC_KHZ(current - 1000) on vCPU 0 */
 	OP_TSC_OFFSET_SKEW,	/* TSC_OFFSET attr: vCPU 0 = its own, vCPU 1 ahead */
+	OP_TSC_OFFSET_SKEW_LAST, /* TSC_OFFSET attr: all = vCPU 0's, the last ahead */
 	OP_MIGRATE_TSC,		/* KVM_SET_MSRS{TSC = MIGRATE_TSC}, per vCPU */
 	OP_MIGRATE_CLOCK,	/* KVM_SET_CLOCK{MIGRATE_CLOCK_NS, flags 0} */
 	OP_GUEST_TSC_WRITE,	/* vCPU 0's guest does wrmsr(IA32_TSC) once */
@@ -357,6 +363,12 @@ static const struct scenario scenarios[] = {
 		.help = "2 vCPUs given different TSC offsets before the first run",
 		.vcpus = 2,
 		.script = { OP_TSC_OFFSET_SKEW, OP_RUN },
+	},
+	{
+		.name = "vcpu-mismatch-last",
+		.help = "--vcpus N (default 2) given vCPU 0's TSC offset, the last one ahead",
+		.vcpus = 2,
+		.script = { OP_TSC_OFFSET_SKEW_LAST, OP_RUN },
 	},
 	{
 		.name = "migrate-in",
@@ -682,9 +694,11 @@ static int vcpu_create(struct ctx *c, struct vm *vm, int id)
 	unsigned long kvm_id = (unsigned long)id * c->opt.vcpu_id_stride;
 
 	v->id = id;
-	v->fd = kvm_ioctl(vm->fd, KVM_CREATE_VCPU, (void *)kvm_id);
+	v->kvm_id = id == vm->nvcpus - 1 && c->opt.last_vcpu_id ? c->opt.last_vcpu_id
+								       : (int)kvm_id;
+	v->fd = kvm_ioctl(vm->fd, KVM_CREATE_VCPU, (void *)(uintptr_t)v->kvm_id);
 	if (v->fd < 0)
-		return sys_fail("vm %d: KVM_CREATE_VCPU %lu", vm->index, kvm_id);
+		return sys_fail("vm %d: KVM_CREATE_VCPU %d", vm->index, v->kvm_id);
 	run = mmap(NULL, c->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		   v->fd, 0);
 	if (run == MAP_FAILED)
@@ -995,6 +1009,29 @@ static int op_tsc_offset_skew(struct ctx *c, struct vm *vm)
 	return 0;
 }
 
+/* Every vCPU set, so that exactly one, the last, differs from the rest. */
+static int op_tsc_offset_skew_last(struct ctx *c, struct vm *vm)
+{
+	int last = vm->nvcpus - 1, i;
+	uint64_t off0, off;
+
+	(void)c;
+	if (vm->nvcpus < 2)
+		return fail("vcpu-mismatch-last needs at least 2 vCPUs");
+	if (tsc_offset_attr(vm, &vm->vcpus[0], KVM_GET_DEVICE_ATTR, &off0))
+		return -1;
+	for (i = 0; i < vm->nvcpus; i++) {
+		off = i == last ? off0 + MISMATCH_CYCLES : off0;
+		if (tsc_offset_attr(vm, &vm->vcpus[i], KVM_SET_DEVICE_ATTR, &off))
+			return -1;
+	}
+	snprintf(vm->extra, sizeof(vm->extra),
+		 ",\"tsc_offset_vcpu0\":%" PRIu64 ",\"skewed_vcpu\":%d"
+		 ",\"tsc_offset_skewed\":%" PRIu64,
+		 off0, vm->vcpus[last].kvm_id, (uint64_t)(off0 + MISMATCH_CYCLES));
+	return 0;
+}
+
 static int op_migrate_tsc(struct ctx *c, struct vm *vm)
 {
 	static const uint32_t idx = MSR_IA32_TSC;
@@ -1086,6 +1123,7 @@ static const vm_op_fn vm_ops[OP_COUNT] = {
 	[OP_SET_TSC_FAR] = op_set_tsc_far,
 	[OP_SET_TSC_KHZ_OTHER] = op_set_tsc_khz_other,
 	[OP_TSC_OFFSET_SKEW] = op_tsc_offset_skew,
+	[OP_TSC_OFFSET_SKEW_LAST] = op_tsc_offset_skew_last,
 	[OP_MIGRATE_TSC] = op_migrate_tsc,
 	[OP_MIGRATE_CLOCK] = op_migrate_clock,
 	[OP_GUEST_TSC_WRITE] = op_guest_tsc_write,
@@ -1232,6 +1270,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: minivmm SCENARIO [N] [--pause-ms N] [--cycles N] [--vcpus N]\n"
 		"               [--hold-ms N] [--tsc-delta CYCLES] [--flood-ms N]\n"
+		"               [--last-vcpu-id ID]\n"
 		"       minivmm --list | --help\n"
 		"\n"
 		"Replays a real VMM's KVM ioctl sequence on a running real-mode guest\n"
@@ -1242,6 +1281,8 @@ static void usage(FILE *f)
 		"  --cycles N        pause/resume cycles (default 1)\n"
 		"  --vcpus N         vCPUs per VM (default: the scenario's, 1..%d)\n"
 		"  --hold-ms N       keep the VMs open N ms after the done line\n"
+		"  --last-vcpu-id ID the last vCPU's KVM id (default its index; ids may be\n"
+		"                    sparse, and past the 256 of hvguard's record)\n"
 		"  --tsc-delta C     guest-tsc-write: write rdtsc + C (default 0)\n"
 		"  --flood-ms N      guest-tsc-flood: how long the guest writes (default %d)\n"
 		"  --vcpu-id-stride S  vCPU i gets KVM id i*S (sparse ids, as APIC ids are)\n"
@@ -1298,7 +1339,7 @@ static int parse_s64(const char *opt, const char *s, int64_t *out)
 }
 
 enum { OPT_PAUSE = 256, OPT_CYCLES, OPT_VCPUS, OPT_HOLD, OPT_TSC_DELTA,
-       OPT_LIST, OPT_TRACED_AS, OPT_FLOOD, OPT_ID_STRIDE };
+       OPT_LIST, OPT_TRACED_AS, OPT_FLOOD, OPT_ID_STRIDE, OPT_LAST_VCPU_ID };
 
 static const struct option long_opts[] = {
 	{ "pause-ms", required_argument, NULL, OPT_PAUSE },
@@ -1310,6 +1351,7 @@ static const struct option long_opts[] = {
 	{ "traced-as", required_argument, NULL, OPT_TRACED_AS },
 	{ "flood-ms", required_argument, NULL, OPT_FLOOD },
 	{ "vcpu-id-stride", required_argument, NULL, OPT_ID_STRIDE },
+	{ "last-vcpu-id", required_argument, NULL, OPT_LAST_VCPU_ID },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1358,6 +1400,11 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 		case OPT_FLOOD:
 			if (parse_u64("--flood-ms", optarg, 1, 3600000, &c->opt.flood_ms))
 				return -1;
+			break;
+		case OPT_LAST_VCPU_ID:
+			if (parse_u64("--last-vcpu-id", optarg, 1, MAX_VCPU_ID, &v))
+				return -1;
+			c->opt.last_vcpu_id = v;
 			break;
 		case OPT_LIST:
 			list_scenarios();
