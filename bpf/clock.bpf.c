@@ -442,7 +442,15 @@ static __always_inline bool vm_quota_take(__u64 kvm)
 		if (!user || !non_root)
 			return false;
 	}
-	q = hv_vm_quota((const struct clock_config *)&cfg, uid, vmm->vms, user ? *user : 0, non_root ? *non_root : 0);
+	/* Read from cfg one by one: it is const volatile (set before load),
+	 * and a plain pointer to it would be folded to its zero initializer. */
+	struct hv_quotas limits = {
+	    .per_vmm = cfg.quotas.per_vmm,
+	    .per_user = cfg.quotas.per_user,
+	    .non_root = cfg.quotas.non_root,
+	};
+
+	q = hv_vm_quota(&limits, uid, vmm->vms, user ? *user : 0, non_root ? *non_root : 0);
 	if (q != HV_QUOTA_OK) {
 		__sync_fetch_and_add(&quota_refused[q], 1);
 		if (!vmm->refused && __sync_bool_compare_and_swap(&vmm->refused, 0, q))

@@ -245,9 +245,9 @@ static void describe_untracked(const struct clock_event *e, const char *comm,
 	const struct clock_config *cfg = &skel->rodata->cfg;
 	unsigned q = e->v[0] > 0 && e->v[0] < HV_QUOTA_COUNT ? e->v[0] : 0;
 	const long quota_limits[HV_QUOTA_COUNT] = {
-	    [HV_QUOTA_VMM] = cfg->vms_per_vmm,
-	    [HV_QUOTA_USER] = cfg->vms_per_user,
-	    [HV_QUOTA_NON_ROOT] = cfg->vms_non_root,
+	    [HV_QUOTA_VMM] = cfg->quotas.per_vmm,
+	    [HV_QUOTA_USER] = cfg->quotas.per_user,
+	    [HV_QUOTA_NON_ROOT] = cfg->quotas.non_root,
 	};
 
 	ADD(o, "quota", q ? json_object_new_string(quota_names[q]) : NULL);
@@ -502,9 +502,9 @@ static int configure(struct hv_ctx *ctx)
 	skel->rodata->cfg.kvm_vm_ioctl = addrs[0];
 	skel->rodata->cfg.kvm_vcpu_ioctl = addrs[1];
 	skel->rodata->cfg.kvm_dev_ioctl = addrs[2];
-	skel->rodata->cfg.vms_per_vmm = ctx->opts.vms_per_vmm ?: HV_VMS_PER_VMM;
-	skel->rodata->cfg.vms_per_user = ctx->opts.vms_per_user ?: HV_VMS_PER_USER;
-	skel->rodata->cfg.vms_non_root = HV_VMS_NON_ROOT;
+	skel->rodata->cfg.quotas.per_vmm = ctx->opts.vms_per_vmm ?: HV_VMS_PER_VMM;
+	skel->rodata->cfg.quotas.per_user = ctx->opts.vms_per_user ?: HV_VMS_PER_USER;
+	skel->rodata->cfg.quotas.non_root = HV_VMS_NON_ROOT;
 	for (int i = 0; i < HV_RULE_COUNT; i++) {
 		const struct hv_rule *r = &ctx->rules->rule[i];
 

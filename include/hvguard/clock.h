@@ -188,6 +188,14 @@ struct clock_event {
 	char comm[16];
 };
 
+/* The VM table's quotas in force (--max-vms-per-vmm, --max-vms-per-user). */
+struct hv_quotas {
+	__u32 per_vmm;
+	__u32 per_user;
+	__u32 non_root;
+	__u32 pad;
+};
+
 struct clock_config {
 	__u64 kvm_vm_ioctl;   /* addresses of the file_operations' unlocked_ioctl */
 	__u64 kvm_vcpu_ioctl; /* handlers: how a struct file is recognised as a */
@@ -196,10 +204,7 @@ struct clock_config {
 	__u32 enabled_mask;   /* 1 << enum hv_rule_id */
 	__u32 correct_mask;   /* rules whose violation freezes the VMM */
 	__s64 tolerance_ns[HV_RULE_COUNT];
-	__u32 vms_per_vmm;  /* the quotas in force (HV_VMS_* unless set) */
-	__u32 vms_per_user;
-	__u32 vms_non_root;
-	__u32 pad;
+	struct hv_quotas quotas; /* in force (HV_VMS_* unless set) */
 };
 
 enum vm_phase {

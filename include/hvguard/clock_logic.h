@@ -213,20 +213,20 @@ static __always_inline bool hv_flood_admit(struct hv_flood *f, __u64 now, __u64 
 
 /*
  * May a VMM process of this user have one more VM tracked (clock.h, the
- * quotas in force in cfg)? vmm_vms, user_vms and non_root_vms are what its
+ * quotas in force)? vmm_vms, user_vms and non_root_vms are what its
  * process, its user and all non-root users hold now.
  */
-static __always_inline enum hv_quota hv_vm_quota(const struct clock_config *cfg, __u32 uid,
+static __always_inline enum hv_quota hv_vm_quota(const struct hv_quotas *q, __u32 uid,
 						 __u64 vmm_vms, __u64 user_vms,
 						 __u64 non_root_vms)
 {
-	if (vmm_vms >= cfg->vms_per_vmm)
+	if (vmm_vms >= q->per_vmm)
 		return HV_QUOTA_VMM;
 	if (uid == 0)
 		return HV_QUOTA_OK;
-	if (user_vms >= cfg->vms_per_user)
+	if (user_vms >= q->per_user)
 		return HV_QUOTA_USER;
-	if (non_root_vms >= cfg->vms_non_root)
+	if (non_root_vms >= q->non_root)
 		return HV_QUOTA_NON_ROOT;
 	return HV_QUOTA_OK;
 }

@@ -245,12 +245,12 @@ static void test_flood_slow_writer_sends_all(void **state)
  * users together for everyone but root. */
 static void test_vm_quota(void **state)
 {
-	const struct clock_config c = {
-	    .vms_per_vmm = HV_VMS_PER_VMM,
-	    .vms_per_user = HV_VMS_PER_USER,
-	    .vms_non_root = HV_VMS_NON_ROOT,
+	const struct hv_quotas q = {
+	    .per_vmm = HV_VMS_PER_VMM,
+	    .per_user = HV_VMS_PER_USER,
+	    .non_root = HV_VMS_NON_ROOT,
 	};
-	const struct clock_config *cfg = &c;
+	const struct hv_quotas *cfg = &q;
 	(void)state;
 	assert_int_equal(hv_vm_quota(cfg, 0, 0, 0, 0), HV_QUOTA_OK);
 	assert_int_equal(hv_vm_quota(cfg, 0, HV_VMS_PER_VMM - 1, 0, 0), HV_QUOTA_OK);
