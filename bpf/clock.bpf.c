@@ -33,6 +33,8 @@ __u64 kvm_ioctls_seen = 0;
 __u64 pvclock_updates_seen = 0;
 __u64 tsc_writes_seen = 0;
 __u64 unattributed_tsc_writes = 0;
+/* Events of vCPUs past the HV_MAX_VCPUS slots of their VM (not tracked). */
+__u64 vcpus_untracked = 0;
 /* Inserts refused because a map was full, by map (enum hv_clock_map): a
  * full table is counted and reported, never silent. */
 __u64 map_full[HV_CLOCK_MAP_COUNT] = {};
@@ -108,6 +110,14 @@ struct {
 	__type(value, struct correction_probe);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_correcting SEC(".maps");
+
+/* The slot search's result (see clock_logic.h: not on the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s32);
+} hv_clock_slot SEC(".maps");
 
 /* The mismatch walk's result (see clock_logic.h: not on the stack). */
 struct {
@@ -561,6 +571,53 @@ static long mismatch_step_cb(__u32 i, void *ctx)
 	return hv_mismatch_step(i, ctx);
 }
 
+static long slot_step_cb(__u32 i, void *ctx)
+{
+	return hv_slot_step(i, ctx);
+}
+
+/*
+ * The slot of vCPU id in vm's per-vCPU arrays (clock.h), taking the next
+ * free one for a vCPU seen first: its own id when the ids are dense, so
+ * the search runs only for sparse ids. -1 past HV_MAX_VCPUS vCPUs: such a
+ * vCPU is not tracked (counted), never folded onto another's slot.
+ */
+static __always_inline int vcpu_slot(struct vm_state *vm, __u32 id)
+{
+	struct hv_slot_search s = {.vm = vm, .id = id};
+	__u32 zero = 0, n, at = id;
+
+	/* Masked, not only compared: the compare is on a 32-bit copy the
+	 * verifier does not carry over to the 64-bit index, and the barrier
+	 * keeps clang from dropping a mask it knows to be a no-op. */
+	barrier_var(at);
+	at &= HV_MAX_VCPUS - 1;
+	if (id < HV_MAX_VCPUS && vm->vcpu_ids[at] == id + 1)
+		return id;
+	s.slot = bpf_map_lookup_elem(&hv_clock_slot, &zero);
+	if (!s.slot)
+		return -1;
+	*s.slot = -1;
+	bpf_loop(HV_MAX_VCPUS, slot_step_cb, &s, 0);
+	if (*s.slot >= 0)
+		return *s.slot % HV_MAX_VCPUS;
+	n = __sync_fetch_and_add(&vm->nr_vcpus, 1);
+	if (n >= HV_MAX_VCPUS) {
+		vm->nr_vcpus = HV_MAX_VCPUS;
+		__sync_fetch_and_add(&vcpus_untracked, 1);
+		return -1;
+	}
+	barrier_var(n);
+	vm->vcpu_ids[n & (HV_MAX_VCPUS - 1)] = id + 1;
+	return n;
+}
+
+/* The id of the vCPU in slot (for people: alerts name vCPU ids). */
+static __always_inline __s32 slot_vcpu_id(const struct vm_state *vm, __u32 slot)
+{
+	return (__s32)vm->vcpu_ids[slot % HV_MAX_VCPUS] - 1;
+}
+
 /* vcpu-tsc-mismatch, checked at the first KVM_RUN after a host TSC write:
  * QEMU writes vCPUs one at a time, so only then is the set complete. */
 static __always_inline void check_mismatch(__u64 kvm)
@@ -585,12 +642,12 @@ static __always_inline void check_mismatch(__u64 kvm)
 	bpf_loop(HV_MAX_VCPUS, mismatch_step_cb, &w, 0);
 	if (!r->different)
 		return;
-	e = reserve_alert(HV_RULE_VCPU_TSC_MISMATCH, kvm, vm, r->bad_vcpu);
+	e = reserve_alert(HV_RULE_VCPU_TSC_MISMATCH, kvm, vm, slot_vcpu_id(vm, r->bad_vcpu));
 	if (!e)
 		return;
 	e->v[EV_MM_OFFSET] = vm->tsc_offset[r->bad_vcpu % HV_MAX_VCPUS];
 	e->v[EV_MM_REF_OFFSET] = r->ref_offset;
-	e->v[EV_MM_REF_VCPU] = r->ref_vcpu;
+	e->v[EV_MM_REF_VCPU] = slot_vcpu_id(vm, r->ref_vcpu);
 	e->v[EV_MM_NR_DIFFERENT] = r->different;
 	e->v[EV_MM_NR_VCPUS] = vm->nr_vcpus;
 	freeze_for_correction(e, vm, HV_RULE_VCPU_TSC_MISMATCH);
@@ -709,7 +766,6 @@ static __always_inline void on_created(long ret, __u32 cmd, struct thread_ctx *t
 {
 	struct clock_globals *g = globals();
 	struct hv_kvm_fd t;
-	struct vm_state *vm;
 
 	if (!g || ret < 0)
 		return;
@@ -718,11 +774,9 @@ static __always_inline void on_created(long ret, __u32 cmd, struct thread_ctx *t
 		if (resolve_kvm_fd((unsigned int)ret, &t) || t.kind != KVM_FILE_VM)
 			return;
 		vm_init(t.kvm);
-		return;
 	}
-	vm = vm_get(tc->kvm);
-	if (vm && tc->arg < HV_MAX_VCPUS && tc->arg + 1 > vm->nr_vcpus)
-		vm->nr_vcpus = tc->arg + 1;
+	/* A new vCPU's slot is taken at KVM's first write of its TSC offset,
+	 * inside KVM_CREATE_VCPU (vcpu_slot()). */
 }
 
 /* kvmclock-jump, from either tier: the offset moved from before to after;
@@ -887,13 +941,13 @@ static __always_inline void alert_tsc_offset(const struct kvm_call *c, struct vm
  * the guest's MSR write (kvm_msr) after applying it, during the handling
  * of the same exit: the exit count pairs the two events. */
 static __always_inline void guest_offset_write(const struct kvm_call *c, struct vm_state *vm,
-					       __u32 vcpu_id, __s64 before, __s64 after)
+					       __u32 vcpu_id, __u32 idx, __s64 before, __s64 after)
 {
 	struct kvm_vcpu *vcpu = c->vcpu;
 	struct thread_ctx *tc;
 	__u64 exits = BPF_CORE_READ(vcpu, stat.exits);
 
-	hv_bit_set(vm->tsc_guest, vcpu_id % HV_MAX_VCPUS, true);
+	hv_bit_set(vm->tsc_guest, idx, true);
 	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0,
 				  BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!tc)
@@ -916,7 +970,8 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	struct vm_state *vm;
 	__s64 before, written = -1;
 	bool known, reset = false;
-	__u32 idx = vcpu_id % HV_MAX_VCPUS;
+	int slot;
+	__u32 idx;
 
 	__sync_fetch_and_add(&tsc_writes_seen, 1);
 	if (current_call(vcpu_id, &c)) {
@@ -926,8 +981,10 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	vm = vm_get(c.kvm);
 	if (!vm)
 		return 0;
-	if (vcpu_id < HV_MAX_VCPUS && vcpu_id + 1 > vm->nr_vcpus)
-		vm->nr_vcpus = vcpu_id + 1;
+	slot = vcpu_slot(vm, vcpu_id);
+	if (slot < 0)
+		return 0;
+	idx = slot % HV_MAX_VCPUS;
 	if (vm->phase == VM_SETUP && vcpu_has_run(c.vcpu))
 		vm->phase = VM_RUNNING;
 	known = hv_bit_test(vm->tsc_known, idx);
@@ -937,7 +994,7 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	vm->tsc_offset[idx] = (__s64)next;
 	hv_bit_set(vm->tsc_known, idx, true);
 	if (c.cmd == HV_KVM_RUN) {
-		guest_offset_write(&c, vm, vcpu_id, before, next);
+		guest_offset_write(&c, vm, vcpu_id, idx, before, next);
 		return 0;
 	}
 	if (c.cmd == HV_KVM_SET_MSRS)
@@ -1100,7 +1157,7 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	struct kvm_vcpu *vcpu;
 	struct vm_state *vm;
 	__s64 offset_now, tsc_offset, raw, residual;
-	__u32 idx = vcpu_id % HV_MAX_VCPUS;
+	int slot;
 
 	__sync_fetch_and_add(&pvclock_updates_seen, 1);
 	if (current_vm(vcpu_id, &c)) /* no ioctl needed: a clock update */
@@ -1113,7 +1170,10 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	if (bpf_probe_read_kernel(&fresh.pvti, sizeof(fresh.pvti), pvclock))
 		return 0;
 	offset_now = read_kvmclock_offset(c.kvm);
-	tsc_offset = vm->tsc_offset[idx];
+	/* A vCPU past the slots has no recorded offset: KVM's own is read. */
+	slot = vcpu_slot(vm, vcpu_id);
+	tsc_offset = slot >= 0 ? vm->tsc_offset[slot % HV_MAX_VCPUS]
+			       : BPF_CORE_READ(vcpu, arch.l1_tsc_offset);
 	key.kvm = c.kvm;
 	key.vcpu_id = vcpu_id;
 	st = bpf_map_lookup_elem(&hv_clock_vcpus, &key);

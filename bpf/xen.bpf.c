@@ -3,19 +3,22 @@
  * The Xen checker: proves that designated backend processes use gntdev grant
  * mappings and never privcmd foreign mappings, and stops them when told to.
  *
- * Detection runs on syscall tracepoints only (every kernel with BTF has them):
- * ioctl entry/exit on privcmd, gntdev and gntalloc files, mmap/munmap of
- * those files, and exec/fork/exit for who is a backend. Enforcement adds BPF
- * LSM programs (file_ioctl, mmap_file), loaded only where the daemon found
- * BPF LSM active; else the same bodies as fmod_ret programs on
- * security_file_ioctl/security_mmap_file (fentry-class, works where BPF LSM
- * is not in lsm=); where neither loads, "deny" degrades to "kill", which
- * stops the process but cannot stop the call already entered.
+ * Detection comes in two tiers, one loaded (userspace picks, see
+ * docs/hooks.md), both running the same bodies below:
+ * - fentry: fentry/fexit on the drivers' own ioctl and mmap file ops
+ *   (privcmd, gntdev, gntalloc) and on gntdev's vma close. Only calls into
+ *   those drivers run a program; nothing else on the host pays.
+ * - syscalls: the ioctl, mmap and munmap syscall tracepoints, for kernels
+ *   that refuse fentry. Enabling any syscall tracepoint puts every thread
+ *   of the host on the syscall slow path; every ioctl then pays the
+ *   type-byte compare ('P' or 'G') and every file mmap a compare on the fd.
+ * Both: exec/fork/exit for who is a backend (one hash lookup each).
  *
- * Cost model: every ioctl on the host passes the type-byte compare ('P' or
- * 'G'); only designated backends go further (one hash lookup), and only
- * their calls on Xen devices are decoded. mmap costs a compare on the fd for
- * everyone; exec and fork one hash lookup.
+ * Enforcement adds BPF LSM programs (file_ioctl, mmap_file), loaded only
+ * where the daemon found BPF LSM active; else the same bodies as fmod_ret
+ * programs on security_file_ioctl/security_mmap_file (fentry-class, works
+ * where BPF LSM is not in lsm=); where neither loads, "deny" degrades to
+ * "kill", which stops the process but cannot stop the call already entered.
  */
 #include "hvguard.bpf.h"
 
@@ -28,7 +31,13 @@ static __always_inline long hv_xen_read_user(void *dst, __u32 size, __u64 uptr)
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define EPERM 1
+#define EPERM	      1
+#define HV_PAGE_SHIFT 12
+#define HV_PF_EXITING 0x00000004 /* task->flags: in do_exit() */
+
+/* enum hv_xen_tier, set by userspace before load: which tier's programs
+ * are loaded (the deny programs report differently on each). */
+const volatile __u32 xen_tier = HV_XEN_TIER_SYSCALLS;
 
 /* Written by userspace before load and while running (module addresses
  * resolved late, rules reloaded). */
@@ -104,10 +113,15 @@ struct {
 	__type(value, struct pending);
 } xen_pending SEC(".maps");
 
-/* Scratch, off the 512-byte stack: slot 0 syscall entries, 1 LSM hooks. */
+/* Scratch, off the 512-byte stack: slot 0 syscall tracepoints and exec,
+ * 1 LSM hooks, 2 the driver hooks of the fentry tier. Trampoline programs
+ * run with migration, not preemption, disabled: a slot of their own keeps a
+ * tracepoint on the same CPU from writing over one preempted midway. */
+enum { SLOT_TRACEPOINT, SLOT_DENY, SLOT_DRIVER, SLOT_COUNT };
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, SLOT_COUNT);
 	__type(key, __u32);
 	__type(value, struct pending);
 } xen_scratch SEC(".maps");
@@ -130,6 +144,12 @@ static __always_inline void stat_inc(__u32 which)
 static __always_inline struct pending *scratch(__u32 slot)
 {
 	return bpf_map_lookup_elem(&xen_scratch, &slot);
+}
+
+/* The slot of the detection bodies, by tier (decided at load). */
+static __always_inline struct pending *body_scratch(void)
+{
+	return scratch(xen_tier == HV_XEN_TIER_FENTRY ? SLOT_DRIVER : SLOT_TRACEPOINT);
 }
 
 static __always_inline struct hv_xen_backend *current_backend(void)
@@ -264,43 +284,36 @@ static __always_inline void forget(__u64 id)
 		__sync_fetch_and_add(&xen_inflight, -1);
 }
 
-SEC("tp/syscalls/sys_enter_ioctl")
-int xen_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	__u32 cmd = (__u32)ctx->args[1], type = HV_IOC_TYPE(cmd);
-	struct hv_xen_backend *be;
-	struct pending *p;
-	__u8 dev;
+/* --- the bodies both tiers run ------------------------------------------ */
 
-	if (type != HV_IOC_TYPE_PRIVCMD && type != HV_IOC_TYPE_GNT)
-		return 0;
-	be = current_backend();
-	if (!be)
-		return 0;
-	dev = classify_fd((int)ctx->args[0]);
-	if (dev == HV_XEN_DEV_NONE)
-		return 0;
-	p = scratch(0);
+static __always_inline void emit_bad_argument(const struct hv_xen_call *call)
+{
+	struct hv_xen_event *e = event_new(HV_XEN_EV_BADARG);
+
+	if (!e)
+		return;
+	__builtin_memcpy(&e->call, call, sizeof(e->call));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* A backend's ioctl on a Xen device, before the driver runs. */
+static __always_inline void ioctl_enter(struct hv_xen_backend *be, __u8 dev, __u32 cmd, __u64 arg)
+{
+	struct pending *p = body_scratch();
+
 	if (!p)
-		return 0;
+		return;
 	stat_inc(HV_XEN_STAT_IOCTLS);
 	p->kind = PEND_IOCTL;
 	p->emitted = 0;
 	p->index = p->addr = p->len = 0;
-	hv_xen_decode(&p->call, dev, cmd, ctx->args[2]);
-	if (p->call.flags & HV_XEN_F_UNREADABLE) {
-		struct hv_xen_event *e = event_new(HV_XEN_EV_BADARG);
-
-		if (e) {
-			__builtin_memcpy(&e->call, &p->call, sizeof(e->call));
-			bpf_ringbuf_submit(e, 0);
-		}
-	}
+	hv_xen_decode(&p->call, dev, cmd, arg);
+	if (p->call.flags & HV_XEN_F_UNREADABLE)
+		emit_bad_argument(&p->call);
 	judge(p, be);
 	if ((p->rule >= 0 && !p->emitted) || p->call.op == HV_XEN_OP_GNTDEV_MAP_GRANT_REF ||
 	    p->call.op == HV_XEN_OP_GNTDEV_UNMAP_GRANT_REF)
 		remember(p);
-	return 0;
 }
 
 static __always_inline void grant_reserved(struct pending *p, struct hv_xen_backend *be)
@@ -347,8 +360,9 @@ static __always_inline void grant_released(struct pending *p, struct hv_xen_back
 	emit_grant(HV_XEN_GRANT_UNMAP, p, p->call.addr, addr, 0);
 }
 
-SEC("tp/syscalls/sys_exit_ioctl")
-int xen_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
+/* The ioctl remembered at entry, on its way back with the driver's answer
+ * (the syscall's on the syscalls tier: the same but for ENOIOCTLCMD). */
+static __always_inline void ioctl_exit(__s64 ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct hv_xen_backend *be;
@@ -356,39 +370,27 @@ int xen_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 
 	p = recall(id, PEND_IOCTL);
 	if (!p)
-		return 0;
+		return;
 	if (p->rule >= 0 && !p->emitted)
-		emit_violation(p, ctx->ret);
+		emit_violation(p, ret);
 	be = current_backend();
-	if (be && ctx->ret == 0) {
+	if (be && ret == 0) {
 		if (p->call.op == HV_XEN_OP_GNTDEV_MAP_GRANT_REF)
 			grant_reserved(p, be);
 		else if (p->call.op == HV_XEN_OP_GNTDEV_UNMAP_GRANT_REF)
 			grant_released(p, be);
 	}
 	forget(id);
-	return 0;
 }
 
-/* mmap(addr, len, prot, flags, fd, off) */
-SEC("tp/syscalls/sys_enter_mmap")
-int xen_mmap_enter(struct trace_event_raw_sys_enter *ctx)
+/* A backend's mmap of privcmd or gntdev, before the mapping is made:
+ * offset in bytes (gntdev: the reservation's index), len in bytes. */
+static __always_inline void mmap_enter(struct hv_xen_backend *be, __u8 dev, __u64 offset, __u64 len)
 {
-	struct hv_xen_backend *be;
-	struct pending *p;
-	__u8 dev;
+	struct pending *p = body_scratch();
 
-	if ((int)ctx->args[4] < 0)
-		return 0; /* anonymous: nearly every mmap */
-	be = current_backend();
-	if (!be)
-		return 0;
-	dev = classify_fd((int)ctx->args[4]);
-	if (dev != HV_XEN_DEV_GNTDEV && dev != HV_XEN_DEV_PRIVCMD)
-		return 0;
-	p = scratch(0);
 	if (!p)
-		return 0;
+		return;
 	__builtin_memset(&p->call, 0, sizeof(p->call));
 	p->call.dev = dev;
 	p->call.op = HV_XEN_OP_MMAP;
@@ -396,18 +398,17 @@ int xen_mmap_enter(struct trace_event_raw_sys_enter *ctx)
 	p->call.bad_domid = HV_XEN_DOMID_NONE;
 	p->kind = PEND_MMAP;
 	p->emitted = 0;
-	p->index = ctx->args[5];
-	p->len = ctx->args[1];
+	p->index = offset;
+	p->len = len;
 	p->addr = 0;
 	p->call.count = p->len / 4096;
 	judge(p, be);
 	if (dev == HV_XEN_DEV_GNTDEV || (p->rule >= 0 && !p->emitted))
 		remember(p);
-	return 0;
 }
 
-SEC("tp/syscalls/sys_exit_mmap")
-int xen_mmap_exit(struct trace_event_raw_sys_exit *ctx)
+/* The same mmap done: err 0 or -errno, addr the mapping's start when 0. */
+static __always_inline void mmap_exit(__s64 err, __u64 addr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct hv_xen_grant_key key = {.tgid = id >> 32};
@@ -417,17 +418,16 @@ int xen_mmap_exit(struct trace_event_raw_sys_exit *ctx)
 
 	p = recall(id, PEND_MMAP);
 	if (!p)
-		return 0;
+		return;
 	if (p->rule >= 0 && !p->emitted) {
-		p->addr = ctx->ret >= 0 ? (__u64)ctx->ret : 0;
-		emit_violation(p, ctx->ret < 0 ? ctx->ret : 0);
+		p->addr = err ? 0 : addr;
+		emit_violation(p, err);
 	}
 	be = current_backend();
 	key.index = p->index;
 	g = bpf_map_lookup_elem(&xen_grants, &key);
-	/* User addresses are positive as a long; errors are -4095..-1. */
-	if (be && g && p->call.dev == HV_XEN_DEV_GNTDEV && ctx->ret >= 0) {
-		struct hv_xen_addr_key ak = {.tgid = key.tgid, .addr = (__u64)ctx->ret};
+	if (be && g && p->call.dev == HV_XEN_DEV_GNTDEV && !err) {
+		struct hv_xen_addr_key ak = {.tgid = key.tgid, .addr = addr};
 		__u64 index = p->index;
 
 		g->state = HV_XEN_GRANT_MAPPED;
@@ -443,25 +443,22 @@ int xen_mmap_exit(struct trace_event_raw_sys_exit *ctx)
 		emit_grant(HV_XEN_GRANT_MMAP, p, index, ak.addr, 0);
 	}
 	forget(id);
-	return 0;
 }
 
-/* munmap(addr, len): only mappings we saw made. */
-SEC("tp/syscalls/sys_enter_munmap")
-int xen_munmap_enter(struct trace_event_raw_sys_enter *ctx)
+/* An unmap of addr: only of mappings we saw made. The record to carry it,
+ * or NULL when addr is not the start of one. */
+static __always_inline struct pending *munmap_prepare(__u32 tgid, __u64 addr, __u64 len)
 {
-	struct hv_xen_addr_key ak = {.tgid = hv_current_tgid(), .addr = ctx->args[0]};
+	struct hv_xen_addr_key ak = {.tgid = tgid, .addr = addr};
 	struct pending *p;
 	__u64 *index;
 
-	if (!current_backend())
-		return 0;
 	index = bpf_map_lookup_elem(&xen_grant_addrs, &ak);
 	if (!index)
-		return 0;
-	p = scratch(0);
+		return NULL;
+	p = body_scratch();
 	if (!p)
-		return 0;
+		return NULL;
 	__builtin_memset(&p->call, 0, sizeof(p->call));
 	p->call.dev = HV_XEN_DEV_GNTDEV;
 	p->call.domid = HV_XEN_DOMID_NONE;
@@ -469,9 +466,101 @@ int xen_munmap_enter(struct trace_event_raw_sys_enter *ctx)
 	p->rule = -1;
 	p->emitted = 0;
 	p->index = *index;
-	p->addr = ak.addr;
-	p->len = ctx->args[1];
-	remember(p);
+	p->addr = addr;
+	p->len = len;
+	return p;
+}
+
+/* The mapping in p is gone (a munmap that succeeded, or its vma closed). */
+static __always_inline void grant_munmapped(struct pending *p, struct hv_xen_backend *be,
+					    __u32 tgid)
+{
+	struct hv_xen_grant_key key = {.tgid = tgid, .index = p->index};
+	struct hv_xen_addr_key ak = {.tgid = tgid, .addr = p->addr};
+	struct hv_xen_grant *g = bpf_map_lookup_elem(&xen_grants, &key);
+
+	bpf_map_delete_elem(&xen_grant_addrs, &ak);
+	__sync_fetch_and_add(&be->ops[HV_XEN_GRANT_MUNMAP], 1);
+	if (g && g->state == HV_XEN_GRANT_MAPPED) {
+		g->state = HV_XEN_GRANT_UNMAPPED;
+		__sync_fetch_and_add(&be->mapped, -1);
+	}
+	if (g) {
+		p->call.count = g->count;
+		p->call.domid = g->domid;
+		p->call.refs[0] = g->first_ref;
+		p->call.n_refs = 1;
+	}
+	emit_grant(HV_XEN_GRANT_MUNMAP, p, p->index, p->addr, 0);
+}
+
+/* --- syscalls tier: every thread of the host pays ----------------------- */
+
+SEC("tp/syscalls/sys_enter_ioctl")
+int xen_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 cmd = (__u32)ctx->args[1], type = HV_IOC_TYPE(cmd);
+	struct hv_xen_backend *be;
+	__u8 dev;
+
+	if (type != HV_IOC_TYPE_PRIVCMD && type != HV_IOC_TYPE_GNT)
+		return 0;
+	be = current_backend();
+	if (!be)
+		return 0;
+	dev = classify_fd((int)ctx->args[0]);
+	if (dev != HV_XEN_DEV_NONE)
+		ioctl_enter(be, dev, cmd, ctx->args[2]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_ioctl")
+int xen_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	ioctl_exit(ctx->ret);
+	return 0;
+}
+
+/* mmap(addr, len, prot, flags, fd, off) */
+SEC("tp/syscalls/sys_enter_mmap")
+int xen_mmap_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct hv_xen_backend *be;
+	__u8 dev;
+
+	if ((int)ctx->args[4] < 0)
+		return 0; /* anonymous: nearly every mmap */
+	be = current_backend();
+	if (!be)
+		return 0;
+	dev = classify_fd((int)ctx->args[4]);
+	if (dev == HV_XEN_DEV_GNTDEV || dev == HV_XEN_DEV_PRIVCMD)
+		mmap_enter(be, dev, ctx->args[5], ctx->args[1]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_mmap")
+int xen_mmap_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	/* User addresses are positive as a long; errors are -4095..-1. */
+	if (ctx->ret < 0)
+		mmap_exit(ctx->ret, 0);
+	else
+		mmap_exit(0, (__u64)ctx->ret);
+	return 0;
+}
+
+/* munmap(addr, len) */
+SEC("tp/syscalls/sys_enter_munmap")
+int xen_munmap_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct pending *p;
+
+	if (!current_backend())
+		return 0;
+	p = munmap_prepare(hv_current_tgid(), ctx->args[0], ctx->args[1]);
+	if (p)
+		remember(p);
 	return 0;
 }
 
@@ -479,35 +568,143 @@ SEC("tp/syscalls/sys_exit_munmap")
 int xen_munmap_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct hv_xen_grant_key key = {.tgid = id >> 32};
-	struct hv_xen_addr_key ak = {.tgid = id >> 32};
 	struct hv_xen_backend *be;
-	struct hv_xen_grant *g;
 	struct pending *p;
 
 	p = recall(id, PEND_MUNMAP);
 	if (!p)
 		return 0;
 	be = current_backend();
-	key.index = p->index;
-	g = bpf_map_lookup_elem(&xen_grants, &key);
-	if (be && ctx->ret == 0) {
-		ak.addr = p->addr;
-		bpf_map_delete_elem(&xen_grant_addrs, &ak);
-		__sync_fetch_and_add(&be->ops[HV_XEN_GRANT_MUNMAP], 1);
-		if (g && g->state == HV_XEN_GRANT_MAPPED) {
-			g->state = HV_XEN_GRANT_UNMAPPED;
-			__sync_fetch_and_add(&be->mapped, -1);
-		}
-		if (g) {
-			p->call.count = g->count;
-			p->call.domid = g->domid;
-			p->call.refs[0] = g->first_ref;
-			p->call.n_refs = 1;
-		}
-		emit_grant(HV_XEN_GRANT_MUNMAP, p, p->index, p->addr, 0);
-	}
+	if (be && ctx->ret == 0)
+		grant_munmapped(p, be, id >> 32);
 	forget(id);
+	return 0;
+}
+
+/* --- fentry tier: only calls into the Xen drivers pay ------------------- */
+
+/* The device is known from the function hooked: no file to classify. */
+static __always_inline void driver_ioctl(__u8 dev, __u32 cmd, __u64 arg)
+{
+	struct hv_xen_backend *be = current_backend();
+
+	if (be)
+		ioctl_enter(be, dev, cmd, arg);
+}
+
+SEC("fentry/privcmd_ioctl")
+int BPF_PROG(xen_drv_privcmd_ioctl, struct file *file, unsigned int cmd, unsigned long arg)
+{
+	driver_ioctl(HV_XEN_DEV_PRIVCMD, cmd, arg);
+	return 0;
+}
+
+SEC("fexit/privcmd_ioctl")
+int BPF_PROG(xen_drv_privcmd_ioctl_ret, struct file *file, unsigned int cmd, unsigned long arg,
+	     long ret)
+{
+	ioctl_exit(ret);
+	return 0;
+}
+
+SEC("fentry/gntdev_ioctl")
+int BPF_PROG(xen_drv_gntdev_ioctl, struct file *file, unsigned int cmd, unsigned long arg)
+{
+	driver_ioctl(HV_XEN_DEV_GNTDEV, cmd, arg);
+	return 0;
+}
+
+SEC("fexit/gntdev_ioctl")
+int BPF_PROG(xen_drv_gntdev_ioctl_ret, struct file *file, unsigned int cmd, unsigned long arg,
+	     long ret)
+{
+	ioctl_exit(ret);
+	return 0;
+}
+
+SEC("fentry/gntalloc_ioctl")
+int BPF_PROG(xen_drv_gntalloc_ioctl, struct file *file, unsigned int cmd, unsigned long arg)
+{
+	driver_ioctl(HV_XEN_DEV_GNTALLOC, cmd, arg);
+	return 0;
+}
+
+SEC("fexit/gntalloc_ioctl")
+int BPF_PROG(xen_drv_gntalloc_ioctl_ret, struct file *file, unsigned int cmd, unsigned long arg,
+	     long ret)
+{
+	ioctl_exit(ret);
+	return 0;
+}
+
+/* The driver's mmap file op runs with the vma already placed: its start is
+ * the address mmap(2) returns, vm_pgoff the offset it was given. */
+static __always_inline void driver_mmap(__u8 dev, struct vm_area_struct *vma)
+{
+	struct hv_xen_backend *be = current_backend();
+	__u64 start, end;
+
+	if (!be)
+		return;
+	start = BPF_CORE_READ(vma, vm_start);
+	end = BPF_CORE_READ(vma, vm_end);
+	mmap_enter(be, dev, BPF_CORE_READ(vma, vm_pgoff) << HV_PAGE_SHIFT, end - start);
+}
+
+static __always_inline void driver_mmap_ret(struct vm_area_struct *vma, int ret)
+{
+	mmap_exit(ret, ret ? 0 : BPF_CORE_READ(vma, vm_start));
+}
+
+SEC("fentry/privcmd_mmap")
+int BPF_PROG(xen_drv_privcmd_mmap, struct file *file, struct vm_area_struct *vma)
+{
+	driver_mmap(HV_XEN_DEV_PRIVCMD, vma);
+	return 0;
+}
+
+SEC("fexit/privcmd_mmap")
+int BPF_PROG(xen_drv_privcmd_mmap_ret, struct file *file, struct vm_area_struct *vma, int ret)
+{
+	driver_mmap_ret(vma, ret);
+	return 0;
+}
+
+SEC("fentry/gntdev_mmap")
+int BPF_PROG(xen_drv_gntdev_mmap, struct file *file, struct vm_area_struct *vma)
+{
+	driver_mmap(HV_XEN_DEV_GNTDEV, vma);
+	return 0;
+}
+
+SEC("fexit/gntdev_mmap")
+int BPF_PROG(xen_drv_gntdev_mmap_ret, struct file *file, struct vm_area_struct *vma, int ret)
+{
+	driver_mmap_ret(vma, ret);
+	return 0;
+}
+
+/* A gntdev mapping's vma goes away: munmap (whole or its start), mremap's
+ * move, exec, or the process's exit. At exit the mapping counts as still
+ * mapped, as on the syscalls tier, which sees no munmap there: the leak
+ * check at exit reports it so. */
+SEC("fentry/gntdev_vma_close")
+int BPF_PROG(xen_drv_gntdev_vma_close, struct vm_area_struct *vma)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct hv_xen_backend *be;
+	struct pending *p;
+	__u64 start;
+
+	if (task->flags & HV_PF_EXITING)
+		return 0;
+	be = current_backend();
+	if (!be)
+		return 0;
+	start = BPF_CORE_READ(vma, vm_start);
+	p = munmap_prepare(hv_current_tgid(), start, BPF_CORE_READ(vma, vm_end) - start);
+	if (p)
+		grant_munmapped(p, be, hv_current_tgid());
 	return 0;
 }
 
@@ -542,7 +739,7 @@ int xen_exec(struct trace_event_raw_sched_process_exec *ctx)
 
 	if (bpf_map_lookup_elem(&xen_backends, &tgid))
 		return 0; /* a backend stays one across exec */
-	p = scratch(0);
+	p = scratch(SLOT_TRACEPOINT);
 	if (!p)
 		return 0;
 	/* Scratch space for the keys: the comm, then the path. */
@@ -612,6 +809,21 @@ int xen_exit(void *ctx)
 	return 0;
 }
 
+/* On the fentry tier a call refused here never reaches the driver, so its
+ * hooks never see it: the deny program reports it itself, with the EPERM
+ * the caller gets. On the syscalls tier the syscall's exit reports it. */
+static __always_inline void report_denied(struct pending *p, struct hv_xen_backend *be, int rule)
+{
+	if (xen_tier != HV_XEN_TIER_FENTRY)
+		return;
+	p->rule = rule;
+	p->action = HV_XEN_ACT_DENY;
+	p->addr = p->len = 0;
+	__sync_fetch_and_add(&be->violations, 1);
+	stat_inc(HV_XEN_STAT_VIOLATIONS);
+	emit_violation(p, -EPERM);
+}
+
 /* Enforcement: the same decode and verdict, at the LSM hook that runs just
  * before the driver. The user structure is read again here; a caller that
  * rewrites it between this read and the driver's copy could slip a
@@ -633,7 +845,7 @@ static __always_inline int deny_ioctl(struct file *file, unsigned int cmd, unsig
 	dev = classify_file(file);
 	if (dev == HV_XEN_DEV_NONE)
 		return 0;
-	p = scratch(1);
+	p = scratch(SLOT_DENY);
 	if (!p)
 		return 0;
 	hv_xen_decode(&p->call, dev, cmd, arg);
@@ -641,27 +853,40 @@ static __always_inline int deny_ioctl(struct file *file, unsigned int cmd, unsig
 	if (rule < 0 || rule >= HV_RULE_COUNT || xen_cfg.action[rule] != HV_XEN_ACT_DENY)
 		return 0;
 	stat_inc(HV_XEN_STAT_DENIALS);
+	if (xen_tier == HV_XEN_TIER_FENTRY) {
+		stat_inc(HV_XEN_STAT_IOCTLS);
+		if (p->call.flags & HV_XEN_F_UNREADABLE)
+			emit_bad_argument(&p->call);
+	}
+	report_denied(p, be, rule);
 	return -EPERM;
 }
 
 static __always_inline int deny_mmap(struct file *file)
 {
 	struct hv_xen_backend *be = current_backend();
-	struct hv_xen_call call = {};
+	struct pending *p;
+	__u8 dev;
 	int rule;
 
 	if (!be)
 		return 0;
-	call.dev = classify_file(file);
-	if (call.dev != HV_XEN_DEV_PRIVCMD)
+	dev = classify_file(file);
+	if (dev != HV_XEN_DEV_PRIVCMD)
 		return 0;
-	call.op = HV_XEN_OP_MMAP;
-	call.domid = HV_XEN_DOMID_NONE;
-	call.bad_domid = HV_XEN_DOMID_NONE;
-	rule = hv_xen_verdict(&call, &xen_cfg);
+	p = scratch(SLOT_DENY);
+	if (!p)
+		return 0;
+	__builtin_memset(&p->call, 0, sizeof(p->call));
+	p->call.dev = dev;
+	p->call.op = HV_XEN_OP_MMAP;
+	p->call.domid = HV_XEN_DOMID_NONE;
+	p->call.bad_domid = HV_XEN_DOMID_NONE;
+	rule = hv_xen_verdict(&p->call, &xen_cfg);
 	if (rule < 0 || rule >= HV_RULE_COUNT || xen_cfg.action[rule] != HV_XEN_ACT_DENY)
 		return 0;
 	stat_inc(HV_XEN_STAT_DENIALS);
+	report_denied(p, be, rule);
 	return -EPERM;
 }
 

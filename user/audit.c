@@ -225,16 +225,19 @@ static void check_record(struct audit *a, const struct found_vm *vm, bool mismat
 		return;
 	if (!mismatch_found && hv_tsc_mismatch(&vm->record, &w)) {
 		struct json_object *f = json_object_new_object();
+		/* The walk gives slots; people read vCPU ids. */
+		int bad = (int)vm->record.vcpu_ids[w.bad_vcpu] - 1;
+		int ref = (int)vm->record.vcpu_ids[w.ref_vcpu] - 1;
 
-		json_object_object_add(f, "vcpu", json_object_new_int(w.bad_vcpu));
+		json_object_object_add(f, "vcpu", json_object_new_int(bad));
 		json_object_object_add(f, "offset",
 				       json_object_new_int64(vm->record.tsc_offset[w.bad_vcpu]));
 		json_object_object_add(f, "reference_offset", json_object_new_int64(w.ref_offset));
 		json_object_object_add(f, "source", json_object_new_string("hvguard-record"));
 		add_finding(a, vm, "vcpu-tsc-mismatch", HV_SEV_CRITICAL, f,
-			    "vCPU %u's last TSC offset KVM reported is %lld, vCPU %u's %lld "
+			    "vCPU %d's last TSC offset KVM reported is %lld, vCPU %d's %lld "
 			    "(%u differ)",
-			    w.bad_vcpu, (long long)vm->record.tsc_offset[w.bad_vcpu], w.ref_vcpu,
+			    bad, (long long)vm->record.tsc_offset[w.bad_vcpu], ref,
 			    (long long)w.ref_offset, w.different);
 	}
 	if (vm->frozen && hv_proc_state(vm->pid) == 'T')
@@ -269,13 +272,14 @@ static struct json_object *vm_json(const struct found_vm *vm)
 	json_object_object_add(o, "phase", json_object_new_string(phase_name(vm)));
 	for (int i = 0; i < vm->nr_vcpus; i++) {
 		struct json_object *c = json_object_new_object();
+		int slot = vm->have_record ? hv_vcpu_slot_of(&vm->record, i) : -1;
 
 		json_object_object_add(c, "vcpu", json_object_new_int(i));
 		json_object_object_add(c, "debugfs_tsc_offset",
 				       json_object_new_int64(vm->debugfs_offset[i]));
 		json_object_object_add(c, "recorded_tsc_offset",
-				       vm->have_record && hv_bit_test(vm->record.tsc_known, i)
-					   ? json_object_new_int64(vm->record.tsc_offset[i])
+				       slot >= 0 && hv_bit_test(vm->record.tsc_known, slot)
+					   ? json_object_new_int64(vm->record.tsc_offset[slot])
 					   : NULL);
 		json_object_array_add(v, c);
 	}

@@ -774,6 +774,7 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 	ADD(o, "pvclock_updates", json_object_new_uint64(b->pvclock_updates_seen));
 	ADD(o, "tsc_offset_writes", json_object_new_uint64(b->tsc_writes_seen));
 	ADD(o, "unattributed_tsc_writes", json_object_new_uint64(b->unattributed_tsc_writes));
+	ADD(o, "vcpus_untracked", json_object_new_uint64(b->vcpus_untracked));
 	ADD(o, "events_lost", json_object_new_uint64(b->events_lost));
 	struct json_object *full = json_object_new_object();
 
@@ -802,6 +803,11 @@ static void clock_unload(struct hv_ctx *ctx)
 	skel = NULL;
 }
 
+static struct bpf_object *clock_object(void)
+{
+	return skel ? skel->obj : NULL;
+}
+
 struct hv_family hv_clock_family = {
     .name = "clock",
     .present = clock_present,
@@ -810,4 +816,5 @@ struct hv_family hv_clock_family = {
     .lost = clock_lost,
     .summary = clock_summary,
     .unload = clock_unload,
+    .object = clock_object,
 };

@@ -244,10 +244,13 @@ static int kvmclock_offset_now(__u64 kvm, __s64 *offset)
 
 /* A VMM's KVM fds, from /proc/PID/fd ("anon_inode:kvm-vm", "kvm-vcpu:N"). */
 struct vcpu_scan {
-	int fds[HV_MAX_VCPUS]; /* by vCPU id, -1 when absent */
+	struct {
+		int id, fd;
+	} vcpu[HV_MAX_VCPUS];
 	int vms;
 	int vm_fd;
-	int found;
+	int found;    /* vCPU fds in vcpu[] */
+	int too_many; /* vCPU fds past HV_MAX_VCPUS */
 };
 
 static int note_vcpu_fd(int fd, const char *link, void *arg)
@@ -258,12 +261,24 @@ static int note_vcpu_fd(int fd, const char *link, void *arg)
 	if (!strcmp(link, "anon_inode:kvm-vm")) {
 		vs->vms++;
 		vs->vm_fd = fd;
-	} else if (sscanf(link, "anon_inode:kvm-vcpu:%d", &id) == 1 && id >= 0 &&
-		   id < HV_MAX_VCPUS) {
-		vs->fds[id] = fd;
-		vs->found++;
+	} else if (sscanf(link, "anon_inode:kvm-vcpu:%d", &id) == 1 && id >= 0) {
+		if (vs->found == HV_MAX_VCPUS) {
+			vs->too_many++;
+			return 0;
+		}
+		vs->vcpu[vs->found].id = id;
+		vs->vcpu[vs->found++].fd = fd;
 	}
 	return 0;
+}
+
+/* The fd of vCPU id (any id: they are APIC ids, sparse), -1 if none. */
+static int vcpu_fd(const struct vcpu_scan *vs, int id)
+{
+	for (int i = 0; i < vs->found; i++)
+		if (vs->vcpu[i].id == id)
+			return vs->vcpu[i].fd;
+	return -1;
 }
 
 /* The fds of the only VM in pid and of its vCPUs. With several VMs in one
@@ -271,12 +286,12 @@ static int note_vcpu_fd(int fd, const char *link, void *arg)
 static int scan_fds(int pid, struct vcpu_scan *vs, struct correction *c)
 {
 	*vs = (struct vcpu_scan){.vm_fd = -1};
-	for (int i = 0; i < HV_MAX_VCPUS; i++)
-		vs->fds[i] = -1;
 	if (hv_proc_for_each_fd(pid, note_vcpu_fd, vs) == -ESRCH)
 		return refuse(c, "the VMM exited");
 	if (vs->vms != 1)
 		return refuse(c, "the VMM holds %d VMs: its fds cannot be told apart", vs->vms);
+	if (vs->too_many)
+		return refuse(c, "the VM has over %d vCPUs, more than hvguard tracks", HV_MAX_VCPUS);
 	return 0;
 }
 
@@ -369,9 +384,14 @@ static int recorded_offset(const struct clock_event *e, int vcpu, __s64 *offset)
 {
 	struct vm_state vm;
 
+	int slot;
+
 	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &e->vm_key, &vm))
 		return -1;
-	*offset = vm.tsc_offset[vcpu % HV_MAX_VCPUS];
+	slot = hv_vcpu_slot_of(&vm, vcpu);
+	if (slot < 0)
+		return -1;
+	*offset = vm.tsc_offset[slot];
 	return 0;
 }
 
@@ -384,7 +404,7 @@ static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
 
 	if (scan_fds(e->pid, &vs, c))
 		return -1;
-	fd = e->vcpu >= 0 && e->vcpu < HV_MAX_VCPUS ? vs.fds[e->vcpu] : -1;
+	fd = vcpu_fd(&vs, e->vcpu);
 	if (fd < 0)
 		return refuse(c, "vCPU %d has no fd in the VMM", e->vcpu);
 	if (set_tsc_offset(inj, fd, e->v[EV_TSC_BEFORE], c))
@@ -418,12 +438,14 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 			      (long long)e->v[EV_MM_NR_VCPUS], n);
 	ADDI(c->before, "reference_offset", ref);
 	for (__u32 i = 0; i < vm.nr_vcpus && i < HV_MAX_VCPUS; i++) {
+		int id = (int)vm.vcpu_ids[i] - 1, fd = vcpu_fd(&vs, id);
+
 		if (!hv_bit_test(vm.tsc_known, i) || hv_bit_test(vm.tsc_guest, i) ||
 		    vm.tsc_offset[i] == ref)
 			continue;
-		if (vs.fds[i] < 0)
-			return refuse(c, "vCPU %u has no fd in the VMM", i);
-		if (set_tsc_offset(inj, vs.fds[i], ref, c))
+		if (fd < 0)
+			return refuse(c, "vCPU %d has no fd in the VMM", id);
+		if (set_tsc_offset(inj, fd, ref, c))
 			return -1;
 		fixed++;
 	}
@@ -432,8 +454,8 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 	for (__u32 i = 0; i < vm.nr_vcpus && i < HV_MAX_VCPUS; i++)
 		if (hv_bit_test(vm.tsc_known, i) && !hv_bit_test(vm.tsc_guest, i) &&
 		    vm.tsc_offset[i] != ref)
-			return failed(c, "vCPU %u's offset is still %lld", i,
-				      (long long)vm.tsc_offset[i]);
+			return failed(c, "vCPU %d's offset is still %lld",
+				      (int)vm.vcpu_ids[i] - 1, (long long)vm.tsc_offset[i]);
 	ADDI(c->after, "vcpus_aligned", fixed);
 	return 0;
 }
@@ -544,8 +566,7 @@ void hv_correct_emit(struct hv_ctx *ctx, struct hv_correction_report *report)
 {
 	if (!report->json)
 		return;
-	hv_log(ctx, "%s", report->text);
-	hv_emit_json(ctx, report->json);
+	hv_emit_correction(ctx, report->json, report->text);
 	report->json = NULL;
 }
 

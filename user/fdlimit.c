@@ -53,8 +53,7 @@ void hv_fdlimit_raise(struct hv_ctx *ctx)
 		       rl.rlim_cur < HV_NOFILE_WANT ? " (the hard limit)" : "");
 }
 
-void hv_fdlimit_restore(void)
+unsigned long hv_fdlimit_started_with(void)
 {
-	if (saved)
-		setrlimit(RLIMIT_NOFILE, &started_with);
+	return saved ? (unsigned long)started_with.rlim_cur : 0;
 }

@@ -12,7 +12,7 @@ struct hv_ctx;
 
 /* Raises the soft limit at start; says so, and warns when it cannot. */
 void hv_fdlimit_raise(struct hv_ctx *ctx);
-/* In a child about to exec (--exec): the limit hvguard was started with. */
-void hv_fdlimit_restore(void);
+/* The soft limit hvguard was started with, 0 if it never raised it. */
+unsigned long hv_fdlimit_started_with(void);
 
 #endif

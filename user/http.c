@@ -52,6 +52,7 @@ struct hv_http {
 	unsigned tokens;
 	uint64_t refilled_ns;
 	unsigned long long suppressed; /* since the last line that said so */
+	_Atomic(char *) families;      /* for /healthz, set once after load */
 };
 
 static const char REFUSED[] = "hvguard_http_connections_refused_total";
@@ -121,6 +122,16 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	pthread_mutex_unlock(&h->log_lock);
 }
 
+void hv_http_set_families(struct hv_http *h, const char *text)
+{
+	char *copy, *old;
+
+	if (!h || !(copy = strdup(text)))
+		return;
+	old = atomic_exchange(&h->families, copy);
+	free(old); /* only ever NULL: set once, before the loop runs */
+}
+
 void hv_http_loop_alive(struct hv_http *h)
 {
 	if (!h)
@@ -177,7 +188,7 @@ static char *healthz(struct hv_http *h, unsigned *code)
 {
 	uint64_t last = atomic_load(&h->loop_ns);
 	uint64_t now = hv_now_ns(CLOCK_MONOTONIC);
-	char *body = NULL;
+	char *body = NULL, *fams;
 
 	*code = MHD_HTTP_SERVICE_UNAVAILABLE;
 	if (!last)
@@ -189,7 +200,10 @@ static char *healthz(struct hv_http *h, unsigned *code)
 		return body;
 	}
 	*code = MHD_HTTP_OK;
-	return strdup("ok\n");
+	fams = atomic_load(&h->families);
+	if (asprintf(&body, "ok\n%s", fams ? fams : "") < 0)
+		return NULL;
+	return body;
 }
 
 static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char *url,
@@ -286,5 +300,6 @@ void hv_http_stop(struct hv_http *h)
 		fprintf(stderr, "Warning: metrics exporter: %llu message(s) suppressed\n",
 			h->suppressed);
 	pthread_mutex_destroy(&h->log_lock);
+	free(atomic_load(&h->families));
 	free(h);
 }

@@ -24,6 +24,9 @@ struct hv_http *hv_http_start(struct hv_metrics *m, const struct hv_listen_addr 
 			      const char *name, char *err, size_t errlen);
 /* Called by the main loop at every turn: what /healthz reports. */
 void hv_http_loop_alive(struct hv_http *h);
+/* What /healthz says after "ok": each family's state and hook tier, one
+ * line each (set once the families are loaded; copied). */
+void hv_http_set_families(struct hv_http *h, const char *text);
 void hv_http_stop(struct hv_http *h);
 
 #endif

@@ -66,9 +66,13 @@ struct hv_opts {
 	const char *pin_at;   /* "/proc/self/fd/N" of pin_root once checked (pindir.h) */
 	bool reset_pins;      /* --reset-pins: drop the pinned state first */
 	const char *hooks;    /* --hooks: NULL (best available) or a tier name */
+	const char *xen_hooks; /* --xen-hooks: NULL (best available), fentry or syscalls */
 	bool no_pin;
 	unsigned vms_per_vmm;  /* --max-vms-per-vmm: the VM table's per-process quota */
 	unsigned vms_per_user; /* --max-vms-per-user: its per-user quota */
+	bool journald;	     /* --log journald: entries in the journal, not lines */
+	double exec_timeout; /* --exec-timeout: seconds before a hook is killed */
+	int exec_max;	     /* --exec-max: hooks running at once, more are dropped */
 };
 
 /* One alert as every family reports it. */
@@ -86,6 +90,8 @@ struct hv_alert {
 	struct json_object *fields; /* rule-specific, consumed by hv_emit_alert */
 	char message[320];	    /* for a person on call */
 };
+
+struct bpf_object;
 
 struct hv_ctx {
 	struct hv_opts opts;
@@ -111,6 +117,11 @@ struct hv_family {
 	uint64_t (*lost)(struct hv_ctx *ctx);
 	void (*summary)(struct hv_ctx *ctx, struct json_object *summary);
 	void (*unload)(struct hv_ctx *ctx);
+	/* Rules reload (SIGHUP), before next replaces ctx->rules: apply what
+	 * can change at runtime; for what cannot, put the value in force back
+	 * into next and append "rule.field" to restart (a JSON array). */
+	void (*reload)(struct hv_ctx *ctx, struct hv_rules *next, struct json_object *restart);
+	struct bpf_object *(*object)(void); /* its loaded programs (BPF stats) */
 	bool loaded;
 	const char *hooks; /* the hook tier attached, set by load */
 };
@@ -126,7 +137,9 @@ int hv_ring_add(struct hv_ctx *ctx, int map_fd, hv_ring_fn fn);
 void hv_emit_alert(struct hv_ctx *ctx, struct hv_alert *a);
 void hv_emit_json(struct hv_ctx *ctx, struct json_object *obj); /* consumes obj */
 void hv_log(struct hv_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void hv_reap_children(void);
+void hv_emit_correction(struct hv_ctx *ctx, struct json_object *obj, const char *text);
+int hv_output_open(struct hv_ctx *ctx);	   /* --output, appending, 0640 */
+void hv_output_reopen(struct hv_ctx *ctx); /* SIGHUP: a new file at --output */
 void hv_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void hv_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern bool hv_json_errors; /* errors as JSON objects on stdout */

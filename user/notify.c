@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 
 #include "notify.h"
@@ -30,4 +31,22 @@ void hv_notify_ready(const char *rules, bool correct)
 		registered = true;
 		atexit(notify_stopping);
 	}
+}
+
+/* SIGHUP (ExecReload= sends it): RELOADING=1 with the monotonic time, as
+ * Type=notify-reload wants it, then READY=1 once the new rules are in force. */
+void hv_notify_reloading(void)
+{
+	struct timespec ts;
+	char msg[96];
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000);
+	sd_notify(0, msg);
+}
+
+void hv_notify_reloaded(const char *rules, bool correct)
+{
+	hv_notify_ready(rules, correct);
 }

@@ -11,5 +11,8 @@
 /* READY=1 once every program is attached, with a STATUS= naming the rules
  * in use; also arranges for STOPPING=1 to be sent when the daemon exits. */
 void hv_notify_ready(const char *rules, bool correct);
+/* Around a rules reload: RELOADING=1, then READY=1 with the new STATUS=. */
+void hv_notify_reloading(void);
+void hv_notify_reloaded(const char *rules, bool correct);
 
 #endif

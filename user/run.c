@@ -3,6 +3,8 @@
  * `hvguard run`: load every watcher family this host has, print a ready
  * line once all programs are attached, then turn ring-buffer events into
  * alerts until SIGINT/SIGTERM or --duration, and close with a summary.
+ * Signals are read from a signalfd in the loop (signals.h): SIGHUP reopens
+ * --output and reloads the rules, SIGUSR1 prints the state.
  */
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -12,25 +14,29 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bpfstats.h"
 #include "commands.h"
+#include "exec.h"
 #include "fdlimit.h"
 #include "http.h"
 #include "hvguard/clock.h"
 #include "hvguard.h"
+#include "journal.h"
 #include "metrics.h"
 #include "notify.h"
 #include "pindir.h"
 #include "preflight.h"
+#include "reload.h"
 #include "rules.h"
+#include "signals.h"
 
 /* The Xen family is linked in where it is built (weak, so a tree without
  * it still links). */
 extern struct hv_family hv_xen_family __attribute__((weak));
-
-static volatile sig_atomic_t stop_requested;
 
 int hv_ring_add(struct hv_ctx *ctx, int map_fd, hv_ring_fn fn)
 {
@@ -38,12 +44,6 @@ int hv_ring_add(struct hv_ctx *ctx, int map_fd, hv_ring_fn fn)
 		return ring_buffer__add(ctx->rb, map_fd, fn, ctx);
 	ctx->rb = ring_buffer__new(map_fd, fn, ctx, NULL);
 	return ctx->rb ? 0 : -errno;
-}
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
 }
 
 static bool libbpf_verbose;
@@ -68,14 +68,26 @@ static void run_usage(FILE *f)
 		"  -r, --rules FILE        rules file (YAML); default: " HV_ETC_RULES "\n"
 		"                          if it exists, else the built-in rules\n"
 		"  -m, --metrics ADDR:PORT serve Prometheus metrics at http://ADDR:PORT/metrics\n"
-		"                          (and /healthz); also [IPV6]:PORT, or :PORT or PORT\n"
+		"                          (and /healthz: the main loop's health, each family's\n"
+		"                          hooks); ADDR an IPv4 address or a host name (resolved\n"
+		"                          at start); also [IPV6]:PORT, or :PORT or PORT\n"
 		"                          for every IPv4 address\n"
 		"  -d, --duration SECONDS  stop after SECONDS (default: until SIGINT/SIGTERM)\n"
 		"  -c, --correct           repair every clock violation that has a correcting\n"
 		"                          write, inside the VMM, before the guest runs again\n"
 		"                          (needs CAP_SYS_PTRACE)\n"
-		"  -o, --output FILE       write alerts to FILE (appended) instead of stdout\n"
-		"  -e, --exec CMD          run CMD (sh -c) per alert, the alert's JSON on stdin\n"
+		"  -o, --output FILE       write alerts to FILE (appended, created 0640) instead\n"
+		"                          of stdout; SIGHUP reopens it (logrotate)\n"
+		"      --log journald      one journal entry per alert, correction and line,\n"
+		"                          PRIORITY from the rule's severity, HVGUARD_* fields\n"
+		"                          (not with --json or --output); default: stdout\n"
+		"  -e, --exec CMD          run CMD (sh -c) per alert and correction, its JSON on\n"
+		"                          stdin; its stdout/stderr go to /dev/null (to the\n"
+		"                          journal with --log journald)\n"
+		"      --exec-timeout SECONDS  kill a hook's process group after SECONDS\n"
+		"                          (default 10)\n"
+		"      --exec-max N        hooks running at once (default 8); more are dropped\n"
+		"                          and counted, detection never waits\n"
 		"      --pin-dir DIR       where state is pinned (default " HV_PIN_ROOT "):\n"
 		"                          root's alone, one daemon at a time\n"
 		"      --no-pin            keep no state across restarts (not with\n"
@@ -87,6 +99,11 @@ static void run_usage(FILE *f)
 		"                          or syscalls (the ioctl syscall tracepoints: every\n"
 		"                          thread of the host pays); default: the best that\n"
 		"                          loads, said at start and in the ready line\n"
+		"      --xen-hooks TIER    where the Xen checks hook: fentry (the privcmd,\n"
+		"                          gntdev and gntalloc drivers' own functions: only\n"
+		"                          calls into them pay) or syscalls (the ioctl, mmap\n"
+		"                          and munmap syscall tracepoints: every thread of the\n"
+		"                          host pays); default: the best that loads\n"
 		"      --max-vms-per-vmm N VMs one VMM process may have checked (default %d);\n"
 		"                          its VMs past that are not checked, and that is said\n"
 		"      --max-vms-per-user N the same for all VMMs of one non-root user\n"
@@ -94,6 +111,9 @@ static void run_usage(FILE *f)
 		"  -v, --verbose           also log pauses, resumes and libbpf warnings\n"
 		"  -h, --help              this text\n"
 		"\n"
+		"Signals: SIGHUP reopens --output and reloads the rules file (an invalid one\n"
+		"keeps the rules in use), SIGUSR1 prints the state, SIGINT/SIGTERM stop;\n"
+		"SIGUSR2 and SIGPIPE are ignored.\n"
 		"Exit: 0 stopped cleanly, 2 bad usage or rules, 3 not root, 4 kernel lacks\n"
 		"BTF/tracepoints, 5 tracefs/bpffs not mountable, 6 pin directory not root's\n"
 		"alone or its state of another layout, 7 pin directory in use by another\n"
@@ -137,6 +157,10 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 	    {"reset-pins", no_argument, NULL, 'R'},
 	    {"max-vms-per-vmm", required_argument, NULL, 'Q'},
 	    {"max-vms-per-user", required_argument, NULL, 'U'},
+	    {"log", required_argument, NULL, 'L'},
+	    {"exec-timeout", required_argument, NULL, 'T'},
+	    {"exec-max", required_argument, NULL, 'X'},
+	    {"xen-hooks", required_argument, NULL, 'Y'},
 	    {},
 	};
 	/* clang-format on */
@@ -144,6 +168,8 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 	int c;
 
 	o->pin_root = HV_PIN_ROOT;
+	o->exec_timeout = HV_EXEC_TIMEOUT_DEFAULT;
+	o->exec_max = HV_EXEC_MAX_DEFAULT;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "jr:m:d:co:e:vh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -205,6 +231,37 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 						   &o->vms_per_user))
 				return HV_EXIT_ERROR;
 			break;
+		case 'L':
+			if (strcmp(optarg, "journald") && strcmp(optarg, "stdout")) {
+				hv_err("--log wants journald or stdout, not '%s'", optarg);
+				return HV_EXIT_ERROR;
+			}
+			o->journald = !strcmp(optarg, "journald");
+			break;
+		case 'T':
+			o->exec_timeout = strtod(optarg, &end);
+			if (*end || !(o->exec_timeout > 0)) {
+				hv_err(
+				    "--exec-timeout wants a positive number of seconds, not '%s'",
+				    optarg);
+				return HV_EXIT_ERROR;
+			}
+			break;
+		case 'X':
+			o->exec_max = (int)strtol(optarg, &end, 10);
+			if (*end || o->exec_max < 1 || o->exec_max > HV_EXEC_MAX_LIMIT) {
+				hv_err("--exec-max wants a number from 1 to %d, not '%s'",
+				       HV_EXEC_MAX_LIMIT, optarg);
+				return HV_EXIT_ERROR;
+			}
+			break;
+		case 'Y':
+			if (strcmp(optarg, "fentry") && strcmp(optarg, "syscalls")) {
+				hv_err("--xen-hooks wants fentry or syscalls, not '%s'", optarg);
+				return HV_EXIT_ERROR;
+			}
+			o->xen_hooks = optarg;
+			break;
 		case 'h':
 			run_usage(stdout);
 			exit(HV_EXIT_OK);
@@ -219,6 +276,11 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 	}
 	if (o->no_pin && o->reset_pins) {
 		hv_err("--reset-pins resets the pin directory, --no-pin uses none: pick one");
+		return HV_EXIT_ERROR;
+	}
+	if (o->journald && (o->json || o->output_path)) {
+		hv_err("--log journald sends everything to the journal: not with %s",
+		       o->json ? "--json" : "--output");
 		return HV_EXIT_ERROR;
 	}
 	if (strchr(strrchr(o->pin_root, '/') ? strrchr(o->pin_root, '/') : o->pin_root, '.')) {
@@ -301,6 +363,38 @@ static int load_families(struct hv_ctx *ctx, struct json_object *status)
 	return 0;
 }
 
+/* Each family's state for the exporter: /healthz's lines and
+ * hvguard_family_attached{family,hooks}. */
+static void export_families(struct hv_ctx *ctx, struct json_object *status)
+{
+	char text[1024] = "", labels[96];
+	size_t off = 0;
+
+	json_object_object_foreach(status, name, state)
+	{
+		struct hv_family *f = NULL;
+
+		for (int i = 0; i < 2; i++)
+			if (families[i] && !strcmp(families[i]->name, name))
+				f = families[i];
+		bool on = f && f->loaded;
+
+		if (off < sizeof(text) && on)
+			off += snprintf(text + off, sizeof(text) - off, "%s: attached, hooks %s\n",
+					name, f->hooks);
+		else if (off < sizeof(text))
+			off += snprintf(text + off, sizeof(text) - off, "%s: off: %s\n", name,
+					json_object_get_string(state));
+		snprintf(labels, sizeof(labels), "family=\"%s\",hooks=\"%s\"", name,
+			 on ? f->hooks : "none");
+		hv_metrics_set(ctx->metrics, "hvguard_family_attached", HV_GAUGE,
+			       "1 for each watcher family attached, with the hook tier it runs on; "
+			       "0 for a family off on this host.",
+			       labels, on);
+	}
+	hv_http_set_families(ctx->http, text);
+}
+
 /* {"clock": "kvm-tracepoints", "xen": "syscalls"}: where each family hooks. */
 static struct json_object *hooks_json(void)
 {
@@ -350,10 +444,12 @@ static void check_lost(struct hv_ctx *ctx)
 	hv_metrics_set(ctx->metrics, "hvguard_events_lost_total", HV_COUNTER, NULL, "", lost);
 }
 
-static void print_summary(struct hv_ctx *ctx, double elapsed)
+/* The summary's counters: what SIGUSR1's state and the exit summary share. */
+static struct json_object *counters_json(struct hv_ctx *ctx, const char *type, double elapsed)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *by_rule = json_object_new_object();
+	struct json_object *exec = hv_exec_json();
 	char labels[96];
 
 	for (int i = 0; i < HV_RULE_COUNT; i++) {
@@ -362,43 +458,153 @@ static void print_summary(struct hv_ctx *ctx, double elapsed)
 				       json_object_new_int64(hv_metrics_get(
 					   ctx->metrics, "hvguard_violations_total", labels)));
 	}
-	json_object_object_add(o, "type", json_object_new_string("summary"));
+	json_object_object_add(o, "type", json_object_new_string(type));
 	json_object_object_add(o, "duration_s", json_object_new_double(elapsed));
 	json_object_object_add(o, "alerts", json_object_new_uint64(ctx->alerts));
 	json_object_object_add(o, "violations", by_rule);
 	json_object_object_add(o, "events_lost", json_object_new_uint64(ctx->events_lost));
+	if (exec)
+		json_object_object_add(o, "exec", exec);
 	for (int i = 0; i < 2; i++)
 		if (families[i] && families[i]->loaded && families[i]->summary)
 			families[i]->summary(ctx, o);
+	return o;
+}
+
+static void print_summary(struct hv_ctx *ctx, double elapsed)
+{
+	struct json_object *o = counters_json(ctx, "summary", elapsed);
+
 	hv_log(ctx, "stopped after %.1f s: %llu alert(s), %llu event(s) lost", elapsed,
 	       (unsigned long long)ctx->alerts, (unsigned long long)ctx->events_lost);
 	hv_emit_json(ctx, o);
 }
 
-static int event_loop(struct hv_ctx *ctx)
+static int64_t get_int(struct json_object *o, const char *a, const char *b)
 {
-	double start = (hv_now_ns(CLOCK_MONOTONIC) / 1e9);
-	int err = 0;
+	struct json_object *v;
 
-	while (!stop_requested) {
+	if (!json_object_object_get_ex(o, a, &v) || (b && !json_object_object_get_ex(v, b, &v)))
+		return -1;
+	return json_object_get_int64(v);
+}
+
+/* SIGUSR1: one "state" object (the summary's fields, plus the rules, the
+ * families and their hooks), or one line of text. */
+static void print_state(struct hv_ctx *ctx, double elapsed)
+{
+	struct json_object *o = counters_json(ctx, "state", elapsed);
+	struct json_object *hooks = hooks_json();
+	char fams[128] = "", exec[160] = "", tracked[48] = "";
+	size_t off = 0;
+	int64_t vms;
+
+	json_object_object_foreach(hooks, name, tier)
+	{
+		off += snprintf(fams + off, sizeof(fams) - off, "%s%s (%s)", off ? ", " : "", name,
+				json_object_get_string(tier));
+		if (off >= sizeof(fams))
+			break;
+	}
+	if (ctx->opts.exec_cmd)
+		snprintf(exec, sizeof(exec),
+			 "; exec ran %lld, dropped %lld, failed %lld, timeout %lld, running %lld",
+			 (long long)get_int(o, "exec", "ran"),
+			 (long long)get_int(o, "exec", "dropped"),
+			 (long long)get_int(o, "exec", "failed"),
+			 (long long)get_int(o, "exec", "timeout"),
+			 (long long)get_int(o, "exec", "running"));
+	vms = get_int(o, "clock", "vms");
+	if (vms >= 0)
+		snprintf(tracked, sizeof(tracked), "; %lld KVM VM(s) tracked", (long long)vms);
+	hv_log(ctx,
+	       "state: up %.1f s, rules %s, families %s%s; %llu alert(s), %llu event(s) lost%s",
+	       elapsed, ctx->rules->source, fams, tracked, (unsigned long long)ctx->alerts,
+	       (unsigned long long)ctx->events_lost, exec);
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "rules", json_object_new_string(ctx->rules->source));
+	json_object_object_add(o, "hooks", hooks);
+	hv_emit_json(ctx, o);
+}
+
+/* The families' per-program BPF stats, once a second (with --metrics). */
+static void export_bpf_stats(struct hv_ctx *ctx, double now)
+{
+	static double next;
+
+	if (now < next)
+		return;
+	next = now + 1;
+	for (int i = 0; i < 2; i++)
+		if (families[i] && families[i]->loaded && families[i]->object)
+			hv_bpf_stats_export(ctx, families[i]->object());
+}
+
+/* SIGHUP: first the output (so what the reload says lands in the new
+ * file), then the rules. */
+static void on_hangup(struct hv_ctx *ctx)
+{
+	hv_output_reopen(ctx);
+	hv_reload_rules(ctx, families, 2);
+}
+
+static int watch(int ep, int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* One wait for both the ring buffers (libbpf's epoll fd is itself
+ * pollable) and the signals; at most 100 ms, for the families' periodic
+ * work and the hooks' timeouts. */
+static int event_loop(struct hv_ctx *ctx, int sfd)
+{
+	double start = (hv_now_ns(CLOCK_MONOTONIC) / 1e9), now;
+	int ep = epoll_create1(EPOLL_CLOEXEC), err = 0;
+	struct epoll_event evs[2];
+	bool stop = false;
+	unsigned sigs;
+
+	if (ep < 0 || watch(ep, ring_buffer__epoll_fd(ctx->rb)) || watch(ep, sfd)) {
+		hv_err("cannot wait for events: %s", strerror(errno));
+		err = -errno;
+		stop = true;
+	}
+	while (!stop) {
 		hv_http_loop_alive(ctx->http);
-		err = ring_buffer__poll(ctx->rb, 100);
+		if (epoll_wait(ep, evs, 2, 100) < 0 && errno != EINTR) {
+			hv_err("waiting for events failed: %s", strerror(errno));
+			err = -errno;
+			break;
+		}
+		err = ring_buffer__poll(ctx->rb, 0);
 		if (err < 0 && err != -EINTR) {
 			hv_err("reading events failed: %s", strerror(-err));
 			break;
 		}
 		err = 0;
+		now = hv_now_ns(CLOCK_MONOTONIC) / 1e9;
+		sigs = hv_signals_take(sfd);
+		stop = sigs & HV_SIG_STOP;
+		if (sigs & HV_SIG_HUP)
+			on_hangup(ctx);
+		if (sigs & HV_SIG_STATE)
+			print_state(ctx, now - start);
 		for (int i = 0; i < 2; i++)
 			if (families[i] && families[i]->loaded && families[i]->poll)
 				families[i]->poll(ctx);
 		check_lost(ctx);
-		hv_reap_children();
-		if (ctx->opts.duration > 0 &&
-		    (hv_now_ns(CLOCK_MONOTONIC) / 1e9) - start >= ctx->opts.duration)
+		hv_exec_poll(ctx);
+		export_bpf_stats(ctx, now);
+		if (ctx->opts.duration > 0 && now - start >= ctx->opts.duration)
 			break;
 	}
+	if (ep >= 0)
+		close(ep);
 	ring_buffer__consume(ctx->rb); /* nothing queued is lost at exit */
 	check_lost(ctx);
+	hv_exec_poll(ctx);
 	print_summary(ctx, (hv_now_ns(CLOCK_MONOTONIC) / 1e9) - start);
 	return err;
 }
@@ -425,12 +631,13 @@ int cmd_run(int argc, char **argv)
 	struct hv_ctx ctx = {.out = stdout};
 	struct json_object *status = json_object_new_object();
 	char err[256];
-	int rc;
+	int rc, sfd = -1;
 
 	rc = parse_run_args(argc, argv, &ctx.opts);
 	if (rc)
 		goto cleanup;
 	hv_json_errors = ctx.opts.json;
+	hv_journal_on = ctx.opts.journald;
 	libbpf_verbose = ctx.opts.verbose;
 	libbpf_set_print(libbpf_print);
 	hv_fdlimit_raise(&ctx); /* before anything opens a file */
@@ -444,12 +651,19 @@ int cmd_run(int argc, char **argv)
 	if (rc)
 		goto cleanup;
 	rc = HV_EXIT_ERROR;
-	if (ctx.opts.output_path && !(ctx.out = fopen(ctx.opts.output_path, "a"))) {
-		ctx.out = stdout;
-		hv_err("cannot open --output %s: %s", ctx.opts.output_path, strerror(errno));
+	if (hv_output_open(&ctx))
+		goto cleanup;
+	/* Before any thread exists (the exporter's, the watchdog's). */
+	sfd = hv_signals_block();
+	if (!sfd)
+		sfd = hv_signals_fd();
+	if (sfd < 0) {
+		hv_err("cannot set up signal handling: %s", strerror(-sfd));
 		goto cleanup;
 	}
 	ctx.metrics = hv_metrics_new();
+	if (hv_exec_init(&ctx))
+		goto cleanup;
 	if (ctx.opts.metrics_addr &&
 	    !(ctx.http = hv_http_start(ctx.metrics, &ctx.opts.metrics_listen, ctx.opts.metrics_addr,
 				       err, sizeof(err)))) {
@@ -460,13 +674,12 @@ int cmd_run(int argc, char **argv)
 	if (rc)
 		goto cleanup;
 	rc = HV_EXIT_ERROR;
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
 	if (load_families(&ctx, status))
 		goto cleanup;
+	export_families(&ctx, status);
+	hv_bpf_stats_start(&ctx);
 	print_ready(&ctx, status);
-	rc = event_loop(&ctx) ? HV_EXIT_ERROR : HV_EXIT_OK;
+	rc = event_loop(&ctx, sfd) ? HV_EXIT_ERROR : HV_EXIT_OK;
 cleanup:
 	for (int i = 1; i >= 0; i--)
 		if (families[i] && families[i]->loaded) {
@@ -474,6 +687,10 @@ cleanup:
 			families[i]->loaded = false;
 		}
 	ring_buffer__free(ctx.rb);
+	hv_bpf_stats_stop();
+	hv_exec_fini();
+	if (sfd >= 0)
+		close(sfd);
 	hv_http_stop(ctx.http);
 	hv_pindir_close(&pindir); /* the lock goes once nothing is frozen */
 	hv_metrics_free(ctx.metrics);

@@ -58,7 +58,24 @@ static const char *const enforcement_names[] = {
     [ENF_KILL_FALLBACK] = "kill-fallback",
 };
 
+static const char *const tier_names[HV_XEN_TIER_COUNT] = {
+    [HV_XEN_TIER_FENTRY] = "fentry",
+    [HV_XEN_TIER_SYSCALLS] = "syscalls",
+};
+
+/* What the fentry tier attaches to: in kallsyms once the modules are loaded
+ * (libbpf then finds them in the module's BTF). */
+static const char *const driver_fns[] = {
+    "privcmd_ioctl", "privcmd_mmap",	 "gntdev_ioctl",
+    "gntdev_mmap",   "gntdev_vma_close", "gntalloc_ioctl",
+};
+
+static const char *const driver_modules[] = {
+    "xen-privcmd", "xen-privcmd", "xen-gntdev", "xen-gntdev", "xen-gntdev", "xen-gntalloc",
+};
+
 static struct {
+	enum hv_xen_tier tier;
 	enum enforcement deny;
 	bool want_deny;
 	char deny_why[400];
@@ -669,8 +686,22 @@ static void scan_reserved_leaks(struct hv_ctx *ctx)
 
 /* --- family interface -------------------------------------------------- */
 
+/* Which tier a program belongs to, by its section; -1: both (exec, fork,
+ * exit, and the deny programs, chosen apart). */
+static int program_tier(const struct bpf_program *prog)
+{
+	const char *sec = bpf_program__section_name(prog);
+
+	if (!strncmp(sec, "tp/syscalls/", 12))
+		return HV_XEN_TIER_SYSCALLS;
+	if (!strncmp(sec, "fentry/", 7) || !strncmp(sec, "fexit/", 6))
+		return HV_XEN_TIER_FENTRY;
+	return -1;
+}
+
 static int open_and_load(struct hv_ctx *ctx, enum enforcement deny)
 {
+	struct bpf_program *prog;
 	int err;
 
 	skel = xen_bpf__open();
@@ -678,6 +709,14 @@ static int open_and_load(struct hv_ctx *ctx, enum enforcement deny)
 		hv_err("cannot open the Xen BPF programs: %s", strerror(errno));
 		return -errno;
 	}
+	bpf_object__for_each_program(prog, skel->obj)
+	{
+		int tier = program_tier(prog);
+
+		if (tier >= 0)
+			bpf_program__set_autoload(prog, tier == (int)st.tier);
+	}
+	skel->rodata->xen_tier = st.tier;
 	bpf_program__set_autoload(skel->progs.xen_lsm_file_ioctl, deny == ENF_LSM);
 	bpf_program__set_autoload(skel->progs.xen_lsm_mmap_file, deny == ENF_LSM);
 	bpf_program__set_autoload(skel->progs.xen_fmod_file_ioctl, deny == ENF_FMOD_RET);
@@ -700,7 +739,8 @@ fail:
 /* Loads with the best way to deny this host offers: BPF LSM where it is
  * active (an attached LSM program of an inactive BPF LSM never runs, so the
  * attach proves nothing: /sys/kernel/security/lsm decides), else fmod_ret on
- * the security_* functions, else kill. Tracepoints alone always load. */
+ * the security_* functions, else kill; all on the tier in st.tier, whose
+ * programs alone are the last attempt (its failure is the tier's). */
 static int load_with_deny(struct hv_ctx *ctx)
 {
 	char lsm_why[160];
@@ -732,17 +772,94 @@ static int load_with_deny(struct hv_ctx *ctx)
 	return err;
 }
 
+/* The fentry tier needs every driver function it hooks: a module not
+ * loaded yet has no BTF to attach to. */
+static bool driver_functions_present(char *why, size_t len)
+{
+	size_t n = sizeof(driver_fns) / sizeof(driver_fns[0]);
+	uint64_t addrs[sizeof(driver_fns) / sizeof(driver_fns[0])];
+	int found = hv_kallsyms_lookup(driver_fns, addrs, (int)n);
+
+	if (found < 0) {
+		snprintf(why, len, "cannot read /proc/kallsyms: %s", strerror(-found));
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (addrs[i])
+			continue;
+		snprintf(why, len, "%s is not in /proc/kallsyms (module %s not loaded?)",
+			 driver_fns[i], driver_modules[i]);
+		return false;
+	}
+	return true;
+}
+
+static bool syscall_tracepoints_present(void)
+{
+	return !access("/sys/kernel/tracing/events/syscalls/sys_enter_ioctl", F_OK) ||
+	       !access("/sys/kernel/debug/tracing/events/syscalls/sys_enter_ioctl", F_OK);
+}
+
+static int load_tier(struct hv_ctx *ctx, enum hv_xen_tier tier, char *why, size_t len)
+{
+	int err;
+
+	if (tier == HV_XEN_TIER_FENTRY && !driver_functions_present(why, len))
+		return -ENOENT;
+	if (tier == HV_XEN_TIER_SYSCALLS && !syscall_tracepoints_present()) {
+		snprintf(why, len,
+			 "the kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)");
+		return -ENOENT;
+	}
+	st.tier = tier;
+	err = load_with_deny(ctx);
+	if (err)
+		snprintf(why, len, "cannot load or attach the programs: %s (-v shows libbpf's log)",
+			 strerror(-err));
+	return err;
+}
+
+/* The tier asked for with --xen-hooks, else the best that loads: fentry on
+ * the drivers, else the syscall tracepoints, and a fallback is said. */
+static int load_best_tier(struct hv_ctx *ctx)
+{
+	int want = -1, err = -ENOENT;
+	char why[400] = "";
+
+	for (int t = 0; t < HV_XEN_TIER_COUNT; t++)
+		if (ctx->opts.xen_hooks && !strcmp(ctx->opts.xen_hooks, tier_names[t]))
+			want = t;
+	for (int t = 0; t < HV_XEN_TIER_COUNT; t++) {
+		if (want >= 0 && t != want)
+			continue;
+		err = load_tier(ctx, t, why, sizeof(why));
+		if (!err) {
+			hv_xen_family.hooks = tier_names[t];
+			return 0;
+		}
+		if (want >= 0) {
+			hv_err("xen checks on --xen-hooks %s: %s", tier_names[t], why);
+			return err;
+		}
+		if (t == HV_XEN_TIER_FENTRY)
+			hv_warn(
+			    "xen checks: fentry on the Xen drivers did not load (%s); falling back "
+			    "to the syscall tracepoints, which cost every thread of the host",
+			    why);
+	}
+	hv_err("xen checks: no hook tier loads: %s", why);
+	return err;
+}
+
 static int xen_load(struct hv_ctx *ctx)
 {
 	int err;
 
 	memset(&st, 0, sizeof(st));
 	st.want_deny = rules_want_deny(ctx->rules);
-	err = load_with_deny(ctx);
-	if (err) {
-		hv_err("cannot load the Xen BPF programs: %s", strerror(-err));
+	err = load_best_tier(ctx);
+	if (err)
 		return err;
-	}
 	err = configure_matches(ctx);
 	if (!err)
 		err = hv_ring_add(ctx, bpf_map__fd(skel->maps.xen_events), xen_ring_event);
@@ -823,6 +940,7 @@ static void xen_summary(struct hv_ctx *ctx, struct json_object *summary)
 	json_object_object_add(o, "leaks", json_object_new_uint64(st.leaks));
 	json_object_object_add(o, "grant_ops", ops);
 	json_object_object_add(o, "deny", json_object_new_string(enforcement_names[st.deny]));
+	json_object_object_add(o, "hooks", json_object_new_string(tier_names[st.tier]));
 	json_object_object_add(summary, "xen", o);
 }
 
@@ -833,6 +951,86 @@ static void xen_unload(struct hv_ctx *ctx)
 	skel = NULL;
 }
 
+/* --- rules reload (SIGHUP) ------------------------------------------------ */
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+static bool backends_differ(const struct hv_rules *a, const struct hv_rules *b)
+{
+	if (a->n_backends != b->n_backends)
+		return true;
+	for (size_t i = 0; i < a->n_backends; i++) {
+		const struct hv_backend_match *x = &a->backends[i], *y = &b->backends[i];
+
+		if (str_differs(x->name, y->name) || str_differs(x->exe, y->exe) ||
+		    str_differs(x->cgroup, y->cgroup) || str_differs(x->comm, y->comm) ||
+		    x->uid != y->uid)
+			return true;
+	}
+	return false;
+}
+
+/* Backends were matched into the kernel's maps and designated at start:
+ * a new list needs a restart, so the one in force moves into next. */
+static void keep_backends(struct hv_ctx *ctx, struct hv_rules *next, struct json_object *restart)
+{
+	struct hv_backend_match *b = next->backends;
+	size_t n = next->n_backends;
+
+	if (!backends_differ(ctx->rules, next))
+		return;
+	json_object_array_add(restart, json_object_new_string("xen.backends"));
+	next->backends = ctx->rules->backends;
+	next->n_backends = ctx->rules->n_backends;
+	ctx->rules->backends = b;
+	ctx->rules->n_backends = n;
+}
+
+/* Actions, enabled, allowed_frontends and target_domain live in .bss
+ * (xen_cfg), read by the programs at each call: rewritten in place. The
+ * one change that needs a restart is a first 'deny' when no deny hook was
+ * loaded (it would silently be a kill). */
+static void xen_reload(struct hv_ctx *ctx, struct hv_rules *next, struct json_object *restart)
+{
+	struct hv_xen_config *live = &skel->bss->xen_cfg, cfg = *live;
+	char name[96];
+
+	keep_backends(ctx, next, restart);
+	for (int i = HV_RULE_FOREIGN_MAP; i < HV_RULE_COUNT; i++) {
+		struct hv_rule *n = &next->rule[i];
+		const struct hv_rule *c = &ctx->rules->rule[i];
+
+		if (st.deny == ENF_NONE && n->enabled && n->action == HV_ACT_DENY &&
+		    !(c->enabled && c->action == HV_ACT_DENY)) {
+			snprintf(name, sizeof(name), "%s.action", hv_rule_table[i].id);
+			json_object_array_add(restart, json_object_new_string(name));
+			n->enabled = c->enabled;
+			n->action = c->action;
+		}
+		cfg.action[i] =
+		    n->enabled && i != HV_RULE_GRANT_LEAK ? bpf_action(n->action) : HV_XEN_ACT_OFF;
+	}
+	cfg.target_domain = next->target_domain >= 0 ? next->target_domain : HV_XEN_DOMID_NONE;
+	cfg.n_allowed = 0;
+	memset(cfg.allowed, 0, sizeof(cfg.allowed));
+	for (size_t i = 0; i < next->n_allowed_frontends; i++)
+		hv_xen_allow_domid(&cfg, next->allowed_frontends[i]);
+	/* Not atomic as a whole: a call racing the update (microseconds) may
+	 * be judged with some fields old and others new. */
+	memcpy(live->action, cfg.action, sizeof(cfg.action));
+	live->target_domain = cfg.target_domain;
+	memcpy(live->allowed, cfg.allowed, sizeof(cfg.allowed));
+	live->n_allowed = cfg.n_allowed;
+}
+
+static struct bpf_object *xen_object(void)
+{
+	return skel ? skel->obj : NULL;
+}
+
 struct hv_family hv_xen_family = {
     .name = "xen",
     .present = xen_present,
@@ -841,7 +1039,9 @@ struct hv_family hv_xen_family = {
     .lost = xen_lost,
     .summary = xen_summary,
     .unload = xen_unload,
-    /* The privcmd/gntdev/gntalloc calls are decoded on the syscall
-     * tracepoints (deny adds BPF LSM or fmod_ret where a rule asks). */
+    .reload = xen_reload,
+    .object = xen_object,
+    /* Set by load to the tier attached: "fentry" (the drivers' own
+     * functions) or "syscalls" (deny adds BPF LSM or fmod_ret either way). */
     .hooks = "syscalls",
 };

@@ -37,6 +37,7 @@
 
 /* vCPUs per VM whose TSC offsets are tracked for vcpu-tsc-mismatch. */
 #define HV_MAX_VCPUS 256
+_Static_assert((HV_MAX_VCPUS & (HV_MAX_VCPUS - 1)) == 0, "indexes are masked with it");
 /* A host TSC write below this restarts the guest's TSC: a reset (2^32
  * cycles is over a second at any real TSC frequency). */
 #define HV_TSC_RESET_MAX (1ull << 32)
@@ -223,14 +224,19 @@ struct vm_state {
 	__u32 owner_tgid;
 	__u32 phase;
 	__u32 flags;
-	__u32 nr_vcpus; /* highest vcpu_id seen + 1 */
+	__u32 nr_vcpus; /* slots taken below (vCPUs seen, at most HV_MAX_VCPUS) */
 	__u64 pause_start_ns;
 	__s64 pause_offset; /* kvmclock_offset when the pause began */
 	__u64 last_clock_write_ns;
 	__s64 seen_offset; /* kvm-tracepoints: kvmclock_offset the guest last ran with */
-	__u64 tsc_known[HV_MAX_VCPUS / 64]; /* bit: offset below is known */
-	__u64 tsc_guest[HV_MAX_VCPUS / 64]; /* bit: the guest moved its own TSC */
-	__s64 tsc_offset[HV_MAX_VCPUS];	    /* last L1 offset per vCPU */
+	/* Per-vCPU state lives in slots, not at the vCPU id: ids are APIC ids,
+	 * sparse and up to 4095, and must never share a slot. A vCPU takes
+	 * the slot of its id when that is where the next free one is (dense
+	 * ids: slot == id), else the next free one (hv_vcpu_slot_of()). */
+	__u32 vcpu_ids[HV_MAX_VCPUS];	    /* slot -> vCPU id + 1, 0 when free */
+	__u64 tsc_known[HV_MAX_VCPUS / 64]; /* bit per slot: offset below is known */
+	__u64 tsc_guest[HV_MAX_VCPUS / 64]; /* bit per slot: the guest moved its own TSC */
+	__s64 tsc_offset[HV_MAX_VCPUS];	    /* last L1 offset per slot */
 	struct hv_flood guest_writes;	    /* the guest's own TSC writes */
 };
 

@@ -171,7 +171,41 @@ static __always_inline int hv_mismatch_step(__u32 i, struct hv_mismatch_walk *w)
 	return 0;
 }
 
+/* One step of the search for a vCPU id's slot (BPF runs it under
+ * bpf_loop); the slot lands in *slot, which stays -1 while not found (in
+ * a map in BPF, for the reason given for the mismatch walk below). */
+struct hv_slot_search {
+	const struct vm_state *vm;
+	__u32 id;
+	__s32 *slot;
+};
+
+static __always_inline int hv_slot_step(__u32 i, struct hv_slot_search *s)
+{
+	if (i >= s->vm->nr_vcpus || i >= HV_MAX_VCPUS)
+		return 1;
+	if (s->vm->vcpu_ids[i % HV_MAX_VCPUS] != s->id + 1)
+		return 0;
+	*s->slot = i;
+	return 1;
+}
+
 #ifndef __bpf__
+/* The slot of vCPU id in vm, -1 when it has none (never seen, or past
+ * HV_MAX_VCPUS vCPUs). */
+static inline int hv_vcpu_slot_of(const struct vm_state *vm, __u32 id)
+{
+	__s32 slot = -1;
+	struct hv_slot_search s = {.vm = vm, .id = id, .slot = &slot};
+
+	if (id < HV_MAX_VCPUS && vm->vcpu_ids[id] == id + 1)
+		return id;
+	for (__u32 i = 0; i < HV_MAX_VCPUS; i++)
+		if (hv_slot_step(i, &s))
+			break;
+	return slot;
+}
+
 static inline __u32 hv_tsc_mismatch(const struct vm_state *vm, struct hv_mismatch_result *res)
 {
 	struct hv_mismatch_walk w = { .vm = vm, .res = res };

@@ -221,6 +221,14 @@ struct hv_xen_event {
 	char path[HV_XEN_PATH_MAX];    /* EXEC: file name as exec'd */
 };
 
+/* Where detection hooks (docs/hooks.md): the drivers' own functions, or
+ * the syscall tracepoints every thread of the host then pays for. */
+enum hv_xen_tier {
+	HV_XEN_TIER_FENTRY,
+	HV_XEN_TIER_SYSCALLS,
+	HV_XEN_TIER_COUNT,
+};
+
 /* Kernel-side counters (per-CPU array, index = enum). */
 enum hv_xen_stat {
 	HV_XEN_STAT_LOST,   /* ring buffer full */

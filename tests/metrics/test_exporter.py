@@ -404,8 +404,30 @@ def socket_fds(pid):
 
 def check_endpoints(port):
     status, hdr, body = request("127.0.0.1", port, path="/healthz")
+    lines = body.splitlines()
     tap.ok("/healthz answers 200 'ok' while the main loop runs",
-           (status, body.strip()) == (200, "ok"), "200 ok", (status, body))
+           (status, lines[:1]) == (200, ["ok"]), "200 ok", (status, body))
+    tap.ok("/healthz says each family's state and hook tier",
+           any(l.startswith("clock: attached, hooks ") for l in lines)
+           and any(l.startswith("xen: off: ") for l in lines),
+           "clock: attached, hooks TIER / xen: off: WHY", lines)
+    # Per-program BPF stats (on while the exporter is): a process exits,
+    # so hv_clock_process_exit runs; the series refresh once a second.
+    subprocess.run(["true"])
+    time.sleep(2.5 if EMULATED else 1.5)
+    status, _, metrics = request("127.0.0.1", port, path="/metrics")
+    runs = [l for l in metrics.splitlines()
+            if l.startswith('hvguard_bpf_program_runs_total{program="hv_clock_process_exit"}')]
+    tap.ok("the kernel's BPF stats count hvguard's programs' runs",
+           runs and float(runs[0].split()[-1]) > 0, "> 0 runs of hv_clock_process_exit", runs)
+    tap.ok("... and their run time",
+           'hvguard_bpf_program_run_seconds_total{program="hv_clock_process_exit"}' in metrics,
+           "a run-time series", "none")
+    tap.ok("hvguard_family_attached says the same",
+           'hvguard_family_attached{family="clock",hooks="' in metrics
+           and 'hvguard_family_attached{family="xen",hooks="none"} 0' in metrics,
+           "clock 1 with its hooks, xen 0",
+           [l for l in metrics.splitlines() if l.startswith("hvguard_family_attached")])
     status, hdr, body = request("127.0.0.1", port, "HEAD", "/healthz")
     tap.ok("HEAD /healthz answers 200 without a body", (status, body) == (200, ""),
            "200, empty", (status, body))

@@ -113,13 +113,16 @@ check "action: correct without CAP_SYS_PTRACE is refused too" 3 $? "$tmp/out" "C
 $HV run --pin-dir /sys/fs/bpf/a.b >"$tmp/out" 2>&1
 check "a --pin-dir bpffs cannot hold is refused with the reason" 2 $? "$tmp/out" "does not allow '.'"
 
+$HV run --xen-hooks kprobes >"$tmp/out" 2>&1
+check "an unknown --xen-hooks tier is refused, the tiers named" 2 $? "$tmp/out" "--xen-hooks wants fentry or syscalls, not 'kprobes'"
+
 $HV run --metrics nonsense >"$tmp/out" 2>&1
 check "a bad --metrics address is refused" 2 $? "$tmp/out" "ADDR:PORT"
 
 # --metrics: ADDR:PORT, [IPV6]:PORT, :PORT or PORT. Anything else is refused
 # while the options are read (exit 2, before the root check, so as nobody
 # too), on one line that gives the reason and the accepted forms.
-forms='accepted: ADDR:PORT, [IPV6]:PORT, :PORT or PORT (e.g. 127.0.0.1:9477)'
+forms='accepted: ADDR:PORT (an IPv4 address or a host name), [IPV6]:PORT, :PORT or PORT (e.g. 127.0.0.1:9477)'
 while IFS='|' read -r addr why; do
 	setpriv --reuid=65534 --regid=65534 --clear-groups $HV run --metrics "$addr" >"$tmp/out" 2>&1
 	st=$?
@@ -135,8 +138,7 @@ done <<'FORMS'
 127.0.0.1:65536|the port must be 1-65535
 127.0.0.1:94x|the port must be 1-65535
 1.2.3.4:|the port must be 1-65535
-localhost:9477|not an IPv4 address (names are not resolved)
-300.1.1.1:9477|not an IPv4 address (names are not resolved)
+300.1.1.1:9477|not an IPv4 address
 ::1:9477|an IPv6 address needs brackets, [::1]:9477
 [::1]|a port (1-65535) must follow ']:'
 [::1]9477|a port (1-65535) must follow ']:'
@@ -147,10 +149,15 @@ localhost:9477|not an IPv4 address (names are not resolved)
 |not a port (1-65535)
 FORMS
 # The accepted forms get past the options: as nobody, on to the root check.
-for addr in 127.0.0.1:9477 '[::1]:9477' :9477 9477; do
+for addr in 127.0.0.1:9477 localhost:9477 '[::1]:9477' :9477 9477; do
 	setpriv --reuid=65534 --regid=65534 --clear-groups $HV run --metrics "$addr" >"$tmp/out" 2>&1
 	check "--metrics $addr is accepted (then: needs root)" 3 $? "$tmp/out" "needs root"
 done
+# A name that does not resolve: said with the resolver's reason.
+setpriv --reuid=65534 --regid=65534 --clear-groups $HV run --metrics no-such-host.invalid:9477 \
+	>"$tmp/out" 2>&1
+check "--metrics with a name that does not resolve is refused" 2 $? "$tmp/out" \
+	"^Error: --metrics 'no-such-host.invalid:9477': cannot resolve 'no-such-host.invalid': "
 $HV run --help >"$tmp/out" 2>&1
 check "run --help names every --metrics form" 0 $? "$tmp/out" "\[IPV6\]:PORT, or :PORT or PORT"
 
@@ -170,5 +177,18 @@ setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --nofile=1024:1024 \
 	$HV run >"$tmp/out" 2>&1
 check "run warns when the hard limit keeps it at 1024 open files" 3 $? "$tmp/out" \
 	"^Warning: open files limited to 1024 by the hard limit \(wanted 65536, at least 4096\)"
+# The service options: refused before anything loads.
+$HV run --log syslog >"$tmp/out" 2>&1
+check "--log wants journald or stdout" 2 $? "$tmp/out" "--log wants journald or stdout, not 'syslog'"
+$HV run --log journald --json >"$tmp/out" 2>&1
+check "--log journald is refused with --json" 2 $? "$tmp/out" "not with --json"
+$HV run --log journald -o "$tmp/alerts" >"$tmp/out" 2>&1
+check "--log journald is refused with --output" 2 $? "$tmp/out" "not with --output"
+$HV run --exec true --exec-max 0 >"$tmp/out" 2>&1
+check "--exec-max 0 is refused" 2 $? "$tmp/out" "--exec-max wants a number from 1 to 1024"
+$HV run --exec true --exec-timeout 0 >"$tmp/out" 2>&1
+check "--exec-timeout 0 is refused" 2 $? "$tmp/out" "--exec-timeout wants a positive number"
+$HV run --help >"$tmp/out" 2>&1
+check "run --help documents the signals" 0 $? "$tmp/out" "SIGHUP reopens --output and reloads the rules"
 
 exit $failed

@@ -266,6 +266,34 @@ static void test_vm_quota(void **state)
 	assert_true(HV_VMS_PER_USER <= HV_VMS_NON_ROOT);
 }
 
+/* vCPU ids are APIC ids, sparse: each has a slot of its own, never
+ * another's (vCPU 256 once folded onto vCPU 0's). */
+static void test_vcpu_slots(void **state)
+{
+	static struct vm_state vm;
+	(void)state;
+	memset(&vm, 0, sizeof(vm));
+	vm.vcpu_ids[0] = 0 + 1;
+	vm.vcpu_ids[1] = 256 + 1;
+	vm.vcpu_ids[2] = 2 + 1; /* dense ids in order: slot == id */
+	vm.nr_vcpus = 3;
+	assert_int_equal(hv_vcpu_slot_of(&vm, 0), 0);
+	assert_int_equal(hv_vcpu_slot_of(&vm, 256), 1);
+	assert_int_equal(hv_vcpu_slot_of(&vm, 2), 2);
+	assert_int_equal(hv_vcpu_slot_of(&vm, 1), -1);
+	assert_int_equal(hv_vcpu_slot_of(&vm, 4095), -1);
+	/* A mismatch between vCPUs 0 and 256 is seen, in their slots. */
+	struct hv_mismatch_result r;
+
+	hv_bit_set(vm.tsc_known, 0, true);
+	hv_bit_set(vm.tsc_known, 1, true);
+	vm.tsc_offset[0] = -1000;
+	vm.tsc_offset[1] = -5000;
+	assert_int_equal(hv_tsc_mismatch(&vm, &r), 1);
+	assert_int_equal(vm.vcpu_ids[r.bad_vcpu] - 1, 256);
+	assert_int_equal(vm.vcpu_ids[r.ref_vcpu] - 1, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -284,6 +312,7 @@ int main(void)
 	    cmocka_unit_test(test_flood_burst_then_counted),
 	    cmocka_unit_test(test_flood_slow_writer_sends_all),
 	    cmocka_unit_test(test_vm_quota),
+	    cmocka_unit_test(test_vcpu_slots),
 	};
 
 	return cmocka_run_group_tests_name("clock_logic", tests, NULL, NULL);

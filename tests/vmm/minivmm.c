@@ -20,6 +20,7 @@
  *
  * Usage: minivmm SCENARIO [N] [--pause-ms N] [--cycles N] [--vcpus N]
  *                 [--hold-ms N] [--tsc-delta CYCLES] [--flood-ms N]
+ *                 [--vcpu-id-stride S]
  *                 [--traced-as NAME]
  *                 [-name NAME]
  *        minivmm --list | --help
@@ -198,6 +199,7 @@ struct opts {
 	uint64_t cycles;
 	uint64_t hold_ms;
 	uint64_t flood_ms;
+	uint64_t vcpu_id_stride; /* vCPU i gets KVM id i * stride (default 1) */
 	int64_t tsc_delta;
 	const char *traced_as;	/* a tracer child that names itself so */
 	int vcpus;		/* 0: the scenario's default */
@@ -675,10 +677,14 @@ static int vcpu_create(struct ctx *c, struct vm *vm, int id)
 	struct vcpu *v = &vm->vcpus[id];
 	void *run;
 
+	/* KVM's vCPU id (an APIC id, sparse with --vcpu-id-stride); v->id,
+	 * the index, places its PVTI. */
+	unsigned long kvm_id = (unsigned long)id * c->opt.vcpu_id_stride;
+
 	v->id = id;
-	v->fd = kvm_ioctl(vm->fd, KVM_CREATE_VCPU, (void *)(uintptr_t)id);
+	v->fd = kvm_ioctl(vm->fd, KVM_CREATE_VCPU, (void *)kvm_id);
 	if (v->fd < 0)
-		return sys_fail("vm %d: KVM_CREATE_VCPU %d", vm->index, id);
+		return sys_fail("vm %d: KVM_CREATE_VCPU %lu", vm->index, kvm_id);
 	run = mmap(NULL, c->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		   v->fd, 0);
 	if (run == MAP_FAILED)
@@ -1238,6 +1244,7 @@ static void usage(FILE *f)
 		"  --hold-ms N       keep the VMs open N ms after the done line\n"
 		"  --tsc-delta C     guest-tsc-write: write rdtsc + C (default 0)\n"
 		"  --flood-ms N      guest-tsc-flood: how long the guest writes (default %d)\n"
+		"  --vcpu-id-stride S  vCPU i gets KVM id i*S (sparse ids, as APIC ids are)\n"
 		"  --traced-as NAME  run ptraced by a child that names itself NAME\n"
 		"  N                 many-vms, hold-vms: number of VMs (default %d)\n"
 		"  --list            list the scenarios\n",
@@ -1291,7 +1298,7 @@ static int parse_s64(const char *opt, const char *s, int64_t *out)
 }
 
 enum { OPT_PAUSE = 256, OPT_CYCLES, OPT_VCPUS, OPT_HOLD, OPT_TSC_DELTA,
-       OPT_LIST, OPT_TRACED_AS, OPT_FLOOD };
+       OPT_LIST, OPT_TRACED_AS, OPT_FLOOD, OPT_ID_STRIDE };
 
 static const struct option long_opts[] = {
 	{ "pause-ms", required_argument, NULL, OPT_PAUSE },
@@ -1302,6 +1309,7 @@ static const struct option long_opts[] = {
 	{ "list", no_argument, NULL, OPT_LIST },
 	{ "traced-as", required_argument, NULL, OPT_TRACED_AS },
 	{ "flood-ms", required_argument, NULL, OPT_FLOOD },
+	{ "vcpu-id-stride", required_argument, NULL, OPT_ID_STRIDE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1315,6 +1323,7 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 	c->opt.pause_ms = 1000;
 	c->opt.cycles = 1;
 	c->opt.flood_ms = FLOOD_MS_DEFAULT;
+	c->opt.vcpu_id_stride = 1;
 	while ((o = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (o) {
 		case OPT_PAUSE:
@@ -1340,6 +1349,11 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 			break;
 		case OPT_TRACED_AS:
 			c->opt.traced_as = optarg;
+			break;
+		case OPT_ID_STRIDE:
+			if (parse_u64("--vcpu-id-stride", optarg, 1, 1024,
+				      &c->opt.vcpu_id_stride))
+				return -1;
 			break;
 		case OPT_FLOOD:
 			if (parse_u64("--flood-ms", optarg, 1, 3600000, &c->opt.flood_ms))

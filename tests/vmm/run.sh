@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The mini VMM stage: detection (test_vmm.py), then correction
-# (test_correct.py), restarts, audit; first the unit-level checks that need
+# (test_correct.py), restarts, audit, signals/--exec/journal (test_service.py,
+# test_journal.py); first the unit-level checks that need
 # a real KVM (kvm_unit.sh). Needs root and /dev/kvm.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,6 +11,9 @@ tests/vmm/kvm_unit.sh || rc=1
 python3 tests/vmm/test_hooks.py || rc=1
 # The pin directory with real daemons (once: it does not depend on the tier).
 python3 tests/vmm/test_pindir.py || rc=1
+# The service's side (signals, --exec, the journal): not tier-dependent.
+python3 tests/vmm/test_service.py || rc=1
+python3 tests/vmm/test_journal.py || rc=1
 # Every test once per hook tier of the clock checks (hvguard run --hooks).
 for hooks in kvm-tracepoints syscalls; do
 	export HVGUARD_HOOKS=$hooks

@@ -121,15 +121,21 @@ def test_tsc_offset_corrected(hv):
            [a["offset_before"] for a in alerts], [c["after"] for c in corr])
 
 
-def test_mismatch_corrected(hv):
-    name = "vcpu-mismatch corrected"
-    pid, cyc, done = run_vmm(["vcpu-mismatch"])
+def test_mismatch_corrected(hv, stride=1):
+    name = "vcpu-mismatch corrected" + (f", vCPU ids 0 and {stride}" if stride > 1 else "")
+    pid, cyc, done = run_vmm(["vcpu-mismatch", "--vcpu-id-stride", str(stride)])
     corr = settle(hv, pid, "correction", 1)
     tap.eq(f"{name}: applied", [c["result"] for c in corr], ["applied"])
     tap.eq(f"{name}: one vCPU aligned on vCPU 0",
            [c["after"].get("vcpus_aligned") for c in corr], [1])
     tap.eq(f"{name}: no mismatch left to report",
            len(hv.alerts(lambda a: a["pid"] == pid and a["rule"] == "vcpu-tsc-mismatch")), 1)
+
+
+def test_sparse_mismatch_corrected(hv):
+    """vCPU ids are APIC ids, sparse: the vCPU with id 256 is found and
+    aligned, not taken for vCPU 0."""
+    test_mismatch_corrected(hv, stride=256)
 
 
 def test_khz_not_corrected(hv):
@@ -301,7 +307,8 @@ def main():
             tap.fail("hvguard --correct starts", str(e))
             return 1
         tests = [test_stopcont_corrected, test_crosvm_corrected, test_tsc_offset_corrected,
-                 test_mismatch_corrected, test_khz_not_corrected, test_traced_not_frozen]
+                 test_mismatch_corrected, test_khz_not_corrected, test_traced_not_frozen,
+                 test_sparse_mismatch_corrected]
         try:
             for t in tests:
                 try:

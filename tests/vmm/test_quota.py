@@ -81,8 +81,9 @@ def fill(hv, uid, vms, quota, limit):
         if '"type":"done"' in line:
             done = json.loads(line)
             break
-    if not tap.ok(f"{name}: the filler creates its VMs", done is not None,
-                  "a done line", f"exit {filler.poll()}: {filler.stderr.read()[-300:]}"):
+    # (Its stderr is read only when it failed: a holding filler never closes it.)
+    if not tap.ok(f"{name}: the filler creates its VMs", done is not None, "a done line",
+                  done or f"exit {filler.wait()}: {filler.stderr.read()[-300:]}"):
         return filler
     tap.note(f"{name}: created in {time.monotonic() - t0:.1f} s")
     pid = filler.pid

@@ -159,6 +159,19 @@ def expect_mismatch(name, alerts, cycles, done):
                1_000_000_000)
 
 
+def expect_sparse_mismatch(name, alerts, cycles, done):
+    """vCPU ids are APIC ids: 0 and 256 once shared a slot, and the
+    mismatch between them went unseen."""
+    mm = [a for a in alerts if a["rule"] == "vcpu-tsc-mismatch"]
+    tap.eq(f"{name}: one vcpu-tsc-mismatch", len(mm), 1)
+    if mm:
+        a = mm[0]
+        tap.eq(f"{name}: vCPU 256 differs from vCPU 0", (a["vcpu"], a["reference_vcpu"]),
+               (256, 0))
+        tap.eq(f"{name}: offsets 1e9 cycles apart", a["offset"] - a["reference_offset"],
+               1_000_000_000)
+
+
 def expect_guest_write(name, alerts, cycles, done, hv=None, pid=None):
     expect_nothing(name, alerts, cycles, done)
     ev = hv.wait_for(lambda o: o.get("event") == "guest-tsc-write" and o.get("pid") == pid, 5)
@@ -206,6 +219,8 @@ SCENARIOS_ALL = [
     ("tsc-khz-after-run", ["tsc-khz-after-run"], expect_khz_unseen_on_kvm_tracepoints, False),
     ("tsc-khz-then-cont", ["tsc-khz-then-cont"], expect_khz, False),
     ("vcpu-mismatch", ["vcpu-mismatch"], expect_mismatch, False),
+    ("vcpu-mismatch, sparse ids", ["vcpu-mismatch", "--vcpu-id-stride", "256"],
+     expect_sparse_mismatch, False),
     ("migrate-in", ["migrate-in"], expect_nothing, False),
     ("guest-tsc-write", ["guest-tsc-write"], expect_guest_write, True),
     ("vm-exit-midpause", ["vm-exit-midpause", "--pause-ms", "200"], expect_exit_midpause, True),

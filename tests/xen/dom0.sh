@@ -8,12 +8,21 @@
 #   HVGJSON PHASE LINE                  what hvguard printed on stdout (JSON)
 #   HVGERR  PHASE LINE                  what hvguard printed on stderr
 #   HVGPHASE PHASE start|end|no-ready
-# Usage: dom0.sh HVGUARD XENOPS PHASE...   (phases: alert kill deny deny-mmap fallback bench)
+#   HVGHOOKS PHASE perf|links JSON      where hvguard's programs are attached
+#   HVGMOD  PHASE LABEL rc=N            a module (un)load and how it ended
+# Usage: dom0.sh HVGUARD XENOPS PHASE...
+#   phases: alert kill deny deny-mmap fallback, each as NAME/TIER to run it
+#   on a hook tier (NAME/fentry lets hvguard choose, which must be fentry;
+#   NAME/syscalls forces --xen-hooks syscalls); modules; bench
 set -u
 HVG=$1
 XENOPS=$2
 shift 2
-RULES=$(cd "$(dirname "$0")" && pwd)/rules
+here=$(cd "$(dirname "$0")" && pwd)
+RULES=$here/rules
+PATH=$PATH:/usr/sbin:/sbin # bpftool, rmmod, insmod
+BPFTOOL=$(command -v bpftool)
+MODDIR=$here/../cache/debian-kernel/lib/modules/$(uname -r)/kernel/drivers/xen
 # The backend is designated by its comm: exec'd through this link, xenops
 # runs with comm "xen-backend-dm"; run directly it is an ordinary process.
 BACKEND=/tmp/xen-backend-dm
@@ -29,13 +38,14 @@ op() { # label cmd...
 	wait "$pid"
 	rc=$?
 	echo "HVGOP $phase $label pid=$pid rc=$rc"
-	sed "s/^/HVGOUT $phase $label /" /tmp/op.out
+	sed "s|^|HVGOUT $phase $label |" /tmp/op.out
 }
 
-start_hvguard() { # rules
-	local t0
+start_hvguard() { # rules [hvguard option...]
+	local t0 rules=$1
+	shift
 	t0=$(cut -d' ' -f1 /proc/uptime)
-	"$HVG" run --json --no-pin --rules "$1" >/tmp/hvg.json 2>/tmp/hvg.err &
+	"$HVG" run --json --no-pin --rules "$rules" "$@" >/tmp/hvg.json 2>/tmp/hvg.err &
 	hvg_pid=$!
 	for _ in $(seq 1 600); do
 		if grep -q '"type":"ready"' /tmp/hvg.json 2>/dev/null; then
@@ -54,8 +64,20 @@ stop_hvguard() {
 	kill -INT "$hvg_pid" 2>/dev/null
 	wait "$hvg_pid"
 	echo "HVGOP $phase hvguard pid=$hvg_pid rc=$?"
-	sed "s/^/HVGJSON $phase /" /tmp/hvg.json
-	sed "s/^/HVGERR $phase /" /tmp/hvg.err
+	sed "s|^|HVGJSON $phase |" /tmp/hvg.json
+	sed "s|^|HVGERR $phase |" /tmp/hvg.err
+}
+
+# Where the running hvguard's programs are attached, read from the kernel
+# with bpftool rather than taken from hvguard's word: the tracepoints of its
+# perf events, and per BPF link it holds, the tracepoint or attach type.
+attachments() {
+	local ids
+	ids=$(cat /proc/"$hvg_pid"/fdinfo/* 2>/dev/null | awk '$1 == "link_id:" { printf "%s%s", sep, $2; sep = "," }')
+	echo "HVGHOOKS $phase perf $("$BPFTOOL" -j perf list 2>&1 | jq -c --argjson pid "$hvg_pid" \
+		'[.[] | select(.pid == $pid) | .tracepoint // .fd_type] | sort' 2>&1 | tr '\n' ' ')"
+	echo "HVGHOOKS $phase links $("$BPFTOOL" -j link list 2>&1 | jq -c --argjson ids "[$ids]" \
+		'[.[] | select(.id as $i | $ids | index($i)) | .tp_name // .attach_type // .type] | sort' 2>&1 | tr '\n' ' ')"
 }
 
 frame() { # the grant table frame, fetched by an ordinary process
@@ -63,7 +85,8 @@ frame() { # the grant table frame, fetched by an ordinary process
 }
 
 phase_alert() {
-	start_hvguard "$RULES/alert.yaml" || return
+	start_hvguard "$RULES/alert.yaml" "${HOOKS[@]}" || return
+	attachments
 	local f
 	f=$(frame)
 	op cycle "$BACKEND" grant-cycle
@@ -82,7 +105,8 @@ phase_alert() {
 }
 
 phase_enforce() { # rules
-	start_hvguard "$1" || return
+	start_hvguard "$1" "${HOOKS[@]}" || return
+	attachments
 	local f
 	f=$(frame)
 	op cycle "$BACKEND" grant-cycle
@@ -97,44 +121,90 @@ phase_enforce() { # rules
 # With no target_domain, privcmd mmap() itself serves only foreign mappings:
 # with action deny, the LSM mmap_file hook refuses it.
 phase_deny_mmap() {
-	start_hvguard "$RULES/deny-notarget.yaml" || return
+	start_hvguard "$RULES/deny-notarget.yaml" "${HOOKS[@]}" || return
 	op mmap "$BACKEND" resource 0
 	op other-mmap "$XENOPS" resource 0
 	stop_hvguard
 }
 
-# Per-call cost, hvguard attached against not, interleaved (off on off on...)
-# so that drift in the emulator shows as the spread between rounds.
+mod() { # label insmod|rmmod module [tries]: the last try's answer
+	local rc try
+	for try in $(seq 1 "${4:-1}"); do
+		"$2" "$3" >/tmp/mod.out 2>&1
+		rc=$?
+		[ $rc = 0 ] && break
+		sleep 0.5
+	done
+	echo "HVGMOD $phase $1 rc=$rc tries=$try $(tr '\n' ' ' </tmp/mod.out)"
+}
+
+# The fentry tier pins the modules it hooks; without one of them loaded it
+# cannot attach and hvguard falls back to the syscall tracepoints, saying so.
+phase_modules() {
+	start_hvguard "$RULES/alert.yaml" || return
+	mod pinned-rmmod rmmod xen_gntalloc
+	stop_hvguard
+	# hvguard's links (and their module references) go with its last fd.
+	mod free-rmmod rmmod xen_gntalloc 10
+	start_hvguard "$RULES/alert.yaml" || { mod reload insmod "$MODDIR/xen-gntalloc.ko"; return; }
+	op hypercall "$BACKEND" hypercall
+	stop_hvguard
+	mod reload insmod "$MODDIR/xen-gntalloc.ko"
+}
+
+# Per-call cost, nothing attached against each tier, interleaved (the
+# order of the tiers alternates between rounds) so that drift in the
+# emulator shows as the spread between rounds. backend: the designated
+# process; other: an ordinary one, doing Xen calls and ordinary ones.
+bench_ops() { # prefix
+	op "$1-grant" "$BACKEND" bench-grant 150
+	op "$1-privcmd" "$BACKEND" bench-privcmd 1500
+	op "$1-hypercall" "$BACKEND" bench-hypercall 1500
+	op "$1-other-grant" "$XENOPS" bench-grant 150
+	op "$1-other-privcmd" "$XENOPS" bench-privcmd 1500
+	op "$1-other-ioctl" "$XENOPS" bench-ioctl 1500
+	op "$1-other-mmap" "$XENOPS" bench-mmap 600
+	op "$1-other-syscall" "$XENOPS" bench-syscall 1500
+}
+
+bench_tier() { # round tier
+	start_hvguard "$RULES/bench.yaml" --xen-hooks "$2" || return
+	bench_ops "$2$1"
+	# The daemon stopped: what the BPF programs alone cost (the ring
+	# buffer holds the ~1200 records of one grant run).
+	kill -STOP "$hvg_pid"
+	op "$2$1-bpf-grant" "$BACKEND" bench-grant 150
+	op "$2$1-bpf-privcmd" "$BACKEND" bench-privcmd 1500
+	kill -CONT "$hvg_pid"
+	kill -INT "$hvg_pid"
+	wait "$hvg_pid"
+}
+
 phase_bench() {
 	local round
-	for round in 1 2 3; do
-		op "off$round-grant" "$BACKEND" bench-grant 300
-		op "off$round-privcmd" "$BACKEND" bench-privcmd 4000
-		op "off$round-hypercall" "$BACKEND" bench-hypercall 2000
-		start_hvguard "$RULES/bench.yaml" || return
-		op "on$round-grant" "$BACKEND" bench-grant 300
-		op "on$round-privcmd" "$BACKEND" bench-privcmd 4000
-		op "on$round-hypercall" "$BACKEND" bench-hypercall 2000
-		op "on$round-other-grant" "$XENOPS" bench-grant 300
-		op "on$round-other-privcmd" "$XENOPS" bench-privcmd 4000
-		# The daemon stopped: what the BPF programs alone cost (the ring
-		# buffer holds the ~1200 records of one grant run).
-		kill -STOP "$hvg_pid"
-		op "bpf$round-grant" "$BACKEND" bench-grant 300
-		op "bpf$round-privcmd" "$BACKEND" bench-privcmd 4000
-		kill -CONT "$hvg_pid"
-		kill -INT "$hvg_pid"
-		wait "$hvg_pid"
+	for round in 1 2 3 4 5 6 7; do
+		bench_ops "off$round"
+		if [ $((round % 2)) = 1 ]; then
+			bench_tier "$round" fentry
+			bench_tier "$round" syscalls
+		else
+			bench_tier "$round" syscalls
+			bench_tier "$round" fentry
+		fi
 	done
 }
 
 for phase in "$@"; do
 	echo "HVGPHASE $phase start uptime=$(cut -d' ' -f1 /proc/uptime)"
-	case "$phase" in
+	# NAME/fentry: hvguard's own choice; NAME/syscalls: forced.
+	HOOKS=()
+	[ "${phase#*/}" = syscalls ] && HOOKS=(--xen-hooks syscalls)
+	case "${phase%/*}" in
 	alert) phase_alert ;;
 	kill) phase_enforce "$RULES/kill.yaml" ;;
 	deny | fallback) phase_enforce "$RULES/deny.yaml" ;;
 	deny-mmap) phase_deny_mmap ;;
+	modules) phase_modules ;;
 	bench) phase_bench ;;
 	*) echo "HVGPHASE $phase unknown" ;;
 	esac
