@@ -183,7 +183,8 @@ DATADIR ?= $(PREFIX)/share/hvguard
 UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 ETCDIR  := /etc/hvguard
 SHARE_FILES := rules/prometheus-alerts.yaml rules/xen-example.yaml \
-	       packaging/correct-sandboxed-vmm.conf docs/audit.schema.json
+	       packaging/correct-sandboxed-vmm.conf docs/audit.schema.json \
+	       packaging/grafana/hvguard-dashboard.json
 DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 # git describe made Debian-valid: 77600c4-dirty -> 0~g77600c4+dirty-1.
 DEB_VERSION := $(shell echo '$(VERSION)' | sed -E 's/^v([0-9])/\1/; \

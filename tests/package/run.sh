@@ -147,8 +147,13 @@ for f in usr/sbin/hvguard usr/share/man/man8/hvguard.8.gz etc/hvguard/rules.yaml
 	lib/systemd/system/hvguard.service usr/share/doc/hvguard/copyright \
 	usr/share/doc/hvguard/changelog.Debian.gz usr/share/hvguard/prometheus-alerts.yaml \
 	usr/share/hvguard/xen-example.yaml usr/share/hvguard/correct-sandboxed-vmm.conf \
-	usr/share/hvguard/audit.schema.json; do
+	usr/share/hvguard/audit.schema.json usr/share/hvguard/hvguard-dashboard.json; do
 	[ -f "$root/$f" ] && ok "package ships /$f" || nok "package ships /$f" "not in $deb"
+done
+# What operators load into Prometheus and Grafana is what the tests checked.
+for src in rules/prometheus-alerts.yaml packaging/grafana/hvguard-dashboard.json; do
+	check "package's /usr/share/hvguard/${src##*/} is $src" \
+		cmp -s "$src" "$root/usr/share/hvguard/${src##*/}"
 done
 check "copyright is machine-readable (DEP-5), GPL-2" \
 	sh -c "head -1 '$root/usr/share/doc/hvguard/copyright' | grep -q '^Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/' &&
@@ -324,7 +329,7 @@ if out=$(make -s install DESTDIR="$d" 2>&1); then ok "make install DESTDIR=...";
 for f in usr/sbin/hvguard usr/share/man/man8/hvguard.8.gz etc/hvguard/rules.yaml \
 	lib/systemd/system/hvguard.service usr/share/hvguard/prometheus-alerts.yaml \
 	usr/share/hvguard/xen-example.yaml usr/share/hvguard/correct-sandboxed-vmm.conf \
-	usr/share/hvguard/audit.schema.json; do
+	usr/share/hvguard/audit.schema.json usr/share/hvguard/hvguard-dashboard.json; do
 	[ -f "$d/$f" ] && ok "make install puts /$f" || nok "make install puts /$f" "missing under DESTDIR"
 done
 [ -x "$d/usr/sbin/hvguard" ] && "$d/usr/sbin/hvguard" version >/dev/null 2>&1 &&

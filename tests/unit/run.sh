@@ -26,6 +26,9 @@ for t in build/tests/test_* build/asan/tests/test_*; do
 done
 tests/unit/cli.sh || rc=1
 tests/unit/pindir.sh || rc=1
+# The shipped alerting rules (promtool check + promtool test rules) and the
+# Grafana dashboard, checked against the rule table and the README.
+python3 tests/unit/alerting.py || rc=1
 # The rules-parser fuzzer, time-boxed; its regression inputs replayed first.
 tests/fuzz/run.sh 60 || rc=1
 echo "# end of stage"
