@@ -239,8 +239,7 @@ static const char *const quota_names[HV_QUOTA_COUNT] = {
 };
 
 /* A VMM was refused a VM by a quota: said once per VMM, as a warning. */
-static void describe_untracked(const struct clock_event *e, const char *comm,
-			       struct json_object *o)
+static void describe_untracked(const struct clock_event *e, const char *comm, struct json_object *o)
 {
 	const struct clock_config *cfg = &skel->rodata->cfg;
 	unsigned q = e->v[0] > 0 && e->v[0] < HV_QUOTA_COUNT ? e->v[0] : 0;
@@ -256,7 +255,8 @@ static void describe_untracked(const struct clock_event *e, const char *comm,
 	hv_warn("%s[%u] (uid %lld) was refused a VM by the %s quota of %ld VMs: the clocks of its "
 		"VMs past the quota are not checked (hvguard_quota_refused_total counts their "
 		"events)",
-		comm, e->pid, (long long)e->v[1], q ? quota_names[q] : "?", q ? quota_limits[q] : 0);
+		comm, e->pid, (long long)e->v[1], q ? quota_names[q] : "?",
+		q ? quota_limits[q] : 0);
 }
 
 static void describe_flood(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
@@ -330,8 +330,7 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 
 /* A VM goes with guest TSC writes counted in a window not yet closed:
  * its summary is sent from here, so the counts still add up. */
-static void flood_tail(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm,
-		       const char *comm)
+static void flood_tail(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm, const char *comm)
 {
 	struct clock_event e = {
 	    .type = CLOCK_EV_GUEST_TSC_SUMMARY,
@@ -672,10 +671,8 @@ static int count_vms(void)
 }
 
 static const char *const map_names[HV_CLOCK_MAP_COUNT] = {
-    [HV_CLOCK_MAP_VMS] = "hv_clock_vms",
-    [HV_CLOCK_MAP_VCPUS] = "hv_clock_vcpus",
-    [HV_CLOCK_MAP_VMMS] = "hv_clock_vmms",
-    [HV_CLOCK_MAP_FROZEN] = "hv_clock_frozen",
+    [HV_CLOCK_MAP_VMS] = "hv_clock_vms",       [HV_CLOCK_MAP_VCPUS] = "hv_clock_vcpus",
+    [HV_CLOCK_MAP_VMMS] = "hv_clock_vmms",     [HV_CLOCK_MAP_FROZEN] = "hv_clock_frozen",
     [HV_CLOCK_MAP_OWNERS] = "hv_clock_owners",
 };
 
@@ -785,7 +782,8 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 
 	for (int i = 0; i < HV_RULE_COUNT; i++)
 		if (hv_rule_table[i].family == HV_FAM_CLOCK)
-			ADD(missed, hv_rule_table[i].id, json_object_new_uint64(b->alerts_missed[i]));
+			ADD(missed, hv_rule_table[i].id,
+			    json_object_new_uint64(b->alerts_missed[i]));
 	ADD(o, "alerts_missed", missed);
 	struct json_object *quota = json_object_new_object();
 

@@ -291,7 +291,8 @@ static int scan_fds(int pid, struct vcpu_scan *vs, struct correction *c)
 	if (vs->vms != 1)
 		return refuse(c, "the VMM holds %d VMs: its fds cannot be told apart", vs->vms);
 	if (vs->too_many)
-		return refuse(c, "the VM has over %d vCPUs, more than hvguard tracks", HV_MAX_VCPUS);
+		return refuse(c, "the VM has over %d vCPUs, more than hvguard tracks",
+			      HV_MAX_VCPUS);
 	return 0;
 }
 
@@ -454,8 +455,8 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 	for (__u32 i = 0; i < vm.nr_vcpus && i < HV_MAX_VCPUS; i++)
 		if (hv_bit_test(vm.tsc_known, i) && !hv_bit_test(vm.tsc_guest, i) &&
 		    vm.tsc_offset[i] != ref)
-			return failed(c, "vCPU %d's offset is still %lld",
-				      (int)vm.vcpu_ids[i] - 1, (long long)vm.tsc_offset[i]);
+			return failed(c, "vCPU %d's offset is still %lld", (int)vm.vcpu_ids[i] - 1,
+				      (long long)vm.tsc_offset[i]);
 	ADDI(c->after, "vcpus_aligned", fixed);
 	return 0;
 }

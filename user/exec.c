@@ -111,8 +111,9 @@ static int spawn(const char *cmd, int in_fd, pid_t *pid)
 	char limit[32];
 	unsigned long was = hv_fdlimit_started_with();
 	char *const plain[] = {"sh", "-c", (char *)cmd, NULL};
-	char *const limited[] = {"sh", "-c", "ulimit -S -n \"$1\" 2>/dev/null; exec /bin/sh -c \"$0\"",
-				 (char *)cmd, limit, NULL};
+	char *const limited[] = {
+	    "sh",	 "-c",	"ulimit -S -n \"$1\" 2>/dev/null; exec /bin/sh -c \"$0\"",
+	    (char *)cmd, limit, NULL};
 	char *const *argv = was ? limited : plain;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;

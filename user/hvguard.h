@@ -62,17 +62,17 @@ struct hv_opts {
 	struct hv_listen_addr metrics_listen; /* parsed from it */
 	const char *output_path;
 	const char *exec_cmd;
-	const char *pin_root; /* bpffs directory for pinned state */
-	const char *pin_at;   /* "/proc/self/fd/N" of pin_root once checked (pindir.h) */
-	bool reset_pins;      /* --reset-pins: drop the pinned state first */
-	const char *hooks;    /* --hooks: NULL (best available) or a tier name */
+	const char *pin_root;  /* bpffs directory for pinned state */
+	const char *pin_at;    /* "/proc/self/fd/N" of pin_root once checked (pindir.h) */
+	bool reset_pins;       /* --reset-pins: drop the pinned state first */
+	const char *hooks;     /* --hooks: NULL (best available) or a tier name */
 	const char *xen_hooks; /* --xen-hooks: NULL (best available), fentry or syscalls */
 	bool no_pin;
 	unsigned vms_per_vmm;  /* --max-vms-per-vmm: the VM table's per-process quota */
 	unsigned vms_per_user; /* --max-vms-per-user: its per-user quota */
-	bool journald;	     /* --log journald: entries in the journal, not lines */
-	double exec_timeout; /* --exec-timeout: seconds before a hook is killed */
-	int exec_max;	     /* --exec-max: hooks running at once, more are dropped */
+	bool journald;	       /* --log journald: entries in the journal, not lines */
+	double exec_timeout;   /* --exec-timeout: seconds before a hook is killed */
+	int exec_max;	       /* --exec-max: hooks running at once, more are dropped */
 };
 
 /* One alert as every family reports it. */
@@ -154,8 +154,8 @@ typedef int (*hv_pid_fn)(int pid, void *arg);
 void hv_proc_for_each_pid(hv_pid_fn fn, void *arg); /* until fn returns non-zero */
 int hv_proc_comm(int pid, char *buf, size_t len);
 int hv_proc_vm_name(int pid, char *buf, size_t len); /* QEMU -name */
-char hv_proc_state(int pid); /* R, S, T..., 0 when gone */
-uint64_t hv_proc_start_ns(int pid); /* CLOCK_BOOTTIME of its start, 0 when gone */
+char hv_proc_state(int pid);			     /* R, S, T..., 0 when gone */
+uint64_t hv_proc_start_ns(int pid);		     /* CLOCK_BOOTTIME of its start, 0 when gone */
 typedef int (*hv_fd_fn)(int fd, const char *link, void *arg);
 int hv_proc_for_each_fd(int pid, hv_fd_fn fn, void *arg);
 

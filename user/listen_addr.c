@@ -66,8 +66,8 @@ static int parse_v6(const char *s, struct hv_listen_addr *a, char *err, size_t e
 }
 
 /* A host name: its first IPv4 address, else its first IPv6 one. */
-static int resolve(const char *s, const char *host, unsigned short port,
-		   struct hv_listen_addr *a, char *err, size_t errlen)
+static int resolve(const char *s, const char *host, unsigned short port, struct hv_listen_addr *a,
+		   char *err, size_t errlen)
 {
 	static const int families[] = {AF_INET, AF_INET6};
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;

@@ -13,7 +13,9 @@ struct hv_listen_addr {
 };
 
 /* The forms accepted, for messages and --help. */
-#define HV_LISTEN_FORMS "ADDR:PORT (an IPv4 address or a host name), [IPV6]:PORT, :PORT or PORT (e.g. 127.0.0.1:9477)"
+#define HV_LISTEN_FORMS                                                                            \
+	"ADDR:PORT (an IPv4 address or a host name), [IPV6]:PORT, :PORT or PORT (e.g. "            \
+	"127.0.0.1:9477)"
 
 /* 0, or -1 with err saying what is wrong and the accepted forms. */
 int hv_listen_addr_parse(const char *s, struct hv_listen_addr *a, char *err, size_t errlen);

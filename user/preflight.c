@@ -77,8 +77,9 @@ int hv_preflight(bool need_ptrace, bool want_bpffs)
 	if (rc)
 		return rc;
 	if (need_ptrace && !hv_has_cap(CAP_SYS_PTRACE)) {
-		hv_err("correcting writes (--correct, or action: correct) need CAP_SYS_PTRACE to run "
-		       "ioctls inside the VMM: run as root, or without corrections");
+		hv_err(
+		    "correcting writes (--correct, or action: correct) need CAP_SYS_PTRACE to run "
+		    "ioctls inside the VMM: run as root, or without corrections");
 		return HV_EXIT_NOPERM;
 	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {

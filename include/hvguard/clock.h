@@ -75,10 +75,10 @@ enum hv_clock_map {
  * the per-process bound still holds a compromised root VMM). A VM over a
  * quota is not tracked, its events are counted, and its VMM is named once.
  */
-#define HV_VM_TABLE	   4096
-#define HV_VMS_PER_VMM	   512	/* defaults of hvguard run --max-vms-per-vmm */
-#define HV_VMS_PER_USER	   1024 /* and --max-vms-per-user */
-#define HV_VMS_NON_ROOT	   3072
+#define HV_VM_TABLE	    4096
+#define HV_VMS_PER_VMM	    512	 /* defaults of hvguard run --max-vms-per-vmm */
+#define HV_VMS_PER_USER	    1024 /* and --max-vms-per-user */
+#define HV_VMS_NON_ROOT	    3072
 #define HV_UID_ALL_NON_ROOT 0xffffffffu /* hv_clock_owners: the non-root total */
 
 enum hv_quota {
@@ -105,9 +105,9 @@ enum clock_event_type {
 	CLOCK_EV_GUEST_TSC_WRITE, /* legitimate, logged: the guest wrote its TSC */
 	CLOCK_EV_TSC_RESET,	  /* legitimate, logged: host reset write of 0 */
 	CLOCK_EV_VM_NEW,
-	CLOCK_EV_PAUSE,	    /* KVM_GET_CLOCK on a running VM */
-	CLOCK_EV_RESUME,    /* first KVM_RUN after a pause */
-	CLOCK_EV_PROC_EXIT, /* a VMM process ended: its VMs are gone */
+	CLOCK_EV_PAUSE,		    /* KVM_GET_CLOCK on a running VM */
+	CLOCK_EV_RESUME,	    /* first KVM_RUN after a pause */
+	CLOCK_EV_PROC_EXIT,	    /* a VMM process ended: its VMs are gone */
 	CLOCK_EV_GUEST_TSC_SUMMARY, /* guest TSC writes counted, not sent one by one */
 	CLOCK_EV_VM_UNTRACKED,	    /* a VMM's VM is over a quota: v[0] quota, v[1] uid */
 };
@@ -171,7 +171,7 @@ enum {
 
 enum hv_frozen {
 	HV_NOT_FROZEN = 0,
-	HV_FROZEN,	  /* stopped: the daemon corrects, then lets it go */
+	HV_FROZEN,	      /* stopped: the daemon corrects, then lets it go */
 	HV_NOT_FROZEN_TRACED, /* to be corrected, but traced (a debugger): never stopped */
 };
 

@@ -208,9 +208,9 @@ static inline int hv_vcpu_slot_of(const struct vm_state *vm, __u32 id)
 
 static inline __u32 hv_tsc_mismatch(const struct vm_state *vm, struct hv_mismatch_result *res)
 {
-	struct hv_mismatch_walk w = { .vm = vm, .res = res };
+	struct hv_mismatch_walk w = {.vm = vm, .res = res};
 
-	*res = (struct hv_mismatch_result){ 0 };
+	*res = (struct hv_mismatch_result){0};
 	for (__u32 i = 0; i < HV_MAX_VCPUS; i++)
 		if (hv_mismatch_step(i, &w))
 			break;
@@ -251,8 +251,7 @@ static __always_inline bool hv_flood_admit(struct hv_flood *f, __u64 now, __u64 
  * process, its user and all non-root users hold now.
  */
 static __always_inline enum hv_quota hv_vm_quota(const struct hv_quotas *q, __u32 uid,
-						 __u64 vmm_vms, __u64 user_vms,
-						 __u64 non_root_vms)
+						 __u64 vmm_vms, __u64 user_vms, __u64 non_root_vms)
 {
 	if (vmm_vms >= q->per_vmm)
 		return HV_QUOTA_VMM;
