@@ -23,6 +23,7 @@ for hooks in kvm-tracepoints syscalls; do
 	python3 tests/vmm/test_audit.py || rc=1
 	python3 tests/vmm/test_text.py || rc=1
 	python3 tests/vmm/test_flood.py || rc=1
+	python3 tests/vmm/test_quota.py || rc=1
 done
 echo "# end of stage"
 exit $rc

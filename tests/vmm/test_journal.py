@@ -30,7 +30,7 @@ import tempfile
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from hvtest import EMULATED, HOOKS, Tap, orphan_proof  # noqa: E402
+from hvtest import EMULATED, HOOKS, Tap, orphan_proof, pin_dir  # noqa: E402
 from polling import wait_until  # noqa: E402
 from test_vmm import run_vmm  # noqa: E402
 
@@ -188,7 +188,9 @@ def main():
     rules = os.path.join(tmp, "rules.yaml")
     write(rules, "rules:\n  kvmclock-jump:\n    severity: critical\n")
     hook = "cat >/dev/null; echo HOOK-OUT; echo HOOK-ERR >&2"
-    args = [HV, "run", "--log", "journald", "--no-pin", "--correct", "--rules", rules,
+    # Corrections need a pin directory (a frozen VMM outlives the daemon).
+    args = [HV, "run", "--log", "journald", "--pin-dir", pin_dir("journal"), "--correct",
+            "--rules", rules,
             "--exec", hook]
     if HOOKS:
         args += ["--hooks", HOOKS]

@@ -29,7 +29,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from hvtest import EMULATED, HOOKS, Hvguard, HvguardError, Tap, orphan_proof  # noqa: E402
+from hvtest import EMULATED, HOOKS, Hvguard, HvguardError, Tap, orphan_proof, pin_dir  # noqa: E402,E501
 from polling import wait_until  # noqa: E402
 from test_vmm import run_vmm  # noqa: E402
 
@@ -322,7 +322,9 @@ def test_exec(tmp):
     timeout = 15 if EMULATED else 4
     port = free_port()
     try:
-        hv = Hvguard(["--no-pin", "--correct", "--exec", f"HOOK_DIR={hookdir} sh {hook}",
+        # Corrections need a pin directory (a frozen VMM outlives the daemon).
+        hv = Hvguard(["--pin-dir", pin_dir("exec"), "--correct",
+                      "--exec", f"HOOK_DIR={hookdir} sh {hook}",
                       "--exec-timeout", str(timeout), "--exec-max", "2",
                       "--metrics", f"127.0.0.1:{port}"], log=os.path.join(tmp, "exec.err"))
     except HvguardError as e:
