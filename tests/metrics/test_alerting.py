@@ -17,16 +17,13 @@ Prometheus scraping a real `hvguard run --correct --metrics`:
    HvguardDown goes inactive.
 """
 
-import fcntl
 import json
 import os
 import re
-import signal
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -34,11 +31,11 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 sys.path.insert(0, os.path.dirname(__file__))
-from hvtest import EMULATED, HOOKS, Tap, orphan_proof, pin_dir  # noqa: E402
+from hvtest import EMULATED, Tap, pin_dir  # noqa: E402
 from polling import wait_until  # noqa: E402
+from test_exporter import Daemon  # noqa: E402
 from test_prometheus import RULES, free_port  # noqa: E402
 
-HV = os.environ.get("HVGUARD", "build/hvguard")
 TOOLS = os.environ.get("HVGUARD_TOOLS", "build/tests")
 MINIVMM = os.path.join(TOOLS, "minivmm")
 DASHBOARD = os.path.abspath("packaging/grafana/hvguard-dashboard.json")
@@ -56,54 +53,6 @@ ABSENT_HERE = {
     "hvguard_rules_reloads_total": "appears at the first SIGHUP reload; this test sends none",
 }
 tap = Tap()
-
-
-class Daemon:
-    """hvguard run --json on a 4 KiB stdout pipe the test reads only while
-    self.reading is set: clearing it stalls the daemon's main loop."""
-
-    def __init__(self, args, err_path):
-        r, w = os.pipe()
-        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
-        if HOOKS:
-            args = [*args, "--hooks", HOOKS]
-        with open(err_path, "w") as err:
-            self.proc = subprocess.Popen(orphan_proof([HV, "run", "--json", *args], "TERM"),
-                                         stdout=w, stderr=err)
-        os.close(w)
-        self.r, self.text, self.reading = r, "", threading.Event()
-        self.reading.set()
-        self.thread = threading.Thread(target=self._reader, daemon=True)
-        self.thread.start()
-
-    def _reader(self):
-        while True:
-            self.reading.wait()
-            chunk = os.read(self.r, 65536)
-            if not chunk:
-                return
-            self.text += chunk.decode(errors="replace")
-
-    def lines(self, kind):
-        out = []
-        for line in self.text.splitlines():
-            try:
-                o = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(o, dict) and o.get("type") == kind:
-                out.append(o)
-        return out
-
-    def stop(self):
-        self.reading.set()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
 
 
 def set_targets(path, targets):

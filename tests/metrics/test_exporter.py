@@ -346,16 +346,17 @@ def test_flood(tmp):
 
 class Daemon:
     """hvguard run --json with a stdout pipe of 4 KiB that the test reads
-    only while self.reading is set, and FDS extra fds inherited: every fd
-    the daemon opens is numbered above them."""
+    only while self.reading is set (clearing it stalls the daemon's main
+    loop), and FDS extra fds inherited: every fd the daemon opens is
+    numbered above them. Also used by test_alerting.py."""
 
-    def __init__(self, args, err_path, fds):
+    def __init__(self, args, err_path, fds=0):
         r, w = os.pipe()
         fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
         extra = [os.open("/dev/null", os.O_RDONLY) for _ in range(fds)]
         # Every fd of this process from 3 up (the pipe's two ends included),
         # so that the child has no hole below them where its own would land.
-        keep = list(range(3, max(extra) + 1))
+        keep = list(range(3, max([r, w, *extra]) + 1)) if extra else []
         if HOOKS:
             args = [*args, "--hooks", HOOKS]
         with open(err_path, "w") as err:
@@ -380,12 +381,24 @@ class Daemon:
     def ready(self, timeout):
         return wait_until(lambda: '"type":"ready"' in self.text, timeout, 0.1)
 
+    def lines(self, kind):
+        """The JSON objects of that type printed so far."""
+        out = []
+        for line in self.text.splitlines():
+            try:
+                o = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(o, dict) and o.get("type") == kind:
+                out.append(o)
+        return out
+
     def stop(self):
         self.reading.set()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         try:
-            return self.proc.wait(20)
+            return self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
