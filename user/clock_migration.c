@@ -304,8 +304,9 @@ static void depart(struct hv_ctx *ctx, struct hv_mig_record *d, const char *comm
 			(unsigned long long)d->vm, strerror(errno));
 	json_object_object_add(more, "reason", json_object_new_string(reason));
 	emit_record(ctx, d, comm, ts_ns, more);
-	hv_log(ctx, "info departure %s[%d] vm %llu: its clocks left with it (%s)", comm, d->pid,
-	       (unsigned long long)d->vm, reason);
+	if (ctx->opts.verbose || strcmp(reason, "vmm-exit"))
+		hv_log(ctx, "info departure %s[%d] vm %llu: its clocks left with it (%s)", comm,
+		       d->pid, (unsigned long long)d->vm, reason);
 }
 
 /* A VM's VMM is gone: a VM that ran is a departure (a migration's source,
@@ -651,6 +652,10 @@ static void arrival_json(struct hv_ctx *ctx, const struct source *s, const struc
 		json_object_object_add(more, "live_vms_not_compared",
 				       json_object_new_int(s->live_skipped));
 	emit_record(ctx, a, comm, ts_ns, more);
+	hv_log(ctx,
+	       "info arrival %s[%d] vm %llu: a VM that migrated in, source %s (%d candidate(s) "
+	       "on this host)",
+	       comm, a->pid, (unsigned long long)a->vm, match_name(s), s->found);
 }
 
 void hv_mig_arrival(struct hv_ctx *ctx, const struct clock_event *e, const char *comm)
