@@ -1018,10 +1018,11 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	hv_bit_set(vm->tsc_guest, idx, false);
 	vm_mark_dirty(vm);
 	/* A TSC set before the first run to a value of its own (an MSR write
-	 * that is not a reset, or the offset attribute): it came from
-	 * elsewhere, an arrival (user/migration.h). */
-	if (vm->phase == VM_SETUP &&
-	    ((written >= 0 && !reset) || c.cmd == HV_KVM_SET_DEVICE_ATTR) &&
+	 * other than 0, which is what a VMM's reset writes, or the offset
+	 * attribute): it came from elsewhere, an arrival (user/migration.h).
+	 * Not the reset bound above: a VM migrated in its first seconds has a
+	 * TSC below it. */
+	if (vm->phase == VM_SETUP && (written > 0 || c.cmd == HV_KVM_SET_DEVICE_ATTR) &&
 	    !(vm->flags & VM_F_MIGRATED_IN)) {
 		vm->migrated_in_ns = bpf_ktime_get_boot_ns();
 		__sync_fetch_and_or(&vm->flags, VM_F_MIGRATED_IN);
