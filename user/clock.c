@@ -536,7 +536,8 @@ static int open_skel(struct hv_ctx *ctx)
 	if (ctx->opts.no_pin) {
 		struct bpf_map *m;
 
-		bpf_object__for_each_map(m, skel->obj) bpf_map__set_pin_path(m, NULL);
+		bpf_object__for_each_map(m, skel->obj)
+			bpf_map__set_pin_path(m, NULL);
 	}
 	return configure(ctx);
 }
@@ -821,7 +822,8 @@ static void clock_prog_names(void (*fn)(const char *name, void *arg), void *arg)
 
 	if (!obj)
 		return;
-	bpf_object__for_each_program(p, obj->obj) fn(bpf_program__name(p), arg);
+	bpf_object__for_each_program(p, obj->obj)
+		fn(bpf_program__name(p), arg);
 	clock_bpf__destroy(obj);
 }
 

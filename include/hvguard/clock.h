@@ -11,7 +11,8 @@
 #include "hvguard/compat.h"
 #include "hvguard/rule_ids.h"
 
-/* KVM ioctls (KVMIO = 0xAE), x86_64 values, from Linux's <linux/kvm.h>. */
+/* KVM ioctls (KVMIO = 0xAE), x86_64 values, from Linux's <linux/kvm.h>; what
+ * they do and what hvguard relies on: docs/kvm-clock.md. */
 #define HV_KVMIO	       0xAE
 #define HV_KVM_CREATE_VM       0xAE01u
 #define HV_KVM_CREATE_VCPU     0xAE41u
