@@ -281,8 +281,7 @@ static void emit_record(struct hv_ctx *ctx, const struct hv_mig_record *r, const
 	json_object_object_add(o, "vm_name", r->name[0] ? json_object_new_string(r->name) : NULL);
 	json_object_object_add(o, "vcpu", NULL);
 	hv_mig_record_to_json(r, o);
-	json_object_object_foreach(more, k, v)
-	{
+	json_object_object_foreach(more, k, v) {
 		json_object_object_add(o, k, json_object_get(v));
 	}
 	json_object_put(more);
