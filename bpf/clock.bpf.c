@@ -38,6 +38,10 @@ __u64 vcpus_untracked = 0;
 /* Inserts refused because a map was full, by map (enum hv_clock_map): a
  * full table is counted and reported, never silent. */
 __u64 map_full[HV_CLOCK_MAP_COUNT] = {};
+/* Arrivals of non-root VMMs beyond HV_FLOOD_BURST a second, sent on the
+ * information ring instead of the alert ring (arrival_flood). */
+__u64 arrivals_demoted = 0;
+struct hv_flood arrival_flood = {};
 /* Events of VMs left untracked because a quota was used up, by quota. */
 __u64 quota_refused[HV_QUOTA_COUNT] = {};
 
@@ -1173,6 +1177,33 @@ static __always_inline void before_entry(const struct kvm_call *c, struct vm_sta
 }
 
 /*
+ * An arrival's record: on the alert ring, but a local user creating VMs
+ * that "arrive" at will must not fill it: beyond HV_FLOOD_BURST arrivals a
+ * second from non-root VMMs (all of them together), they go on the
+ * information ring, counted. Root's VMMs always use the alert ring.
+ */
+static __always_inline struct clock_event *arrival_reserve(__u64 kvm, const struct vm_state *vm,
+							   __u32 vcpu_id)
+{
+	__u64 closed, closed_start;
+	struct clock_event *e;
+
+	if (!(__u32)bpf_get_current_uid_gid() ||
+	    hv_flood_admit(&arrival_flood, bpf_ktime_get_boot_ns(), &closed, &closed_start))
+		e = reserve_alert(HV_RULE_MIGRATION_CLOCK_WARP, kvm, vm, vcpu_id);
+	else {
+		__sync_fetch_and_add(&arrivals_demoted, 1);
+		e = reserve_event();
+		if (e)
+			fill_event(e, CLOCK_EV_ALERT, HV_RULE_MIGRATION_CLOCK_WARP, kvm, vm,
+				   vcpu_id);
+	}
+	if (e)
+		e->type = CLOCK_EV_ARRIVAL;
+	return e;
+}
+
+/*
  * The first guest entry of a VM that arrived (its TSC set before it ran):
  * the daemon decides migration-clock-warp on it, so it goes on the alert
  * ring, never crowded out by information records. Once per VM (the first
@@ -1191,10 +1222,9 @@ static __always_inline void send_arrival(const struct kvm_call *c, struct vm_sta
 	if ((flags & VM_F_ARRIVED) ||
 	    !__sync_bool_compare_and_swap(&vm->flags, flags, flags | VM_F_ARRIVED))
 		return;
-	e = reserve_alert(HV_RULE_MIGRATION_CLOCK_WARP, c->kvm, vm, vcpu_id);
+	e = arrival_reserve(c->kvm, vm, vcpu_id);
 	if (!e)
 		return;
-	e->type = CLOCK_EV_ARRIVAL;
 	e->v[EV_ARR_KVMCLOCK_OFFSET] = offset_now;
 	e->v[EV_ARR_WRITTEN_NS] = vm->migrated_in_ns;
 	e->v[EV_ARR_TSC_KHZ] = BPF_CORE_READ(vcpu, arch.virtual_tsc_khz);

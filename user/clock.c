@@ -756,6 +756,10 @@ static void clock_poll(struct hv_ctx *ctx)
 		       "Guest TSC writes counted in a per-VM summary instead of a record of "
 		       "their own (a guest writing its TSC faster than the per-VM burst).",
 		       "", b->guest_writes_suppressed);
+	hv_metrics_set(ctx->metrics, "hvguard_migration_arrivals_demoted_total", HV_COUNTER,
+		       "Arrivals of non-root VMMs past 8 a second, sent on the information ring "
+		       "instead of the alert ring.",
+		       "", b->arrivals_demoted);
 	hv_metrics_set(ctx->metrics, "hvguard_vms", HV_GAUGE, NULL, "", count_vms());
 	hv_metrics_set(ctx->metrics, "hvguard_kvm_ioctls_total", HV_COUNTER,
 		       "KVM clock ioctls inspected.", "", b->kvm_ioctls_seen);
@@ -799,6 +803,7 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 		ADD(quota, quota_names[q], json_object_new_uint64(b->quota_refused[q]));
 	ADD(o, "quota_refused", quota);
 	ADD(o, "guest_tsc_writes_suppressed", json_object_new_uint64(b->guest_writes_suppressed));
+	ADD(o, "arrivals_demoted", json_object_new_uint64(b->arrivals_demoted));
 	ADD(summary, "clock", o);
 }
 
