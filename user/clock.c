@@ -804,6 +804,7 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 	ADD(o, "quota_refused", quota);
 	ADD(o, "guest_tsc_writes_suppressed", json_object_new_uint64(b->guest_writes_suppressed));
 	ADD(o, "arrivals_demoted", json_object_new_uint64(b->arrivals_demoted));
+	hv_mig_summary(o);
 	ADD(summary, "clock", o);
 }
 

@@ -541,14 +541,30 @@ static void migration_fields(const struct source *s, const struct hv_mig_record 
 	json_object_object_add(o, "source", source_json(s));
 }
 
+/* Arrivals by what their check found: the summary's and the metric's. */
+static const char *const result_names[] = {"ok", "warped", "unmatched", "ambiguous", "conflict"};
+static uint64_t results[sizeof(result_names) / sizeof(result_names[0])];
+
 static void count_result(struct hv_ctx *ctx, const char *result)
 {
 	char labels[48];
 
+	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+		if (!strcmp(result_names[i], result))
+			results[i]++;
 	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
 	hv_metrics_add(ctx->metrics, "hvguard_migrations_total", HV_COUNTER,
 		       "Arrivals of VMs on this host, by what their clocks' check found.", labels,
 		       1);
+}
+
+void hv_mig_summary(struct json_object *clock)
+{
+	struct json_object *o = json_object_new_object();
+
+	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+		json_object_object_add(o, result_names[i], json_object_new_uint64(results[i]));
+	json_object_object_add(clock, "migrations", o);
 }
 
 static void warp_alert(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,

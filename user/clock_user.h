@@ -51,5 +51,6 @@ void hv_mig_vmm_seen(int pid); /* a VMM's first VM: its -name and -uuid kept */
 void hv_mig_vm_gone(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm,
 		    uint64_t saved_by_boot, const char *comm);
 void hv_mig_arrival(struct hv_ctx *ctx, const struct clock_event *e, const char *comm);
+void hv_mig_summary(struct json_object *clock); /* arrivals by result */
 
 #endif
