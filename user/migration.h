@@ -102,6 +102,7 @@ enum hv_mig_verdict {
 	HV_MIG_NOT_IN_TIME,  /* a save moment outside the bounds */
 	HV_MIG_NOT_TOGETHER, /* the vCPUs' save moments too far apart */
 	HV_MIG_NOT_SANE,     /* a value out of range (hostile or broken record) */
+	HV_MIG_SAME_VM,	     /* d is the departure of the VM a brought (same host, pid, vm) */
 };
 
 const char *hv_mig_verdict_name(enum hv_mig_verdict v);
@@ -115,14 +116,18 @@ enum hv_mig_verdict hv_mig_match(const struct hv_mig_record *d, const struct hv_
 
 /*
  * The realtime at which vCPU 0's guest TSC read 0, by a record's sample
- * (the guest's TSC origin). A matching arrival's origin lies in
- * [departure's origin, departure's origin + window + slack]: the join
- * sorts departures by it and looks only there. INT64_MIN if not sane.
+ * (the guest's TSC origin). A matching arrival's origin is the departure's
+ * plus (written_ns - t_s), so it lies in [departure's origin - slack,
+ * departure's origin + window + slack], slack being the limits' plus both
+ * hosts' clock errors (and a few ns of rounding): the join sorts
+ * departures by it and looks only there. INT64_MIN if not sane.
  */
 int64_t hv_mig_tsc_origin(const struct hv_mig_record *r);
 
 /* A record's fields are within bounds (hostile input is refused whole). */
 bool hv_mig_record_sane(const struct hv_mig_record *r);
+/* NULL if sane, else which bound the record breaks (for messages). */
+const char *hv_mig_record_insane(const struct hv_mig_record *r);
 
 /* ns of guest TSC cycles at khz, and back; no overflow in range. */
 int64_t hv_mig_cycles_to_ns(int64_t cycles, uint32_t khz);
