@@ -1,0 +1,772 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `hvguard migrations [--json] [--window S] [--tolerance NS] LOG...`: joins
+ * the departures and arrivals of several hosts' JSON logs into live
+ * migrations (migration.h has the model), and says how far each moved the
+ * guest's clocks. Logs are untrusted: every record is checked whole
+ * (hv_mig_record_from_json), lines are bounded, and a pair is only called
+ * a migration when nothing else in the logs could be: an arrival that
+ * matches two departures is "ambiguous", a departure two arrivals match is
+ * a "conflict", and neither is ever matched.
+ *
+ * The join: departures sorted by their TSC origin; an arrival only looks at
+ * those whose origin lies where a match can (hv_mig_tsc_origin), so it is
+ * O(n log n) for logs of VMs created at different moments.
+ * Exit codes: migrations_usage().
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock_user.h" /* hv_format_ns */
+#include "commands.h"
+#include "hvguard.h"
+#include "hvguard/clock_logic.h" /* hv_abs64 */
+#include "migration_json.h"
+
+#define MAX_LINE	  (64 * 1024) /* a record of 256 vCPUs is ~12 KiB */
+#define ROUNDING_NS	  1000	      /* on the origin range: the divisions' truncations */
+#define DEFAULT_TOLERANCE 100000
+#define MAX_WINDOW_S	  (30 * 24 * 3600ll)
+#define MAX_TOLERANCE_NS  (3600 * 1000000000ll)
+#define LIST_MAX	  8 /* departures named in an "ambiguous" text line */
+
+/* A record as read: its fields packed (header + its vCPUs only), and the
+ * join's state. */
+struct rec {
+	void *packed;
+	const char *file;
+	unsigned long line;
+	int64_t origin;
+	uint32_t tsc_khz, nr_vcpus;
+	enum hv_mig_kind kind;
+	uint32_t matches; /* arrival: departures it matches; departure: arrivals */
+	size_t other;	  /* the last of those */
+};
+
+struct dep {
+	int64_t origin;
+	size_t rec;
+};
+
+struct counts {
+	unsigned long lines, ignored, malformed, too_long, unreadable;
+	unsigned long migrations, warped, ambiguous, conflicts, lone_arrivals, lone_departures;
+};
+
+struct join {
+	struct rec *recs;
+	size_t n, cap;
+	struct dep *deps;
+	size_t nr_deps;
+	int64_t max_dep_error;
+	struct hv_mig_limits lim;
+	int64_t tolerance_ns;
+	bool json;
+	struct hv_mig_record *scratch_a, *scratch_d;
+	struct json_tokener *tok;
+	char *line;
+	struct counts c;
+};
+
+static void migrations_usage(FILE *f)
+{
+	fprintf(
+	    f, "Usage: hvguard migrations [--json] [--window SECONDS] [--tolerance NS] LOG...\n"
+	       "Joins the departure and arrival events of several hosts' JSON logs ('hvguard run\n"
+	       "--json' lines; '-' is stdin) into live migrations, matched by the guest's clocks\n"
+	       "alone, and prints one line per migration: source -> destination, downtime,\n"
+	       "kvmclock warp, worst TSC warp, PVTI change and the two hosts' clock uncertainty.\n"
+	       "Then the arrivals no departure matches, the departures never matched, and those\n"
+	       "left unmatched because more than one pairing was possible (ambiguous, conflict).\n"
+	       "\n"
+	       "  -j, --json            one JSON object per line (README: migrations)\n"
+	       "  -w, --window SECONDS  longest save-to-restore a migration may take (600)\n"
+	       "  -t, --tolerance NS    the warp allowed, beside the clocks' uncertainty (100000)\n"
+	       "  -h, --help            this text\n"
+	       "\n"
+	       "Exit: 0 every migration within tolerance, 1 some migration's guest clocks\n"
+	       "warped beyond it, 2 bad usage, an unreadable LOG, or a malformed departure or\n"
+	       "arrival (each named as FILE:LINE: reason on stderr; the rest is still joined).\n");
+}
+
+/* --- Reading ----------------------------------------------------------------- */
+
+static size_t packed_size(uint32_t nr_vcpus)
+{
+	return offsetof(struct hv_mig_record, vcpu) + nr_vcpus * sizeof(struct hv_mig_vcpu);
+}
+
+static void unpack(const struct rec *rec, struct hv_mig_record *r)
+{
+	memcpy(r, rec->packed, packed_size(rec->nr_vcpus));
+}
+
+static int add_rec(struct join *j, const struct hv_mig_record *r, const char *file,
+		   unsigned long line)
+{
+	struct rec *rec;
+
+	if (j->n == j->cap) {
+		size_t cap = j->cap ? j->cap * 2 : 1024;
+		struct rec *recs = realloc(j->recs, cap * sizeof(*recs));
+
+		if (!recs)
+			return -ENOMEM;
+		j->recs = recs;
+		j->cap = cap;
+	}
+	rec = &j->recs[j->n];
+	*rec = (struct rec){.file = file,
+			    .line = line,
+			    .origin = hv_mig_tsc_origin(r),
+			    .tsc_khz = r->tsc_khz,
+			    .nr_vcpus = r->nr_vcpus,
+			    .kind = r->kind};
+	rec->packed = malloc(packed_size(r->nr_vcpus));
+	if (!rec->packed)
+		return -ENOMEM;
+	memcpy(rec->packed, r, packed_size(r->nr_vcpus));
+	j->n++;
+	return 0;
+}
+
+static void malformed(struct join *j, const char *file, unsigned long line, const char *why)
+{
+	fprintf(stderr, "%s:%lu: %s\n", file, line, why);
+	j->c.malformed++;
+}
+
+/* Whether a line that is no JSON object meant to be a record. */
+static bool looks_like_record(const char *s)
+{
+	return strstr(s, "\"departure\"") || strstr(s, "\"arrival\"");
+}
+
+/* A line's JSON object: from its first '{' (a syslog or journal prefix is
+ * allowed) to its end. NULL, with *bad set if it looked like a record. */
+static struct json_object *parse_line(struct join *j, const char *s, size_t len, bool *bad)
+{
+	const char *start = memchr(s, '{', len);
+	struct json_object *o;
+
+	*bad = false;
+	if (!start)
+		return NULL;
+	json_tokener_reset(j->tok);
+	o = json_tokener_parse_ex(j->tok, start, (int)(len - (start - s)));
+	if (o && json_tokener_get_parse_end(j->tok) == len - (size_t)(start - s))
+		return o;
+	json_object_put(o);
+	*bad = looks_like_record(start);
+	return NULL;
+}
+
+static bool is_str(struct json_object *o, const char *k, const char *v)
+{
+	struct json_object *f;
+
+	return json_object_object_get_ex(o, k, &f) && json_object_is_type(f, json_type_string) &&
+	       !strcmp(json_object_get_string(f), v);
+}
+
+static int take_line(struct join *j, const char *file, unsigned long line, size_t len)
+{
+	struct hv_mig_record *r = j->scratch_a;
+	struct json_object *o;
+	char why[160];
+	bool bad;
+	int err = 0;
+
+	while (len && strchr(" \t\r", j->line[len - 1]))
+		j->line[--len] = '\0';
+	if (!looks_like_record(j->line)) {
+		j->c.ignored++;
+		return 0;
+	}
+	if (memchr(j->line, '\0', len)) {
+		malformed(j, file, line, "a departure or arrival with a NUL byte in its line");
+		return 0;
+	}
+	o = parse_line(j, j->line, len, &bad);
+	if (!o || !is_str(o, "type", "event") ||
+	    (!is_str(o, "event", "departure") && !is_str(o, "event", "arrival"))) {
+		if (bad)
+			malformed(j, file, line, "a departure or arrival that is not valid JSON");
+		else
+			j->c.ignored++;
+		json_object_put(o);
+		return 0;
+	}
+	if (hv_mig_record_from_json(o, r, why, sizeof(why)))
+		malformed(j, file, line, why);
+	else
+		err = add_rec(j, r, file, line);
+	json_object_put(o);
+	return err;
+}
+
+/* One line into j->line (NUL-terminated, at most MAX_LINE bytes). false at
+ * the end of f. A longer line is consumed whole and *too_long set. */
+static bool read_line(FILE *f, char *buf, size_t *len, bool *too_long)
+{
+	size_t n = 0;
+	int c;
+
+	*too_long = false;
+	while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+		if (n < MAX_LINE)
+			buf[n++] = (char)c;
+		else
+			*too_long = true;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return c != EOF || n;
+}
+
+static int read_log(struct join *j, const char *path)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+	unsigned long line = 0;
+	bool too_long;
+	size_t len;
+	int err = 0;
+
+	if (!f) {
+		fprintf(stderr, "hvguard: migrations: %s: %s\n", path, strerror(errno));
+		j->c.unreadable++;
+		return 0;
+	}
+	while (!err && read_line(f, j->line, &len, &too_long)) {
+		j->c.lines++;
+		line++;
+		if (too_long) {
+			fprintf(stderr, "%s:%lu: a line longer than %d bytes, skipped\n", path,
+				line, MAX_LINE);
+			j->c.too_long++;
+			continue;
+		}
+		err = take_line(j, path, line, len);
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "hvguard: migrations: %s: read error\n", path);
+		j->c.unreadable++;
+	}
+	if (f != stdin)
+		fclose(f);
+	return err;
+}
+
+/* --- The join ---------------------------------------------------------------- */
+
+static int by_origin(const void *x, const void *y)
+{
+	const struct dep *a = x, *b = y;
+
+	if (a->origin != b->origin)
+		return a->origin < b->origin ? -1 : 1;
+	return a->rec < b->rec ? -1 : a->rec > b->rec;
+}
+
+static int index_departures(struct join *j)
+{
+	j->deps = calloc(j->n ? j->n : 1, sizeof(*j->deps));
+	if (!j->deps)
+		return -ENOMEM;
+	for (size_t i = 0; i < j->n; i++) {
+		if (j->recs[i].kind != HV_MIG_DEPARTURE)
+			continue;
+		unpack(&j->recs[i], j->scratch_d);
+		if (j->scratch_d->clock_error_ns > j->max_dep_error)
+			j->max_dep_error = j->scratch_d->clock_error_ns;
+		j->deps[j->nr_deps++] = (struct dep){.origin = j->recs[i].origin, .rec = i};
+	}
+	qsort(j->deps, j->nr_deps, sizeof(*j->deps), by_origin);
+	return 0;
+}
+
+/* The first departure whose origin is at least lo. */
+static size_t first_from(const struct join *j, int64_t lo)
+{
+	size_t a = 0, b = j->nr_deps;
+
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+
+		if (j->deps[m].origin < lo)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a;
+}
+
+typedef void (*match_fn)(struct join *j, size_t arrival, size_t departure, void *arg);
+
+/* Calls fn for every departure that arrival ai (unpacked in scratch_a)
+ * matches, in the order of their origins. */
+static void scan(struct join *j, size_t ai, match_fn fn, void *arg)
+{
+	const struct rec *a = &j->recs[ai];
+	int64_t err = j->scratch_a->clock_error_ns > 0 ? j->scratch_a->clock_error_ns : 0;
+	int64_t slack = j->lim.slack_ns + err + j->max_dep_error + ROUNDING_NS;
+	struct hv_mig_result res;
+
+	for (size_t k = first_from(j, a->origin - j->lim.window_ns - slack);
+	     k < j->nr_deps && j->deps[k].origin <= a->origin + slack; k++) {
+		const struct rec *d = &j->recs[j->deps[k].rec];
+
+		if (d->tsc_khz != a->tsc_khz || d->nr_vcpus != a->nr_vcpus)
+			continue;
+		unpack(d, j->scratch_d);
+		if (hv_mig_match(j->scratch_d, j->scratch_a, &j->lim, &res) == HV_MIG_MATCH)
+			fn(j, ai, j->deps[k].rec, arg);
+	}
+}
+
+static void count_match(struct join *j, size_t ai, size_t di, void *arg)
+{
+	(void)arg;
+	j->recs[ai].matches++;
+	j->recs[ai].other = di;
+	j->recs[di].matches++;
+	j->recs[di].other = ai;
+}
+
+static void run_join(struct join *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		if (j->recs[i].kind != HV_MIG_ARRIVAL)
+			continue;
+		unpack(&j->recs[i], j->scratch_a);
+		scan(j, i, count_match, NULL);
+	}
+}
+
+/* A migration: the arrival matches one departure, which no other arrival
+ * matches. */
+static bool joined(const struct join *j, size_t ai)
+{
+	const struct rec *a = &j->recs[ai];
+
+	return a->matches == 1 && j->recs[a->other].matches == 1;
+}
+
+/* --- Reporting ---------------------------------------------------------------- */
+
+static bool uncertainty_known(const struct hv_mig_record *d, const struct hv_mig_record *a)
+{
+	return d->clock_error_ns >= 0 && a->clock_error_ns >= 0;
+}
+
+static bool within(const struct join *j, const struct hv_mig_result *res)
+{
+	int64_t allowed = j->tolerance_ns + res->uncertainty_ns;
+
+	return hv_abs64(res->kvmclock_warp_ns) <= allowed &&
+	       hv_abs64(res->worst_tsc_warp_ns) <= allowed;
+}
+
+static uint32_t worst_vcpu(const struct hv_mig_record *a, const struct hv_mig_result *res)
+{
+	for (uint32_t i = 0; i < a->nr_vcpus; i++)
+		if (res->tsc_warp_ns[i] == res->worst_tsc_warp_ns)
+			return a->vcpu[i].id;
+	return a->vcpu[0].id;
+}
+
+static void who_text(char *buf, size_t len, const struct hv_mig_record *r)
+{
+	int n = snprintf(buf, len, "%s pid %d vm %llu", r->host[0] ? r->host : "?", r->pid,
+			 (unsigned long long)r->vm);
+
+	if (r->name[0] && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - n, " (%s)", r->name);
+}
+
+static struct json_object *who_json(const struct rec *rec, const struct hv_mig_record *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "host", r->host[0] ? json_object_new_string(r->host) : NULL);
+	json_object_object_add(o, "pid", json_object_new_int(r->pid));
+	json_object_object_add(o, "vm", json_object_new_uint64(r->vm));
+	json_object_object_add(o, "vm_name", r->name[0] ? json_object_new_string(r->name) : NULL);
+	json_object_object_add(o, "vm_uuid", r->uuid[0] ? json_object_new_string(r->uuid) : NULL);
+	json_object_object_add(o, "clock_error_ns",
+			       r->clock_error_ns >= 0 ? json_object_new_int64(r->clock_error_ns)
+						      : NULL);
+	json_object_object_add(o, "file", json_object_new_string(rec->file));
+	json_object_object_add(o, "line", json_object_new_uint64(rec->line));
+	return o;
+}
+
+static void print_json(struct json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+static void add_i64(struct json_object *o, const char *k, int64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64(v));
+}
+
+static void migration_json(const struct join *j, size_t ai, const struct hv_mig_result *res)
+{
+	const struct hv_mig_record *d = j->scratch_d, *a = j->scratch_a;
+	struct json_object *o = json_object_new_object(), *w = json_object_new_array();
+	bool known = uncertainty_known(d, a);
+
+	json_object_object_add(o, "type", json_object_new_string("migration"));
+	json_object_object_add(o, "within_tolerance", json_object_new_boolean(within(j, res)));
+	json_object_object_add(o, "source", who_json(&j->recs[j->recs[ai].other], d));
+	json_object_object_add(o, "destination", who_json(&j->recs[ai], a));
+	add_i64(o, "saved_ns", res->saved_ns);
+	add_i64(o, "downtime_ns", res->downtime_ns);
+	add_i64(o, "kvmclock_warp_ns", res->kvmclock_warp_ns);
+	for (uint32_t i = 0; i < a->nr_vcpus; i++) {
+		struct json_object *v = json_object_new_object();
+
+		add_i64(v, "vcpu", a->vcpu[i].id);
+		add_i64(v, "warp_ns", res->tsc_warp_ns[i]);
+		json_object_array_add(w, v);
+	}
+	json_object_object_add(o, "tsc_warp_ns", w);
+	add_i64(o, "worst_tsc_warp_ns", res->worst_tsc_warp_ns);
+	json_object_object_add(o, "pvti_changed_ns",
+			       res->pvti_known ? json_object_new_int64(res->pvti_changed_ns)
+					       : NULL);
+	json_object_object_add(o, "uncertainty_ns",
+			       known ? json_object_new_int64(res->uncertainty_ns) : NULL);
+	add_i64(o, "tolerance_ns", j->tolerance_ns + res->uncertainty_ns);
+	print_json(o);
+}
+
+static void migration_text(const struct join *j, size_t ai, const struct hv_mig_result *res)
+{
+	const struct hv_mig_record *d = j->scratch_d, *a = j->scratch_a;
+	const struct rec *dr = &j->recs[j->recs[ai].other], *ar = &j->recs[ai];
+	char src[200], dst[200], down[32], kvm[32], tsc[32], pvti[32] = "unknown",
+							     unc[32] = "unknown", tol[32];
+
+	who_text(src, sizeof(src), d);
+	who_text(dst, sizeof(dst), a);
+	hv_format_ns(down, sizeof(down), res->downtime_ns);
+	hv_format_ns(kvm, sizeof(kvm), res->kvmclock_warp_ns);
+	hv_format_ns(tsc, sizeof(tsc), res->worst_tsc_warp_ns);
+	if (res->pvti_known)
+		snprintf(pvti, sizeof(pvti), "%lld ns/s", (long long)res->pvti_changed_ns);
+	if (uncertainty_known(d, a))
+		hv_format_ns(unc, sizeof(unc), res->uncertainty_ns);
+	hv_format_ns(tol, sizeof(tol), j->tolerance_ns + res->uncertainty_ns);
+	printf("migration %s -> %s: downtime %s, kvmclock warp %s, TSC warp %s (vCPU %u), "
+	       "pvti change %s, uncertainty %s: %s %s [%s:%lu -> %s:%lu]\n",
+	       src, dst, down, kvm, tsc, worst_vcpu(a, res), pvti, unc,
+	       within(j, res) ? "within" : "WARPED beyond", tol, dr->file, dr->line, ar->file,
+	       ar->line);
+}
+
+static void report_migration(struct join *j, size_t ai)
+{
+	struct hv_mig_result res;
+
+	unpack(&j->recs[j->recs[ai].other], j->scratch_d);
+	if (hv_mig_match(j->scratch_d, j->scratch_a, &j->lim, &res) != HV_MIG_MATCH)
+		abort(); /* matched in run_join, the same inputs */
+	j->c.migrations++;
+	if (!within(j, &res))
+		j->c.warped++;
+	if (j->json)
+		migration_json(j, ai, &res);
+	else
+		migration_text(j, ai, &res);
+}
+
+/* The departures an ambiguous arrival matches, as a list. */
+struct listing {
+	struct json_object *json;
+	char text[LIST_MAX * 48];
+	size_t n;
+};
+
+static void list_match(struct join *j, size_t ai, size_t di, void *arg)
+{
+	struct listing *l = arg;
+	size_t used = strlen(l->text);
+
+	(void)ai;
+	if (l->json) {
+		unpack(&j->recs[di], j->scratch_d);
+		json_object_array_add(l->json, who_json(&j->recs[di], j->scratch_d));
+	} else if (l->n < LIST_MAX) {
+		snprintf(l->text + used, sizeof(l->text) - used, "%s%s:%lu", l->n ? ", " : "",
+			 j->recs[di].file, j->recs[di].line);
+	} else if (l->n == LIST_MAX) {
+		snprintf(l->text + used, sizeof(l->text) - used, ", ...");
+	}
+	l->n++;
+}
+
+static void report_ambiguous(struct join *j, size_t ai)
+{
+	const struct rec *a = &j->recs[ai];
+	struct listing l = {.json = j->json ? json_object_new_array() : NULL};
+	struct json_object *o;
+	char who[200];
+
+	j->c.ambiguous++;
+	scan(j, ai, list_match, &l);
+	if (!j->json) {
+		who_text(who, sizeof(who), j->scratch_a);
+		printf("ambiguous: the arrival of %s [%s:%lu] matches %u departures (%s): not "
+		       "matched\n",
+		       who, a->file, a->line, a->matches, l.text);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "type", json_object_new_string("ambiguous"));
+	json_object_object_add(o, "arrival", who_json(a, j->scratch_a));
+	json_object_object_add(o, "departures", l.json);
+	add_i64(o, "count", a->matches);
+	print_json(o);
+}
+
+static void report_conflict(struct join *j, size_t ai)
+{
+	const struct rec *a = &j->recs[ai], *d = &j->recs[a->other];
+	struct json_object *o;
+	char who[200], src[200];
+
+	j->c.conflicts++;
+	unpack(d, j->scratch_d);
+	if (!j->json) {
+		who_text(who, sizeof(who), j->scratch_a);
+		who_text(src, sizeof(src), j->scratch_d);
+		printf("conflict: the arrival of %s [%s:%lu] matches the departure of %s "
+		       "[%s:%lu], which %u arrivals match: not matched\n",
+		       who, a->file, a->line, src, d->file, d->line, d->matches);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "type", json_object_new_string("conflict"));
+	json_object_object_add(o, "arrival", who_json(a, j->scratch_a));
+	json_object_object_add(o, "departure", who_json(d, j->scratch_d));
+	add_i64(o, "arrivals", d->matches);
+	print_json(o);
+}
+
+/* A record left alone: an arrival with no departure, a departure never
+ * matched (candidates: the arrivals that matched it, all left unmatched). */
+static void report_lone(struct join *j, size_t i, const struct hv_mig_record *r)
+{
+	const struct rec *rec = &j->recs[i];
+	bool arrival = rec->kind == HV_MIG_ARRIVAL;
+	struct json_object *o;
+	char who[200];
+
+	if (!j->json) {
+		who_text(who, sizeof(who), r);
+		printf("%s: %s [%s:%lu]",
+		       arrival ? "arrival with no departure in these logs"
+			       : "departure never matched",
+		       who, rec->file, rec->line);
+		if (!arrival && rec->matches)
+			printf(" (%u arrivals match it, each ambiguous or in conflict)",
+			       rec->matches);
+		printf("\n");
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(
+	    o, "type",
+	    json_object_new_string(arrival ? "unmatched_arrival" : "unmatched_departure"));
+	json_object_object_add(o, arrival ? "arrival" : "departure", who_json(rec, r));
+	if (!arrival)
+		add_i64(o, "candidates", rec->matches);
+	print_json(o);
+}
+
+static void report_arrival(struct join *j, size_t ai)
+{
+	const struct rec *a = &j->recs[ai];
+
+	unpack(a, j->scratch_a);
+	if (!a->matches) {
+		j->c.lone_arrivals++;
+		report_lone(j, ai, j->scratch_a);
+	} else if (joined(j, ai)) {
+		report_migration(j, ai);
+	} else if (a->matches > 1) {
+		report_ambiguous(j, ai);
+	} else {
+		report_conflict(j, ai);
+	}
+}
+
+static void report(struct join *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		if (j->recs[i].kind == HV_MIG_ARRIVAL)
+			report_arrival(j, i);
+	for (size_t i = 0; i < j->n; i++) {
+		const struct rec *d = &j->recs[i];
+
+		if (d->kind != HV_MIG_DEPARTURE || (d->matches == 1 && joined(j, d->other)))
+			continue;
+		j->c.lone_departures++;
+		unpack(d, j->scratch_d);
+		report_lone(j, i, j->scratch_d);
+	}
+}
+
+static void summary(const struct join *j)
+{
+	const struct counts *c = &j->c;
+	struct json_object *o;
+
+	if (!j->json) {
+		printf("# %lu migration(s), %lu beyond tolerance; %lu ambiguous, %lu in conflict; "
+		       "%lu arrival(s) with no departure, %lu departure(s) never matched; %zu "
+		       "record(s) from %lu line(s): %lu ignored, %lu malformed, %lu too long\n",
+		       c->migrations, c->warped, c->ambiguous, c->conflicts, c->lone_arrivals,
+		       c->lone_departures, j->n, c->lines, c->ignored, c->malformed, c->too_long);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "type", json_object_new_string("summary"));
+	add_i64(o, "migrations", c->migrations);
+	add_i64(o, "warped", c->warped);
+	add_i64(o, "ambiguous", c->ambiguous);
+	add_i64(o, "conflicts", c->conflicts);
+	add_i64(o, "unmatched_arrivals", c->lone_arrivals);
+	add_i64(o, "unmatched_departures", c->lone_departures);
+	add_i64(o, "records", j->n);
+	add_i64(o, "lines", c->lines);
+	add_i64(o, "ignored", c->ignored);
+	add_i64(o, "malformed", c->malformed);
+	add_i64(o, "too_long", c->too_long);
+	add_i64(o, "unreadable", c->unreadable);
+	print_json(o);
+}
+
+/* --- The command --------------------------------------------------------------- */
+
+static int parse_num(const char *s, long long max, long long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoll(s, &end, 10);
+	return errno || end == s || *end || *v < 0 || *v > max ? -EINVAL : 0;
+}
+
+static int parse_args(struct join *j, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"window", required_argument, NULL, 'w'},
+	    {"tolerance", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {},
+	};
+	long long v;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "jw:t:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			j->json = true;
+			break;
+		case 'w':
+			if (parse_num(optarg, MAX_WINDOW_S, &v) || !v) {
+				hv_err("--window takes whole seconds, 1 to %lld, not '%s'",
+				       MAX_WINDOW_S, optarg);
+				return HV_EXIT_ERROR;
+			}
+			j->lim.window_ns = v * 1000000000ll;
+			break;
+		case 't':
+			if (parse_num(optarg, MAX_TOLERANCE_NS, &v)) {
+				hv_err("--tolerance takes ns, 0 to %lld, not '%s'",
+				       MAX_TOLERANCE_NS, optarg);
+				return HV_EXIT_ERROR;
+			}
+			j->tolerance_ns = v;
+			break;
+		case 'h':
+			migrations_usage(stdout);
+			return -1;
+		default:
+			migrations_usage(stderr);
+			return HV_EXIT_ERROR;
+		}
+	}
+	if (optind == argc) {
+		hv_err("migrations needs at least one LOG ('-' for stdin; see 'hvguard migrations "
+		       "--help')");
+		return HV_EXIT_ERROR;
+	}
+	return 0;
+}
+
+static int setup(struct join *j)
+{
+	j->scratch_a = malloc(sizeof(*j->scratch_a));
+	j->scratch_d = malloc(sizeof(*j->scratch_d));
+	j->line = malloc(MAX_LINE + 1);
+	j->tok = json_tokener_new_ex(16);
+	if (!j->scratch_a || !j->scratch_d || !j->line || !j->tok)
+		return -ENOMEM;
+	json_tokener_set_flags(j->tok, JSON_TOKENER_STRICT);
+	return 0;
+}
+
+static void teardown(struct join *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		free(j->recs[i].packed);
+	free(j->recs);
+	free(j->deps);
+	free(j->scratch_a);
+	free(j->scratch_d);
+	free(j->line);
+	if (j->tok)
+		json_tokener_free(j->tok);
+}
+
+int cmd_migrations(int argc, char **argv)
+{
+	struct join j = {.lim = hv_mig_default_limits, .tolerance_ns = DEFAULT_TOLERANCE};
+	int rc = parse_args(&j, argc, argv);
+
+	if (rc)
+		return rc < 0 ? HV_EXIT_OK : rc;
+	if (setup(&j))
+		goto oom;
+	for (int i = optind; i < argc; i++)
+		if (read_log(&j, argv[i]))
+			goto oom;
+	if (index_departures(&j))
+		goto oom;
+	run_join(&j);
+	report(&j);
+	summary(&j);
+	if (j.c.malformed || j.c.unreadable)
+		rc = HV_EXIT_ERROR;
+	else
+		rc = j.c.warped ? HV_EXIT_VIOLATIONS : HV_EXIT_OK;
+	goto cleanup;
+oom:
+	hv_err("migrations: out of memory");
+	rc = HV_EXIT_ERROR;
+cleanup:
+	fflush(stdout);
+	teardown(&j);
+	return rc;
+}
