@@ -197,6 +197,23 @@ static void warps(const struct hv_mig_record *d, const struct hv_mig_record *a,
 	r->uncertainty_ns = error_of(d) + error_of(a);
 }
 
+/*
+ * Whether t, the moment the source's TSC read what the destination wrote,
+ * makes one migration: the value as saved (t by the departure's saved_by:
+ * QEMU 7.2 writes it unchanged) or advanced to the write (t at written_ns:
+ * the precise way), nothing in between; within the window of the write,
+ * itself within the window of the departure.
+ */
+static bool in_time(const struct hv_mig_record *d, const struct hv_mig_record *a,
+		    const struct hv_mig_limits *lim, int64_t slack, int64_t t)
+{
+	if (t > a->written_ns + slack || t < a->written_ns - lim->window_ns - slack)
+		return false;
+	if (a->written_ns > d->saved_by_ns + lim->window_ns + slack)
+		return false;
+	return t <= d->saved_by_ns + slack || t >= a->written_ns - slack;
+}
+
 enum hv_mig_verdict hv_mig_match(const struct hv_mig_record *d, const struct hv_mig_record *a,
 				 const struct hv_mig_limits *lim, struct hv_mig_result *r)
 {
@@ -216,16 +233,16 @@ enum hv_mig_verdict hv_mig_match(const struct hv_mig_record *d, const struct hv_
 	for (uint32_t i = 0; i < a->nr_vcpus; i++) {
 		int64_t t = save_moment(d, a, i);
 
-		if (t > d->saved_by_ns + slack || t > a->written_ns + slack ||
-		    t < a->written_ns - lim->window_ns - slack)
+		if (!in_time(d, a, lim, slack, t))
 			return HV_MIG_NOT_IN_TIME;
 		lo = t < lo ? t : lo;
 		hi = t > hi ? t : hi;
 	}
 	if (hi - lo > lim->spread_ns)
 		return HV_MIG_NOT_TOGETHER;
-	r->saved_ns = lo;
-	r->downtime_ns = a->realtime_ns - lo;
+	/* Advanced to the write, the values hide the save: saved_by bounds it. */
+	r->saved_ns = lo < d->saved_by_ns ? lo : d->saved_by_ns;
+	r->downtime_ns = a->realtime_ns - r->saved_ns;
 	warps(d, a, r);
 	return HV_MIG_MATCH;
 }

@@ -23,9 +23,14 @@
  *   its first guest entry, where the sample is taken.
  *
  * They match by the fingerprint itself, no name needed: the TSC value the
- * destination wrote (W, per vCPU) is one the source's TSC held at some
- * moment t_s, the save. t_s must lie before the source's saved_by_ns and
- * before the write, within the window, and agree across vCPUs.
+ * destination wrote (W, per vCPU) is one the source's TSC held (or would
+ * have held) at some moment t_s. Either W is the value saved (QEMU 7.2:
+ * t_s lies before the source's saved_by_ns) or W was advanced to the write
+ * (the precise way: t_s is written_ns, within the slack); t_s lies within
+ * the window before the write, the write within the window after
+ * saved_by_ns, and the vCPUs' t_s agree. A VM's arrival and its later
+ * departure from the same process (host, pid, vm) never match: they share
+ * one clock line.
  */
 #ifndef HVGUARD_USER_MIGRATION_H
 #define HVGUARD_USER_MIGRATION_H
@@ -83,9 +88,9 @@ struct hv_mig_limits {
 extern const struct hv_mig_limits hv_mig_default_limits;
 
 struct hv_mig_result {
-	int64_t saved_ns;		   /* t_s: realtime the source's clocks were saved */
-	int64_t downtime_ns;		   /* from t_s to the destination's first guest entry */
-	int64_t kvmclock_warp_ns;	   /* destination kvmclock - the source's, extrapolated */
+	int64_t saved_ns;	  /* t_s: realtime the source's clocks were saved (at the latest) */
+	int64_t downtime_ns;	  /* from t_s to the destination's first guest entry */
+	int64_t kvmclock_warp_ns; /* destination kvmclock - the source's, extrapolated */
 	int64_t tsc_warp_ns[HV_MAX_VCPUS]; /* the same per vCPU (arrival's order), in ns */
 	int64_t worst_tsc_warp_ns;	   /* the largest in magnitude */
 	int64_t pvti_changed_ns; /* change of the kvmclock over 1 s of guest TSC, 0 if unknown */
