@@ -34,10 +34,10 @@
 #define MAX_TOLERANCE_NS  (3600 * 1000000000ll)
 #define LIST_MAX	  8 /* departures named in an "ambiguous" text line */
 
-/* A record as read: its fields packed (header + its vCPUs only), and the
- * join's state. */
+/* A record as read: where its fields are packed (header + its vCPUs only)
+ * in the join's arena, and the join's state. */
 struct rec {
-	void *packed;
+	size_t packed;
 	const char *file;
 	unsigned long line;
 	int64_t origin;
@@ -47,9 +47,20 @@ struct rec {
 	size_t other;	  /* the last of those */
 };
 
+/* A departure in the index, with what rules most pairs out without
+ * unpacking it. */
 struct dep {
-	int64_t origin;
+	int64_t origin, saved_by;
+	uint64_t uuid; /* a hash of vm_uuid, 0 if none */
+	uint32_t tsc_khz, nr_vcpus;
 	size_t rec;
+};
+
+/* The arrival scan() is at: its bounds on the departures it can match. */
+struct probe {
+	int64_t origin, written, slack;
+	__int128 tsc0_ns; /* vCPU 0's TSC written, in ns: t_s = a departure's origin + it */
+	uint64_t uuid;
 };
 
 struct counts {
@@ -60,6 +71,8 @@ struct counts {
 struct join {
 	struct rec *recs;
 	size_t n, cap;
+	char *arena; /* the records' fields, packed one after the other */
+	size_t arena_len, arena_cap;
 	struct dep *deps;
 	size_t nr_deps;
 	int64_t max_dep_error;
@@ -100,9 +113,28 @@ static size_t packed_size(uint32_t nr_vcpus)
 	return offsetof(struct hv_mig_record, vcpu) + nr_vcpus * sizeof(struct hv_mig_vcpu);
 }
 
-static void unpack(const struct rec *rec, struct hv_mig_record *r)
+static void unpack(const struct join *j, const struct rec *rec, struct hv_mig_record *r)
 {
-	memcpy(r, rec->packed, packed_size(rec->nr_vcpus));
+	memcpy(r, j->arena + rec->packed, packed_size(rec->nr_vcpus));
+}
+
+/* Room for size more bytes in the arena (one allocation, not one per
+ * record: 100,000 records are read in well under a second). */
+static int arena_room(struct join *j, size_t size)
+{
+	size_t cap = j->arena_cap ? j->arena_cap : 1 << 20;
+	char *arena;
+
+	while (cap - j->arena_len < size)
+		cap *= 2;
+	if (cap == j->arena_cap)
+		return 0;
+	arena = realloc(j->arena, cap);
+	if (!arena)
+		return -ENOMEM;
+	j->arena = arena;
+	j->arena_cap = cap;
+	return 0;
 }
 
 static int add_rec(struct join *j, const struct hv_mig_record *r, const char *file,
@@ -119,6 +151,8 @@ static int add_rec(struct join *j, const struct hv_mig_record *r, const char *fi
 		j->recs = recs;
 		j->cap = cap;
 	}
+	if (arena_room(j, packed_size(r->nr_vcpus)))
+		return -ENOMEM;
 	rec = &j->recs[j->n];
 	*rec = (struct rec){.file = file,
 			    .line = line,
@@ -126,10 +160,9 @@ static int add_rec(struct join *j, const struct hv_mig_record *r, const char *fi
 			    .tsc_khz = r->tsc_khz,
 			    .nr_vcpus = r->nr_vcpus,
 			    .kind = r->kind};
-	rec->packed = malloc(packed_size(r->nr_vcpus));
-	if (!rec->packed)
-		return -ENOMEM;
-	memcpy(rec->packed, r, packed_size(r->nr_vcpus));
+	rec->packed = j->arena_len;
+	memcpy(j->arena + rec->packed, r, packed_size(r->nr_vcpus));
+	j->arena_len += packed_size(r->nr_vcpus);
 	j->n++;
 	return 0;
 }
@@ -272,21 +305,77 @@ static int by_origin(const void *x, const void *y)
 	return a->rec < b->rec ? -1 : a->rec > b->rec;
 }
 
+/* FNV-1a: two uuids that differ almost always hash apart; equal hashes are
+ * compared whole. */
+static uint64_t uuid_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h ? h : 1;
+}
+
 static int index_departures(struct join *j)
 {
+	const struct hv_mig_record *d = j->scratch_d;
+
 	j->deps = calloc(j->n ? j->n : 1, sizeof(*j->deps));
 	if (!j->deps)
 		return -ENOMEM;
 	for (size_t i = 0; i < j->n; i++) {
 		if (j->recs[i].kind != HV_MIG_DEPARTURE)
 			continue;
-		unpack(&j->recs[i], j->scratch_d);
-		if (j->scratch_d->clock_error_ns > j->max_dep_error)
-			j->max_dep_error = j->scratch_d->clock_error_ns;
-		j->deps[j->nr_deps++] = (struct dep){.origin = j->recs[i].origin, .rec = i};
+		unpack(j, &j->recs[i], j->scratch_d);
+		if (d->clock_error_ns > j->max_dep_error)
+			j->max_dep_error = d->clock_error_ns;
+		j->deps[j->nr_deps++] = (struct dep){.origin = j->recs[i].origin,
+						     .saved_by = d->saved_by_ns,
+						     .uuid = uuid_hash(d->uuid),
+						     .tsc_khz = d->tsc_khz,
+						     .nr_vcpus = d->nr_vcpus,
+						     .rec = i};
 	}
 	qsort(j->deps, j->nr_deps, sizeof(*j->deps), by_origin);
 	return 0;
+}
+
+static void probe_of(const struct join *j, size_t ai, struct probe *p)
+{
+	const struct hv_mig_record *a = j->scratch_a;
+	int64_t err = a->clock_error_ns > 0 ? a->clock_error_ns : 0;
+	__int128 w0 =
+	    a->vcpu[0].tsc - (__int128)(a->realtime_ns - a->written_ns) * a->tsc_khz / 1000000;
+
+	p->origin = j->recs[ai].origin;
+	p->written = a->written_ns;
+	p->slack = j->lim.slack_ns + err + j->max_dep_error + ROUNDING_NS;
+	p->tsc0_ns = w0 * 1000000 / a->tsc_khz;
+	p->uuid = uuid_hash(a->uuid);
+}
+
+/* What hv_mig_match() would refuse on vCPU 0 alone (with the largest
+ * slack, and a margin for rounding): most pairs end here. A departure of
+ * another VM uuid (both known) is never a match either: the uuid goes with
+ * the VM through a migration (libvirt, QEMU's -uuid). */
+static bool ruled_out(const struct join *j, const struct probe *p, const struct dep *d)
+{
+	__int128 t = d->origin + p->tsc0_ns;
+
+	if (d->tsc_khz != j->scratch_a->tsc_khz || d->nr_vcpus != j->scratch_a->nr_vcpus)
+		return true;
+	if (p->uuid && d->uuid && p->uuid != d->uuid)
+		return true;
+	if (p->written > d->saved_by + j->lim.window_ns + p->slack)
+		return true;
+	return t > d->saved_by + p->slack && t < p->written - p->slack;
+}
+
+static bool same_uuid(const struct hv_mig_record *d, const struct hv_mig_record *a)
+{
+	return !d->uuid[0] || !a->uuid[0] || !strcmp(d->uuid, a->uuid);
 }
 
 /* The first departure whose origin is at least lo. */
@@ -311,19 +400,17 @@ typedef void (*match_fn)(struct join *j, size_t arrival, size_t departure, void 
  * matches, in the order of their origins. */
 static void scan(struct join *j, size_t ai, match_fn fn, void *arg)
 {
-	const struct rec *a = &j->recs[ai];
-	int64_t err = j->scratch_a->clock_error_ns > 0 ? j->scratch_a->clock_error_ns : 0;
-	int64_t slack = j->lim.slack_ns + err + j->max_dep_error + ROUNDING_NS;
 	struct hv_mig_result res;
+	struct probe p;
 
-	for (size_t k = first_from(j, a->origin - j->lim.window_ns - slack);
-	     k < j->nr_deps && j->deps[k].origin <= a->origin + slack; k++) {
-		const struct rec *d = &j->recs[j->deps[k].rec];
-
-		if (d->tsc_khz != a->tsc_khz || d->nr_vcpus != a->nr_vcpus)
+	probe_of(j, ai, &p);
+	for (size_t k = first_from(j, p.origin - j->lim.window_ns - p.slack);
+	     k < j->nr_deps && j->deps[k].origin <= p.origin + p.slack; k++) {
+		if (ruled_out(j, &p, &j->deps[k]))
 			continue;
-		unpack(d, j->scratch_d);
-		if (hv_mig_match(j->scratch_d, j->scratch_a, &j->lim, &res) == HV_MIG_MATCH)
+		unpack(j, &j->recs[j->deps[k].rec], j->scratch_d);
+		if (same_uuid(j->scratch_d, j->scratch_a) &&
+		    hv_mig_match(j->scratch_d, j->scratch_a, &j->lim, &res) == HV_MIG_MATCH)
 			fn(j, ai, j->deps[k].rec, arg);
 	}
 }
@@ -342,7 +429,7 @@ static void run_join(struct join *j)
 	for (size_t i = 0; i < j->n; i++) {
 		if (j->recs[i].kind != HV_MIG_ARRIVAL)
 			continue;
-		unpack(&j->recs[i], j->scratch_a);
+		unpack(j, &j->recs[i], j->scratch_a);
 		scan(j, i, count_match, NULL);
 	}
 }
@@ -475,7 +562,7 @@ static void report_migration(struct join *j, size_t ai)
 {
 	struct hv_mig_result res;
 
-	unpack(&j->recs[j->recs[ai].other], j->scratch_d);
+	unpack(j, &j->recs[j->recs[ai].other], j->scratch_d);
 	if (hv_mig_match(j->scratch_d, j->scratch_a, &j->lim, &res) != HV_MIG_MATCH)
 		abort(); /* matched in run_join, the same inputs */
 	j->c.migrations++;
@@ -501,7 +588,7 @@ static void list_match(struct join *j, size_t ai, size_t di, void *arg)
 
 	(void)ai;
 	if (l->json) {
-		unpack(&j->recs[di], j->scratch_d);
+		unpack(j, &j->recs[di], j->scratch_d);
 		json_object_array_add(l->json, who_json(&j->recs[di], j->scratch_d));
 	} else if (l->n < LIST_MAX) {
 		snprintf(l->text + used, sizeof(l->text) - used, "%s%s:%lu", l->n ? ", " : "",
@@ -543,7 +630,7 @@ static void report_conflict(struct join *j, size_t ai)
 	char who[200], src[200];
 
 	j->c.conflicts++;
-	unpack(d, j->scratch_d);
+	unpack(j, d, j->scratch_d);
 	if (!j->json) {
 		who_text(who, sizeof(who), j->scratch_a);
 		who_text(src, sizeof(src), j->scratch_d);
@@ -595,7 +682,7 @@ static void report_arrival(struct join *j, size_t ai)
 {
 	const struct rec *a = &j->recs[ai];
 
-	unpack(a, j->scratch_a);
+	unpack(j, a, j->scratch_a);
 	if (!a->matches) {
 		j->c.lone_arrivals++;
 		report_lone(j, ai, j->scratch_a);
@@ -619,7 +706,7 @@ static void report(struct join *j)
 		if (d->kind != HV_MIG_DEPARTURE || (d->matches == 1 && joined(j, d->other)))
 			continue;
 		j->c.lone_departures++;
-		unpack(d, j->scratch_d);
+		unpack(j, d, j->scratch_d);
 		report_lone(j, i, j->scratch_d);
 	}
 }
@@ -729,8 +816,7 @@ static int setup(struct join *j)
 
 static void teardown(struct join *j)
 {
-	for (size_t i = 0; i < j->n; i++)
-		free(j->recs[i].packed);
+	free(j->arena);
 	free(j->recs);
 	free(j->deps);
 	free(j->scratch_a);
