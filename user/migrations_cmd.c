@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "clock_user.h" /* hv_format_ns */
 #include "commands.h"
@@ -40,7 +41,8 @@ struct rec {
 	size_t packed;
 	const char *file;
 	unsigned long line;
-	int64_t origin;
+	int64_t origin, saved_by, clock_error_ns;
+	uint64_t uuid; /* uuid_hash() of vm_uuid */
 	uint32_t tsc_khz, nr_vcpus;
 	enum hv_mig_kind kind;
 	uint32_t matches; /* arrival: departures it matches; departure: arrivals */
@@ -73,7 +75,7 @@ struct join {
 	size_t n, cap;
 	char *arena; /* the records' fields, packed one after the other */
 	size_t arena_len, arena_cap;
-	struct dep *deps;
+	struct dep *deps, *by_uuid; /* the departures by origin; by uuid hash, then origin */
 	size_t nr_deps;
 	int64_t max_dep_error;
 	struct hv_mig_limits lim;
@@ -81,7 +83,7 @@ struct join {
 	bool json;
 	struct hv_mig_record *scratch_a, *scratch_d;
 	struct json_tokener *tok;
-	char *line;
+	char *line, *block;
 	struct counts c;
 };
 
@@ -120,6 +122,17 @@ static void unpack(const struct join *j, const struct rec *rec, struct hv_mig_re
 
 /* Room for size more bytes in the arena (one allocation, not one per
  * record: 100,000 records are read in well under a second). */
+/* The arena's new pages faulted in at once, not one trap each as records
+ * are written (where a fault is dear, in a VM, that was a sixth of the
+ * run); the same for the recs. Best effort: MADV_POPULATE_WRITE is Linux 5.14's. */
+static void prefault(char *p, size_t len)
+{
+	uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+
+	if (len > a - (uintptr_t)p)
+		madvise((void *)a, len - (a - (uintptr_t)p), MADV_POPULATE_WRITE);
+}
+
 static int arena_room(struct join *j, size_t size)
 {
 	size_t cap = j->arena_cap ? j->arena_cap : 1 << 20;
@@ -132,9 +145,32 @@ static int arena_room(struct join *j, size_t size)
 	arena = realloc(j->arena, cap);
 	if (!arena)
 		return -ENOMEM;
+	prefault(arena + j->arena_len, cap - j->arena_len);
 	j->arena = arena;
 	j->arena_cap = cap;
 	return 0;
+}
+
+/* FNV-1a: two uuids that differ almost always hash apart; equal hashes are
+ * compared whole. */
+static uint64_t uuid_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+/* Where the next record is read: the arena's end, room for a whole one.
+ * Kept (add_rec) with only its vCPUs, not the HV_MAX_VCPUS it may hold. */
+static struct hv_mig_record *next_rec(struct join *j)
+{
+	if (arena_room(j, sizeof(struct hv_mig_record)))
+		return NULL;
+	return (struct hv_mig_record *)(void *)(j->arena + j->arena_len);
 }
 
 static int add_rec(struct join *j, const struct hv_mig_record *r, const char *file,
@@ -148,20 +184,21 @@ static int add_rec(struct join *j, const struct hv_mig_record *r, const char *fi
 
 		if (!recs)
 			return -ENOMEM;
+		prefault((char *)(recs + j->cap), (cap - j->cap) * sizeof(*recs));
 		j->recs = recs;
 		j->cap = cap;
 	}
-	if (arena_room(j, packed_size(r->nr_vcpus)))
-		return -ENOMEM;
 	rec = &j->recs[j->n];
-	*rec = (struct rec){.file = file,
+	*rec = (struct rec){.packed = j->arena_len,
+			    .file = file,
 			    .line = line,
 			    .origin = hv_mig_tsc_origin(r),
+			    .saved_by = r->saved_by_ns,
+			    .clock_error_ns = r->clock_error_ns,
+			    .uuid = uuid_hash(r->uuid),
 			    .tsc_khz = r->tsc_khz,
 			    .nr_vcpus = r->nr_vcpus,
 			    .kind = r->kind};
-	rec->packed = j->arena_len;
-	memcpy(j->arena + rec->packed, r, packed_size(r->nr_vcpus));
 	j->arena_len += packed_size(r->nr_vcpus);
 	j->n++;
 	return 0;
@@ -208,11 +245,14 @@ static bool is_str(struct json_object *o, const char *k, const char *v)
 
 static int take_line(struct join *j, const char *file, unsigned long line, size_t len)
 {
-	struct hv_mig_record *r = j->scratch_a;
+	struct hv_mig_record *r = next_rec(j);
 	struct json_object *o;
 	char why[160];
 	bool bad;
 	int err = 0;
+
+	if (!r)
+		return -ENOMEM;
 
 	while (len && strchr(" \t\r", j->line[len - 1]))
 		j->line[--len] = '\0';
@@ -242,39 +282,64 @@ static int take_line(struct join *j, const char *file, unsigned long line, size_
 	return err;
 }
 
-/* One line into j->line (NUL-terminated, at most MAX_LINE bytes). false at
- * the end of f. A longer line is consumed whole and *too_long set. */
-static bool read_line(FILE *f, char *buf, size_t *len, bool *too_long)
+/* A LOG read in blocks, cut at newlines with memchr (getc per byte was a
+ * tenth of the run). */
+#define IN_BLOCK (1 << 20)
+
+struct input {
+	FILE *f;
+	char *buf; /* IN_BLOCK */
+	size_t pos, end;
+};
+
+/* One line into line (NUL-terminated, at most MAX_LINE bytes). false at
+ * the end of the input. A longer line is consumed whole, *too_long set. */
+static bool read_line(struct input *in, char *line, size_t *len, bool *too_long)
 {
+	bool got = false;
 	size_t n = 0;
-	int c;
 
 	*too_long = false;
-	while ((c = getc_unlocked(f)) != EOF && c != '\n') {
-		if (n < MAX_LINE)
-			buf[n++] = (char)c;
-		else
-			*too_long = true;
+	for (;;) {
+		char *nl;
+		size_t seg, take;
+
+		if (in->pos == in->end) {
+			in->pos = 0;
+			in->end = fread(in->buf, 1, IN_BLOCK, in->f);
+			if (!in->end)
+				break;
+		}
+		got = true;
+		nl = memchr(in->buf + in->pos, '\n', in->end - in->pos);
+		seg = nl ? (size_t)(nl - (in->buf + in->pos)) : in->end - in->pos;
+		take = seg < MAX_LINE - n ? seg : MAX_LINE - n;
+		memcpy(line + n, in->buf + in->pos, take);
+		n += take;
+		*too_long |= take < seg;
+		in->pos += seg + (nl ? 1 : 0);
+		if (nl)
+			break;
 	}
-	buf[n] = '\0';
+	line[n] = '\0';
 	*len = n;
-	return c != EOF || n;
+	return got;
 }
 
 static int read_log(struct join *j, const char *path)
 {
-	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+	struct input in = {.f = strcmp(path, "-") ? fopen(path, "r") : stdin, .buf = j->block};
 	unsigned long line = 0;
 	bool too_long;
 	size_t len;
 	int err = 0;
 
-	if (!f) {
+	if (!in.f) {
 		fprintf(stderr, "hvguard: migrations: %s: %s\n", path, strerror(errno));
 		j->c.unreadable++;
 		return 0;
 	}
-	while (!err && read_line(f, j->line, &len, &too_long)) {
+	while (!err && read_line(&in, j->line, &len, &too_long)) {
 		j->c.lines++;
 		line++;
 		if (too_long) {
@@ -285,12 +350,12 @@ static int read_log(struct join *j, const char *path)
 		}
 		err = take_line(j, path, line, len);
 	}
-	if (ferror(f)) {
+	if (ferror(in.f)) {
 		fprintf(stderr, "hvguard: migrations: %s: read error\n", path);
 		j->c.unreadable++;
 	}
-	if (f != stdin)
-		fclose(f);
+	if (in.f != stdin)
+		fclose(in.f);
 	return err;
 }
 
@@ -305,40 +370,40 @@ static int by_origin(const void *x, const void *y)
 	return a->rec < b->rec ? -1 : a->rec > b->rec;
 }
 
-/* FNV-1a: two uuids that differ almost always hash apart; equal hashes are
- * compared whole. */
-static uint64_t uuid_hash(const char *s)
+static int by_uuid(const void *x, const void *y)
 {
-	uint64_t h = 14695981039346656037ull;
+	const struct dep *a = x, *b = y;
 
-	if (!*s)
-		return 0;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h ? h : 1;
+	if (a->uuid != b->uuid)
+		return a->uuid < b->uuid ? -1 : 1;
+	return by_origin(x, y);
 }
 
 static int index_departures(struct join *j)
 {
-	const struct hv_mig_record *d = j->scratch_d;
-
 	j->deps = calloc(j->n ? j->n : 1, sizeof(*j->deps));
 	if (!j->deps)
 		return -ENOMEM;
 	for (size_t i = 0; i < j->n; i++) {
-		if (j->recs[i].kind != HV_MIG_DEPARTURE)
+		const struct rec *d = &j->recs[i];
+
+		if (d->kind != HV_MIG_DEPARTURE)
 			continue;
-		unpack(j, &j->recs[i], j->scratch_d);
 		if (d->clock_error_ns > j->max_dep_error)
 			j->max_dep_error = d->clock_error_ns;
-		j->deps[j->nr_deps++] = (struct dep){.origin = j->recs[i].origin,
-						     .saved_by = d->saved_by_ns,
-						     .uuid = uuid_hash(d->uuid),
+		j->deps[j->nr_deps++] = (struct dep){.origin = d->origin,
+						     .saved_by = d->saved_by,
+						     .uuid = d->uuid,
 						     .tsc_khz = d->tsc_khz,
 						     .nr_vcpus = d->nr_vcpus,
 						     .rec = i};
 	}
 	qsort(j->deps, j->nr_deps, sizeof(*j->deps), by_origin);
+	j->by_uuid = malloc((j->nr_deps ? j->nr_deps : 1) * sizeof(*j->by_uuid));
+	if (!j->by_uuid)
+		return -ENOMEM;
+	memcpy(j->by_uuid, j->deps, j->nr_deps * sizeof(*j->deps));
+	qsort(j->by_uuid, j->nr_deps, sizeof(*j->by_uuid), by_uuid);
 	return 0;
 }
 
@@ -353,7 +418,7 @@ static void probe_of(const struct join *j, size_t ai, struct probe *p)
 	p->written = a->written_ns;
 	p->slack = j->lim.slack_ns + err + j->max_dep_error + ROUNDING_NS;
 	p->tsc0_ns = w0 * 1000000 / a->tsc_khz;
-	p->uuid = uuid_hash(a->uuid);
+	p->uuid = j->recs[ai].uuid;
 }
 
 /* What hv_mig_match() would refuse on vCPU 0 alone (with the largest
@@ -379,40 +444,89 @@ static bool same_uuid(const struct hv_mig_record *d, const struct hv_mig_record 
 }
 
 /* The first departure whose origin is at least lo. */
-static size_t first_from(const struct join *j, int64_t lo)
+/* The first of deps[from, to) whose origin is at least lo. */
+static size_t first_from(const struct dep *deps, size_t from, size_t to, int64_t lo)
+{
+	while (from < to) {
+		size_t m = from + (to - from) / 2;
+
+		if (deps[m].origin < lo)
+			from = m + 1;
+		else
+			to = m;
+	}
+	return from;
+}
+
+/* by_uuid[*from, *to): the departures of uuid hash u. */
+static void uuid_group(const struct join *j, uint64_t u, size_t *from, size_t *to)
 {
 	size_t a = 0, b = j->nr_deps;
 
 	while (a < b) {
 		size_t m = a + (b - a) / 2;
 
-		if (j->deps[m].origin < lo)
+		if (j->by_uuid[m].uuid < u)
 			a = m + 1;
 		else
 			b = m;
 	}
-	return a;
+	*from = a;
+	for (b = j->nr_deps; a < b;) {
+		size_t m = a + (b - a) / 2;
+
+		if (j->by_uuid[m].uuid <= u)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*to = a;
 }
 
 typedef void (*match_fn)(struct join *j, size_t arrival, size_t departure, void *arg);
 
-/* Calls fn for every departure that arrival ai (unpacked in scratch_a)
- * matches, in the order of their origins. */
-static void scan(struct join *j, size_t ai, match_fn fn, void *arg)
-{
-	struct hv_mig_result res;
+struct scan {
+	match_fn fn;
+	void *arg;
+	size_t ai;
 	struct probe p;
+};
 
-	probe_of(j, ai, &p);
-	for (size_t k = first_from(j, p.origin - j->lim.window_ns - p.slack);
-	     k < j->nr_deps && j->deps[k].origin <= p.origin + p.slack; k++) {
-		if (ruled_out(j, &p, &j->deps[k]))
+/* The departures of deps[from, to) (sorted by origin) that the arrival
+ * matches, to sc->fn. */
+static void scan_range(struct join *j, struct scan *sc, const struct dep *deps, size_t from,
+		       size_t to)
+{
+	const struct probe *p = &sc->p;
+	struct hv_mig_result res;
+
+	for (size_t k = first_from(deps, from, to, p->origin - j->lim.window_ns - p->slack);
+	     k < to && deps[k].origin <= p->origin + p->slack; k++) {
+		if (ruled_out(j, p, &deps[k]))
 			continue;
-		unpack(j, &j->recs[j->deps[k].rec], j->scratch_d);
+		unpack(j, &j->recs[deps[k].rec], j->scratch_d);
 		if (same_uuid(j->scratch_d, j->scratch_a) &&
 		    hv_mig_match(j->scratch_d, j->scratch_a, &j->lim, &res) == HV_MIG_MATCH)
-			fn(j, ai, j->deps[k].rec, arg);
+			sc->fn(j, sc->ai, deps[k].rec, sc->arg);
 	}
+}
+
+/* Calls fn for every departure that arrival ai (unpacked in scratch_a)
+ * matches: with a uuid, those of no uuid and of the same one only. */
+static void scan(struct join *j, size_t ai, match_fn fn, void *arg)
+{
+	struct scan sc = {.fn = fn, .arg = arg, .ai = ai};
+	size_t from, to;
+
+	probe_of(j, ai, &sc.p);
+	if (!sc.p.uuid) {
+		scan_range(j, &sc, j->deps, 0, j->nr_deps);
+		return;
+	}
+	uuid_group(j, 0, &from, &to);
+	scan_range(j, &sc, j->by_uuid, from, to);
+	uuid_group(j, sc.p.uuid, &from, &to);
+	scan_range(j, &sc, j->by_uuid, from, to);
 }
 
 static void count_match(struct join *j, size_t ai, size_t di, void *arg)
@@ -503,35 +617,75 @@ static void add_i64(struct json_object *o, const char *k, int64_t v)
 	json_object_object_add(o, k, json_object_new_int64(v));
 }
 
+/* A JSON string (null if empty), written directly: a migration line is
+ * printed 50,000 times where json-c's objects would cost a third of the run.
+ * Record strings hold no control character (migration_json.c refuses
+ * them); a LOG's name may. */
+static void put_str(const char *s)
+{
+	if (!*s) {
+		fputs("null", stdout);
+		return;
+	}
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			printf("\\u%04x", (unsigned char)*s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+/* who_json()'s object, written directly. */
+static void put_who(const char *key, const struct rec *rec, const struct hv_mig_record *r)
+{
+	printf("\"%s\":{\"host\":", key);
+	put_str(r->host);
+	printf(",\"pid\":%d,\"vm\":%llu,\"vm_name\":", r->pid, (unsigned long long)r->vm);
+	put_str(r->name);
+	fputs(",\"vm_uuid\":", stdout);
+	put_str(r->uuid);
+	if (r->clock_error_ns >= 0)
+		printf(",\"clock_error_ns\":%lld,\"file\":", (long long)r->clock_error_ns);
+	else
+		fputs(",\"clock_error_ns\":null,\"file\":", stdout);
+	put_str(rec->file);
+	printf(",\"line\":%lu}", rec->line);
+}
+
+static void put_i64(const char *key, int64_t v, bool known)
+{
+	if (known)
+		printf(",\"%s\":%lld", key, (long long)v);
+	else
+		printf(",\"%s\":null", key);
+}
+
 static void migration_json(const struct join *j, size_t ai, const struct hv_mig_result *res)
 {
 	const struct hv_mig_record *d = j->scratch_d, *a = j->scratch_a;
-	struct json_object *o = json_object_new_object(), *w = json_object_new_array();
-	bool known = uncertainty_known(d, a);
 
-	json_object_object_add(o, "type", json_object_new_string("migration"));
-	json_object_object_add(o, "within_tolerance", json_object_new_boolean(within(j, res)));
-	json_object_object_add(o, "source", who_json(&j->recs[j->recs[ai].other], d));
-	json_object_object_add(o, "destination", who_json(&j->recs[ai], a));
-	add_i64(o, "saved_ns", res->saved_ns);
-	add_i64(o, "downtime_ns", res->downtime_ns);
-	add_i64(o, "kvmclock_warp_ns", res->kvmclock_warp_ns);
-	for (uint32_t i = 0; i < a->nr_vcpus; i++) {
-		struct json_object *v = json_object_new_object();
-
-		add_i64(v, "vcpu", a->vcpu[i].id);
-		add_i64(v, "warp_ns", res->tsc_warp_ns[i]);
-		json_object_array_add(w, v);
-	}
-	json_object_object_add(o, "tsc_warp_ns", w);
-	add_i64(o, "worst_tsc_warp_ns", res->worst_tsc_warp_ns);
-	json_object_object_add(o, "pvti_changed_ns",
-			       res->pvti_known ? json_object_new_int64(res->pvti_changed_ns)
-					       : NULL);
-	json_object_object_add(o, "uncertainty_ns",
-			       known ? json_object_new_int64(res->uncertainty_ns) : NULL);
-	add_i64(o, "tolerance_ns", j->tolerance_ns + res->uncertainty_ns);
-	print_json(o);
+	printf("{\"type\":\"migration\",\"within_tolerance\":%s,",
+	       within(j, res) ? "true" : "false");
+	put_who("source", &j->recs[j->recs[ai].other], d);
+	putchar(',');
+	put_who("destination", &j->recs[ai], a);
+	put_i64("saved_ns", res->saved_ns, true);
+	put_i64("downtime_ns", res->downtime_ns, true);
+	put_i64("kvmclock_warp_ns", res->kvmclock_warp_ns, true);
+	fputs(",\"tsc_warp_ns\":[", stdout);
+	for (uint32_t i = 0; i < a->nr_vcpus; i++)
+		printf("%s{\"vcpu\":%u,\"warp_ns\":%lld}", i ? "," : "", a->vcpu[i].id,
+		       (long long)res->tsc_warp_ns[i]);
+	putchar(']');
+	put_i64("worst_tsc_warp_ns", res->worst_tsc_warp_ns, true);
+	put_i64("pvti_changed_ns", res->pvti_changed_ns, res->pvti_known);
+	put_i64("uncertainty_ns", res->uncertainty_ns, uncertainty_known(d, a));
+	put_i64("tolerance_ns", j->tolerance_ns + res->uncertainty_ns, true);
+	fputs("}\n", stdout);
 }
 
 static void migration_text(const struct join *j, size_t ai, const struct hv_mig_result *res)
@@ -807,8 +961,9 @@ static int setup(struct join *j)
 	j->scratch_a = malloc(sizeof(*j->scratch_a));
 	j->scratch_d = malloc(sizeof(*j->scratch_d));
 	j->line = malloc(MAX_LINE + 1);
+	j->block = malloc(IN_BLOCK);
 	j->tok = json_tokener_new_ex(16);
-	if (!j->scratch_a || !j->scratch_d || !j->line || !j->tok)
+	if (!j->scratch_a || !j->scratch_d || !j->line || !j->block || !j->tok)
 		return -ENOMEM;
 	json_tokener_set_flags(j->tok, JSON_TOKENER_STRICT);
 	return 0;
@@ -819,9 +974,11 @@ static void teardown(struct join *j)
 	free(j->arena);
 	free(j->recs);
 	free(j->deps);
+	free(j->by_uuid);
 	free(j->scratch_a);
 	free(j->scratch_d);
 	free(j->line);
+	free(j->block);
 	if (j->tok)
 		json_tokener_free(j->tok);
 }
