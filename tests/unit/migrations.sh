@@ -300,21 +300,27 @@ else
 	nok "--help documents the exit codes" "$(head -c 300 "$tmp/help.out")"
 fi
 
-# 100,000 records (50,000 migrations) joined in under a second: the best
-# of three runs, so that a neighbour's burst on a shared machine does not
-# decide it.
+# 100,000 records (50,000 migrations) joined in under a second of CPU
+# (user + sys; the wall clock is printed too): the best of three runs, so
+# that the VMs other stages run on this machine do not decide it.
 gen big 50000
 best=
 for _ in 1 2 3; do
-	start=$(date +%s%N)
-	run big --json big-a.log big-b.log
-	ms=$((($(date +%s%N) - start) / 1000000))
-	[ -z "$best" ] || [ "$ms" -lt "$best" ] && best=$ms
+	TIMEFORMAT='%R %U %S'
+	{ time run big --json big-a.log big-b.log; } 2>"$tmp/time"
+	read -r wall user sys <"$tmp/time"
+	cpu=$(python3 -c "print(round(($user + $sys) * 1000))")
+	if [ -z "$best" ] || [ "$cpu" -lt "$best" ]; then
+		best=$cpu
+		best_wall=$wall
+	fi
 done
 expect big "100,000 records: 50,000 migrations, nothing else" 0 \
 	's["migrations"] == 50000 and not u and s["records"] == 100000'
-if [ "$best" -lt 1000 ]; then ok "100,000 records joined in $best ms (best of 3, < 1000)"; else
-	nok "100,000 records joined in under a second" "$best ms, the best of 3"
+if [ "$best" -lt 1000 ]; then
+	ok "100,000 records joined in $best ms of CPU ($best_wall s wall; best of 3, < 1000)"
+else
+	nok "100,000 records joined in under a second of CPU" "$best ms ($best_wall s wall), best of 3"
 fi
 
 echo "# end of migrations"
