@@ -113,6 +113,16 @@ def similar(name, uuid=False):
     print(arrival(x, "hostB", 200, T0, T0 + S, "precise"), file=b)
     print(arrival(y, "hostB", 201, T0 + 30 * S, T0 + 31 * S, "precise"), file=b)
 
+def conflict(name):
+    """One saved state restored on two hosts (QEMU's way, 2 s and 5 s on)."""
+    a, b, c = logs(name, "a", "b", "c")
+    vm = VM(1, "web1", T0 - 3600 * S)
+    print(departure(vm, "hostA", 100, T0), file=a)
+    saved = vm.line
+    print(arrival(vm, "hostB", 200, T0, T0 + 2 * S, "qemu"), file=b)
+    vm.line = saved
+    print(arrival(vm, "hostC", 300, T0, T0 + 5 * S, "qemu"), file=c)
+
 def malformed(name):
     a, b = logs(name, "a", "b")
     vm = VM(1, "web1", T0 - 3600 * S)
@@ -261,6 +271,20 @@ gen similar-uuid
 run similar-uuid --json similar-uuid-a.log similar-uuid-b.log
 expect similar-uuid "the same two VMs with their uuids: each joined to its own" 0 \
 	'len(m) == 2 and not u and all(x["source"]["vm"] == x["destination"]["vm"] for x in m)'
+
+gen conflict
+run conflict --json conflict-a.log conflict-b.log conflict-c.log
+expect conflict "one departure two arrivals fit: both in conflict, neither matched" 0 \
+	'not m and s["conflicts"] == 2 and s["unmatched_departures"] == 1
+	 and all(o["arrivals"] == 2 for o in u if o["type"] == "conflict")
+	 and [o["candidates"] for o in u if o["type"] == "unmatched_departure"] == [2]'
+run conflict-text conflict-a.log conflict-b.log conflict-c.log
+if grep -q '^conflict: the arrival of hostC pid 300 vm 1 (web1) \[conflict-c.log:1\] matches the departure of hostA pid 100 vm 1 (web1) \[conflict-a.log:1\], which 2 arrivals match: not matched$' "$tmp/conflict-text.out" &&
+	grep -q '^departure never matched: hostA pid 100 vm 1 (web1) \[conflict-a.log:1\] (2 arrivals match it, each ambiguous or in conflict)$' "$tmp/conflict-text.out"; then
+	ok "the text names both sides of a conflict"
+else
+	nok "the text names both sides of a conflict" "$(head -c 600 "$tmp/conflict-text.out")"
+fi
 
 gen malformed
 run malformed malformed-a.log malformed-b.log
