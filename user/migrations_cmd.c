@@ -120,8 +120,6 @@ static void unpack(const struct join *j, const struct rec *rec, struct hv_mig_re
 	memcpy(r, j->arena + rec->packed, packed_size(rec->nr_vcpus));
 }
 
-/* Room for size more bytes in the arena (one allocation, not one per
- * record: 100,000 records are read in well under a second). */
 /* The arena's new pages faulted in at once, not one trap each as records
  * are written (where a fault is dear, in a VM, that was a sixth of the
  * run); the same for the recs. Best effort: MADV_POPULATE_WRITE is Linux 5.14's. */
@@ -133,6 +131,8 @@ static void prefault(char *p, size_t len)
 		madvise((void *)a, len - (a - (uintptr_t)p), MADV_POPULATE_WRITE);
 }
 
+/* Room for size more bytes in the arena (one allocation, not one per
+ * record). */
 static int arena_room(struct join *j, size_t size)
 {
 	size_t cap = j->arena_cap ? j->arena_cap : 1 << 20;
@@ -165,7 +165,12 @@ static uint64_t uuid_hash(const char *s)
 }
 
 /* Where the next record is read: the arena's end, room for a whole one.
- * Kept (add_rec) with only its vCPUs, not the HV_MAX_VCPUS it may hold. */
+ * Kept (add_rec) with only its vCPUs, not the HV_MAX_VCPUS it may hold; so
+ * every record in the arena stays aligned. */
+_Static_assert(offsetof(struct hv_mig_record, vcpu) % _Alignof(struct hv_mig_record) == 0 &&
+		   sizeof(struct hv_mig_vcpu) % _Alignof(struct hv_mig_record) == 0,
+	       "packed records keep their alignment");
+
 static struct hv_mig_record *next_rec(struct join *j)
 {
 	if (arena_room(j, sizeof(struct hv_mig_record)))
@@ -253,7 +258,6 @@ static int take_line(struct join *j, const char *file, unsigned long line, size_
 
 	if (!r)
 		return -ENOMEM;
-
 	while (len && strchr(" \t\r", j->line[len - 1]))
 		j->line[--len] = '\0';
 	if (!looks_like_record(j->line)) {
