@@ -35,6 +35,7 @@ static const char *const verdict_names[] = {
     [HV_MIG_NOT_TOGETHER] = "the vCPUs' saves are too far apart",
     [HV_MIG_NOT_SANE] = "a value out of range",
     [HV_MIG_SAME_VM] = "the same VM in the same process",
+    [HV_MIG_NOT_UUID] = "the VMs' uuids differ",
 };
 
 const char *hv_mig_verdict_name(enum hv_mig_verdict v)
@@ -229,6 +230,10 @@ enum hv_mig_verdict hv_mig_match(const struct hv_mig_record *d, const struct hv_
 		return HV_MIG_NOT_VCPUS;
 	if (same_vm(d, a))
 		return HV_MIG_SAME_VM;
+	/* The uuid goes with the VM through a migration (libvirt, QEMU's
+	 * -uuid): two known and different ones are two VMs. */
+	if (d->uuid[0] && a->uuid[0] && strcmp(d->uuid, a->uuid))
+		return HV_MIG_NOT_UUID;
 	slack = lim->slack_ns + error_of(d) + error_of(a);
 	for (uint32_t i = 0; i < a->nr_vcpus; i++) {
 		int64_t t = save_moment(d, a, i);

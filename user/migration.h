@@ -108,6 +108,7 @@ enum hv_mig_verdict {
 	HV_MIG_NOT_TOGETHER, /* the vCPUs' save moments too far apart */
 	HV_MIG_NOT_SANE,     /* a value out of range (hostile or broken record) */
 	HV_MIG_SAME_VM,	     /* d is the departure of the VM a brought (same host, pid, vm) */
+	HV_MIG_NOT_UUID,     /* both uuids known, and different */
 };
 
 const char *hv_mig_verdict_name(enum hv_mig_verdict v);

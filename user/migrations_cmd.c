@@ -442,11 +442,6 @@ static bool ruled_out(const struct join *j, const struct probe *p, const struct 
 	return t > d->saved_by + p->slack && t < p->written - p->slack;
 }
 
-static bool same_uuid(const struct hv_mig_record *d, const struct hv_mig_record *a)
-{
-	return !d->uuid[0] || !a->uuid[0] || !strcmp(d->uuid, a->uuid);
-}
-
 /* The first departure whose origin is at least lo. */
 /* The first of deps[from, to) whose origin is at least lo. */
 static size_t first_from(const struct dep *deps, size_t from, size_t to, int64_t lo)
@@ -509,8 +504,7 @@ static void scan_range(struct join *j, struct scan *sc, const struct dep *deps, 
 		if (ruled_out(j, p, &deps[k]))
 			continue;
 		unpack(j, &j->recs[deps[k].rec], j->scratch_d);
-		if (same_uuid(j->scratch_d, j->scratch_a) &&
-		    hv_mig_match(j->scratch_d, j->scratch_a, &j->lim, &res) == HV_MIG_MATCH)
+		if (hv_mig_match(j->scratch_d, j->scratch_a, &j->lim, &res) == HV_MIG_MATCH)
 			sc->fn(j, sc->ai, deps[k].rec, sc->arg);
 	}
 }

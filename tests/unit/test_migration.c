@@ -102,6 +102,22 @@ static void test_precise_way_has_no_warp(void **state)
 	assert_int_equal(hv_mig_match(&d, &a, &hv_mig_default_limits, &r), HV_MIG_NOT_IN_TIME);
 }
 
+/* The uuid goes with the VM: two known and different ones never match,
+ * one unknown leaves the fingerprint alone to decide. */
+static void test_uuids_must_agree_when_known(void **state)
+{
+	(void)state;
+	source(&d, "a", 100, T, TSC0, KVM0);
+	destination(&a, "b", 200, T + 2 * SEC, TSC0, KVM0);
+	snprintf(d.uuid, sizeof(d.uuid), "6a0a6c4e-0000-4000-8000-000000000001");
+	snprintf(a.uuid, sizeof(a.uuid), "6a0a6c4e-0000-4000-8000-000000000002");
+	assert_int_equal(hv_mig_match(&d, &a, &hv_mig_default_limits, &r), HV_MIG_NOT_UUID);
+	snprintf(a.uuid, sizeof(a.uuid), "%s", d.uuid);
+	assert_int_equal(hv_mig_match(&d, &a, &hv_mig_default_limits, &r), HV_MIG_MATCH);
+	a.uuid[0] = '\0';
+	assert_int_equal(hv_mig_match(&d, &a, &hv_mig_default_limits, &r), HV_MIG_MATCH);
+}
+
 static void test_wrong_fingerprint_never_matches(void **state)
 {
 	(void)state;
@@ -442,6 +458,7 @@ int main(void)
 	    cmocka_unit_test(test_qemu_72_loses_the_downtime),
 	    cmocka_unit_test(test_precise_way_has_no_warp),
 	    cmocka_unit_test(test_wrong_fingerprint_never_matches),
+	    cmocka_unit_test(test_uuids_must_agree_when_known),
 	    cmocka_unit_test(test_vm_migrating_twice),
 	    cmocka_unit_test(test_vm_migrating_twice_precisely),
 	    cmocka_unit_test(test_similar_fingerprints),
