@@ -613,7 +613,7 @@ static __always_inline int vcpu_slot(struct vm_state *vm, __u32 id)
 	barrier_var(at);
 	at &= HV_MAX_VCPUS - 1;
 	if (id < HV_MAX_VCPUS && vm->vcpu_ids[at] == id + 1)
-		return id;
+		return at; /* the masked copy: the 6.1 verifier needs its bound */
 	s.slot = bpf_map_lookup_elem(&hv_clock_slot, &zero);
 	if (!s.slot)
 		return -1;
