@@ -434,7 +434,7 @@ static void sweep_vmms(void)
 /* Forget the pinned state of VMs whose VMM is gone (in one linear walk);
  * returns how many VMs remain with a host TSC write not yet checked for a
  * mismatch. */
-static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm)
+static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm, uint64_t exit_ns)
 {
 	int vms = bpf_map__fd(skel->maps.hv_clock_vms);
 	struct key_list gone = {.size = sizeof(__u64)};
@@ -453,6 +453,7 @@ static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm)
 			continue;
 		}
 		flood_tail(ctx, key, &vm, comm);
+		hv_mig_vm_gone(ctx, key, &vm, exit_ns ?: hv_now_ns(CLOCK_BOOTTIME), comm);
 		if (key_list_add(&gone, &key))
 			break; /* out of memory: the next sweep goes on */
 	}
@@ -473,12 +474,16 @@ static int clock_ring_event(void *data_ctx, void *data, size_t len)
 	memcpy(comm, e->comm, sizeof(e->comm));
 	if (e->pid && hv_proc_vm_name(e->pid, vm_name, sizeof(vm_name)) == 0)
 		name = vm_name;
+	if (e->type == CLOCK_EV_VM_NEW)
+		hv_mig_vmm_seen(e->pid);
 	if (e->type == CLOCK_EV_ALERT)
 		handle_alert(ctx, e, comm, name);
+	else if (e->type == CLOCK_EV_ARRIVAL)
+		hv_mig_arrival(ctx, e, comm);
 	else if (e->type < sizeof(info_names) / sizeof(info_names[0]) && info_names[e->type])
 		handle_info(ctx, e, comm, name);
 	if (e->type == CLOCK_EV_PROC_EXIT)
-		sweep_vms(ctx, (int)e->v[0], comm);
+		sweep_vms(ctx, (int)e->v[0], comm, e->ts_ns);
 	return 0;
 }
 
@@ -531,7 +536,8 @@ static int open_skel(struct hv_ctx *ctx)
 	if (ctx->opts.no_pin) {
 		struct bpf_map *m;
 
-		bpf_object__for_each_map(m, skel->obj) bpf_map__set_pin_path(m, NULL);
+		bpf_object__for_each_map(m, skel->obj)
+			bpf_map__set_pin_path(m, NULL);
 	}
 	return configure(ctx);
 }
@@ -643,7 +649,9 @@ static int clock_load(struct hv_ctx *ctx)
 	}
 	/* The count of VMs awaiting a mismatch check lives in .bss, the flags
 	 * in the pinned state: after a restart, count them again. */
-	skel->bss->dirty_vms = sweep_vms(ctx, 0, NULL);
+	hv_mig_init(bpf_map__fd(skel->maps.hv_clock_vms), bpf_map__fd(skel->maps.hv_clock_vcpus),
+		    bpf_map__fd(skel->maps.hv_clock_departures));
+	skel->bss->dirty_vms = sweep_vms(ctx, 0, NULL, 0);
 	sweep_vmms();
 	return hv_correct_init(ctx, skel);
 fail:
@@ -748,6 +756,10 @@ static void clock_poll(struct hv_ctx *ctx)
 		       "Guest TSC writes counted in a per-VM summary instead of a record of "
 		       "their own (a guest writing its TSC faster than the per-VM burst).",
 		       "", b->guest_writes_suppressed);
+	hv_metrics_set(ctx->metrics, "hvguard_migration_arrivals_demoted_total", HV_COUNTER,
+		       "Arrivals of non-root VMMs past 8 a second, sent on the information ring "
+		       "instead of the alert ring.",
+		       "", b->arrivals_demoted);
 	hv_metrics_set(ctx->metrics, "hvguard_vms", HV_GAUGE, NULL, "", count_vms());
 	hv_metrics_set(ctx->metrics, "hvguard_kvm_ioctls_total", HV_COUNTER,
 		       "KVM clock ioctls inspected.", "", b->kvm_ioctls_seen);
@@ -791,6 +803,8 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 		ADD(quota, quota_names[q], json_object_new_uint64(b->quota_refused[q]));
 	ADD(o, "quota_refused", quota);
 	ADD(o, "guest_tsc_writes_suppressed", json_object_new_uint64(b->guest_writes_suppressed));
+	ADD(o, "arrivals_demoted", json_object_new_uint64(b->arrivals_demoted));
+	hv_mig_summary(o);
 	ADD(summary, "clock", o);
 }
 
@@ -814,7 +828,8 @@ static void clock_prog_names(void (*fn)(const char *name, void *arg), void *arg)
 
 	if (!obj)
 		return;
-	bpf_object__for_each_program(p, obj->obj) fn(bpf_program__name(p), arg);
+	bpf_object__for_each_program(p, obj->obj)
+		fn(bpf_program__name(p), arg);
 	clock_bpf__destroy(obj);
 }
 

@@ -222,6 +222,7 @@ static __u32 layout_sizes(void)
 	    sizeof(struct vm_state),	  sizeof(struct vcpu_key),
 	    sizeof(struct vcpu_clock),	  sizeof(struct correction_probe),
 	    sizeof(struct clock_globals), HV_MAX_VCPUS,
+	    sizeof(struct hv_departure),
 	};
 	const unsigned char *b = (const unsigned char *)sizes;
 	__u32 h = 2166136261u; /* FNV-1a */
@@ -467,8 +468,7 @@ int hv_pindir_check_maps(const char *dir, const char *at, struct bpf_object *obj
 	__u32 len;
 	int fd, rc = 0;
 
-	bpf_object__for_each_map(m, obj)
-	{
+	bpf_object__for_each_map(m, obj) {
 		if (!bpf_map__pin_path(m))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", at, bpf_map__name(m));
