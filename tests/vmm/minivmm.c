@@ -56,17 +56,18 @@
  *     of the save, vCPU 0's last sample and its realtime. The VM never
  *     resumes: done, --hold-ms paused, exit.
  *	{"type":"restored","how":"qemu"|"precise","pid":P,"vm":V,"vcpus":N,
- *	 "source_pid":..,"tsc_skew_ms":..,"downtime_ns":..,
+ *	 "source_pid":..,"tsc_skew_ms":..,"downtime_ns":..,"entry_downtime_ns":..,
  *	 "guest_tsc_warp_ns":..,"guest_kvmclock_warp_ns":..,
  *	 "raw_tsc_warp_ns":..,"raw_kvmclock_warp_ns":..,"pvti_flags":F,
  *	 "clock_realtime_from":..,"guest_tsc_warps_ns":[per vCPU]}
  *     once the destination (which waited for the save's realtime +
  *     --downtime-ms, then created its VM) set its clocks the --how way and
  *     ran: downtime_ns is from the save's realtime to the guest's first
- *     TSC read; the warps are the guest's clocks minus where the source's
- *     would be at the same realtime, carried forward from the source's last
- *     samples (TSC at the guest's rate, kvmclock at 1 ns/ns): about
- *     -downtime the QEMU way, about 0 the precise way. Both sides are
+ *     TSC read, entry_downtime_ns to the VMM's first KVM_RUN; the warps
+ *     are the guest's clocks minus where the source's would be at the
+ *     same realtime, carried forward from the source's last samples (TSC
+ *     at the guest's rate, kvmclock at 1 ns/ns): about -downtime the QEMU
+ *     way, about 0 the precise way. Both sides are
  *     fitted on RUN_SAMPLES samples each (the one whose realtime stamp
  *     lagged its guest read least); raw_*: vCPU 0's first sample against
  *     the source's last, stamps' lag included (ms now and then under TCG).
@@ -1521,19 +1522,21 @@ static int op_restore_clock(struct ctx *c, struct vm *vm)
  * here, the last ones on the source; "raw" is vCPU 0's first sample
  * against the source's last, with their realtime stamps' lag. downtime_ns:
  * from the save's realtime to the first sample's guest TSC read, placed in
- * realtime by the fit.
+ * realtime by the fit; entry_downtime_ns: to the first KVM_RUN (the first
+ * entry takes milliseconds before the guest's first read under TCG).
  */
 static int op_restore_run(struct ctx *c, struct vm *vm)
 {
 	const struct mig_state *s = &c->mig_in;
 	const struct sample *b = &s->guest, *a;
-	int64_t elapsed, raw_tsc, raw_kvm, first;
+	int64_t elapsed, raw_tsc, raw_kvm, first, entry;
 	struct vcpu *v0 = &vm->vcpus[0];
 	int i;
 
 	fit_reset(vm);
 	for (i = 0; i < vm->nvcpus; i++)
 		vm->vcpus[i].want_first = true;
+	entry = realtime_ns();
 	if (op_run(c, vm))
 		return -1;
 	for (i = 0; i < vm->nvcpus; i++)
@@ -1547,13 +1550,15 @@ static int op_restore_run(struct ctx *c, struct vm *vm)
 	first = tsc_to_ns((int64_t)a->tsc, vm->tsc_khz) - v0->fit_tsc_ns;
 	printf("{\"type\":\"restored\",\"scenario\":\"%s\",\"how\":\"%s\",\"pid\":%d,"
 	       "\"vm\":%d,\"vcpus\":%d,\"source_pid\":%d,\"tsc_skew_ms\":%" PRId64
-	       ",\"downtime_ns\":%" PRId64 ",\"guest_tsc_warp_ns\":%" PRId64
+	       ",\"downtime_ns\":%" PRId64 ",\"entry_downtime_ns\":%" PRId64
+	       ",\"guest_tsc_warp_ns\":%" PRId64
 	       ",\"guest_kvmclock_warp_ns\":%" PRId64 ",\"raw_tsc_warp_ns\":%" PRId64
 	       ",\"raw_kvmclock_warp_ns\":%" PRId64 ",\"pvti_flags\":%u"
 	       ",\"clock_realtime_from\":\"%s\",\"guest_tsc_warps_ns\":[",
 	       c->sc->name, c->opt.how == HOW_QEMU ? "qemu" : "precise", getpid(),
 	       vm->index, vm->nvcpus, s->pid, c->opt.tsc_skew_ms,
-	       first - s->save_realtime_ns, v0->fit_tsc_ns - s->vcpu[0].fit_tsc_ns,
+	       first - s->save_realtime_ns, entry - s->save_realtime_ns,
+	       v0->fit_tsc_ns - s->vcpu[0].fit_tsc_ns,
 	       v0->fit_kvmclock_ns - s->vcpu[0].fit_kvmclock_ns, raw_tsc, raw_kvm,
 	       a->pvti_flags, c->realtime_from ? c->realtime_from : "none");
 	for (i = 0; i < vm->nvcpus; i++)
