@@ -25,6 +25,7 @@ the vCPU count keeps the cases apart.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from hvtest import EMULATED, Hvguard, HvguardError, Tap, orphan_proof  # noqa: E402
+from hvtest import EMULATED, HOOKS, Hvguard, HvguardError, Tap, orphan_proof  # noqa: E402
 from polling import wait_until  # noqa: E402
 
 TOOLS = os.environ.get("HVGUARD_TOOLS", "build/tests")
@@ -208,16 +209,15 @@ def check_warp_alert(name, hv, src, dst, got):
     if not warps:
         return
     a = warps[0]
-    tap.note(f"{name}: guest: downtime {got['downtime_ns']} tsc {got['guest_tsc_warp_ns']} "
+    tap.note(f"{name}: guest: downtime {got['downtime_ns']} (first KVM_RUN "
+             f"{got['entry_downtime_ns']}) tsc {got['guest_tsc_warp_ns']} "
              f"kvmclock {got['guest_kvmclock_warp_ns']}; hvguard: downtime "
              f"{a.get('downtime_ns')} tsc {a.get('tsc_warp_ns')} kvmclock "
              f"{a.get('kvmclock_warp_ns')} pvti_changed {a.get('pvti_changed_ns')}")
     tap.eq(f"{name}: severity critical", a.get("severity"), "critical")
     tap.eq(f"{name}: the alert's source pid", ((a.get("source") or {}).get("pid")), src)
     tap.eq(f"{name}: the alert names the arrival's VM", a.get("vm"), arr.get("vm"))
-    tap.ok(f"{name}: downtime_ns within 1% of the guest's own downtime",
-           close(a.get("downtime_ns"), got["downtime_ns"]), f"~{got['downtime_ns']}",
-           a.get("downtime_ns"))
+    check_downtime(name, a, got)
     tap.ok(f"{name}: kvmclock_warp_ns within 1% of the guest's own",
            close(a.get("kvmclock_warp_ns"), got["guest_kvmclock_warp_ns"]),
            f"~{got['guest_kvmclock_warp_ns']}", a.get("kvmclock_warp_ns"))
@@ -232,6 +232,17 @@ def check_warp_alert(name, hv, src, dst, got):
     pvti = a.get("pvti_changed_ns")
     tap.ok(f"{name}: pvti unchanged on one host (|pvti_changed_ns| < 1 us)",
            pvti is not None and abs(pvti) < 1000, "< 1000", pvti)
+
+
+def check_downtime(name, alert, got):
+    """The issue's downtime ends at the destination's first guest entry: in
+    the VMM's first KVM_RUN, before the guest's first TSC read, which the
+    first entry delays by milliseconds under TCG (4-14 ms measured)."""
+    d = alert.get("downtime_ns")
+    tap.ok(f"{name}: downtime_ns within 1% of the save to the destination's first KVM_RUN",
+           close(d, got["entry_downtime_ns"]), f"~{got['entry_downtime_ns']}", d)
+    tap.ok(f"{name}: downtime_ns no later than the guest's first TSC read",
+           d is not None and d <= got["downtime_ns"] + SLACK_NS, f"<= {got['downtime_ns']}", d)
 
 
 def check_guest_rewound(name, got):
@@ -307,9 +318,10 @@ def case_two_destinations(hv, tmp):
            [(a.get("pid"), a.get("match")) for a in arrs])
     tap.ok(f"{name}: never a wrong match (a match names the source)",
            all(source_pid(a) == src for a in matched), src, [source_pid(a) for a in matched])
-    tap.ok(f"{name}: the other is reported unmatched",
-           all(a.get("match") in ("none", "ambiguous") for a in arrs if a not in matched),
-           "none or ambiguous", [a.get("match") for a in arrs])
+    tap.ok(f"{name}: the other is reported as not matched",
+           all(a.get("match") in ("none", "ambiguous", "conflict")
+               for a in arrs if a not in matched),
+           "none, ambiguous or conflict", [a.get("match") for a in arrs])
     settle()
     unmatched = {t.pid for t in twins} - {a.get("pid") for a in matched}
     tap.eq(f"{name}: no alert for an unmatched destination",
@@ -335,9 +347,10 @@ def case_twice(hv, tmp):
         tap.eq(f"{name}: the {leg} leg: one {RULE}, naming its own source",
                [(x.get("source") or {}).get("pid") for x in warps], [src])
         if warps:
-            tap.ok(f"{name}: the {leg} leg's downtime within 1% of the guest's",
-                   close(warps[0].get("downtime_ns"), got["downtime_ns"]),
-                   f"~{got['downtime_ns']}", warps[0].get("downtime_ns"))
+            check_downtime(f"{name}, {leg} leg", warps[0], got)
+            tap.ok(f"{name}, {leg} leg: kvmclock_warp_ns within 1% of the guest's own",
+                   close(warps[0].get("kvmclock_warp_ns"), got["guest_kvmclock_warp_ns"]),
+                   f"~{got['guest_kvmclock_warp_ns']}", warps[0].get("kvmclock_warp_ns"))
 
 
 def case_source_paused(hv, tmp):
@@ -394,7 +407,22 @@ def main():
                     tap.fail(f"migration case {tag}: the mini VMMs ran", str(e))
         finally:
             hv.stop_and_check(tap)
+            keep_logs(hv, tmp)
     return tap.exit_code()
+
+
+def keep_logs(hv, tmp):
+    """The daemon's records and stderr, for the reader of a failure."""
+    logdir = os.environ.get("HVGUARD_LOGDIR", "build/test-logs")
+    base = os.path.join(logdir, f"migration-{HOOKS or 'default'}")
+    try:
+        os.makedirs(logdir, exist_ok=True)
+        with open(base + ".jsonl", "w") as f:
+            for o in hv.lines:
+                f.write(json.dumps(o) + "\n")
+        shutil.copy(os.path.join(tmp, "hvguard.err"), base + ".err")
+    except OSError as e:
+        tap.note(f"migration: logs not kept: {e}")
 
 
 if __name__ == "__main__":
