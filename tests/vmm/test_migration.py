@@ -126,12 +126,15 @@ class CaseError(Exception):
 
 
 def run(tmp, tag, args, want):
-    """Runs minivmm to its end; returns (pid, its `want` line)."""
+    """Runs minivmm to its end; returns (pid, its `want` line), the line
+    with "_exited_ns": CLOCK_REALTIME once its exit was seen."""
     v = Vmm(tmp, tag, args)
     rc = v.finish()
+    exited = time.time_ns()
     obj = v.line(want, 1)
     if rc != 0 or obj is None:
         raise CaseError(v.why())
+    obj["_exited_ns"] = exited
     return v.pid, obj
 
 
@@ -268,7 +271,7 @@ def case_qemu(hv, tmp):
 
 def case_precise(hv, tmp):
     name = "precise way, downtime 1 s"
-    src, state, _ = save(tmp, "precise", 1)
+    src, state, saved = save(tmp, "precise", 1)
     dst, got = restore(tmp, "precise-dst", state, how="precise")
     for k in ("guest_tsc_warp_ns", "guest_kvmclock_warp_ns"):
         tap.ok(f"{name}: the guest lost nothing (|{k}| < {TOLERANCE_NS // 1000} us)",
@@ -280,6 +283,27 @@ def case_precise(hv, tmp):
         (arr or {}).get("match"), source_pid(arr)), ("matched", src))
     mig = wait_event(hv, "migration", dst)
     tap.eq(f"{name}: a migration event, result ok", (mig or {}).get("result"), "ok")
+    if mig:
+        tap.note(f"{name}: guest: downtime {got['downtime_ns']} (first KVM_RUN "
+                 f"{got['entry_downtime_ns']}) tsc {got['guest_tsc_warp_ns']} kvmclock "
+                 f"{got['guest_kvmclock_warp_ns']}; hvguard: downtime {mig.get('downtime_ns')} "
+                 f"tsc {mig.get('tsc_warp_ns')} kvmclock {mig.get('kvmclock_warp_ns')}")
+        tap.eq(f"{name}: the migration event's source pid",
+               (mig.get("source") or {}).get("pid"), src)
+        # The advanced TSC hides the save: the daemon counts from the
+        # latest moment it can have been, the source VMM's exit at most.
+        d = mig.get("downtime_ns")
+        exit_to_entry = got["entry_downtime_ns"] - (saved["_exited_ns"] -
+                                                     saved["save_realtime_ns"])
+        tap.ok(f"{name}: downtime_ns from the source's exit at the earliest",
+               d is not None and exit_to_entry - SLACK_NS <= d, f">= {exit_to_entry}", d)
+        tap.ok(f"{name}: downtime_ns no longer than the save to the first KVM_RUN",
+               d is not None and d <= got["entry_downtime_ns"] * (1 + REL) + SLACK_NS,
+               f"<= {got['entry_downtime_ns']}", d)
+        for k in ("tsc_warp_ns", "kvmclock_warp_ns"):
+            tap.ok(f"{name}: hvguard's {k} within the tolerance",
+                   mig.get(k) is not None and abs(mig[k]) <= TOLERANCE_NS,
+                   f"|x| <= {TOLERANCE_NS}", mig.get(k))
     settle()
     check_no_alert(name, hv, dst, "destination")
     check_no_alert(name, hv, src, "source")
