@@ -97,89 +97,89 @@
 #include <sys/wait.h>
 #include <linux/kvm.h>
 
-#define NSEC_PER_SEC		1000000000LL
+#define NSEC_PER_SEC 1000000000LL
 
 /* Guest physical layout: one 64 KiB slot at 0. */
-#define GUEST_MEM_SIZE		0x10000
-#define CODE_GPA		0x1000
-#define PVTI_GPA		0x3000	/* one 32-byte PVTI per vCPU, one page */
-#define MAX_VCPUS		128	/* audit is tested past 64 */
-#define MAX_VCPU_ID		1023	/* below KVM's KVM_MAX_VCPU_IDS on x86 */
+#define GUEST_MEM_SIZE 0x10000
+#define CODE_GPA       0x1000
+#define PVTI_GPA       0x3000 /* one 32-byte PVTI per vCPU, one page */
+#define MAX_VCPUS      128    /* audit is tested past 64 */
+#define MAX_VCPU_ID    1023   /* below KVM's KVM_MAX_VCPU_IDS on x86 */
 
-#define PORT_TSC_LO		0x10
-#define PORT_TSC_HI		0x11
-#define PORT_TSC_WRITTEN	0x12
-#define PORT_FLOOD_BATCH	0x13
+#define PORT_TSC_LO	 0x10
+#define PORT_TSC_HI	 0x11
+#define PORT_TSC_WRITTEN 0x12
+#define PORT_FLOOD_BATCH 0x13
 /* guest-tsc-flood: TSC writes per batch (between two I/O exits). */
-#define FLOOD_BATCH		1000
-#define FLOOD_MS_DEFAULT	5000
+#define FLOOD_BATCH	 1000
+#define FLOOD_MS_DEFAULT 5000
 
 #define MSR_IA32_TSC		0x10
-#define MSR_KVM_SYSTEM_TIME_NEW	0x4b564d01
+#define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 
-#define PVCLOCK_TSC_STABLE	0x1
-#define PVCLOCK_GUEST_STOPPED	0x2
+#define PVCLOCK_TSC_STABLE    0x1
+#define PVCLOCK_GUEST_STOPPED 0x2
 
 /*
  * Samples per vCPU per run phase: 2 exits each, ~5 us per exit here, so a
  * few ms of guest time; enough for the daemon to see KVM_RUN between steps.
  */
-#define RUN_SAMPLES		200
+#define RUN_SAMPLES 200
 /* A guest TSC write must show up within this many exits. */
-#define TSC_WRITE_MAX_EXITS	1000
+#define TSC_WRITE_MAX_EXITS 1000
 
 /* KVM takes host TSC writes within ~1 s of the expected value for a sync. */
-#define TSC_FAR_SECONDS		5
+#define TSC_FAR_SECONDS 5
 /* vcpu-mismatch: vCPU 1 (vcpu-mismatch-last: the last) runs this far ahead
  * of vCPU 0. */
-#define MISMATCH_CYCLES		1000000000ULL
+#define MISMATCH_CYCLES 1000000000ULL
 /* migrate-in: the "source host" state, arbitrary but large. */
-#define MIGRATE_TSC		(1ULL << 48)
-#define MIGRATE_CLOCK_NS	(3ULL * 24 * 3600 * NSEC_PER_SEC)
-#define TSC_KHZ_OTHER_DELTA	1000
+#define MIGRATE_TSC	    (1ULL << 48)
+#define MIGRATE_CLOCK_NS    (3ULL * 24 * 3600 * NSEC_PER_SEC)
+#define TSC_KHZ_OTHER_DELTA 1000
 /*
  * migrate-save runs the guest this long first: a destination's host TSC
  * write that lands within 1 s of KVM's expected value is taken as a vCPU
  * sync (the new VM's offset kept, the value ignored), so the saved TSC
  * must be past 1 s, as any real VM's is.
  */
-#define MIGRATE_RUN_MS		1500
-#define MANY_VMS_DEFAULT	200
+#define MIGRATE_RUN_MS	 1500
+#define MANY_VMS_DEFAULT 200
 
 /*
  * The guest, 16-bit real mode. Entry points the VMM jumps to are offsets
  * into this blob; ESI = PVTI gpa | 1, EBP:EDI = delta for the TSC write.
  */
-#define GUEST_ENTRY		0x00
-#define GUEST_TSC_WRITE		0x1b
-#define GUEST_TSC_FLOOD		0x2f
+#define GUEST_ENTRY	0x00
+#define GUEST_TSC_WRITE 0x1b
+#define GUEST_TSC_FLOOD 0x2f
 
 static const uint8_t guest_code[] = {
-	0x66, 0xb9, 0x01, 0x4d, 0x56, 0x4b,	/* 00: mov ecx, MSR_KVM_SYSTEM_TIME_NEW */
-	0x66, 0x89, 0xf0,			/* 06: mov eax, esi */
-	0x66, 0x31, 0xd2,			/* 09: xor edx, edx */
-	0x0f, 0x30,				/* 0c: wrmsr (kvmclock on) */
-	0x0f, 0x31,				/* 0e: loop: rdtsc */
-	0x66, 0xe7, PORT_TSC_LO,		/* 10: out PORT_TSC_LO, eax */
-	0x66, 0x89, 0xd0,			/* 13: mov eax, edx */
-	0x66, 0xe7, PORT_TSC_HI,		/* 16: out PORT_TSC_HI, eax */
-	0xeb, 0xf3,				/* 19: jmp loop */
-	0x66, 0xb9, 0x10, 0x00, 0x00, 0x00,	/* 1b: tsc_write: mov ecx, MSR_IA32_TSC */
-	0x0f, 0x31,				/* 21: rdtsc */
-	0x66, 0x01, 0xf8,			/* 23: add eax, edi */
-	0x66, 0x11, 0xea,			/* 26: adc edx, ebp */
-	0x0f, 0x30,				/* 29: wrmsr (guest TSC write) */
-	0xe6, PORT_TSC_WRITTEN,			/* 2b: out PORT_TSC_WRITTEN, al */
-	0xeb, 0xdf,				/* 2d: jmp loop */
-	0x66, 0xb9, 0x10, 0x00, 0x00, 0x00,	/* 2f: tsc_flood: mov ecx, MSR_IA32_TSC */
-	0x66, 0xbb, FLOOD_BATCH & 0xff, FLOOD_BATCH >> 8, 0x00, 0x00,
-						/* 35: batch: mov ebx, FLOOD_BATCH */
-	0x0f, 0x31,				/* 3b: again: rdtsc */
-	0x0f, 0x30,				/* 3d: wrmsr (guest TSC write) */
-	0x66, 0x4b,				/* 3f: dec ebx */
-	0x75, 0xf8,				/* 41: jnz again */
-	0xe6, PORT_FLOOD_BATCH,			/* 43: out PORT_FLOOD_BATCH, al */
-	0xeb, 0xee,				/* 45: jmp batch */
+    0x66, 0xb9, 0x01, 0x4d, 0x56, 0x4b, /* 00: mov ecx, MSR_KVM_SYSTEM_TIME_NEW */
+    0x66, 0x89, 0xf0,			/* 06: mov eax, esi */
+    0x66, 0x31, 0xd2,			/* 09: xor edx, edx */
+    0x0f, 0x30,				/* 0c: wrmsr (kvmclock on) */
+    0x0f, 0x31,				/* 0e: loop: rdtsc */
+    0x66, 0xe7, PORT_TSC_LO,		/* 10: out PORT_TSC_LO, eax */
+    0x66, 0x89, 0xd0,			/* 13: mov eax, edx */
+    0x66, 0xe7, PORT_TSC_HI,		/* 16: out PORT_TSC_HI, eax */
+    0xeb, 0xf3,				/* 19: jmp loop */
+    0x66, 0xb9, 0x10, 0x00, 0x00, 0x00, /* 1b: tsc_write: mov ecx, MSR_IA32_TSC */
+    0x0f, 0x31,				/* 21: rdtsc */
+    0x66, 0x01, 0xf8,			/* 23: add eax, edi */
+    0x66, 0x11, 0xea,			/* 26: adc edx, ebp */
+    0x0f, 0x30,				/* 29: wrmsr (guest TSC write) */
+    0xe6, PORT_TSC_WRITTEN,		/* 2b: out PORT_TSC_WRITTEN, al */
+    0xeb, 0xdf,				/* 2d: jmp loop */
+    0x66, 0xb9, 0x10, 0x00, 0x00, 0x00, /* 2f: tsc_flood: mov ecx, MSR_IA32_TSC */
+    0x66, 0xbb, FLOOD_BATCH & 0xff, FLOOD_BATCH >> 8, 0x00, 0x00,
+    /* 35: batch: mov ebx, FLOOD_BATCH */
+    0x0f, 0x31,		    /* 3b: again: rdtsc */
+    0x0f, 0x30,		    /* 3d: wrmsr (guest TSC write) */
+    0x66, 0x4b,		    /* 3f: dec ebx */
+    0x75, 0xf8,		    /* 41: jnz again */
+    0xe6, PORT_FLOOD_BATCH, /* 43: out PORT_FLOOD_BATCH, al */
+    0xeb, 0xee,		    /* 45: jmp batch */
 };
 
 /* struct pvclock_vcpu_time_info, as the guest sees it. */
@@ -199,21 +199,21 @@ _Static_assert(MAX_VCPUS * sizeof(struct pvti) <= 0x1000, "PVTIs fit a page");
 struct sample {
 	uint64_t tsc;
 	uint64_t kvmclock;
-	int64_t realtime_ns;	/* CLOCK_REALTIME at the exit (migration only) */
+	int64_t realtime_ns; /* CLOCK_REALTIME at the exit (migration only) */
 	uint8_t pvti_flags;
-	bool kvmclock_ok;	/* false while the PVTI was never written */
+	bool kvmclock_ok; /* false while the PVTI was never written */
 };
 
 struct vcpu {
 	int fd;
-	int id;			/* its index: messages, its PVTI */
-	int kvm_id;		/* KVM_CREATE_VCPU's argument (--last-vcpu-id) */
+	int id;	    /* its index: messages, its PVTI */
+	int kvm_id; /* KVM_CREATE_VCPU's argument (--last-vcpu-id) */
 	struct kvm_run *run;
 	volatile struct pvti *pvti;
 	uint32_t tsc_lo;
 	bool have_lo;
 	bool tsc_written;
-	uint64_t flood_batches;	/* guest-tsc-flood: batches of writes done */
+	uint64_t flood_batches; /* guest-tsc-flood: batches of writes done */
 	bool want_first;	/* record the next sample in first_after */
 	bool stamp;		/* stamp samples with CLOCK_REALTIME */
 	/*
@@ -239,10 +239,10 @@ struct vm {
 	unsigned long tsc_khz;
 	struct vcpu vcpus[MAX_VCPUS];
 	struct kvm_clock_data saved_clock;
-	struct sample before;	/* vCPU 0's last sample before the pause */
+	struct sample before; /* vCPU 0's last sample before the pause */
 	struct timespec t_stop;
 	int64_t pause_ns;
-	char extra[512];	/* scenario fields for the done line, ",..." */
+	char extra[512]; /* scenario fields for the done line, ",..." */
 };
 
 struct opts {
@@ -252,16 +252,16 @@ struct opts {
 	uint64_t flood_ms;
 	uint64_t vcpu_id_stride; /* vCPU i gets KVM id i * stride (default 1) */
 	int64_t tsc_delta;
-	const char *traced_as;	/* a tracer child that names itself so */
-	int vcpus;		/* 0: the scenario's default */
-	int nvms;		/* 0: the scenario's default */
-	int last_vcpu_id;	/* 0: the last vCPU's index */
-	const char *state;	/* migrate-*: --state FILE */
-	const char *save_to;	/* migrate-restore: then migrate-save to FILE */
-	int how;		/* migrate-restore: enum mig_how */
-	uint64_t downtime_ms;	/* migrate-restore: from the save's realtime */
-	int64_t tsc_skew_ms;	/* migrate-restore: TSC restored this far off */
-	uint64_t run_ms;	/* OP_RUN_FOR: at least this long */
+	const char *traced_as; /* a tracer child that names itself so */
+	int vcpus;	       /* 0: the scenario's default */
+	int nvms;	       /* 0: the scenario's default */
+	int last_vcpu_id;      /* 0: the last vCPU's index */
+	const char *state;     /* migrate-*: --state FILE */
+	const char *save_to;   /* migrate-restore: then migrate-save to FILE */
+	int how;	       /* migrate-restore: enum mig_how */
+	uint64_t downtime_ms;  /* migrate-restore: from the save's realtime */
+	int64_t tsc_skew_ms;   /* migrate-restore: TSC restored this far off */
+	uint64_t run_ms;       /* OP_RUN_FOR: at least this long */
 	bool run_ms_set;
 };
 
@@ -274,9 +274,9 @@ struct opts {
 enum mig_how { HOW_NONE = 0, HOW_QEMU, HOW_PRECISE };
 
 struct mig_vcpu {
-	uint64_t tsc;		/* KVM_GET_MSRS(IA32_TSC) at the save */
-	uint64_t offset;	/* KVM_VCPU_TSC_OFFSET at the save */
-	int64_t fit_tsc_ns;	/* the guest's, over its last samples */
+	uint64_t tsc;	    /* KVM_GET_MSRS(IA32_TSC) at the save */
+	uint64_t offset;    /* KVM_VCPU_TSC_OFFSET at the save */
+	int64_t fit_tsc_ns; /* the guest's, over its last samples */
 	int64_t fit_kvmclock_ns;
 };
 
@@ -284,10 +284,10 @@ struct mig_state {
 	int pid;
 	int nvcpus;
 	unsigned long tsc_khz;
-	bool have_offsets;	/* the kernel has KVM_VCPU_TSC_CTRL */
-	struct kvm_clock_data clock;	/* KVM_GET_CLOCK at the save */
-	int64_t save_realtime_ns;	/* CLOCK_REALTIME just before the TSC reads */
-	struct sample guest;	/* vCPU 0's last sample before the save */
+	bool have_offsets;	     /* the kernel has KVM_VCPU_TSC_CTRL */
+	struct kvm_clock_data clock; /* KVM_GET_CLOCK at the save */
+	int64_t save_realtime_ns;    /* CLOCK_REALTIME just before the TSC reads */
+	struct sample guest;	     /* vCPU 0's last sample before the save */
 	struct mig_vcpu vcpu[MAX_VCPUS];
 };
 
@@ -303,8 +303,8 @@ struct ctx {
 	struct opts opt;
 	uint64_t exits;
 	int64_t run_ns;
-	struct mig_state mig_in;	/* migrate-restore: the state read */
-	const char *save_path;	/* OP_MIGRATE_SAVE writes here, if set */
+	struct mig_state mig_in;   /* migrate-restore: the state read */
+	const char *save_path;	   /* OP_MIGRATE_SAVE writes here, if set */
 	const char *realtime_from; /* the precise restore's realtime: kvm, minivmm */
 };
 
@@ -315,33 +315,33 @@ struct ctx {
  */
 enum op {
 	OP_END = 0,
-	OP_RUN,			/* run every vCPU for RUN_SAMPLES samples */
-	OP_SET_TSC_KHZ_CUR,	/* KVM_SET_TSC_KHZ(current kHz), per vCPU */
-	OP_QEMU_MSRS,		/* KVM_SET_MSRS{TSC=0, SYSTEM_TIME_NEW=0}, per vCPU */
-	OP_TSC0,		/* KVM_SET_MSRS{TSC=0}, per vCPU */
-	OP_RESET,		/* QEMU system_reset: QEMU_MSRS + regs + sregs */
-	OP_GET_TSC,		/* KVM_GET_MSRS{TSC}, per vCPU, saved */
-	OP_GET_CLOCK,		/* KVM_GET_CLOCK, saved */
-	OP_SET_CLOCK,		/* KVM_SET_CLOCK{saved clock, flags 0} */
-	OP_SET_CLOCK_REALTIME,	/* KVM_SET_CLOCK{saved clock+realtime, REALTIME} */
-	OP_SET_CLOCK_CH,	/* KVM_SET_CLOCK{saved clock+realtime, flags 0} */
-	OP_SET_CLOCK_COMPAT,	/* OP_SET_CLOCK through int $0x80 (compat) */
-	OP_KVMCLOCK_CTRL,	/* KVM_KVMCLOCK_CTRL, per vCPU */
-	OP_SET_TSC_FAR,		/* KVM_SET_MSRS{TSC = saved - 5 s}, per vCPU */
-	OP_SET_TSC_KHZ_OTHER,	/* KVM_SET_TSC_KHZ(current - 1000) on vCPU 0 */
-	OP_TSC_OFFSET_SKEW,	/* TSC_OFFSET attr: vCPU 0 = its own, vCPU 1 ahead */
+	OP_RUN,			 /* run every vCPU for RUN_SAMPLES samples */
+	OP_SET_TSC_KHZ_CUR,	 /* KVM_SET_TSC_KHZ(current kHz), per vCPU */
+	OP_QEMU_MSRS,		 /* KVM_SET_MSRS{TSC=0, SYSTEM_TIME_NEW=0}, per vCPU */
+	OP_TSC0,		 /* KVM_SET_MSRS{TSC=0}, per vCPU */
+	OP_RESET,		 /* QEMU system_reset: QEMU_MSRS + regs + sregs */
+	OP_GET_TSC,		 /* KVM_GET_MSRS{TSC}, per vCPU, saved */
+	OP_GET_CLOCK,		 /* KVM_GET_CLOCK, saved */
+	OP_SET_CLOCK,		 /* KVM_SET_CLOCK{saved clock, flags 0} */
+	OP_SET_CLOCK_REALTIME,	 /* KVM_SET_CLOCK{saved clock+realtime, REALTIME} */
+	OP_SET_CLOCK_CH,	 /* KVM_SET_CLOCK{saved clock+realtime, flags 0} */
+	OP_SET_CLOCK_COMPAT,	 /* OP_SET_CLOCK through int $0x80 (compat) */
+	OP_KVMCLOCK_CTRL,	 /* KVM_KVMCLOCK_CTRL, per vCPU */
+	OP_SET_TSC_FAR,		 /* KVM_SET_MSRS{TSC = saved - 5 s}, per vCPU */
+	OP_SET_TSC_KHZ_OTHER,	 /* KVM_SET_TSC_KHZ(current - 1000) on vCPU 0 */
+	OP_TSC_OFFSET_SKEW,	 /* TSC_OFFSET attr: vCPU 0 = its own, vCPU 1 ahead */
 	OP_TSC_OFFSET_SKEW_LAST, /* TSC_OFFSET attr: all = vCPU 0's, the last ahead */
-	OP_MIGRATE_TSC,		/* KVM_SET_MSRS{TSC = MIGRATE_TSC}, per vCPU */
-	OP_MIGRATE_CLOCK,	/* KVM_SET_CLOCK{MIGRATE_CLOCK_NS, flags 0} */
-	OP_GUEST_TSC_WRITE,	/* vCPU 0's guest does wrmsr(IA32_TSC) once */
-	OP_GUEST_TSC_FLOOD,	/* vCPU 0's guest loops wrmsr(IA32_TSC) */
-	OP_RUN_FOR,		/* OP_RUN, then run on until --run-ms passed */
-	OP_MIGRATE_SAVE,	/* QEMU's stop (TSCs, GET_CLOCK), offsets, write */
-	OP_RESTORE_TSC,		/* --how: TSC MSR = saved, or TSC_OFFSET = source's */
-	OP_RESTORE_CLOCK,	/* --how: SET_CLOCK{saved, 0} + KVMCLOCK_CTRL, or REALTIME */
-	OP_RESTORE_RUN,		/* first run; print what the guest saw */
-	OP_PAUSE_CYCLES,	/* --cycles x: stop, sleep, resume, run, report */
-	OP_EXIT_MIDPAUSE,	/* stop, sleep, report, exit(0) while paused */
+	OP_MIGRATE_TSC,		 /* KVM_SET_MSRS{TSC = MIGRATE_TSC}, per vCPU */
+	OP_MIGRATE_CLOCK,	 /* KVM_SET_CLOCK{MIGRATE_CLOCK_NS, flags 0} */
+	OP_GUEST_TSC_WRITE,	 /* vCPU 0's guest does wrmsr(IA32_TSC) once */
+	OP_GUEST_TSC_FLOOD,	 /* vCPU 0's guest loops wrmsr(IA32_TSC) */
+	OP_RUN_FOR,		 /* OP_RUN, then run on until --run-ms passed */
+	OP_MIGRATE_SAVE,	 /* QEMU's stop (TSCs, GET_CLOCK), offsets, write */
+	OP_RESTORE_TSC,		 /* --how: TSC MSR = saved, or TSC_OFFSET = source's */
+	OP_RESTORE_CLOCK,	 /* --how: SET_CLOCK{saved, 0} + KVMCLOCK_CTRL, or REALTIME */
+	OP_RESTORE_RUN,		 /* first run; print what the guest saw */
+	OP_PAUSE_CYCLES,	 /* --cycles x: stop, sleep, resume, run, report */
+	OP_EXIT_MIDPAUSE,	 /* stop, sleep, report, exit(0) while paused */
 	OP_COUNT,
 };
 
@@ -350,11 +350,11 @@ enum op {
 struct scenario {
 	const char *name;
 	const char *help;
-	int vcpus;		/* default vCPUs per VM (0 means 1) */
-	int vms;		/* default VMs (0 means 1); many-vms takes N */
-	bool realtime_samples;	/* stamp every sample with CLOCK_REALTIME */
-	uint64_t run_ms;	/* OP_RUN_FOR's default for --run-ms */
-	int (*prepare)(struct ctx *c);	/* before the VMs are created */
+	int vcpus;		       /* default vCPUs per VM (0 means 1) */
+	int vms;		       /* default VMs (0 means 1); many-vms takes N */
+	bool realtime_samples;	       /* stamp every sample with CLOCK_REALTIME */
+	uint64_t run_ms;	       /* OP_RUN_FOR's default for --run-ms */
+	int (*prepare)(struct ctx *c); /* before the VMs are created */
 	enum op script[MAX_OPS];
 	enum op stop[MAX_OPS];
 	enum op resume[MAX_OPS];
@@ -394,141 +394,132 @@ static int migrate_prepare_save(struct ctx *c);
 static int migrate_prepare_restore(struct ctx *c);
 
 static const struct scenario scenarios[] = {
-	{
-		.name = "create-reset",
-		.help = "QEMU setup, run, system_reset (TSC=0, regs), run; no alert",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_RESET, OP_RUN },
-	},
-	{
-		.name = "qemu-stopcont",
-		.help = "QEMU 7.2 stop/cont: kvmclock rewound by the pause",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_PAUSE_CYCLES },
-		.stop = { OP_GET_TSC, OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK, OP_KVMCLOCK_CTRL },
-	},
-	{
-		.name = "crosvm-resume",
-		.help = "crosvm suspend/resume: GET_CLOCK, SET_CLOCK{saved, 0}",
-		.script = { OP_RUN, OP_PAUSE_CYCLES },
-		.stop = { OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK },
-	},
-	{
-		.name = "ch-pause-resume",
-		.help = "cloud-hypervisor, corrected: SET_CLOCK with REALTIME; no jump",
-		.script = { OP_TSC0, OP_RUN, OP_PAUSE_CYCLES },
-		.stop = { OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK_REALTIME },
-	},
-	{
-		.name = "ch-upstream-pause",
-		.help = "cloud-hypervisor as shipped: flags reset to 0, clock rewound",
-		.script = { OP_TSC0, OP_RUN, OP_PAUSE_CYCLES },
-		.stop = { OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK_CH },
-	},
-	{
-		.name = "compat-stopcont",
-		.help = "QEMU's rewind, KVM_SET_CLOCK through int $0x80 (compat)",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_PAUSE_CYCLES },
-		.stop = { OP_GET_TSC, OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK_COMPAT, OP_KVMCLOCK_CTRL },
-	},
-	{
-		.name = "firecracker-pause",
-		.help = "pause/resume with only KVMCLOCK_CTRL per vCPU; nothing",
-		.script = { OP_TSC0, OP_RUN, OP_PAUSE_CYCLES },
-		.resume = { OP_KVMCLOCK_CTRL },
-	},
-	{
-		.name = "tsc-msr-rewrite",
-		.help = "QEMU stop, resume writes TSC 5 s back; tsc-offset-change",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_PAUSE_CYCLES },
-		.stop = { OP_GET_TSC, OP_GET_CLOCK },
-		.resume = { OP_SET_TSC_FAR },
-	},
-	{
-		.name = "tsc-khz-after-run",
-		.help = "run, then SET_TSC_KHZ(current - 1000) on vCPU 0, run",
-		.script = { OP_RUN, OP_SET_TSC_KHZ_OTHER, OP_RUN },
-	},
-	{
-		.name = "tsc-khz-then-cont",
-		.help = "run, SET_TSC_KHZ(current - 1000) on vCPU 0, KVMCLOCK_CTRL, run",
-		.script = { OP_RUN, OP_SET_TSC_KHZ_OTHER, OP_KVMCLOCK_CTRL, OP_RUN },
-	},
-	{
-		.name = "vcpu-mismatch",
-		.help = "2 vCPUs given different TSC offsets before the first run",
-		.vcpus = 2,
-		.script = { OP_TSC_OFFSET_SKEW, OP_RUN },
-	},
-	{
-		.name = "vcpu-mismatch-last",
-		.help = "--vcpus N (default 2) given vCPU 0's TSC offset, the last one ahead",
-		.vcpus = 2,
-		.script = { OP_TSC_OFFSET_SKEW_LAST, OP_RUN },
-	},
-	{
-		.name = "migrate-in",
-		.help = "incoming migration: TSC kHz, TSC, clock set, first run",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_MIGRATE_TSC, OP_MIGRATE_CLOCK,
-			    OP_RUN },
-	},
-	{
-		.name = "migrate-save",
-		.help = "migration's source: run, QEMU 7.2's stop, --state FILE written, exit",
-		.realtime_samples = true,
-		.run_ms = MIGRATE_RUN_MS,
-		.prepare = migrate_prepare_save,
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN_FOR,
-			    OP_MIGRATE_SAVE },
-	},
-	{
-		.name = "migrate-restore",
-		.help = "migration's destination: --state FILE --how qemu|precise; the guest's warps",
-		.realtime_samples = true,
-		.prepare = migrate_prepare_restore,
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RESTORE_TSC,
-			    OP_RESTORE_CLOCK, OP_RESTORE_RUN, OP_RUN_FOR,
-			    OP_MIGRATE_SAVE },
-	},
-	{
-		.name = "guest-tsc-write",
-		.help = "the guest writes its own TSC once (wrmsr 0x10); logged only",
-		.script = { OP_RUN, OP_GUEST_TSC_WRITE, OP_RUN },
-	},
-	{
-		.name = "guest-tsc-flood",
-		.help = "the guest loops wrmsr(IA32_TSC) for --flood-ms; logged only",
-		.script = { OP_RUN, OP_GUEST_TSC_FLOOD },
-	},
-	{
-		.name = "vm-exit-midpause",
-		.help = "QEMU stop, then exit(0) without resuming",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_EXIT_MIDPAUSE },
-		.stop = { OP_GET_TSC, OP_GET_CLOCK },
-	},
-	{
-		.name = "hold-vms",
-		.help = "N VMs (default 200) created, never run, held --hold-ms",
-		.vms = MANY_VMS_DEFAULT,
-		.script = { OP_END },
-	},
-	{
-		.name = "many-vms",
-		.help = "N VMs (default 200): setup, run, QEMU stop/cont each, exit",
-		.vms = MANY_VMS_DEFAULT,
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_PAUSE_CYCLES },
-		.stop = { OP_GET_TSC, OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK, OP_KVMCLOCK_CTRL },
-	},
+    {
+	.name = "create-reset",
+	.help = "QEMU setup, run, system_reset (TSC=0, regs), run; no alert",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_RESET, OP_RUN},
+    },
+    {
+	.name = "qemu-stopcont",
+	.help = "QEMU 7.2 stop/cont: kvmclock rewound by the pause",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK, OP_KVMCLOCK_CTRL},
+    },
+    {
+	.name = "crosvm-resume",
+	.help = "crosvm suspend/resume: GET_CLOCK, SET_CLOCK{saved, 0}",
+	.script = {OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK},
+    },
+    {
+	.name = "ch-pause-resume",
+	.help = "cloud-hypervisor, corrected: SET_CLOCK with REALTIME; no jump",
+	.script = {OP_TSC0, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK_REALTIME},
+    },
+    {
+	.name = "ch-upstream-pause",
+	.help = "cloud-hypervisor as shipped: flags reset to 0, clock rewound",
+	.script = {OP_TSC0, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK_CH},
+    },
+    {
+	.name = "compat-stopcont",
+	.help = "QEMU's rewind, KVM_SET_CLOCK through int $0x80 (compat)",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK_COMPAT, OP_KVMCLOCK_CTRL},
+    },
+    {
+	.name = "firecracker-pause",
+	.help = "pause/resume with only KVMCLOCK_CTRL per vCPU; nothing",
+	.script = {OP_TSC0, OP_RUN, OP_PAUSE_CYCLES},
+	.resume = {OP_KVMCLOCK_CTRL},
+    },
+    {
+	.name = "tsc-msr-rewrite",
+	.help = "QEMU stop, resume writes TSC 5 s back; tsc-offset-change",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+	.resume = {OP_SET_TSC_FAR},
+    },
+    {
+	.name = "tsc-khz-after-run",
+	.help = "run, then SET_TSC_KHZ(current - 1000) on vCPU 0, run",
+	.script = {OP_RUN, OP_SET_TSC_KHZ_OTHER, OP_RUN},
+    },
+    {
+	.name = "tsc-khz-then-cont",
+	.help = "run, SET_TSC_KHZ(current - 1000) on vCPU 0, KVMCLOCK_CTRL, run",
+	.script = {OP_RUN, OP_SET_TSC_KHZ_OTHER, OP_KVMCLOCK_CTRL, OP_RUN},
+    },
+    {
+	.name = "vcpu-mismatch",
+	.help = "2 vCPUs given different TSC offsets before the first run",
+	.vcpus = 2,
+	.script = {OP_TSC_OFFSET_SKEW, OP_RUN},
+    },
+    {
+	.name = "vcpu-mismatch-last",
+	.help = "--vcpus N (default 2) given vCPU 0's TSC offset, the last one ahead",
+	.vcpus = 2,
+	.script = {OP_TSC_OFFSET_SKEW_LAST, OP_RUN},
+    },
+    {
+	.name = "migrate-in",
+	.help = "incoming migration: TSC kHz, TSC, clock set, first run",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_MIGRATE_TSC, OP_MIGRATE_CLOCK, OP_RUN},
+    },
+    {
+	.name = "migrate-save",
+	.help = "migration's source: run, QEMU 7.2's stop, --state FILE written, exit",
+	.realtime_samples = true,
+	.run_ms = MIGRATE_RUN_MS,
+	.prepare = migrate_prepare_save,
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN_FOR, OP_MIGRATE_SAVE},
+    },
+    {
+	.name = "migrate-restore",
+	.help = "migration's destination: --state FILE --how qemu|precise; the guest's warps",
+	.realtime_samples = true,
+	.prepare = migrate_prepare_restore,
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RESTORE_TSC, OP_RESTORE_CLOCK,
+		   OP_RESTORE_RUN, OP_RUN_FOR, OP_MIGRATE_SAVE},
+    },
+    {
+	.name = "guest-tsc-write",
+	.help = "the guest writes its own TSC once (wrmsr 0x10); logged only",
+	.script = {OP_RUN, OP_GUEST_TSC_WRITE, OP_RUN},
+    },
+    {
+	.name = "guest-tsc-flood",
+	.help = "the guest loops wrmsr(IA32_TSC) for --flood-ms; logged only",
+	.script = {OP_RUN, OP_GUEST_TSC_FLOOD},
+    },
+    {
+	.name = "vm-exit-midpause",
+	.help = "QEMU stop, then exit(0) without resuming",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_EXIT_MIDPAUSE},
+	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+    },
+    {
+	.name = "hold-vms",
+	.help = "N VMs (default 200) created, never run, held --hold-ms",
+	.vms = MANY_VMS_DEFAULT,
+	.script = {OP_END},
+    },
+    {
+	.name = "many-vms",
+	.help = "N VMs (default 200): setup, run, QEMU stop/cont each, exit",
+	.vms = MANY_VMS_DEFAULT,
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK, OP_KVMCLOCK_CTRL},
+    },
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -645,7 +636,7 @@ static bool pvti_read(volatile struct pvti *p, struct pvti *out)
 
 static void sample_take(struct vm *vm, struct vcpu *v, uint64_t tsc)
 {
-	struct sample s = { .tsc = tsc };
+	struct sample s = {.tsc = tsc};
 	struct timespec t;
 	struct pvti p;
 
@@ -656,13 +647,13 @@ static void sample_take(struct vm *vm, struct vcpu *v, uint64_t tsc)
 
 	if (pvti_read(v->pvti, &p) && p.version) {
 		if (tsc >= p.tsc_timestamp)
-			s.kvmclock = p.system_time +
-				pvclock_scale(tsc - p.tsc_timestamp,
-					      p.tsc_to_system_mul, p.tsc_shift);
+			s.kvmclock =
+			    p.system_time +
+			    pvclock_scale(tsc - p.tsc_timestamp, p.tsc_to_system_mul, p.tsc_shift);
 		else
-			s.kvmclock = p.system_time -
-				pvclock_scale(p.tsc_timestamp - tsc,
-					      p.tsc_to_system_mul, p.tsc_shift);
+			s.kvmclock =
+			    p.system_time -
+			    pvclock_scale(p.tsc_timestamp - tsc, p.tsc_to_system_mul, p.tsc_shift);
 		s.pvti_flags = p.flags;
 		s.kvmclock_ok = true;
 	}
@@ -691,8 +682,8 @@ static int handle_io(struct vm *vm, struct vcpu *v)
 	uint32_t val = 0;
 
 	if (run->io.direction != KVM_EXIT_IO_OUT || run->io.count != 1)
-		return fail("vm %d vcpu %d: unexpected I/O on port %#x",
-			    vm->index, v->id, run->io.port);
+		return fail("vm %d vcpu %d: unexpected I/O on port %#x", vm->index, v->id,
+			    run->io.port);
 	memcpy(&val, data, run->io.size <= 4 ? run->io.size : 4);
 	switch (run->io.port) {
 	case PORT_TSC_LO:
@@ -712,8 +703,7 @@ static int handle_io(struct vm *vm, struct vcpu *v)
 		v->flood_batches++;
 		return 0;
 	}
-	return fail("vm %d vcpu %d: I/O on unknown port %#x",
-		    vm->index, v->id, run->io.port);
+	return fail("vm %d vcpu %d: I/O on unknown port %#x", vm->index, v->id, run->io.port);
 }
 
 /* One KVM_RUN and its exit. */
@@ -729,19 +719,17 @@ static int vcpu_step(struct ctx *c, struct vm *vm, struct vcpu *v)
 	case KVM_EXIT_INTR:
 		return 0;
 	case KVM_EXIT_FAIL_ENTRY:
-		return fail("vm %d vcpu %d: KVM_RUN: entry failed, reason %#llx",
-			    vm->index, v->id,
+		return fail("vm %d vcpu %d: KVM_RUN: entry failed, reason %#llx", vm->index, v->id,
 			    (unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
 	case KVM_EXIT_INTERNAL_ERROR:
-		return fail("vm %d vcpu %d: KVM_RUN: internal error, suberror %u",
-			    vm->index, v->id, v->run->internal.suberror);
+		return fail("vm %d vcpu %d: KVM_RUN: internal error, suberror %u", vm->index, v->id,
+			    v->run->internal.suberror);
 	}
-	return fail("vm %d vcpu %d: KVM_RUN: unexpected exit reason %u",
-		    vm->index, v->id, v->run->exit_reason);
+	return fail("vm %d vcpu %d: KVM_RUN: unexpected exit reason %u", vm->index, v->id,
+		    v->run->exit_reason);
 }
 
-static int vcpu_run_samples(struct ctx *c, struct vm *vm, struct vcpu *v,
-			    uint64_t n)
+static int vcpu_run_samples(struct ctx *c, struct vm *vm, struct vcpu *v, uint64_t n)
 {
 	uint64_t goal = v->nsamples + n;
 
@@ -751,13 +739,12 @@ static int vcpu_run_samples(struct ctx *c, struct vm *vm, struct vcpu *v,
 	return 0;
 }
 
-static int msrs_set(struct vm *vm, struct vcpu *v, const uint32_t *idx,
-		    const uint64_t *val, int n)
+static int msrs_set(struct vm *vm, struct vcpu *v, const uint32_t *idx, const uint64_t *val, int n)
 {
 	struct {
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e[2];
-	} m = { .hdr.nmsrs = n };
+	} m = {.hdr.nmsrs = n};
 	int i, r;
 
 	for (i = 0; i < n; i++) {
@@ -768,8 +755,8 @@ static int msrs_set(struct vm *vm, struct vcpu *v, const uint32_t *idx,
 	if (r < 0)
 		return sys_fail("vm %d vcpu %d: KVM_SET_MSRS", vm->index, v->id);
 	if (r != n)
-		return fail("vm %d vcpu %d: KVM_SET_MSRS: MSR %#x refused",
-			    vm->index, v->id, idx[r]);
+		return fail("vm %d vcpu %d: KVM_SET_MSRS: MSR %#x refused", vm->index, v->id,
+			    idx[r]);
 	return 0;
 }
 
@@ -778,15 +765,14 @@ static int msr_get(struct vm *vm, struct vcpu *v, uint32_t idx, uint64_t *val)
 	struct {
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e[1];
-	} m = { .hdr.nmsrs = 1, .e[0].index = idx };
+	} m = {.hdr.nmsrs = 1, .e[0].index = idx};
 	int r;
 
 	r = kvm_ioctl(v->fd, KVM_GET_MSRS, &m);
 	if (r < 0)
 		return sys_fail("vm %d vcpu %d: KVM_GET_MSRS", vm->index, v->id);
 	if (r != 1)
-		return fail("vm %d vcpu %d: KVM_GET_MSRS: MSR %#x refused",
-			    vm->index, v->id, idx);
+		return fail("vm %d vcpu %d: KVM_GET_MSRS: MSR %#x refused", vm->index, v->id, idx);
 	*val = m.e[0].data;
 	return 0;
 }
@@ -797,16 +783,15 @@ static uint64_t pvti_gpa(int id)
 }
 
 /* Real mode at CODE_GPA + rip_off, the guest's parameters in registers. */
-static int vcpu_set_state(struct ctx *c, struct vm *vm, struct vcpu *v,
-			  uint64_t rip_off)
+static int vcpu_set_state(struct ctx *c, struct vm *vm, struct vcpu *v, uint64_t rip_off)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = {
-		.rip = CODE_GPA + rip_off,
-		.rflags = 0x2,
-		.rsi = pvti_gpa(v->id) | 1,
-		.rdi = (uint32_t)c->opt.tsc_delta,
-		.rbp = (uint32_t)((uint64_t)c->opt.tsc_delta >> 32),
+	    .rip = CODE_GPA + rip_off,
+	    .rflags = 0x2,
+	    .rsi = pvti_gpa(v->id) | 1,
+	    .rdi = (uint32_t)c->opt.tsc_delta,
+	    .rbp = (uint32_t)((uint64_t)c->opt.tsc_delta >> 32),
 	};
 
 	if (kvm_ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
@@ -832,13 +817,11 @@ static int vcpu_create(struct ctx *c, struct vm *vm, int id)
 
 	v->id = id;
 	v->stamp = c->sc->realtime_samples;
-	v->kvm_id = id == vm->nvcpus - 1 && c->opt.last_vcpu_id ? c->opt.last_vcpu_id
-								       : (int)kvm_id;
+	v->kvm_id = id == vm->nvcpus - 1 && c->opt.last_vcpu_id ? c->opt.last_vcpu_id : (int)kvm_id;
 	v->fd = kvm_ioctl(vm->fd, KVM_CREATE_VCPU, (void *)(uintptr_t)v->kvm_id);
 	if (v->fd < 0)
 		return sys_fail("vm %d: KVM_CREATE_VCPU %d", vm->index, v->kvm_id);
-	run = mmap(NULL, c->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		   v->fd, 0);
+	run = mmap(NULL, c->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (run == MAP_FAILED)
 		return sys_fail("vm %d vcpu %d: mmap kvm_run", vm->index, id);
 	v->run = run;
@@ -849,9 +832,9 @@ static int vcpu_create(struct ctx *c, struct vm *vm, int id)
 static int vm_create(struct ctx *c, struct vm *vm, int index)
 {
 	struct kvm_userspace_memory_region region = {
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = GUEST_MEM_SIZE,
+	    .slot = 0,
+	    .guest_phys_addr = 0,
+	    .memory_size = GUEST_MEM_SIZE,
 	};
 	void *mem;
 	int i, r;
@@ -916,15 +899,13 @@ static int op_set_tsc_khz_cur(struct ctx *c, struct vm *vm)
 
 	(void)c;
 	for (i = 0; i < vm->nvcpus; i++)
-		if (kvm_ioctl(vm->vcpus[i].fd, KVM_SET_TSC_KHZ,
-			      (void *)(uintptr_t)vm->tsc_khz) < 0)
-			return sys_fail("vm %d vcpu %d: KVM_SET_TSC_KHZ %lu",
-					vm->index, i, vm->tsc_khz);
+		if (kvm_ioctl(vm->vcpus[i].fd, KVM_SET_TSC_KHZ, (void *)(uintptr_t)vm->tsc_khz) < 0)
+			return sys_fail("vm %d vcpu %d: KVM_SET_TSC_KHZ %lu", vm->index, i,
+					vm->tsc_khz);
 	return 0;
 }
 
-static int set_msrs_all(struct vm *vm, const uint32_t *idx, const uint64_t *val,
-			int n)
+static int set_msrs_all(struct vm *vm, const uint32_t *idx, const uint64_t *val, int n)
 {
 	int i;
 
@@ -934,8 +915,8 @@ static int set_msrs_all(struct vm *vm, const uint32_t *idx, const uint64_t *val,
 	return 0;
 }
 
-static const uint32_t qemu_msr_idx[] = { MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW };
-static const uint64_t qemu_msr_val[] = { 0, 0 };
+static const uint32_t qemu_msr_idx[] = {MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW};
+static const uint64_t qemu_msr_val[] = {0, 0};
 
 static int op_qemu_msrs(struct ctx *c, struct vm *vm)
 {
@@ -985,13 +966,12 @@ static int op_get_clock(struct ctx *c, struct vm *vm)
 	return 0;
 }
 
-static int set_clock(struct vm *vm, uint64_t clock, uint64_t realtime,
-		     uint32_t flags)
+static int set_clock(struct vm *vm, uint64_t clock, uint64_t realtime, uint32_t flags)
 {
 	struct kvm_clock_data d = {
-		.clock = clock,
-		.realtime = realtime,
-		.flags = flags,
+	    .clock = clock,
+	    .realtime = realtime,
+	    .flags = flags,
 	};
 
 	if (kvm_ioctl(vm->fd, KVM_SET_CLOCK, &d) < 0)
@@ -1010,10 +990,10 @@ static int op_set_clock_realtime(struct ctx *c, struct vm *vm)
 	(void)c;
 	/* Without it, realtime is 0 and KVM would add the whole epoch. */
 	if (!(vm->saved_clock.flags & KVM_CLOCK_REALTIME))
-		return fail("vm %d: KVM_GET_CLOCK gave no realtime (flags %#x): host clocksource not TSC?",
-			    vm->index, vm->saved_clock.flags);
-	return set_clock(vm, vm->saved_clock.clock, vm->saved_clock.realtime,
-			 KVM_CLOCK_REALTIME);
+		return fail(
+		    "vm %d: KVM_GET_CLOCK gave no realtime (flags %#x): host clocksource not TSC?",
+		    vm->index, vm->saved_clock.flags);
+	return set_clock(vm, vm->saved_clock.clock, vm->saved_clock.realtime, KVM_CLOCK_REALTIME);
 }
 
 static int op_set_clock_ch(struct ctx *c, struct vm *vm)
@@ -1034,8 +1014,8 @@ static int op_set_clock_compat(struct ctx *c, struct vm *vm)
 	long ret;
 
 	(void)c;
-	d = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	d = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1,
+		 0);
 	if (d == MAP_FAILED)
 		return sys_fail("vm %d: mmap below 4 GiB", vm->index);
 	memset(d, 0, sizeof(*d));
@@ -1062,8 +1042,7 @@ static int op_kvmclock_ctrl(struct ctx *c, struct vm *vm)
 	(void)c;
 	for (i = 0; i < vm->nvcpus; i++)
 		if (kvm_ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, NULL) < 0)
-			return sys_fail("vm %d vcpu %d: KVM_KVMCLOCK_CTRL",
-					vm->index, i);
+			return sys_fail("vm %d vcpu %d: KVM_KVMCLOCK_CTRL", vm->index, i);
 	return 0;
 }
 
@@ -1080,8 +1059,7 @@ static int op_set_tsc_far(struct ctx *c, struct vm *vm)
 		if (msrs_set(vm, &vm->vcpus[i], &idx, &val, 1))
 			return -1;
 	}
-	snprintf(vm->extra, sizeof(vm->extra),
-		 ",\"tsc_rewrite_cycles\":-%" PRIu64, far);
+	snprintf(vm->extra, sizeof(vm->extra), ",\"tsc_rewrite_cycles\":-%" PRIu64, far);
 	return 0;
 }
 
@@ -1101,24 +1079,21 @@ static int op_set_tsc_khz_other(struct ctx *c, struct vm *vm)
 	snprintf(vm->extra, sizeof(vm->extra),
 		 ",\"set_tsc_khz\":{\"vcpu\":0,\"from\":%lu,\"to\":%lu,"
 		 "\"accepted\":%s,\"error\":%s%s%s,\"tsc_khz_after\":%d}",
-		 vm->tsc_khz, to, r == 0 ? "true" : "false",
-		 r == 0 ? "" : "\"", r == 0 ? "null" : strerror(err),
-		 r == 0 ? "" : "\"", after);
+		 vm->tsc_khz, to, r == 0 ? "true" : "false", r == 0 ? "" : "\"",
+		 r == 0 ? "null" : strerror(err), r == 0 ? "" : "\"", after);
 	return 0;
 }
 
-static int tsc_offset_attr(struct vm *vm, struct vcpu *v, unsigned long req,
-			   uint64_t *offset)
+static int tsc_offset_attr(struct vm *vm, struct vcpu *v, unsigned long req, uint64_t *offset)
 {
 	struct kvm_device_attr a = {
-		.group = KVM_VCPU_TSC_CTRL,
-		.attr = KVM_VCPU_TSC_OFFSET,
-		.addr = (uintptr_t)offset,
+	    .group = KVM_VCPU_TSC_CTRL,
+	    .attr = KVM_VCPU_TSC_OFFSET,
+	    .addr = (uintptr_t)offset,
 	};
 
 	if (kvm_ioctl(v->fd, req, &a) < 0)
-		return sys_fail("vm %d vcpu %d: KVM_%s_DEVICE_ATTR(TSC_OFFSET)",
-				vm->index, v->id,
+		return sys_fail("vm %d vcpu %d: KVM_%s_DEVICE_ATTR(TSC_OFFSET)", vm->index, v->id,
 				req == KVM_SET_DEVICE_ATTR ? "SET" : "GET");
 	return 0;
 }
@@ -1142,8 +1117,7 @@ static int op_tsc_offset_skew(struct ctx *c, struct vm *vm)
 	    tsc_offset_attr(vm, &vm->vcpus[1], KVM_SET_DEVICE_ATTR, &off1))
 		return -1;
 	snprintf(vm->extra, sizeof(vm->extra),
-		 ",\"tsc_offset_vcpu0\":%" PRIu64 ",\"tsc_offset_vcpu1\":%" PRIu64,
-		 off0, off1);
+		 ",\"tsc_offset_vcpu0\":%" PRIu64 ",\"tsc_offset_vcpu1\":%" PRIu64, off0, off1);
 	return 0;
 }
 
@@ -1182,10 +1156,8 @@ static int op_migrate_tsc(struct ctx *c, struct vm *vm)
 static int op_migrate_clock(struct ctx *c, struct vm *vm)
 {
 	(void)c;
-	snprintf(vm->extra, sizeof(vm->extra),
-		 ",\"migrate_tsc\":%llu,\"migrate_clock_ns\":%llu",
-		 (unsigned long long)MIGRATE_TSC,
-		 (unsigned long long)MIGRATE_CLOCK_NS);
+	snprintf(vm->extra, sizeof(vm->extra), ",\"migrate_tsc\":%llu,\"migrate_clock_ns\":%llu",
+		 (unsigned long long)MIGRATE_TSC, (unsigned long long)MIGRATE_CLOCK_NS);
 	return set_clock(vm, MIGRATE_CLOCK_NS, 0, 0);
 }
 
@@ -1207,8 +1179,7 @@ static int op_guest_tsc_write(struct ctx *c, struct vm *vm)
 		if (vcpu_step(c, vm, v))
 			return -1;
 	if (!v->tsc_written)
-		return fail("vm %d vcpu 0: the guest's TSC write never happened",
-			    vm->index);
+		return fail("vm %d vcpu 0: the guest's TSC write never happened", vm->index);
 	snprintf(vm->extra, sizeof(vm->extra),
 		 ",\"guest_tsc_write\":{\"vcpu\":0,\"delta_cycles\":%" PRId64 "}",
 		 c->opt.tsc_delta);
@@ -1294,14 +1265,13 @@ static int mig_write(const char *path, const struct mig_state *s)
 	if (!f)
 		return sys_fail("%s", tmp);
 	fprintf(f, "minivmm-migration 1\n");
-	fprintf(f, "pid %d\nvcpus %d\ntsc_khz %lu\nhave_offsets %d\n", s->pid,
-		s->nvcpus, s->tsc_khz, s->have_offsets);
-	fprintf(f, "clock %llu %u %llu %llu\n", (unsigned long long)s->clock.clock,
-		s->clock.flags, (unsigned long long)s->clock.realtime,
-		(unsigned long long)s->clock.host_tsc);
+	fprintf(f, "pid %d\nvcpus %d\ntsc_khz %lu\nhave_offsets %d\n", s->pid, s->nvcpus,
+		s->tsc_khz, s->have_offsets);
+	fprintf(f, "clock %llu %u %llu %llu\n", (unsigned long long)s->clock.clock, s->clock.flags,
+		(unsigned long long)s->clock.realtime, (unsigned long long)s->clock.host_tsc);
 	fprintf(f, "save_realtime_ns %" PRId64 "\n", s->save_realtime_ns);
-	fprintf(f, "guest %" PRIu64 " %" PRIu64 " %" PRId64 "\n", s->guest.tsc,
-		s->guest.kvmclock, s->guest.realtime_ns);
+	fprintf(f, "guest %" PRIu64 " %" PRIu64 " %" PRId64 "\n", s->guest.tsc, s->guest.kvmclock,
+		s->guest.realtime_ns);
 	for (i = 0; i < s->nvcpus; i++)
 		fprintf(f, "vcpu %d %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 "\n", i,
 			s->vcpu[i].tsc, s->vcpu[i].offset, s->vcpu[i].fit_tsc_ns,
@@ -1370,19 +1340,19 @@ static int mig_read(const char *path, struct mig_state *s)
 	}
 	fclose(f);
 	if (seen != 255 || version != 1)
-		return fail("%s: not a minivmm migration state (fields %#x, version %d)",
-			    path, seen, version);
+		return fail("%s: not a minivmm migration state (fields %#x, version %d)", path,
+			    seen, version);
 	if (s->nvcpus < 1 || s->nvcpus > MAX_VCPUS || nv != s->nvcpus || !s->tsc_khz)
-		return fail("%s: %d vCPUs, %d vcpu lines, tsc_khz %lu", path, s->nvcpus,
-			    nv, s->tsc_khz);
+		return fail("%s: %d vCPUs, %d vcpu lines, tsc_khz %lu", path, s->nvcpus, nv,
+			    s->tsc_khz);
 	return 0;
 }
 
 static bool tsc_ctrl_available(struct vcpu *v)
 {
 	struct kvm_device_attr a = {
-		.group = KVM_VCPU_TSC_CTRL,
-		.attr = KVM_VCPU_TSC_OFFSET,
+	    .group = KVM_VCPU_TSC_CTRL,
+	    .attr = KVM_VCPU_TSC_OFFSET,
 	};
 
 	return kvm_ioctl(v->fd, KVM_HAS_DEVICE_ATTR, &a) == 0;
@@ -1394,8 +1364,7 @@ static void print_u64_list(const char *key, const struct mig_state *s, bool offs
 
 	printf(",\"%s\":[", key);
 	for (i = 0; i < s->nvcpus; i++)
-		printf("%s%" PRIu64, i ? "," : "",
-		       offsets ? s->vcpu[i].offset : s->vcpu[i].tsc);
+		printf("%s%" PRIu64, i ? "," : "", offsets ? s->vcpu[i].offset : s->vcpu[i].tsc);
 	printf("]");
 }
 
@@ -1407,8 +1376,7 @@ static void print_u64_list(const char *key, const struct mig_state *s, bool offs
  */
 static int op_migrate_save(struct ctx *c, struct vm *vm)
 {
-	struct mig_state s = { .pid = getpid(), .nvcpus = vm->nvcpus,
-			       .tsc_khz = vm->tsc_khz };
+	struct mig_state s = {.pid = getpid(), .nvcpus = vm->nvcpus, .tsc_khz = vm->tsc_khz};
 	int i;
 
 	if (!c->save_path)
@@ -1464,14 +1432,14 @@ static int64_t skew_cycles(struct ctx *c)
  */
 static int op_restore_tsc(struct ctx *c, struct vm *vm)
 {
-	static const uint32_t idx[] = { MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW };
+	static const uint32_t idx[] = {MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW};
 	const struct mig_state *s = &c->mig_in;
 	uint64_t val[2], off;
 	int i;
 
 	if (vm->tsc_khz != s->tsc_khz)
-		return fail("vm %d: TSC at %lu kHz here, %lu kHz in the saved state",
-			    vm->index, vm->tsc_khz, s->tsc_khz);
+		return fail("vm %d: TSC at %lu kHz here, %lu kHz in the saved state", vm->index,
+			    vm->tsc_khz, s->tsc_khz);
 	for (i = 0; i < vm->nvcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
@@ -1541,8 +1509,7 @@ static int op_restore_run(struct ctx *c, struct vm *vm)
 		return -1;
 	for (i = 0; i < vm->nvcpus; i++)
 		if (!vm->vcpus[i].fit_n)
-			return fail("vm %d vcpu %d: no kvmclock on the destination",
-				    vm->index, i);
+			return fail("vm %d vcpu %d: no kvmclock on the destination", vm->index, i);
 	a = &v0->first_after;
 	elapsed = a->realtime_ns - b->realtime_ns;
 	raw_tsc = tsc_to_ns((int64_t)(a->tsc - b->tsc), vm->tsc_khz) - elapsed;
@@ -1551,19 +1518,17 @@ static int op_restore_run(struct ctx *c, struct vm *vm)
 	printf("{\"type\":\"restored\",\"scenario\":\"%s\",\"how\":\"%s\",\"pid\":%d,"
 	       "\"vm\":%d,\"vcpus\":%d,\"source_pid\":%d,\"tsc_skew_ms\":%" PRId64
 	       ",\"downtime_ns\":%" PRId64 ",\"entry_downtime_ns\":%" PRId64
-	       ",\"guest_tsc_warp_ns\":%" PRId64
-	       ",\"guest_kvmclock_warp_ns\":%" PRId64 ",\"raw_tsc_warp_ns\":%" PRId64
-	       ",\"raw_kvmclock_warp_ns\":%" PRId64 ",\"pvti_flags\":%u"
+	       ",\"guest_tsc_warp_ns\":%" PRId64 ",\"guest_kvmclock_warp_ns\":%" PRId64
+	       ",\"raw_tsc_warp_ns\":%" PRId64 ",\"raw_kvmclock_warp_ns\":%" PRId64
+	       ",\"pvti_flags\":%u"
 	       ",\"clock_realtime_from\":\"%s\",\"guest_tsc_warps_ns\":[",
-	       c->sc->name, c->opt.how == HOW_QEMU ? "qemu" : "precise", getpid(),
-	       vm->index, vm->nvcpus, s->pid, c->opt.tsc_skew_ms,
-	       first - s->save_realtime_ns, entry - s->save_realtime_ns,
-	       v0->fit_tsc_ns - s->vcpu[0].fit_tsc_ns,
-	       v0->fit_kvmclock_ns - s->vcpu[0].fit_kvmclock_ns, raw_tsc, raw_kvm,
-	       a->pvti_flags, c->realtime_from ? c->realtime_from : "none");
+	       c->sc->name, c->opt.how == HOW_QEMU ? "qemu" : "precise", getpid(), vm->index,
+	       vm->nvcpus, s->pid, c->opt.tsc_skew_ms, first - s->save_realtime_ns,
+	       entry - s->save_realtime_ns, v0->fit_tsc_ns - s->vcpu[0].fit_tsc_ns,
+	       v0->fit_kvmclock_ns - s->vcpu[0].fit_kvmclock_ns, raw_tsc, raw_kvm, a->pvti_flags,
+	       c->realtime_from ? c->realtime_from : "none");
 	for (i = 0; i < vm->nvcpus; i++)
-		printf("%s%" PRId64, i ? "," : "",
-		       vm->vcpus[i].fit_tsc_ns - s->vcpu[i].fit_tsc_ns);
+		printf("%s%" PRId64, i ? "," : "", vm->vcpus[i].fit_tsc_ns - s->vcpu[i].fit_tsc_ns);
 	printf("]}\n");
 	return 0;
 }
@@ -1604,31 +1569,31 @@ static int migrate_prepare_restore(struct ctx *c)
 typedef int (*vm_op_fn)(struct ctx *c, struct vm *vm);
 
 static const vm_op_fn vm_ops[OP_COUNT] = {
-	[OP_RUN] = op_run,
-	[OP_SET_TSC_KHZ_CUR] = op_set_tsc_khz_cur,
-	[OP_QEMU_MSRS] = op_qemu_msrs,
-	[OP_TSC0] = op_tsc0,
-	[OP_RESET] = op_reset,
-	[OP_GET_TSC] = op_get_tsc,
-	[OP_GET_CLOCK] = op_get_clock,
-	[OP_SET_CLOCK] = op_set_clock,
-	[OP_SET_CLOCK_REALTIME] = op_set_clock_realtime,
-	[OP_SET_CLOCK_CH] = op_set_clock_ch,
-	[OP_SET_CLOCK_COMPAT] = op_set_clock_compat,
-	[OP_KVMCLOCK_CTRL] = op_kvmclock_ctrl,
-	[OP_SET_TSC_FAR] = op_set_tsc_far,
-	[OP_SET_TSC_KHZ_OTHER] = op_set_tsc_khz_other,
-	[OP_TSC_OFFSET_SKEW] = op_tsc_offset_skew,
-	[OP_TSC_OFFSET_SKEW_LAST] = op_tsc_offset_skew_last,
-	[OP_MIGRATE_TSC] = op_migrate_tsc,
-	[OP_MIGRATE_CLOCK] = op_migrate_clock,
-	[OP_GUEST_TSC_WRITE] = op_guest_tsc_write,
-	[OP_GUEST_TSC_FLOOD] = op_guest_tsc_flood,
-	[OP_RUN_FOR] = op_run_for,
-	[OP_MIGRATE_SAVE] = op_migrate_save,
-	[OP_RESTORE_TSC] = op_restore_tsc,
-	[OP_RESTORE_CLOCK] = op_restore_clock,
-	[OP_RESTORE_RUN] = op_restore_run,
+    [OP_RUN] = op_run,
+    [OP_SET_TSC_KHZ_CUR] = op_set_tsc_khz_cur,
+    [OP_QEMU_MSRS] = op_qemu_msrs,
+    [OP_TSC0] = op_tsc0,
+    [OP_RESET] = op_reset,
+    [OP_GET_TSC] = op_get_tsc,
+    [OP_GET_CLOCK] = op_get_clock,
+    [OP_SET_CLOCK] = op_set_clock,
+    [OP_SET_CLOCK_REALTIME] = op_set_clock_realtime,
+    [OP_SET_CLOCK_CH] = op_set_clock_ch,
+    [OP_SET_CLOCK_COMPAT] = op_set_clock_compat,
+    [OP_KVMCLOCK_CTRL] = op_kvmclock_ctrl,
+    [OP_SET_TSC_FAR] = op_set_tsc_far,
+    [OP_SET_TSC_KHZ_OTHER] = op_set_tsc_khz_other,
+    [OP_TSC_OFFSET_SKEW] = op_tsc_offset_skew,
+    [OP_TSC_OFFSET_SKEW_LAST] = op_tsc_offset_skew_last,
+    [OP_MIGRATE_TSC] = op_migrate_tsc,
+    [OP_MIGRATE_CLOCK] = op_migrate_clock,
+    [OP_GUEST_TSC_WRITE] = op_guest_tsc_write,
+    [OP_GUEST_TSC_FLOOD] = op_guest_tsc_flood,
+    [OP_RUN_FOR] = op_run_for,
+    [OP_MIGRATE_SAVE] = op_migrate_save,
+    [OP_RESTORE_TSC] = op_restore_tsc,
+    [OP_RESTORE_CLOCK] = op_restore_clock,
+    [OP_RESTORE_RUN] = op_restore_run,
 };
 
 static int run_list(struct ctx *c, struct vm *vm, const enum op *list)
@@ -1679,11 +1644,10 @@ static int print_cycle(struct ctx *c, struct vm *vm, uint64_t cycle)
 	kvm_ns = (int64_t)(a->kvmclock - b->kvmclock);
 	printf("{\"type\":\"cycle\",\"scenario\":\"%s\",\"cycle\":%" PRIu64
 	       ",\"pid\":%d,\"vm\":%d,\"vcpus\":%d,\"pause_ns\":%" PRId64
-	       ",\"guest_tsc_advance_ns\":%" PRId64
-	       ",\"guest_kvmclock_advance_ns\":%" PRId64
+	       ",\"guest_tsc_advance_ns\":%" PRId64 ",\"guest_kvmclock_advance_ns\":%" PRId64
 	       ",\"skew_ns\":%" PRId64 ",\"pvti_flags\":%u}\n",
-	       c->sc->name, cycle, getpid(), vm->index, vm->nvcpus, vm->pause_ns,
-	       tsc_ns, kvm_ns, kvm_ns - tsc_ns, a->pvti_flags);
+	       c->sc->name, cycle, getpid(), vm->index, vm->nvcpus, vm->pause_ns, tsc_ns, kvm_ns,
+	       kvm_ns - tsc_ns, a->pvti_flags);
 	return 0;
 }
 
@@ -1725,8 +1689,8 @@ static void print_done(struct ctx *c, const char *more)
 	printf("{\"type\":\"done\",\"scenario\":\"%s\",\"pid\":%d,\"ok\":true,"
 	       "\"vms\":%d,\"vcpus\":%d,\"tsc_khz\":%lu,\"kvm_run_exits\":%" PRIu64
 	       ",\"exits_per_s\":%.0f%s%s}\n",
-	       c->sc->name, getpid(), c->nvms, c->nvcpus, c->vms[0].tsc_khz,
-	       c->exits, rate, c->vms[0].extra, more);
+	       c->sc->name, getpid(), c->nvms, c->nvcpus, c->vms[0].tsc_khz, c->exits, rate,
+	       c->vms[0].extra, more);
 	fflush(stdout);
 }
 
@@ -1822,8 +1786,7 @@ static const struct scenario *scenario_find(const char *name)
 	return NULL;
 }
 
-static int parse_u64(const char *opt, const char *s, uint64_t min,
-		     uint64_t max, uint64_t *out)
+static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
@@ -1831,8 +1794,7 @@ static int parse_u64(const char *opt, const char *s, uint64_t min,
 	errno = 0;
 	v = strtoull(s, &end, 0);
 	if (errno || end == s || *end || *s == '-' || v < min || v > max)
-		return fail("%s: invalid value '%s' (%" PRIu64 "..%" PRIu64 ")",
-			    opt, s, min, max);
+		return fail("%s: invalid value '%s' (%" PRIu64 "..%" PRIu64 ")", opt, s, min, max);
 	*out = v;
 	return 0;
 }
@@ -1850,29 +1812,44 @@ static int parse_s64(const char *opt, const char *s, int64_t *out)
 	return 0;
 }
 
-enum { OPT_PAUSE = 256, OPT_CYCLES, OPT_VCPUS, OPT_HOLD, OPT_TSC_DELTA,
-       OPT_LIST, OPT_TRACED_AS, OPT_FLOOD, OPT_ID_STRIDE, OPT_LAST_VCPU_ID,
-       OPT_STATE, OPT_HOW, OPT_DOWNTIME, OPT_TSC_SKEW, OPT_RUN_MS, OPT_SAVE_TO };
+enum {
+	OPT_PAUSE = 256,
+	OPT_CYCLES,
+	OPT_VCPUS,
+	OPT_HOLD,
+	OPT_TSC_DELTA,
+	OPT_LIST,
+	OPT_TRACED_AS,
+	OPT_FLOOD,
+	OPT_ID_STRIDE,
+	OPT_LAST_VCPU_ID,
+	OPT_STATE,
+	OPT_HOW,
+	OPT_DOWNTIME,
+	OPT_TSC_SKEW,
+	OPT_RUN_MS,
+	OPT_SAVE_TO
+};
 
 static const struct option long_opts[] = {
-	{ "pause-ms", required_argument, NULL, OPT_PAUSE },
-	{ "cycles", required_argument, NULL, OPT_CYCLES },
-	{ "vcpus", required_argument, NULL, OPT_VCPUS },
-	{ "hold-ms", required_argument, NULL, OPT_HOLD },
-	{ "tsc-delta", required_argument, NULL, OPT_TSC_DELTA },
-	{ "list", no_argument, NULL, OPT_LIST },
-	{ "traced-as", required_argument, NULL, OPT_TRACED_AS },
-	{ "flood-ms", required_argument, NULL, OPT_FLOOD },
-	{ "vcpu-id-stride", required_argument, NULL, OPT_ID_STRIDE },
-	{ "last-vcpu-id", required_argument, NULL, OPT_LAST_VCPU_ID },
-	{ "state", required_argument, NULL, OPT_STATE },
-	{ "how", required_argument, NULL, OPT_HOW },
-	{ "downtime-ms", required_argument, NULL, OPT_DOWNTIME },
-	{ "tsc-skew-ms", required_argument, NULL, OPT_TSC_SKEW },
-	{ "run-ms", required_argument, NULL, OPT_RUN_MS },
-	{ "save-to", required_argument, NULL, OPT_SAVE_TO },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"pause-ms", required_argument, NULL, OPT_PAUSE},
+    {"cycles", required_argument, NULL, OPT_CYCLES},
+    {"vcpus", required_argument, NULL, OPT_VCPUS},
+    {"hold-ms", required_argument, NULL, OPT_HOLD},
+    {"tsc-delta", required_argument, NULL, OPT_TSC_DELTA},
+    {"list", no_argument, NULL, OPT_LIST},
+    {"traced-as", required_argument, NULL, OPT_TRACED_AS},
+    {"flood-ms", required_argument, NULL, OPT_FLOOD},
+    {"vcpu-id-stride", required_argument, NULL, OPT_ID_STRIDE},
+    {"last-vcpu-id", required_argument, NULL, OPT_LAST_VCPU_ID},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"how", required_argument, NULL, OPT_HOW},
+    {"downtime-ms", required_argument, NULL, OPT_DOWNTIME},
+    {"tsc-skew-ms", required_argument, NULL, OPT_TSC_SKEW},
+    {"run-ms", required_argument, NULL, OPT_RUN_MS},
+    {"save-to", required_argument, NULL, OPT_SAVE_TO},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /* Returns 1 when the run is over (--help, --list), -1 on error. */
@@ -1912,8 +1889,7 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 			c->opt.traced_as = optarg;
 			break;
 		case OPT_ID_STRIDE:
-			if (parse_u64("--vcpu-id-stride", optarg, 1, 1024,
-				      &c->opt.vcpu_id_stride))
+			if (parse_u64("--vcpu-id-stride", optarg, 1, 1024, &c->opt.vcpu_id_stride))
 				return -1;
 			break;
 		case OPT_FLOOD:
@@ -2090,7 +2066,7 @@ static int drop_qemu_name(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct ctx c = { .kvm_fd = -1 };
+	struct ctx c = {.kvm_fd = -1};
 	int ret = 1, r, i;
 
 	/* Tests read us through a pipe, line by line, while we run. */
