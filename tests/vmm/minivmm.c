@@ -25,6 +25,8 @@
  *                 [--traced-as NAME]
  *                 [-name NAME]
  *        minivmm migrate-save --state FILE [--vcpus N] [--run-ms N] [--hold-ms N]
+ *        minivmm migrate-save --state FILE --exec-restore --how qemu|precise
+ *                 [--downtime-ms N]   (cpr-exec: the restore in this pid)
  *        minivmm migrate-restore --state FILE --how qemu|precise [--downtime-ms N]
  *                 [--tsc-skew-ms N] [--run-ms N] [--save-to FILE] [--hold-ms N]
  *        minivmm --list | --help
@@ -263,6 +265,7 @@ struct opts {
 	int64_t tsc_skew_ms;   /* migrate-restore: TSC restored this far off */
 	uint64_t run_ms;       /* OP_RUN_FOR: at least this long */
 	bool run_ms_set;
+	bool exec_restore; /* migrate-save: then exec migrate-restore in this pid (cpr-exec) */
 };
 
 /*
@@ -1737,6 +1740,8 @@ static void usage(FILE *f)
 		"               [--hold-ms N] [--tsc-delta CYCLES] [--flood-ms N]\n"
 		"               [--last-vcpu-id ID]\n"
 		"       minivmm migrate-save --state FILE [--vcpus N] [--run-ms N] [--hold-ms N]\n"
+		"       minivmm migrate-save --state FILE --exec-restore --how qemu|precise "
+		"[--downtime-ms N]\n"
 		"       minivmm migrate-restore --state FILE --how qemu|precise [--downtime-ms N]\n"
 		"               [--tsc-skew-ms N] [--run-ms N] [--save-to FILE] [--hold-ms N]\n"
 		"       minivmm --list | --help\n"
@@ -1828,7 +1833,8 @@ enum {
 	OPT_DOWNTIME,
 	OPT_TSC_SKEW,
 	OPT_RUN_MS,
-	OPT_SAVE_TO
+	OPT_SAVE_TO,
+	OPT_EXEC_RESTORE
 };
 
 static const struct option long_opts[] = {
@@ -1848,6 +1854,7 @@ static const struct option long_opts[] = {
     {"tsc-skew-ms", required_argument, NULL, OPT_TSC_SKEW},
     {"run-ms", required_argument, NULL, OPT_RUN_MS},
     {"save-to", required_argument, NULL, OPT_SAVE_TO},
+    {"exec-restore", no_argument, NULL, OPT_EXEC_RESTORE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -1906,6 +1913,9 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 			break;
 		case OPT_SAVE_TO:
 			c->opt.save_to = optarg;
+			break;
+		case OPT_EXEC_RESTORE:
+			c->opt.exec_restore = true;
 			break;
 		case OPT_HOW:
 			if (!strcmp(optarg, "qemu"))
@@ -2064,6 +2074,31 @@ static int drop_qemu_name(int argc, char **argv)
 	return j;
 }
 
+/*
+ * QEMU's cpr-exec, replayed: after migrate-save, the same pid execs itself
+ * as migrate-restore (--how, --downtime-ms as given). KVM's VM and vCPU fds
+ * are O_CLOEXEC: the VM goes with the old image, the new one creates its
+ * own and restores the clocks saved.
+ */
+static int exec_restore(const struct ctx *c)
+{
+	char downtime[32];
+	char *args[] = {"minivmm",
+			"migrate-restore",
+			"--state",
+			(char *)c->opt.state,
+			"--how",
+			c->opt.how == HOW_PRECISE ? "precise" : "qemu",
+			"--downtime-ms",
+			downtime,
+			NULL};
+
+	snprintf(downtime, sizeof(downtime), "%" PRIu64, c->opt.downtime_ms);
+	fflush(stdout);
+	execv("/proc/self/exe", args);
+	return sys_fail("exec /proc/self/exe migrate-restore");
+}
+
 int main(int argc, char **argv)
 {
 	struct ctx c = {.kvm_fd = -1};
@@ -2089,6 +2124,10 @@ int main(int argc, char **argv)
 		goto cleanup;
 	print_done(&c, "");
 	sleep_ms(c.opt.hold_ms);
+	if (c.opt.exec_restore && !strcmp(c.sc->name, "migrate-save")) {
+		exec_restore(&c);
+		goto cleanup;
+	}
 	ret = 0;
 cleanup:
 	for (i = 0; c.vms && i < c.nvms; i++)

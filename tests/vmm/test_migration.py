@@ -409,6 +409,21 @@ def case_source_paused(hv, tmp):
     check_no_alert(name, hv, source.pid, "source")
 
 
+def case_cpr_exec(hv, tmp):
+    """QEMU's cpr-exec, replayed: the source saves and execs itself as the
+    destination, in one pid. The VM goes with the old image (its fds are
+    O_CLOEXEC): a departure at the exec, an arrival in the same pid."""
+    name = "cpr-exec in one pid, QEMU way"
+    state = os.path.join(tmp, "cpr.state")
+    pid, got = run(tmp, "cpr", ["migrate-save", "--state", state, "--vcpus", "7",
+                                "--exec-restore", "--how", "qemu",
+                                "--downtime-ms", str(DOWNTIME_MS)], "restored")
+    tap.eq(f"{name}: the restore ran in the saving process", got.get("pid"), pid)
+    check_guest_rewound(name, got)
+    check_departure(name, hv, pid, 7, "exec")
+    check_warp_alert(name, hv, pid, pid, got)
+
+
 CASES_ALL = [
     ("qemu", case_qemu),
     ("precise", case_precise),
@@ -416,6 +431,7 @@ CASES_ALL = [
     ("twins", case_two_destinations),
     ("twice", case_twice),
     ("paused", case_source_paused),
+    ("cpr-exec", case_cpr_exec),
 ]
 # HVGUARD_MIGRATION_ONLY=qemu,twice runs a subset while developing.
 ONLY = set(filter(None, os.environ.get("HVGUARD_MIGRATION_ONLY", "").split(",")))
