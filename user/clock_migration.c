@@ -107,6 +107,17 @@ void hv_mig_init(struct hv_ctx *ctx, int vms, int vcpus, int departures)
 	host_name[sizeof(host_name) - 1] = '\0';
 }
 
+/* A VMM's command line is its own to write: no control character of it
+ * reaches a record (the join refuses records that hold one). */
+static void vmm_arg(int pid, const char *opt, char *buf, size_t len)
+{
+	if (hv_proc_vmm_arg(pid, opt, buf, len))
+		buf[0] = '\0';
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+}
+
 void hv_mig_vmm_seen(int pid)
 {
 	unsigned i = (unsigned)pid % NAME_CACHE;
@@ -114,10 +125,8 @@ void hv_mig_vmm_seen(int pid)
 	if (names[i].pid == pid)
 		return;
 	names[i].pid = pid;
-	if (hv_proc_vmm_arg(pid, "-name", names[i].name, sizeof(names[i].name)))
-		names[i].name[0] = '\0';
-	if (hv_proc_vmm_arg(pid, "-uuid", names[i].uuid, sizeof(names[i].uuid)))
-		names[i].uuid[0] = '\0';
+	vmm_arg(pid, "-name", names[i].name, sizeof(names[i].name));
+	vmm_arg(pid, "-uuid", names[i].uuid, sizeof(names[i].uuid));
 }
 
 static void names_of(int pid, struct hv_mig_record *r)
