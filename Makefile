@@ -138,6 +138,10 @@ $(OUTPUT)/user/rules.o $(OUTPUT)/asan/user/rules.o $(OUTPUT)/fuzz/user/rules.o: 
 DEPS := $(BPF_OBJS) $(USER_OBJS) $(patsubst $(OUTPUT)/%,$(OUTPUT)/asan/%,$(USER_OBJS)) \
 	$(UNIT_BINS) $(SAN_BINS) $(TOOL_BINS) $(FUZZ_OBJS)
 -include $(addsuffix .d,$(DEPS))
+# A target that exists without its .d file was built by a Makefile without
+# -MMD (an older checkout's build/): what it read is unknown, so it is
+# built again once, or a header change would never reach it.
+$(foreach t,$(DEPS),$(if $(wildcard $(t)),$(if $(wildcard $(t).d),,$(eval $(t): FORCE))))
 
 # The same for the departure/arrival record reader (hvguard migrations).
 FUZZ_MIG_SRCS := tests/fuzz/fuzz_migrations.c user/migration.c user/migration_json.c
