@@ -33,6 +33,8 @@ __u64 kvm_ioctls_seen = 0;
 __u64 pvclock_updates_seen = 0;
 __u64 tsc_writes_seen = 0;
 __u64 unattributed_tsc_writes = 0;
+/* TSC offset writes whose previous offset (KVM's) was not the one recorded. */
+__u64 tsc_record_stale = 0;
 /* Events of vCPUs past the HV_MAX_VCPUS slots of their VM (not tracked). */
 __u64 vcpus_untracked = 0;
 /* Inserts refused because a map was full, by map (enum hv_clock_map): a
@@ -1035,9 +1037,14 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	if (vm->phase == VM_SETUP && vcpu_has_run(c.vcpu))
 		vm->phase = VM_RUNNING;
 	known = hv_bit_test(vm->tsc_known, idx);
-	/* This kernel flavour may report previous = 0 always: our own record
-	 * of the last value written is the reference when we have one. */
-	before = known ? vm->tsc_offset[idx] : (__s64)previous;
+	/* KVM's own previous offset is the reference. Some kernels (this
+	 * project's PVM flavour) report 0 always: then our record of the
+	 * last value written is. A record KVM disagrees with missed a write
+	 * (counted): restoring it would put the guest's TSC where it never
+	 * was. */
+	if (known && previous && (__s64)previous != vm->tsc_offset[idx])
+		__sync_fetch_and_add(&tsc_record_stale, 1);
+	before = previous ? (__s64)previous : known ? vm->tsc_offset[idx] : 0;
 	vm->tsc_offset[idx] = (__s64)next;
 	hv_bit_set(vm->tsc_known, idx, true);
 	if (c.cmd == HV_KVM_RUN) {
