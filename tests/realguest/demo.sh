@@ -17,7 +17,7 @@ echo "    pausing it 3 s without hvguard, then again with hvguard --correct."
 if [ -c /dev/kvm ]; then
 	tests/realguest/run.sh --demo >"$out" 2>&1
 else
-	echo "    (no /dev/kvm here: inside a nested KVM under QEMU TCG, a few minutes)"
+	echo "    (no /dev/kvm here: inside a nested KVM under QEMU TCG, 2-3 minutes)"
 	NESTED_STAGE_TIMEOUT=900 tests/nested/run.sh tests/realguest/run.sh --demo >"$out" 2>&1
 fi
 rc=$?

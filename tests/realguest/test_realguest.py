@@ -40,12 +40,13 @@ PAUSE = float(os.environ.get("RG_PAUSE", "3"))
 TOLERANCE = 0.10 if EMULATED else 0.05
 AGREE = 0.01  # hvguard's alert against what the guest saw
 # What a corrected guest may still see of a step, in either clock. The
-# repair's KVM_SET_CLOCK{KVM_CLOCK_REALTIME} lands off by the drift between
-# the host's realtime and its raw clock over the freeze: under nested TCG
-# the guest saw 0.19-0.29 ms after a 173 ms freeze and 4-12 us after 7-28
-# ms ones (README, "Seen from inside a real Linux guest"); the watchdog
-# ends any freeze at 500 ms, so 1 ms holds at that rate with room to
-# spare. On hardware: 100 us.
+# repair's KVM_SET_CLOCK{KVM_CLOCK_REALTIME} lands ahead by KVM's gap
+# between its two samples (the master clock's snapshot, then realtime),
+# which TCG stretches: the guest saw +4 to +194 us here (hvguard's own
+# residual_ns agreeing), the vmm stage a tail past 100 us, issue 12's
+# run +0.29 ms. L1's realtime and raw clocks drift 2 ppm apart there, so
+# the injection's time counts for nothing. 1 ms: 3x the largest seen.
+# On hardware: 100 us.
 CORRECTED_BOUND_NS = int(os.environ.get("RG_BOUND_NS", "1000000" if EMULATED else "100000"))
 MODES = os.environ.get("RG_MODES", "without alerting corrected").split()
 SCENARIO_NAMES = os.environ.get("RG_SCENARIOS", ",".join(l for l, _ in SCENARIOS)).split(",")
@@ -59,7 +60,9 @@ def within(value, target, tol):
 
 
 def ms(ns):
-    return "none" if ns is None else f"{ns / 1e6:+.3f} ms"
+    if ns is None:
+        return "none"
+    return "0" if abs(ns) < 500 else f"{ns / 1e6:+.3f} ms"
 
 
 def hv_lines(hv, pid, t0, t1):
