@@ -164,7 +164,7 @@ def run_mode(mode, tmp, kernel, initrd):
         args = ["--pin-dir", pin_dir(f"rg-{mode}")] + (["--correct"] if mode == "corrected" else [])
         try:
             hv = Hvguard(args, log=os.path.join(tmp, f"hvguard-{mode}.err"),
-                         ready_timeout=600 if EMULATED else 30)
+                         ready_timeout=120 if EMULATED else 30)
         except HvguardError as e:
             tap.fail(f"{mode}: hvguard starts", str(e))
             return
