@@ -42,9 +42,9 @@ AGREE = 0.01  # hvguard's alert against what the guest saw
 # What a corrected guest may still see of a step, in either clock. The
 # repair's KVM_SET_CLOCK{KVM_CLOCK_REALTIME} lands ahead by KVM's gap
 # between its two samples (the master clock's snapshot, then realtime),
-# which TCG stretches: the guest saw +4 to +194 us here (hvguard's own
-# residual_ns agreeing), the vmm stage a tail past 100 us, issue 12's
-# run +0.29 ms. L1's realtime and raw clocks drift 2 ppm apart there, so
+# which TCG stretches: the guest saw +4 to +194 us here over two runs
+# (hvguard's own residual_ns agreeing), the vmm stage a tail past 100 us,
+# issue 12's run +0.29 ms. L1's realtime and raw clocks drift 2 ppm apart there, so
 # the injection's time counts for nothing. 1 ms: 3x the largest seen.
 # On hardware: 100 us.
 CORRECTED_BOUND_NS = int(os.environ.get("RG_BOUND_NS", "1000000" if EMULATED else "100000"))
