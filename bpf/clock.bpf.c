@@ -111,6 +111,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_correcting SEC(".maps");
 
+/* Departures of VMs (live migration): written and read by the daemon,
+ * pinned so that a restart between a departure and its arrival loses
+ * nothing (clock.h, user/migration.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HV_DEPARTURES);
+	__type(key, __u64);
+	__type(value, struct hv_departure);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hv_clock_departures SEC(".maps");
+
 /* The slot search's result (see clock_logic.h: not on the stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -1001,8 +1012,14 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 		reset = msrs_write_tsc_reset(c.arg, &written);
 	hv_bit_set(vm->tsc_guest, idx, false);
 	vm_mark_dirty(vm);
-	if (vm->phase == VM_SETUP && written >= 0 && !reset)
+	/* A TSC set before the first run to a value of its own (an MSR write
+	 * that is not a reset, or the offset attribute): it came from
+	 * elsewhere, an arrival (user/migration.h). */
+	if (vm->phase == VM_SETUP && ((written >= 0 && !reset) || c.cmd == HV_KVM_SET_DEVICE_ATTR) &&
+	    !(vm->flags & VM_F_MIGRATED_IN)) {
+		vm->migrated_in_ns = bpf_ktime_get_boot_ns();
 		__sync_fetch_and_or(&vm->flags, VM_F_MIGRATED_IN);
+	}
 	if (reset && vm->phase != VM_SETUP && before != (__s64)next)
 		emit_simple(CLOCK_EV_TSC_RESET, c.kvm, vm, vcpu_id, before, next);
 	if (!rule_on(HV_RULE_TSC_OFFSET_CHANGE) || injected())
@@ -1148,6 +1165,35 @@ static __always_inline void before_entry(const struct kvm_call *c, struct vm_sta
 		bpf_send_signal_thread(HV_SIGSTOP);
 }
 
+/*
+ * The first guest entry of a VM that arrived (its TSC set before it ran):
+ * the daemon decides migration-clock-warp on it, so it goes on the alert
+ * ring, never crowded out by information records. Once per VM (the first
+ * vCPU to claim it). The guest has not run yet: the record holds the
+ * clocks it is about to run with.
+ */
+static __always_inline void send_arrival(const struct kvm_call *c, struct vm_state *vm,
+					 __u32 vcpu_id, __s64 offset_now, const struct hv_pvti *pvti)
+{
+	struct kvm_vcpu *vcpu = c->vcpu;
+	__u32 flags = vm->flags;
+	struct clock_event *e;
+
+	if ((flags & VM_F_ARRIVED) ||
+	    !__sync_bool_compare_and_swap(&vm->flags, flags, flags | VM_F_ARRIVED))
+		return;
+	e = reserve_alert(HV_RULE_MIGRATION_CLOCK_WARP, c->kvm, vm, vcpu_id);
+	if (!e)
+		return;
+	e->type = CLOCK_EV_ARRIVAL;
+	e->v[EV_ARR_KVMCLOCK_OFFSET] = offset_now;
+	e->v[EV_ARR_WRITTEN_NS] = vm->migrated_in_ns;
+	e->v[EV_ARR_TSC_KHZ] = BPF_CORE_READ(vcpu, arch.virtual_tsc_khz);
+	e->v[EV_ARR_PVTI_SCALE] = ((__s64)pvti->tsc_to_system_mul << 8) | (__u8)pvti->tsc_shift;
+	e->v[EV_ARR_TSC_RATIO] = BPF_CORE_READ(vcpu, arch.l1_tsc_scaling_ratio);
+	bpf_ringbuf_submit(e, 0);
+}
+
 SEC("raw_tp/kvm_pvclock_update")
 int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_time_info *pvclock)
 {
@@ -1189,9 +1235,12 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 			alert_pvclock(c.kvm, vm, vcpu_id, residual, raw,
 				      offset_now - st->kvmclock_offset, fresh.pvti.flags);
 	}
+	if ((vm->flags & VM_F_MIGRATED_IN) && !(vm->flags & VM_F_ARRIVED))
+		send_arrival(&c, vm, vcpu_id, offset_now, &fresh.pvti);
 	fresh.kvmclock_offset = offset_now;
 	fresh.tsc_offset = tsc_offset;
 	fresh.tsc_khz = BPF_CORE_READ(vcpu, arch.virtual_tsc_khz);
+	fresh.tsc_ratio = BPF_CORE_READ(vcpu, arch.l1_tsc_scaling_ratio);
 	if (bpf_map_update_elem(&hv_clock_vcpus, &key, &fresh, BPF_ANY))
 		__sync_fetch_and_add(&map_full[HV_CLOCK_MAP_VCPUS], 1);
 	return 0;

@@ -434,7 +434,7 @@ static void sweep_vmms(void)
 /* Forget the pinned state of VMs whose VMM is gone (in one linear walk);
  * returns how many VMs remain with a host TSC write not yet checked for a
  * mismatch. */
-static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm)
+static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm, uint64_t exit_ns)
 {
 	int vms = bpf_map__fd(skel->maps.hv_clock_vms);
 	struct key_list gone = {.size = sizeof(__u64)};
@@ -453,6 +453,7 @@ static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm)
 			continue;
 		}
 		flood_tail(ctx, key, &vm, comm);
+		hv_mig_vm_gone(ctx, key, &vm, exit_ns ?: hv_now_ns(CLOCK_BOOTTIME), comm);
 		if (key_list_add(&gone, &key))
 			break; /* out of memory: the next sweep goes on */
 	}
@@ -473,12 +474,16 @@ static int clock_ring_event(void *data_ctx, void *data, size_t len)
 	memcpy(comm, e->comm, sizeof(e->comm));
 	if (e->pid && hv_proc_vm_name(e->pid, vm_name, sizeof(vm_name)) == 0)
 		name = vm_name;
+	if (e->type == CLOCK_EV_VM_NEW)
+		hv_mig_vmm_seen(e->pid);
 	if (e->type == CLOCK_EV_ALERT)
 		handle_alert(ctx, e, comm, name);
+	else if (e->type == CLOCK_EV_ARRIVAL)
+		hv_mig_arrival(ctx, e, comm);
 	else if (e->type < sizeof(info_names) / sizeof(info_names[0]) && info_names[e->type])
 		handle_info(ctx, e, comm, name);
 	if (e->type == CLOCK_EV_PROC_EXIT)
-		sweep_vms(ctx, (int)e->v[0], comm);
+		sweep_vms(ctx, (int)e->v[0], comm, e->ts_ns);
 	return 0;
 }
 
@@ -643,7 +648,9 @@ static int clock_load(struct hv_ctx *ctx)
 	}
 	/* The count of VMs awaiting a mismatch check lives in .bss, the flags
 	 * in the pinned state: after a restart, count them again. */
-	skel->bss->dirty_vms = sweep_vms(ctx, 0, NULL);
+	hv_mig_init(bpf_map__fd(skel->maps.hv_clock_vms), bpf_map__fd(skel->maps.hv_clock_vcpus),
+		    bpf_map__fd(skel->maps.hv_clock_departures));
+	skel->bss->dirty_vms = sweep_vms(ctx, 0, NULL, 0);
 	sweep_vmms();
 	return hv_correct_init(ctx, skel);
 fail:

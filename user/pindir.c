@@ -222,6 +222,7 @@ static __u32 layout_sizes(void)
 	    sizeof(struct vm_state),	  sizeof(struct vcpu_key),
 	    sizeof(struct vcpu_clock),	  sizeof(struct correction_probe),
 	    sizeof(struct clock_globals), HV_MAX_VCPUS,
+	    sizeof(struct hv_departure),
 	};
 	const unsigned char *b = (const unsigned char *)sizes;
 	__u32 h = 2166136261u; /* FNV-1a */

@@ -47,8 +47,9 @@ int hv_proc_comm(int pid, char *buf, size_t len)
 	return 0;
 }
 
-/* QEMU's -name: "-name NAME" or "-name guest=NAME,debug-threads=on". */
-int hv_proc_vm_name(int pid, char *buf, size_t len)
+/* The value of a VMM's command-line option (QEMU's "-name NAME", "-uuid
+ * UUID"), up to the first comma and without a "guest=" prefix. */
+int hv_proc_vmm_arg(int pid, const char *opt, char *buf, size_t len)
 {
 	char path[64], cmdline[8192];
 	ssize_t n;
@@ -60,7 +61,7 @@ int hv_proc_vm_name(int pid, char *buf, size_t len)
 	for (char *arg = cmdline; arg < cmdline + n; arg += strlen(arg) + 1) {
 		char *val = arg + strlen(arg) + 1;
 
-		if (strcmp(arg, "-name") || val >= cmdline + n)
+		if (strcmp(arg, opt) || val >= cmdline + n)
 			continue;
 		if (!strncmp(val, "guest=", 6))
 			val += 6;
@@ -68,6 +69,12 @@ int hv_proc_vm_name(int pid, char *buf, size_t len)
 		return buf[0] ? 0 : -1;
 	}
 	return -1;
+}
+
+/* QEMU's -name: "-name NAME" or "-name guest=NAME,debug-threads=on". */
+int hv_proc_vm_name(int pid, char *buf, size_t len)
+{
+	return hv_proc_vmm_arg(pid, "-name", buf, len);
 }
 
 /* The state letter of /proc/PID/stat ('R', 'S', 'T'...), 0 if gone. */

@@ -317,7 +317,7 @@ static void configure(struct hv_ctx *ctx, struct hv_xen_config *cfg)
 
 	memset(cfg, 0, sizeof(*cfg));
 	resolve_devices(cfg, false);
-	for (int i = HV_RULE_FOREIGN_MAP; i < HV_RULE_COUNT; i++) {
+	for (int i = HV_RULE_FOREIGN_MAP; i < HV_XEN_RULES_END; i++) {
 		if (!r->rule[i].enabled || i == HV_RULE_GRANT_LEAK)
 			continue; /* grant-leak is decided by userspace */
 		cfg->action[i] = bpf_action(r->rule[i].action);
@@ -334,7 +334,7 @@ static void configure(struct hv_ctx *ctx, struct hv_xen_config *cfg)
 
 static bool rules_want_deny(const struct hv_rules *r)
 {
-	for (int i = HV_RULE_FOREIGN_MAP; i < HV_RULE_COUNT; i++)
+	for (int i = HV_RULE_FOREIGN_MAP; i < HV_XEN_RULES_END; i++)
 		if (r->rule[i].enabled && r->rule[i].action == HV_ACT_DENY)
 			return true;
 	return false;
@@ -999,7 +999,7 @@ static void xen_reload(struct hv_ctx *ctx, struct hv_rules *next, struct json_ob
 	char name[96];
 
 	keep_backends(ctx, next, restart);
-	for (int i = HV_RULE_FOREIGN_MAP; i < HV_RULE_COUNT; i++) {
+	for (int i = HV_RULE_FOREIGN_MAP; i < HV_XEN_RULES_END; i++) {
 		struct hv_rule *n = &next->rule[i];
 		const struct hv_rule *c = &ctx->rules->rule[i];
 

@@ -110,6 +110,7 @@ enum clock_event_type {
 	CLOCK_EV_PROC_EXIT,	    /* a VMM process ended: its VMs are gone */
 	CLOCK_EV_GUEST_TSC_SUMMARY, /* guest TSC writes counted, not sent one by one */
 	CLOCK_EV_VM_UNTRACKED,	    /* a VMM's VM is over a quota: v[0] quota, v[1] uid */
+	CLOCK_EV_ARRIVAL, /* first guest entry of a VM whose TSC was set before it ran */
 };
 
 /*
@@ -166,6 +167,12 @@ enum {
 	EV_PV_RAW = 1,	    /* D computed from the two PVTIs */
 	EV_PV_EXPLAINED = 2,
 	EV_PV_FLAGS = 3,
+	/* arrival (sent on the alert ring: migration-clock-warp is decided on it) */
+	EV_ARR_KVMCLOCK_OFFSET = 0, /* kvm->arch.kvmclock_offset at the first entry */
+	EV_ARR_WRITTEN_NS = 1,	    /* CLOCK_BOOTTIME of the host TSC write before it */
+	EV_ARR_TSC_KHZ = 2,	    /* vcpu->arch.virtual_tsc_khz */
+	EV_ARR_PVTI_SCALE = 3,	    /* the PVTI's tsc_to_system_mul << 8 | (__u8)tsc_shift */
+	EV_ARR_TSC_RATIO = 4,	    /* vcpu->arch.l1_tsc_scaling_ratio */
 	EV_NR_VALUES = 6,
 };
 
@@ -218,6 +225,7 @@ enum vm_phase {
 #define VM_F_OFFSETS_DIRTY 0x1 /* a host TSC write since the last mismatch check */
 #define VM_F_MIGRATED_IN   0x4 /* its TSC came from elsewhere before it first ran */
 #define VM_F_SEEN	   0x8 /* seen_offset holds what the guest last ran with */
+#define VM_F_ARRIVED	   0x10 /* its arrival (first entry after migrating in) was sent */
 
 struct vm_state {
 	__u64 id;
@@ -229,6 +237,7 @@ struct vm_state {
 	__s64 pause_offset; /* kvmclock_offset when the pause began */
 	__u64 last_clock_write_ns;
 	__s64 seen_offset; /* kvm-tracepoints: kvmclock_offset the guest last ran with */
+	__u64 migrated_in_ns; /* CLOCK_BOOTTIME of the setup TSC write that made it VM_F_MIGRATED_IN */
 	/* Per-vCPU state lives in slots, not at the vCPU id: ids are APIC ids,
 	 * sparse and up to 4095, and must never share a slot. A vCPU takes
 	 * the slot of its id when that is where the next free one is (dense
@@ -264,6 +273,7 @@ struct vcpu_clock {
 	__s64 tsc_offset;      /* the vCPU's offset at that moment */
 	__u32 tsc_khz;	       /* its virtual TSC frequency then */
 	__u32 pad;
+	__u64 tsc_ratio; /* vcpu->arch.l1_tsc_scaling_ratio: a power of two when unscaled */
 };
 
 /*
@@ -282,11 +292,39 @@ struct clock_globals {
 };
 
 /*
+ * A VM that left the process that ran it (live migration's departure, see
+ * user/migration.h), kept pinned (hv_clock_departures, by VM id) so that a
+ * daemon restarted between a departure and its arrival still matches
+ * them. Written and read by the daemon only; its samples are against
+ * CLOCK_REALTIME.
+ */
+#define HV_DEPARTURES 128
+struct hv_departure {
+	__u64 vm;
+	__s64 realtime_ns; /* the sample's moment */
+	__s64 tai_ns;
+	__s64 kvmclock_ns; /* the guest's kvmclock then */
+	__s64 saved_by_ns; /* latest realtime the clocks can have been saved */
+	__s64 clock_error_ns;
+	__u32 pid;
+	__u32 tsc_khz;
+	__u32 pvti_mul;
+	__s32 pvti_shift;
+	__u32 nr_vcpus;
+	__u32 matched; /* arrivals matched to it so far */
+	char name[64];
+	char uuid[40];
+	__u32 vcpu_ids[HV_MAX_VCPUS];
+	__s64 tsc[HV_MAX_VCPUS]; /* each vCPU's guest TSC at realtime_ns */
+};
+
+/*
  * The layout of the pinned state: bump it whenever a struct a pinned map
- * holds (vm_state, vcpu_key, vcpu_clock, correction_probe, clock_globals)
+ * holds (vm_state, vcpu_key, vcpu_clock, correction_probe, clock_globals,
+ * hv_departure)
  * or a pinned map's definition changes, even at the same size. A daemon
  * refuses pinned state of another layout (user/pindir.c).
  */
-#define HV_CLOCK_LAYOUT_VERSION 1
+#define HV_CLOCK_LAYOUT_VERSION 2
 
 #endif

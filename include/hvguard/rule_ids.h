@@ -15,7 +15,11 @@ enum hv_rule_id {
 	HV_RULE_RESOURCE_MAP,
 	HV_RULE_GRANT_DOMAIN,
 	HV_RULE_GRANT_LEAK,
+	HV_RULE_MIGRATION_CLOCK_WARP, /* clock family, decided in userspace */
 	HV_RULE_COUNT,
 };
+
+/* The Xen family's rules are HV_RULE_FOREIGN_MAP .. HV_RULE_GRANT_LEAK. */
+#define HV_XEN_RULES_END (HV_RULE_GRANT_LEAK + 1)
 
 #endif

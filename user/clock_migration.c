@@ -1,0 +1,696 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Live migration on one host (user/migration.h has the model): records a
+ * departure when a VMM exits with VMs that ran, and at an arrival's first
+ * guest entry (a record BPF sends before the guest runs) finds its source
+ * among the departures and the paused VMs of other processes, then decides
+ * migration-clock-warp.
+ *
+ * A sample of a VM's clocks is taken here, against CLOCK_REALTIME: its
+ * guest TSC is the host's TSC (rdtsc) plus the vCPU's TSC offset, its
+ * kvmclock is KVM's clock base (CLOCK_MONOTONIC_RAW counted from boot,
+ * docs/hooks.md) plus kvmclock_offset. Both hold at any moment, whether
+ * the vCPUs run or not, so a sample taken a little after the event is
+ * moved back to it exactly.
+ */
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/timex.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include "clock_user.h"
+#include "hvguard/clock_logic.h" /* hv_abs64 */
+#include "hvguard.h"
+#include "metrics.h"
+#include "migration.h"
+#include "migration_json.h"
+#include "rules.h"
+
+#define LIVE_CANDIDATES_MAX 256 /* live VMs looked at per arrival */
+#define NAME_CACHE	    256
+
+static void unchecked(struct hv_ctx *ctx, const char *reason, const char *what);
+static int vms_fd = -1, vcpus_fd = -1, deps_fd = -1;
+static char host_name[HV_MIG_HOST_LEN];
+
+/* -name and -uuid of VMMs, kept from their first VM: gone with /proc at exit. */
+static struct {
+	int pid;
+	char name[HV_MIG_NAME_LEN];
+	char uuid[HV_MIG_UUID_LEN];
+} names[NAME_CACHE];
+
+struct clocks_now {
+	int64_t boot, real, tai, base;
+	uint64_t host_tsc;
+};
+
+static int64_t ts(clockid_t id)
+{
+	return (int64_t)hv_now_ns(id);
+}
+
+static void clocks_now(struct clocks_now *c)
+{
+	int64_t mono = ts(CLOCK_MONOTONIC), raw = ts(CLOCK_MONOTONIC_RAW);
+
+	c->boot = ts(CLOCK_BOOTTIME);
+	c->host_tsc = __rdtsc();
+	c->real = ts(CLOCK_REALTIME);
+	c->tai = ts(CLOCK_TAI);
+	c->base = raw + (c->boot - mono);
+}
+
+static int64_t realtime_of(const struct clocks_now *c, int64_t boot_ns)
+{
+	return c->real - (c->boot - boot_ns);
+}
+
+/* The host clock's maximum error as NTP states it, -1 when unsynchronized. */
+static int64_t clock_error_ns(void)
+{
+	struct timex tx = {};
+	int st = adjtimex(&tx);
+
+	if (st < 0 || st == TIME_ERROR || (tx.status & STA_UNSYNC))
+		return -1;
+	return (int64_t)tx.maxerror * 1000;
+}
+
+void hv_mig_init(int vms, int vcpus, int departures)
+{
+	vms_fd = vms;
+	vcpus_fd = vcpus;
+	deps_fd = departures;
+	if (gethostname(host_name, sizeof(host_name)))
+		host_name[0] = '\0';
+	host_name[sizeof(host_name) - 1] = '\0';
+}
+
+void hv_mig_vmm_seen(int pid)
+{
+	unsigned i = (unsigned)pid % NAME_CACHE;
+
+	if (names[i].pid == pid)
+		return;
+	names[i].pid = pid;
+	if (hv_proc_vmm_arg(pid, "-name", names[i].name, sizeof(names[i].name)))
+		names[i].name[0] = '\0';
+	if (hv_proc_vmm_arg(pid, "-uuid", names[i].uuid, sizeof(names[i].uuid)))
+		names[i].uuid[0] = '\0';
+}
+
+static void names_of(int pid, struct hv_mig_record *r)
+{
+	unsigned i = (unsigned)pid % NAME_CACHE;
+
+	if (names[i].pid != pid)
+		hv_mig_vmm_seen(pid);
+	snprintf(r->name, sizeof(r->name), "%s", names[i].name);
+	snprintf(r->uuid, sizeof(r->uuid), "%s", names[i].uuid);
+}
+
+/* The vCPU record KVM's last clock update left (khz, PVTI, ratio). */
+static int vcpu_record(__u64 kvm, __u32 id, struct vcpu_clock *out)
+{
+	struct vcpu_key k = {.kvm = kvm, .vcpu_id = id};
+
+	return bpf_map_lookup_elem(vcpus_fd, &k, out);
+}
+
+static int cmp_vcpu(const void *a, const void *b)
+{
+	const struct hv_mig_vcpu *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * The VM's clocks now. Refused (-ENOTSUP) for a scaled TSC (the guest's
+ * TSC is then not host TSC + offset) and for a VM without a known offset.
+ */
+static int sample_vm(const struct vm_state *vm, const struct clocks_now *now, __s64 kvmclock_offset,
+		     struct hv_mig_record *r)
+{
+	r->nr_vcpus = 0;
+	for (int s = 0; s < HV_MAX_VCPUS; s++) {
+		if (!vm->vcpu_ids[s] || !(vm->tsc_known[s / 64] & (1ull << (s % 64))))
+			continue;
+		r->vcpu[r->nr_vcpus].id = vm->vcpu_ids[s] - 1;
+		r->vcpu[r->nr_vcpus].tsc = (int64_t)(now->host_tsc + (uint64_t)vm->tsc_offset[s]);
+		r->nr_vcpus++;
+	}
+	if (!r->nr_vcpus)
+		return -ENOENT;
+	qsort(r->vcpu, r->nr_vcpus, sizeof(r->vcpu[0]), cmp_vcpu);
+	r->realtime_ns = now->real;
+	r->tai_ns = now->tai;
+	r->kvmclock_ns = now->base + kvmclock_offset;
+	r->clock_error_ns = clock_error_ns();
+	snprintf(r->host, sizeof(r->host), "%s", host_name);
+	r->vm = vm->id;
+	r->pid = (int32_t)vm->owner_tgid;
+	return 0;
+}
+
+static bool ratio_unscaled(__u64 ratio)
+{
+	return ratio && !(ratio & (ratio - 1));
+}
+
+/* A VM's departure sample now, from its pinned state. */
+static int departure_now(__u64 key, const struct vm_state *vm, const struct clocks_now *now,
+			 struct hv_mig_record *d)
+{
+	struct vcpu_clock vc;
+	int err;
+
+	memset(d, 0, sizeof(*d));
+	d->kind = HV_MIG_DEPARTURE;
+	for (int s = 0; s < HV_MAX_VCPUS; s++)
+		if (vm->vcpu_ids[s] && !vcpu_record(key, vm->vcpu_ids[s] - 1, &vc))
+			goto found;
+	return -ENOENT; /* never had a clock update: never ran */
+found:
+	if (!ratio_unscaled(vc.tsc_ratio))
+		return -ENOTSUP;
+	d->tsc_khz = vc.tsc_khz;
+	d->pvti_mul = vc.pvti.tsc_to_system_mul;
+	d->pvti_shift = vc.pvti.tsc_shift;
+	err = sample_vm(vm, now, vc.kvmclock_offset, d);
+	names_of(d->pid, d);
+	return err;
+}
+
+static void to_pinned(const struct hv_mig_record *d, struct hv_departure *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->vm = d->vm;
+	p->realtime_ns = d->realtime_ns;
+	p->tai_ns = d->tai_ns;
+	p->kvmclock_ns = d->kvmclock_ns;
+	p->saved_by_ns = d->saved_by_ns;
+	p->clock_error_ns = d->clock_error_ns;
+	p->pid = d->pid;
+	p->tsc_khz = d->tsc_khz;
+	p->pvti_mul = d->pvti_mul;
+	p->pvti_shift = d->pvti_shift;
+	p->nr_vcpus = d->nr_vcpus;
+	memcpy(p->name, d->name, sizeof(p->name));
+	memcpy(p->uuid, d->uuid, sizeof(p->uuid));
+	for (__u32 i = 0; i < d->nr_vcpus; i++) {
+		p->vcpu_ids[i] = d->vcpu[i].id;
+		p->tsc[i] = d->vcpu[i].tsc;
+	}
+}
+
+static void from_pinned(const struct hv_departure *p, struct hv_mig_record *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->kind = HV_MIG_DEPARTURE;
+	d->vm = p->vm;
+	d->realtime_ns = p->realtime_ns;
+	d->tai_ns = p->tai_ns;
+	d->kvmclock_ns = p->kvmclock_ns;
+	d->saved_by_ns = p->saved_by_ns;
+	d->clock_error_ns = p->clock_error_ns;
+	d->pid = (int32_t)p->pid;
+	d->tsc_khz = p->tsc_khz;
+	d->pvti_mul = p->pvti_mul;
+	d->pvti_shift = p->pvti_shift;
+	d->nr_vcpus = p->nr_vcpus < HV_MAX_VCPUS ? p->nr_vcpus : HV_MAX_VCPUS;
+	snprintf(d->name, sizeof(d->name), "%.*s", (int)sizeof(p->name), p->name);
+	snprintf(d->uuid, sizeof(d->uuid), "%.*s", (int)sizeof(p->uuid), p->uuid);
+	snprintf(d->host, sizeof(d->host), "%s", host_name);
+	for (__u32 i = 0; i < d->nr_vcpus; i++) {
+		d->vcpu[i].id = p->vcpu_ids[i];
+		d->vcpu[i].tsc = p->tsc[i];
+	}
+}
+
+/*
+ * Room in the pinned departures: those past the window are forgotten, and
+ * when it is still full the oldest goes (counted: a departure lost).
+ */
+static void departures_prune(struct hv_ctx *ctx, int64_t now_real)
+{
+	struct hv_departure p;
+	__u64 key, *prev = NULL, oldest = 0, gone[HV_DEPARTURES];
+	int64_t oldest_t = INT64_MAX;
+	int n = 0, ng = 0;
+
+	while (!bpf_map_get_next_key(deps_fd, prev, &key) && ng < HV_DEPARTURES) {
+		prev = &key;
+		if (bpf_map_lookup_elem(deps_fd, &key, &p))
+			continue;
+		n++;
+		if (now_real - p.saved_by_ns > HV_MIG_WINDOW_NS)
+			gone[ng++] = key;
+		else if (p.realtime_ns < oldest_t)
+			oldest_t = p.realtime_ns, oldest = key;
+	}
+	for (int i = 0; i < ng; i++)
+		bpf_map_delete_elem(deps_fd, &gone[i]);
+	if (n - ng >= HV_DEPARTURES && oldest) {
+		bpf_map_delete_elem(deps_fd, &oldest);
+		hv_metrics_add(
+		    ctx->metrics, "hvguard_migration_departures_dropped_total", HV_COUNTER,
+		    "Departures forgotten before the window ended: the table was full.", "", 1);
+	}
+}
+
+static void emit_record(struct hv_ctx *ctx, const struct hv_mig_record *r, const char *comm,
+			uint64_t ts_ns, struct json_object *more)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "type", json_object_new_string("event"));
+	json_object_object_add(
+	    o, "event",
+	    json_object_new_string(r->kind == HV_MIG_DEPARTURE ? "departure" : "arrival"));
+	json_object_object_add(o, "ts_ns", json_object_new_uint64(ts_ns));
+	json_object_object_add(o, "pid", json_object_new_int(r->pid));
+	json_object_object_add(o, "comm", json_object_new_string(comm ? comm : ""));
+	json_object_object_add(o, "vm", json_object_new_int64((int64_t)r->vm));
+	json_object_object_add(o, "vm_name", r->name[0] ? json_object_new_string(r->name) : NULL);
+	json_object_object_add(o, "vcpu", NULL);
+	hv_mig_record_to_json(r, o);
+	json_object_object_foreach(more, k, v)
+	{
+		json_object_object_add(o, k, json_object_get(v));
+	}
+	json_object_put(more);
+	hv_emit_json(ctx, o);
+}
+
+static void depart(struct hv_ctx *ctx, struct hv_mig_record *d, const char *comm, uint64_t ts_ns,
+		   const char *reason)
+{
+	struct hv_departure p;
+	struct json_object *more = json_object_new_object();
+	__u64 key = d->vm;
+
+	departures_prune(ctx, d->realtime_ns);
+	to_pinned(d, &p);
+	if (bpf_map_update_elem(deps_fd, &key, &p, BPF_ANY))
+		hv_warn("migration: departure of VM %llu not kept (%s): an arrival from it will "
+			"not be matched",
+			(unsigned long long)d->vm, strerror(errno));
+	json_object_object_add(more, "reason", json_object_new_string(reason));
+	emit_record(ctx, d, comm, ts_ns, more);
+	hv_log(ctx, "info departure %s[%d] vm %llu: its clocks left with it (%s)", comm, d->pid,
+	       (unsigned long long)d->vm, reason);
+}
+
+/* A VM's VMM is gone: a VM that ran is a departure (a migration's source,
+ * or a VM that ended; only an arrival tells which). saved_by_boot: the
+ * VMM's exit, or now when it went while no daemon ran. */
+void hv_mig_vm_gone(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm,
+		    uint64_t saved_by_boot, const char *comm)
+{
+	struct hv_mig_record *d;
+	struct clocks_now now;
+	struct hv_departure p;
+	__u64 id = vm->id;
+	int err;
+
+	if (deps_fd < 0 || vm->phase == VM_SETUP || !bpf_map_lookup_elem(deps_fd, &id, &p))
+		return; /* never ran, or departed already (found paused by an arrival) */
+	d = malloc(sizeof(*d));
+	if (!d) {
+		unchecked(ctx, "out-of-memory", "a departure");
+		return;
+	}
+	clocks_now(&now);
+	err = departure_now(key, vm, &now, d);
+	if (err == -ENOTSUP)
+		unchecked(ctx, "scaled-tsc", "a departure");
+	if (!err) {
+		d->saved_by_ns = realtime_of(&now, (int64_t)saved_by_boot);
+		depart(ctx, d, comm, saved_by_boot, "vmm-exit");
+	}
+	free(d);
+}
+
+/* Checked nothing, and says so: counted by reason, never silent. */
+static void unchecked(struct hv_ctx *ctx, const char *reason, const char *what)
+{
+	char labels[64];
+
+	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+	hv_metrics_add(ctx->metrics, "hvguard_migration_unchecked_total", HV_COUNTER,
+		       "Departures or arrivals whose clocks could not be checked, by reason.",
+		       labels, 1);
+	hv_warn("migration: %s not checked: %s", what, reason);
+}
+
+/* Is a thread of pid inside KVM_RUN, or on a CPU (maybe in the guest)?
+ * 1 yes, 0 no, -1 cannot tell. */
+static int vmm_in_run(int pid)
+{
+	char path[96], buf[256];
+	struct dirent *de;
+	unsigned long nr, fd, cmd;
+	int in = 0, n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while (!in && (de = readdir(dir)) && n++ < 4096) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/syscall", pid, de->d_name);
+		if (hv_read_file(path, buf, sizeof(buf)) <= 0)
+			continue;
+		if (!strncmp(buf, "running", 7))
+			in = 1;
+		else if (sscanf(buf, "%lu 0x%lx 0x%lx", &nr, &fd, &cmd) == 3 && nr == 16 &&
+			 cmd == HV_KVM_RUN)
+			in = 1;
+	}
+	closedir(dir);
+	return in;
+}
+
+/* Paused: no thread in KVM_RUN or on a CPU, at one of three looks 2 ms
+ * apart (a paused VMM's other threads are on a CPU now and then). */
+static bool vmm_paused(int pid)
+{
+	for (int i = 0; i < 3; i++) {
+		int in = vmm_in_run(pid);
+
+		if (in == 0)
+			return true;
+		if (in < 0)
+			return false;
+		usleep(2000);
+	}
+	return false;
+}
+
+struct source {
+	int found;	      /* departures matched */
+	int looked;	      /* candidates compared */
+	int live_skipped;     /* live VMs past LIVE_CANDIDATES_MAX */
+	bool live;	      /* the match is a paused VM, not a pinned departure */
+	__u32 matched_before; /* arrivals the pinned departure matched already */
+	struct hv_mig_record d;
+	struct hv_mig_result r;
+};
+
+static void consider(struct source *s, const struct hv_mig_record *d, const struct hv_mig_record *a,
+		     bool live, __u32 matched_before, struct hv_mig_result *tmp)
+{
+	s->looked++;
+	if (hv_mig_match(d, a, &hv_mig_default_limits, tmp) != HV_MIG_MATCH)
+		return;
+	if (live && !vmm_paused(d->pid))
+		return;
+	if (s->found++)
+		return; /* ambiguous: the first one is not reported as the source */
+	s->d = *d;
+	s->r = *tmp;
+	s->live = live;
+	s->matched_before = matched_before;
+}
+
+static void from_departures(struct source *s, const struct hv_mig_record *a,
+			    struct hv_mig_record *d, struct hv_mig_result *tmp)
+{
+	struct hv_departure p;
+	__u64 key, *prev = NULL;
+
+	while (!bpf_map_get_next_key(deps_fd, prev, &key)) {
+		prev = &key;
+		if (bpf_map_lookup_elem(deps_fd, &key, &p))
+			continue;
+		from_pinned(&p, d);
+		consider(s, d, a, false, p.matched, tmp);
+	}
+}
+
+/* The VMs of other processes, if paused (a source QEMU stays paused after
+ * the migration until it is told to quit). */
+static void from_live(struct source *s, const struct hv_mig_record *a, const struct clocks_now *now,
+		      struct hv_mig_record *d, struct hv_mig_result *tmp)
+{
+	struct hv_departure p;
+	struct vm_state vm;
+	__u64 key, *prev = NULL;
+	int n = 0;
+
+	while (!bpf_map_get_next_key(vms_fd, prev, &key)) {
+		prev = &key;
+		if (bpf_map_lookup_elem(vms_fd, &key, &vm) || (int)vm.owner_tgid == a->pid ||
+		    vm.phase == VM_SETUP)
+			continue;
+		__u64 id = vm.id;
+
+		if (!bpf_map_lookup_elem(deps_fd, &id, &p))
+			continue; /* a departure already: looked at above */
+		if (n++ >= LIVE_CANDIDATES_MAX) {
+			s->live_skipped++;
+			continue;
+		}
+		if (departure_now(key, &vm, now, d))
+			continue;
+		d->saved_by_ns = now->real;
+		consider(s, d, a, true, 0, tmp);
+	}
+}
+
+static const char *match_name(const struct source *s)
+{
+	if (!s->found)
+		return "none";
+	if (s->found > 1)
+		return "ambiguous";
+	return s->matched_before ? "conflict" : "matched";
+}
+
+static struct json_object *source_json(const struct source *s)
+{
+	struct json_object *o;
+
+	if (s->found != 1)
+		return NULL;
+	o = json_object_new_object();
+	json_object_object_add(o, "pid", json_object_new_int(s->d.pid));
+	json_object_object_add(o, "vm", json_object_new_int64((int64_t)s->d.vm));
+	json_object_object_add(o, "vm_name",
+			       s->d.name[0] ? json_object_new_string(s->d.name) : NULL);
+	json_object_object_add(o, "host", json_object_new_string(s->d.host));
+	return o;
+}
+
+/* The arrival's sample, moved back to its first guest entry. */
+static int arrival_at_entry(const struct clock_event *e, const struct vm_state *vm,
+			    const struct clocks_now *now, struct hv_mig_record *a)
+{
+	int64_t entry = realtime_of(now, (int64_t)e->ts_ns), back = now->real - entry;
+	int err;
+
+	memset(a, 0, sizeof(*a));
+	a->kind = HV_MIG_ARRIVAL;
+	a->tsc_khz = (uint32_t)e->v[EV_ARR_TSC_KHZ];
+	a->pvti_mul = (uint32_t)(e->v[EV_ARR_PVTI_SCALE] >> 8);
+	a->pvti_shift = (__s8)(e->v[EV_ARR_PVTI_SCALE] & 0xff);
+	err = sample_vm(vm, now, e->v[EV_ARR_KVMCLOCK_OFFSET], a);
+	if (err)
+		return err;
+	for (uint32_t i = 0; i < a->nr_vcpus; i++)
+		a->vcpu[i].tsc -= hv_mig_ns_to_cycles(back, a->tsc_khz);
+	a->realtime_ns = entry;
+	a->tai_ns -= back;
+	a->kvmclock_ns -= back;
+	a->written_ns = realtime_of(now, e->v[EV_ARR_WRITTEN_NS]);
+	a->pid = (int32_t)e->pid;
+	a->vm = e->vm_id;
+	names_of(a->pid, a);
+	return 0;
+}
+
+static void migration_fields(const struct source *s, const struct hv_mig_record *a,
+			     struct json_object *o)
+{
+	const struct hv_mig_result *r = &s->r;
+	struct json_object *vcpus = json_object_new_array();
+
+	json_object_object_add(o, "downtime_ns", json_object_new_int64(r->downtime_ns));
+	json_object_object_add(o, "kvmclock_warp_ns", json_object_new_int64(r->kvmclock_warp_ns));
+	json_object_object_add(o, "tsc_warp_ns", json_object_new_int64(r->worst_tsc_warp_ns));
+	for (uint32_t i = 0; i < a->nr_vcpus; i++) {
+		struct json_object *v = json_object_new_object();
+
+		json_object_object_add(v, "vcpu", json_object_new_int64(a->vcpu[i].id));
+		json_object_object_add(v, "tsc_warp_ns", json_object_new_int64(r->tsc_warp_ns[i]));
+		json_object_array_add(vcpus, v);
+	}
+	json_object_object_add(o, "vcpus", vcpus);
+	json_object_object_add(o, "pvti_changed_ns",
+			       r->pvti_known ? json_object_new_int64(r->pvti_changed_ns) : NULL);
+	json_object_object_add(o, "saved_ns", json_object_new_int64(r->saved_ns));
+	json_object_object_add(o, "source", source_json(s));
+}
+
+static void count_result(struct hv_ctx *ctx, const char *result)
+{
+	char labels[48];
+
+	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
+	hv_metrics_add(ctx->metrics, "hvguard_migrations_total", HV_COUNTER,
+		       "Arrivals of VMs on this host, by what their clocks' check found.", labels,
+		       1);
+}
+
+static void warp_alert(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
+		       const struct source *s, const struct hv_mig_record *a)
+{
+	const struct hv_rule *rule = &ctx->rules->rule[HV_RULE_MIGRATION_CLOCK_WARP];
+	char down[32], kc[32], tsc[32];
+	struct hv_alert al = {
+	    .rule = hv_rule_table[HV_RULE_MIGRATION_CLOCK_WARP].id,
+	    .severity = rule->severity,
+	    .action = HV_ACT_ALERT,
+	    .pid = e->pid,
+	    .tid = e->tid,
+	    .comm = comm,
+	    .vm = (long long)e->vm_id,
+	    .vm_name = a->name[0] ? a->name : NULL,
+	    .vcpu = -1,
+	    .ts_ns = e->ts_ns,
+	    .fields = json_object_new_object(),
+	};
+
+	migration_fields(s, a, al.fields);
+	hv_format_ns(down, sizeof(down), s->r.downtime_ns);
+	hv_format_ns(kc, sizeof(kc), s->r.kvmclock_warp_ns);
+	hv_format_ns(tsc, sizeof(tsc), s->r.worst_tsc_warp_ns);
+	snprintf(al.message, sizeof(al.message),
+		 "migrated from pid %d vm %llu after %s: its kvmclock is %s and its TSC %s off "
+		 "where they would be had it stayed (negative: behind): restored as saved, not "
+		 "advanced by the downtime.",
+		 s->d.pid, (unsigned long long)s->d.vm, down, kc, tsc);
+	hv_emit_alert(ctx, &al);
+}
+
+static void migration_event(struct hv_ctx *ctx, const char *comm, const struct source *s,
+			    const struct hv_mig_record *a, const char *result, uint64_t ts_ns)
+{
+	struct json_object *o = json_object_new_object();
+	char down[32];
+
+	json_object_object_add(o, "type", json_object_new_string("event"));
+	json_object_object_add(o, "event", json_object_new_string("migration"));
+	json_object_object_add(o, "ts_ns", json_object_new_uint64(ts_ns));
+	json_object_object_add(o, "pid", json_object_new_int(a->pid));
+	json_object_object_add(o, "comm", json_object_new_string(comm));
+	json_object_object_add(o, "vm", json_object_new_int64((int64_t)a->vm));
+	json_object_object_add(o, "vm_name", a->name[0] ? json_object_new_string(a->name) : NULL);
+	json_object_object_add(o, "result", json_object_new_string(result));
+	migration_fields(s, a, o);
+	hv_emit_json(ctx, o);
+	hv_format_ns(down, sizeof(down), s->r.downtime_ns);
+	hv_log(ctx, "info migration %s[%d] vm %llu from pid %d vm %llu: %s after %s", comm, a->pid,
+	       (unsigned long long)a->vm, s->d.pid, (unsigned long long)s->d.vm, result, down);
+}
+
+/* The source is known: is the guest where it would be on the source? */
+static void decide(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
+		   const struct source *s, const struct hv_mig_record *a)
+{
+	const struct hv_rule *rule = &ctx->rules->rule[HV_RULE_MIGRATION_CLOCK_WARP];
+	int64_t tol = rule->tolerance_ns;
+	bool warped =
+	    hv_abs64(s->r.kvmclock_warp_ns) > tol || hv_abs64(s->r.worst_tsc_warp_ns) > tol;
+
+	count_result(ctx, warped ? "warped" : "ok");
+	if (warped && rule->enabled)
+		warp_alert(ctx, e, comm, s, a);
+	else
+		migration_event(ctx, comm, s, a, warped ? "warped" : "ok", e->ts_ns);
+}
+
+/* The source found paused is a departure now; a pinned one has one more
+ * arrival (a second one is a conflict: never both believed). */
+static void note_source(struct hv_ctx *ctx, struct source *s, uint64_t ts_ns)
+{
+	struct hv_departure p;
+	__u64 key = s->d.vm;
+	char comm[17] = "";
+
+	if (s->found != 1)
+		return;
+	if (s->live) {
+		hv_proc_comm(s->d.pid, comm, sizeof(comm));
+		depart(ctx, &s->d, comm, ts_ns, "paused");
+	}
+	if (!bpf_map_lookup_elem(deps_fd, &key, &p)) {
+		p.matched++;
+		bpf_map_update_elem(deps_fd, &key, &p, BPF_EXIST);
+	}
+}
+
+static void arrival_json(struct hv_ctx *ctx, const struct source *s, const struct hv_mig_record *a,
+			 const char *comm, uint64_t ts_ns)
+{
+	struct json_object *more = json_object_new_object();
+
+	json_object_object_add(more, "match", json_object_new_string(match_name(s)));
+	json_object_object_add(more, "candidates", json_object_new_int(s->found));
+	json_object_object_add(more, "source", source_json(s));
+	if (s->live_skipped)
+		json_object_object_add(more, "live_vms_not_compared",
+				       json_object_new_int(s->live_skipped));
+	emit_record(ctx, a, comm, ts_ns, more);
+}
+
+void hv_mig_arrival(struct hv_ctx *ctx, const struct clock_event *e, const char *comm)
+{
+	struct hv_mig_record *a = malloc(sizeof(*a)), *d = malloc(sizeof(*d));
+	struct hv_mig_result *tmp = malloc(sizeof(*tmp));
+	struct source *s = calloc(1, sizeof(*s));
+	struct clocks_now now;
+	struct vm_state vm;
+
+	if (!a || !d || !tmp || !s) {
+		unchecked(ctx, "out-of-memory", "an arrival");
+		goto out;
+	}
+	if ((__u64)e->v[EV_ARR_TSC_RATIO] & ((__u64)e->v[EV_ARR_TSC_RATIO] - 1)) {
+		unchecked(ctx, "scaled-tsc", "an arrival");
+		goto out;
+	}
+	if (bpf_map_lookup_elem(vms_fd, &e->vm_key, &vm)) {
+		unchecked(ctx, "vm-gone", "an arrival");
+		goto out;
+	}
+	clocks_now(&now);
+	if (arrival_at_entry(e, &vm, &now, a)) {
+		unchecked(ctx, "no-tsc-offset", "an arrival");
+		goto out;
+	}
+	from_departures(s, a, d, tmp);
+	from_live(s, a, &now, d, tmp);
+	note_source(ctx, s, e->ts_ns);
+	arrival_json(ctx, s, a, comm, e->ts_ns);
+	if (s->found == 1 && !s->matched_before)
+		decide(ctx, e, comm, s, a);
+	else
+		count_result(ctx, !s->found	 ? "unmatched"
+				  : s->found > 1 ? "ambiguous"
+						 : "conflict");
+out:
+	free(a);
+	free(d);
+	free(tmp);
+	free(s);
+}
