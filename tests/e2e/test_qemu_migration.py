@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""End-to-end: a real QEMU 7.2 live migration over loopback, watched by one
-hvguard daemon (issue 9).
+"""End-to-end: a real QEMU 7.2 live migration over loopback, watched by
+hvguard (issue 9).
 
 Two QEMUs (-accel kvm) on this host with the same command line, the
 destination with `-incoming tcp:127.0.0.1:PORT`; QMP `migrate` on the
@@ -13,20 +13,24 @@ always runs): on the kvm-tracepoints tier the arrival is judged at the
 destination's first guest entry, so a guest must enter. 32 MiB of RAM,
 mostly zero: the transfer is short even under nested TCG.
 
-The tests:
+The tests, each under a daemon of its own (with_daemon says why):
 - immediate: the destination starts at once (no -S). One
   migration-clock-warp alert for the destination's pid, naming the source;
   its downtime_ns compared with QEMU's own (query-migrate "downtime") and
-  bracketed by QMP's event timestamps (see check_downtime for why each
-  bound holds); kvmclock_warp_ns close to -downtime_ns. No alert for the
-  source, neither while it sits in postmigrate nor when it quits. Then the
-  destination's own stop/cont is still caught (a kvmclock-jump for its pid)
-  and QEMU still runs (query-status).
+  bracketed by QMP's event timestamps (the bounds' comments say why each
+  holds); the warps bounded by what QEMU 7.2 saves and writes when
+  (check_warps). The departure (the source found paused) and the arrival
+  (matched) records. No alert for the source, neither while it sits in
+  postmigrate nor when it quits. Then the destination's own stop/cont is
+  still caught (a kvmclock-jump for its pid) and QEMU still runs.
 - delayed: the destination started with -S, `cont` DELAY s after the
-  incoming migration completed: downtime_ns >= DELAY, kvmclock_warp_ns
-  about -downtime_ns; no alert for the source; QEMU runs after.
+  incoming migration completed: downtime_ns >= DELAY and within the events'
+  bracket, the kvmclock behind by DELAY to downtime_ns, the TSC by less
+  than downtime_ns - DELAY (it runs during the wait); the records; no
+  alert for the source; QEMU runs after.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -38,7 +42,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
-from hvtest import EMULATED, HOOKS, Hvguard, HvguardError, Qemu, Tap  # noqa: E402
+from hvtest import EMULATED, Hvguard, HvguardError, Qemu, Tap, pin_dir  # noqa: E402
 from polling import wait_until  # noqa: E402
 from test_qemu_correct import busy_bios  # noqa: E402
 
@@ -50,29 +54,33 @@ PAUSE = 1.0                    # the destination's own stop/cont afterwards
 MIGRATE_TIMEOUT = 180.0 if EMULATED else 30.0
 ALERT_WAIT = 30.0 if EMULATED else 5.0
 SETTLE = 1.0
-# QEMU's downtime is integer ms (qemu_clock_get_ms at both ends: 1 ms of
-# truncation) and starts when the migration thread stops the VM, before the
-# clocks are saved: vm_stop pauses every vCPU first (kicks each out of
-# KVM_RUN), then runs the state handlers, kvmclock's among them, which read
-# every vCPU's TSC and then KVM_GET_CLOCK. Ours starts at that TSC read. So
-# ours may be shorter than QEMU's by the vCPUs' pause plus 1 ms: a few ms on
-# hardware, tens under nested TCG (a kick is an IPI into an emulated guest).
+# QEMU's downtime (query-migrate, source side) runs from the migration
+# thread's vm_stop to the end of the transfer; ours from the save of the
+# clocks to the destination's first guest entry.
+# - From below: QEMU's is integer ms (qemu_clock_get_ms at both ends: 1 ms
+#   of truncation) and starts before the save: vm_stop pauses every vCPU
+#   first (kicks each out of KVM_RUN), then runs the state handlers,
+#   kvmclock's among them, which reads every vCPU's TSC (the save ours
+#   starts at). So ours may be shorter by that pause plus 1 ms: a few ms on
+#   hardware, tens under nested TCG (a kick is an IPI into an emulated
+#   guest). Never seen shorter at all: ours was 8-128 ms longer nested.
 BELOW_QEMU_NS = (100 if EMULATED else 5) * 1_000_000
-# QMP event timestamps (CLOCK_REALTIME, us) bracket ours from below: the
-# source's STOP event is sent after the state handlers (so after the save)
-# and the destination's RESUME before its state handlers (KVM_SET_CLOCK)
-# and before its vCPUs resume (so before the first guest entry). From above
-# they miss those two stretches: the handlers that follow the save on the
-# source, and on the destination the state handlers, the vCPU threads'
-# wake-up and KVM_RUN's first entry. Ms on hardware; under nested TCG with
-# other nested runs on 2 cores, a few hundred ms were seen at most.
+# - From above, ours adds what follows the source's end of transfer: the
+#   destination's end of the load, its start, its first entry. QMP's event
+#   timestamps (CLOCK_REALTIME, us) bound that: the source's STOP event is
+#   sent after the state handlers (so after the save) and the destination's
+#   RESUME before its state handlers (KVM_SET_CLOCK) and before its vCPUs
+#   resume (so before the first entry): ours >= RESUME - STOP. Ours is
+#   longer only by the source's handlers after the save and, on the
+#   destination, the state handlers, the vCPU threads' wake-up and the first
+#   entry: ms on hardware; nested, 8-16 ms on a quiet host and up to 96 ms
+#   with other nested runs on the 2 cores.
 ABOVE_EVENTS_NS = (1000 if EMULATED else 20) * 1_000_000
-EVENTS_SLACK_NS = 1_000_000  # us timestamps, and hvguard's 1 ms match slack
-# kvmclock_warp_ns against -downtime_ns: QEMU restores the kvmclock it read
-# right after the TSCs (t_s), so the guest's kvmclock lost the downtime
-# give or take the gap between those two reads on the source.
-WARP_SLACK_NS = (100 if EMULATED else 5) * 1_000_000
+# hvguard's own slack on a bound between two samples (HV_MIG_SLACK_NS).
+SLACK_NS = 1_000_000
 JUMP_TOLERANCE = 0.10 if EMULATED else 0.05  # as test_qemu.py
+IMMEDIATE = "migration, destination starts at once"
+DELAYED = f"migration, destination -S, cont {DELAY:g} s later"
 
 tap = Tap()
 our_pids = set()
@@ -210,20 +218,39 @@ def check_records(hv, pair, name):
                dep[0].get("reason"), "paused")
 
 
-def check_warps(name, a, downtime):
+def check_warps(name, a, downtime, wait=0.0):
+    """The warps, by what QEMU 7.2 does (times as in check_downtime; t_s
+    the source's TSC read at its stop, before its STOP event):
+    - kvmclock: read again at the kvmclock device's pre_save
+      (kvmclock_pre_save, for a VM that the user had not paused), during
+      the final transfer, after the STOP event; written back at the
+      destination's start (KVM_SET_CLOCK), after its RESUME event and
+      before the first entry. So the guest's kvmclock lost less than the
+      downtime: 0 < -kvmclock_warp_ns <= downtime_ns, and at least the
+      wait between the migration and a later cont.
+    - TSC: written on the destination at the end of the load (post_init),
+      before the RESUME event and before any wait, and it runs from there,
+      paused or not (QEMU does not write it again at cont): so
+      0 < -tsc_warp_ns <= downtime_ns - wait, the guest's TSC does not lose
+      the wait its kvmclock loses."""
     warp = a.get("kvmclock_warp_ns")
-    tap.ok(f"{name}: kvmclock_warp_ns about -downtime_ns (the guest lost it)",
-           isinstance(warp, int) and abs(warp + downtime) <= WARP_SLACK_NS + downtime // 100,
-           f"{-downtime} +/- {(WARP_SLACK_NS + downtime // 100) / 1e6:.0f} ms", warp)
     tsc = a.get("tsc_warp_ns")
     per = [v.get("tsc_warp_ns") for v in a.get("vcpus") or []]
-    tap.ok(f"{name}: tsc_warp_ns negative, the worst of the vCPUs'",
-           isinstance(tsc, int) and tsc < 0 and len(per) == 2 and tsc in per
-           and all(isinstance(p, int) and abs(p) <= abs(tsc) for p in per),
-           "< 0, one of 2 per-vCPU warps, the largest", (tsc, per))
     tap.note(f"{name}: hvguard: downtime {downtime / 1e6:.1f} ms, kvmclock_warp "
              f"{(warp or 0) / 1e6:.1f} ms, tsc_warp {(tsc or 0) / 1e6:.1f} ms "
-             f"(per vCPU {per}), pvti_changed_ns {a.get('pvti_changed_ns')}")
+             f"(per vCPU {per}), pvti_changed_ns {a.get('pvti_changed_ns')}, "
+             f"saved_ns {a.get('saved_ns')}")
+    low = wait * 1e9
+    tap.ok(f"{name}: kvmclock_warp_ns behind, by {wait:g} s to downtime_ns",
+           isinstance(warp, int) and max(low, 1) <= -warp <= downtime + SLACK_NS,
+           f"{-downtime - SLACK_NS} .. {-low:.0f}", warp)
+    tap.ok(f"{name}: tsc_warp_ns the worst of the 2 vCPUs'",
+           isinstance(tsc, int) and len(per) == 2 and tsc in per
+           and all(isinstance(p, int) and abs(p) <= abs(tsc) for p in per),
+           "one of 2 per-vCPU warps, the largest", (tsc, per))
+    tap.ok(f"{name}: tsc_warp_ns behind, by at most downtime_ns - {wait:g} s",
+           isinstance(tsc, int) and 0 < -tsc <= downtime - low + SLACK_NS,
+           f"{-(downtime - low + SLACK_NS):.0f} .. 0", tsc)
 
 
 def check_source_quiet(hv, pair, name):
@@ -261,7 +288,7 @@ def check_running(pair, name):
 
 
 def test_immediate(hv, tmp):
-    name = "migration, destination starts at once"
+    name = IMMEDIATE
     pair = Pair(tmp, "e2e-mig-now", dst_prelaunch=False)
     try:
         since = time.monotonic()
@@ -302,13 +329,13 @@ def check_downtime(name, a, info, stop, resume):
         return
     bracket = resume - stop
     tap.ok(f"{name}: downtime_ns >= source STOP to destination RESUME",
-           ours >= bracket - EVENTS_SLACK_NS, f">= {bracket}", ours)
+           ours >= bracket - SLACK_NS, f">= {bracket}", ours)
     tap.ok(f"{name}: downtime_ns <= that + {ABOVE_EVENTS_NS / 1e6:.0f} ms",
            ours <= bracket + ABOVE_EVENTS_NS, f"<= {bracket + ABOVE_EVENTS_NS}", ours)
 
 
 def test_delayed(hv, tmp):
-    name = f"migration, destination -S, cont {DELAY:g} s later"
+    name = DELAYED
     pair = Pair(tmp, "e2e-mig-late", dst_prelaunch=True)
     try:
         since = time.monotonic()
@@ -331,10 +358,10 @@ def test_delayed(hv, tmp):
             if stop and resume:
                 tap.ok(f"{name}: downtime_ns within STOP..RESUME + "
                        f"{ABOVE_EVENTS_NS / 1e6:.0f} ms", isinstance(ours, int)
-                       and resume - stop - EVENTS_SLACK_NS <= ours
+                       and resume - stop - SLACK_NS <= ours
                        <= resume - stop + ABOVE_EVENTS_NS,
                        f"{resume - stop} .. +{ABOVE_EVENTS_NS}", ours)
-            check_warps(name, a, ours or 0)
+            check_warps(name, a, ours or 0, DELAY)
         check_records(hv, pair, name)
         check_source_quiet(hv, pair, name)
         check_running(pair, name)
@@ -346,37 +373,49 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     given = os.environ.get("HVGUARD_E2E_TMP")
     tmp = given or tempfile.mkdtemp(prefix="hvguard-e2e-")
-    pin_dir = os.environ.get("HVGUARD_E2E_PIN") or f"/sys/fs/bpf/{os.path.basename(tmp)}"
     try:
-        run(tmp, pin_dir)
+        with_daemon(test_immediate, IMMEDIATE, tmp)
+        with_daemon(test_delayed, DELAYED, tmp)
     finally:
-        shutil.rmtree(pin_dir, ignore_errors=True)
         if not given:
             shutil.rmtree(tmp, ignore_errors=True)
     return tap.exit_code()
 
 
-def run(tmp, pin_dir):
-    tests = (test_immediate, test_delayed)
+def with_daemon(test, name, tmp):
+    """Runs one migration test under a daemon of its own, with a pin
+    directory of its own. One daemon for both would find the first test's
+    departures again at the second arrival: young guests' TSCs all start at
+    0 at their VM's creation, so a pinned departure whose TSC passed the
+    written value before its save matches too, and the second arrival is
+    "ambiguous" (seen with hvguard at 0e5e632)."""
+    tag = test.__name__[5:]
+    log = os.path.join(tmp, f"hvguard-mig-{tag}")
     try:
-        hv = Hvguard(["--pin-dir", pin_dir], log=os.path.join(tmp, "hvguard-mig.err"))
+        hv = Hvguard(["--pin-dir", pin_dir(f"mig-{tag}")], log=log + ".err")
     except HvguardError as e:
-        tap.fail("migration: hvguard: ready line", str(e))
-        for t in tests:
-            tap.fail(f"{t.__name__}: tests", "hvguard did not start")
+        tap.fail(f"{name}: hvguard: ready line", str(e))
         return
     try:
-        for test in tests:
-            try:
-                test(hv, tmp)
-            except Exception as e:  # a test that cannot run fails, with why
-                tap.fail(f"{test.__name__}: ran to the end", f"{type(e).__name__}: {e}")
+        try:
+            test(hv, tmp)
+        except Exception as e:  # a test that cannot run fails, with why
+            tap.fail(f"{name}: ran to the end", f"{type(e).__name__}: {e}")
         extra = hv.alerts(lambda a: a.get("pid") in our_pids
                           and not any(a is j for j in judged))
-        tap.ok("migration: our QEMUs raised nothing outside the checked steps",
+        tap.ok(f"{name}: our QEMUs raised nothing outside the checked steps",
                not extra, "no alert", show(extra))
     finally:
-        hv.stop_and_check(tap)
+        rc, summary = hv.stop()
+        with open(log + ".jsonl", "w") as f:  # for the reader of a failure
+            with hv.cond:
+                f.writelines(json.dumps(o) + "\n" for o in hv.lines)
+        tap.eq(f"{name}: hvguard: exit status 0 after SIGINT", rc, 0)
+        tap.ok(f"{name}: hvguard: a summary that counts every alert",
+               summary is not None and summary.get("alerts") == len(hv.alerts()),
+               f"{len(hv.alerts())} alerts", summary and summary.get("alerts"))
+        tap.ok(f"{name}: hvguard: every stdout line is a JSON object", not hv.garbage,
+               "none other", hv.garbage[:3])
 
 
 if __name__ == "__main__":
