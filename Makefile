@@ -17,6 +17,10 @@ BPF_CFLAGS := -std=gnu11 -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) $(W
 	      -Wno-unused-parameter -Wno-missing-field-initializers \
 	      -I$(dir $(VMLINUX)) -Iinclude -Ibpf
 LIBS      := -lbpf -lelf -lz -lyaml -ljson-c -lmicrohttpd -lcompel -lsystemd -lpthread
+# Every compile writes the headers it read to TARGET.d (build/user/run.o.d,
+# build/tests/test_rules.d): a header change rebuilds only what includes it,
+# and -MP keeps a deleted header from breaking the build.
+DEPFLAGS   = -MMD -MP -MF $@.d
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
@@ -24,7 +28,6 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
 USER_SRCS := $(wildcard user/*.c)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(USER_SRCS))
 LIB_OBJS  := $(filter-out $(OUTPUT)/user/main.o,$(USER_OBJS))
-HEADERS   := $(wildcard include/hvguard/*.h user/*.h bpf/*.h) rules/default.yaml
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
@@ -43,8 +46,8 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS) $(SKELS)
-.PHONY: all deps test-deps run check check-unit check-xen bench bench-xen demo vmlinux clean format \
-	fuzz
+.PHONY: all deps test-deps tools unit fuzz run check check-unit check-xen bench bench-xen demo \
+	vmlinux format format-check clean install uninstall deb FORCE
 
 all: $(OUTPUT)/hvguard
 
@@ -54,20 +57,23 @@ deps:
 test-deps:
 	$(Q)scripts/install-deps.sh --tests
 
-$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/asan/user $(OUTPUT)/asan/tests:
+$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/asan/user $(OUTPUT)/asan/tests \
+$(OUTPUT)/fuzz $(OUTPUT)/fuzz/user:
 	$(Q)mkdir -p $@
 
-$(OUTPUT)/%.bpf.o: bpf/%.bpf.c $(HEADERS) $(VMLINUX) | $(OUTPUT)
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c $(VMLINUX) | $(OUTPUT)
 	$(call msg,BPF,$@)
-	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(OUTPUT)/user/%.o: user/%.c $(HEADERS) $(SKELS) | $(OUTPUT)/user
+# The skeletons are generated headers: they must exist before the first
+# compile (order-only); after that the .d files say who includes them.
+$(OUTPUT)/user/%.o: user/%.c | $(OUTPUT)/user $(SKELS)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(OUTPUT)/hvguard: $(USER_OBJS)
 	$(call msg,LINK,$@)
@@ -77,21 +83,21 @@ $(OUTPUT)/libhvguard.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)$(AR) rcs $@ $^
 
-$(OUTPUT)/tests/test_%: tests/unit/test_%.c $(OUTPUT)/libhvguard.a $(HEADERS) | $(OUTPUT)/tests
+$(OUTPUT)/tests/test_%: tests/unit/test_%.c $(OUTPUT)/libhvguard.a | $(OUTPUT)/tests $(SKELS)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< $(OUTPUT)/libhvguard.a $(LIBS) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) $< $(OUTPUT)/libhvguard.a $(LIBS) -lcmocka -o $@
 
 # Sanitizer builds of the userspace and the unit tests (ASan + UBSan).
-$(OUTPUT)/asan/user/%.o: user/%.c $(HEADERS) $(SKELS) | $(OUTPUT)/asan/user
+$(OUTPUT)/asan/user/%.o: user/%.c | $(OUTPUT)/asan/user $(SKELS)
 	$(call msg,CC-SAN,$@)
-	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(OUTPUT)/asan/libhvguard.a: $(patsubst $(OUTPUT)/%,$(OUTPUT)/asan/%,$(LIB_OBJS))
 	$(Q)$(AR) rcs $@ $^
 
-$(OUTPUT)/asan/tests/test_%: tests/unit/test_%.c $(OUTPUT)/asan/libhvguard.a $(HEADERS) | $(OUTPUT)/asan/tests
+$(OUTPUT)/asan/tests/test_%: tests/unit/test_%.c $(OUTPUT)/asan/libhvguard.a | $(OUTPUT)/asan/tests $(SKELS)
 	$(call msg,CC-SAN,$@)
-	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) $< $(OUTPUT)/asan/libhvguard.a $(LIBS) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) $(DEPFLAGS) $< $(OUTPUT)/asan/libhvguard.a $(LIBS) -lcmocka -o $@
 
 $(OUTPUT)/asan/hvguard: $(patsubst $(OUTPUT)/%,$(OUTPUT)/asan/%,$(USER_OBJS))
 	$(call msg,LINK-SAN,$@)
@@ -99,9 +105,9 @@ $(OUTPUT)/asan/hvguard: $(patsubst $(OUTPUT)/%,$(OUTPUT)/asan/%,$(USER_OBJS))
 
 # Test and benchmark helpers: one C file, one program.
 define tool_rule
-$(OUTPUT)/tests/$(basename $(notdir $(1))): $(1) $(HEADERS) | $(OUTPUT)/tests
+$(OUTPUT)/tests/$(basename $(notdir $(1))): $(1) | $(OUTPUT)/tests
 	$$(call msg,CC,$$@)
-	$$(Q)$$(CC) $$(CFLAGS) $$< -lpthread -o $$@
+	$$(Q)$$(CC) $$(CFLAGS) $$(DEPFLAGS) $$< -lpthread -o $$@
 endef
 $(foreach s,$(TOOL_SRCS),$(eval $(call tool_rule,$(s))))
 
@@ -109,12 +115,29 @@ $(foreach s,$(TOOL_SRCS),$(eval $(call tool_rule,$(s))))
 FUZZ_SECONDS ?= 600
 FUZZ_FLAGS   := -g -O1 -std=gnu11 $(WARN) -Iinclude -Iuser -D_GNU_SOURCE \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_SRCS    := tests/fuzz/fuzz_rules.c user/rules.c user/rules_write.c
+# One object per source: a dependency file describes one compile.
+FUZZ_OBJS    := $(OUTPUT)/fuzz/fuzz_rules.o $(OUTPUT)/fuzz/user/rules.o \
+		$(OUTPUT)/fuzz/user/rules_write.o
 
-$(OUTPUT)/fuzz/fuzz_rules: $(FUZZ_SRCS) $(HEADERS)
+$(OUTPUT)/fuzz/fuzz_rules.o: tests/fuzz/fuzz_rules.c | $(OUTPUT)/fuzz
 	$(call msg,CC-FUZZ,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) $(FUZZ_SRCS) -lyaml -o $@
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(OUTPUT)/fuzz/user/%.o: user/%.c | $(OUTPUT)/fuzz/user
+	$(call msg,CC-FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(OUTPUT)/fuzz/fuzz_rules: $(FUZZ_OBJS)
+	$(call msg,LINK-FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -lyaml -o $@
+
+# rules.c embeds the built-in rules with .incbin, which -MMD does not see.
+$(OUTPUT)/user/rules.o $(OUTPUT)/asan/user/rules.o $(OUTPUT)/fuzz/user/rules.o: rules/default.yaml
+
+# What the compiles above wrote (absent before the first build).
+DEPS := $(BPF_OBJS) $(USER_OBJS) $(patsubst $(OUTPUT)/%,$(OUTPUT)/asan/%,$(USER_OBJS)) \
+	$(UNIT_BINS) $(SAN_BINS) $(TOOL_BINS) $(FUZZ_OBJS)
+-include $(addsuffix .d,$(DEPS))
 
 tools: $(TOOL_BINS)
 unit: $(UNIT_BINS) $(SAN_BINS) $(OUTPUT)/asan/hvguard $(OUTPUT)/fuzz/fuzz_rules
@@ -164,8 +187,23 @@ demo: deps test-deps
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
 
+# The project's own C (not the vendored vmlinux.h), as .clang-format says;
+# Debian 12's clang-format (14) is the reference: others format differently.
+FORMAT_SRCS := $(wildcard bpf/*.c bpf/*.h user/*.c user/*.h include/hvguard/*.h \
+		tests/*/*.c bench/*.c)
+
 format:
-	clang-format -i $(wildcard bpf/*.c bpf/*.h user/*.c user/*.h include/hvguard/*.h tests/*/*.c)
+	clang-format -i $(FORMAT_SRCS)
+
+# Fails naming every file `make format` would change, with the start of the
+# change it would make.
+format-check:
+	$(call msg,FORMAT,$(words $(FORMAT_SRCS)) files)
+	$(Q)bad=; for f in $(FORMAT_SRCS); do \
+		clang-format --dry-run -Werror "$$f" 2>/dev/null && continue; \
+		bad="$$bad $$f"; clang-format "$$f" | diff -u "$$f" - | head -n 20 >&2; \
+	done; \
+	[ -z "$$bad" ] || { echo "not clang-formatted (make format fixes them):$$bad" >&2; exit 1; }
 
 clean:
 	rm -rf $(OUTPUT)
@@ -192,8 +230,6 @@ DEB_VERSION := $(shell echo '$(VERSION)' | sed -E 's/^v([0-9])/\1/; \
 DEB_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
 DEB       := $(OUTPUT)/hvguard_$(DEB_VERSION)_$(DEB_ARCH).deb
 DEB_ROOT  := $(OUTPUT)/deb/debian/hvguard
-
-.PHONY: install uninstall deb FORCE
 
 # The objects that print HVGUARD_VERSION are rebuilt when git describe
 # changes, so a package never carries a binary that names another version.

@@ -38,6 +38,10 @@ __u64 vcpus_untracked = 0;
 /* Inserts refused because a map was full, by map (enum hv_clock_map): a
  * full table is counted and reported, never silent. */
 __u64 map_full[HV_CLOCK_MAP_COUNT] = {};
+/* Arrivals of non-root VMMs beyond HV_FLOOD_BURST a second, sent on the
+ * information ring instead of the alert ring (arrival_flood). */
+__u64 arrivals_demoted = 0;
+struct hv_flood arrival_flood = {};
 /* Events of VMs left untracked because a quota was used up, by quota. */
 __u64 quota_refused[HV_QUOTA_COUNT] = {};
 
@@ -541,18 +545,15 @@ static __always_inline struct vm_state *vm_get(__u64 kvm)
 /*
  * Stop the whole VMM at the offending write, before any vCPU re-enters the
  * guest; the daemon repairs the clock from inside it and lets it go. A VM
- * that arrived by migration is not frozen: its clocks came from another
- * host and are never corrected.
+ * that arrived by migration is not frozen for these rules: its clocks came
+ * from elsewhere; migration-clock-warp freezes it at its arrival instead.
  */
-static __always_inline void freeze_for_correction(struct clock_event *e, struct vm_state *vm,
-						  enum hv_rule_id rule)
+static __always_inline void freeze_vmm(struct clock_event *e)
 {
 	__u64 kvm = e->vm_key, since = e->ts_ns; /* no ring-buffer pointers as map args */
 
 	struct task_struct *task = bpf_get_current_task_btf();
 
-	if (!(cfg.correct_mask & (1u << rule)) || (vm->flags & VM_F_MIGRATED_IN))
-		return;
 	/* A traced VMM (gdb, strace) is never stopped: its tracer sees our
 	 * SIGSTOP first and passes it on when it likes, after the daemon has
 	 * sent SIGCONT, and the VMM would stay stopped for good. */
@@ -569,6 +570,14 @@ static __always_inline void freeze_for_correction(struct clock_event *e, struct 
 		bpf_map_delete_elem(&hv_clock_frozen, &kvm);
 	else
 		e->frozen = HV_FROZEN;
+}
+
+static __always_inline void freeze_for_correction(struct clock_event *e, struct vm_state *vm,
+						  enum hv_rule_id rule)
+{
+	if (!(cfg.correct_mask & (1u << rule)) || (vm->flags & VM_F_MIGRATED_IN))
+		return;
+	freeze_vmm(e);
 }
 
 static __always_inline void vm_mark_dirty(struct vm_state *vm)
@@ -1013,9 +1022,11 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	hv_bit_set(vm->tsc_guest, idx, false);
 	vm_mark_dirty(vm);
 	/* A TSC set before the first run to a value of its own (an MSR write
-	 * that is not a reset, or the offset attribute): it came from
-	 * elsewhere, an arrival (user/migration.h). */
-	if (vm->phase == VM_SETUP && ((written >= 0 && !reset) || c.cmd == HV_KVM_SET_DEVICE_ATTR) &&
+	 * other than 0, which is what a VMM's reset writes, or the offset
+	 * attribute): it came from elsewhere, an arrival (user/migration.h).
+	 * Not the reset bound above: a VM migrated in its first seconds has a
+	 * TSC below it. */
+	if (vm->phase == VM_SETUP && (written > 0 || c.cmd == HV_KVM_SET_DEVICE_ATTR) &&
 	    !(vm->flags & VM_F_MIGRATED_IN)) {
 		vm->migrated_in_ns = bpf_ktime_get_boot_ns();
 		__sync_fetch_and_or(&vm->flags, VM_F_MIGRATED_IN);
@@ -1166,14 +1177,43 @@ static __always_inline void before_entry(const struct kvm_call *c, struct vm_sta
 }
 
 /*
+ * An arrival's record: on the alert ring, but a local user creating VMs
+ * that "arrive" at will must not fill it: beyond HV_FLOOD_BURST arrivals a
+ * second from non-root VMMs (all of them together), they go on the
+ * information ring, counted. Root's VMMs always use the alert ring.
+ */
+static __always_inline struct clock_event *arrival_reserve(__u64 kvm, const struct vm_state *vm,
+							   __u32 vcpu_id)
+{
+	__u64 closed, closed_start;
+	struct clock_event *e;
+
+	if (!(__u32)bpf_get_current_uid_gid() ||
+	    hv_flood_admit(&arrival_flood, bpf_ktime_get_boot_ns(), &closed, &closed_start))
+		e = reserve_alert(HV_RULE_MIGRATION_CLOCK_WARP, kvm, vm, vcpu_id);
+	else {
+		__sync_fetch_and_add(&arrivals_demoted, 1);
+		e = reserve_event();
+		if (e)
+			fill_event(e, CLOCK_EV_ALERT, HV_RULE_MIGRATION_CLOCK_WARP, kvm, vm,
+				   vcpu_id);
+	}
+	if (e)
+		e->type = CLOCK_EV_ARRIVAL;
+	return e;
+}
+
+/*
  * The first guest entry of a VM that arrived (its TSC set before it ran):
  * the daemon decides migration-clock-warp on it, so it goes on the alert
  * ring, never crowded out by information records. Once per VM (the first
  * vCPU to claim it). The guest has not run yet: the record holds the
- * clocks it is about to run with.
+ * clocks it is about to run with. The other vCPUs stop before their own
+ * first entry while the freeze lasts (before_entry, frozen_check).
  */
 static __always_inline void send_arrival(const struct kvm_call *c, struct vm_state *vm,
-					 __u32 vcpu_id, __s64 offset_now, const struct hv_pvti *pvti)
+					 __u32 vcpu_id, __s64 offset_now,
+					 const struct hv_pvti *pvti)
 {
 	struct kvm_vcpu *vcpu = c->vcpu;
 	__u32 flags = vm->flags;
@@ -1182,16 +1222,27 @@ static __always_inline void send_arrival(const struct kvm_call *c, struct vm_sta
 	if ((flags & VM_F_ARRIVED) ||
 	    !__sync_bool_compare_and_swap(&vm->flags, flags, flags | VM_F_ARRIVED))
 		return;
-	e = reserve_alert(HV_RULE_MIGRATION_CLOCK_WARP, c->kvm, vm, vcpu_id);
+	e = arrival_reserve(c->kvm, vm, vcpu_id);
 	if (!e)
 		return;
-	e->type = CLOCK_EV_ARRIVAL;
 	e->v[EV_ARR_KVMCLOCK_OFFSET] = offset_now;
 	e->v[EV_ARR_WRITTEN_NS] = vm->migrated_in_ns;
 	e->v[EV_ARR_TSC_KHZ] = BPF_CORE_READ(vcpu, arch.virtual_tsc_khz);
 	e->v[EV_ARR_PVTI_SCALE] = ((__s64)pvti->tsc_to_system_mul << 8) | (__u8)pvti->tsc_shift;
 	e->v[EV_ARR_TSC_RATIO] = BPF_CORE_READ(vcpu, arch.l1_tsc_scaling_ratio);
+	/* Correcting: stopped until the daemon has compared it with its
+	 * source (and repaired it, or let it go as it is). */
+	if (cfg.correct_mask & (1u << HV_RULE_MIGRATION_CLOCK_WARP))
+		freeze_vmm(e);
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* syscalls tier: a VM frozen at its arrival keeps every vCPU out (the
+ * kvm-tracepoints tier does this in before_entry). */
+static __always_inline void frozen_check(__u64 kvm)
+{
+	if (bpf_map_lookup_elem(&hv_clock_frozen, &kvm) && !group_stop_under_way())
+		bpf_send_signal_thread(HV_SIGSTOP);
 }
 
 SEC("raw_tp/kvm_pvclock_update")
@@ -1225,6 +1276,8 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	st = bpf_map_lookup_elem(&hv_clock_vcpus, &key);
 	if (cfg.tier == HV_HOOKS_KVM_TRACEPOINTS)
 		before_entry(&c, vm, vcpu_id, offset_now, st);
+	else
+		frozen_check(c.kvm);
 	if (st && st->tsc_offset == tsc_offset && hv_pvclock_comparable(&st->pvti, &fresh.pvti) &&
 	    vm->phase != VM_SETUP && rule_on(HV_RULE_PVCLOCK_DISCONTINUITY)) {
 		raw = hv_pvclock_discontinuity(&st->pvti, &fresh.pvti);

@@ -8,7 +8,7 @@ build_pkgs=(make clang llvm gcc pkg-config bpftool libbpf-dev libelf-dev zlib1g-
 	libyaml-dev libjson-c-dev libmicrohttpd-dev criu libsystemd-dev)
 test_pkgs=(libcmocka-dev qemu-system-x86 python3 python3-yaml jq bpftrace prometheus
 	busybox-static cpio zstd xz-utils kmod libclang-rt-14-dev
-	systemd lintian dpkg-dev man-db python3-jsonschema)
+	systemd lintian dpkg-dev man-db python3-jsonschema clang-format)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--tests" ] && want+=("${test_pkgs[@]}")

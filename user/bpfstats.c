@@ -51,8 +51,7 @@ void hv_bpf_stats_export(struct hv_ctx *ctx, struct bpf_object *obj)
 
 	if (stats_fd < 0 || !obj)
 		return;
-	bpf_object__for_each_program(p, obj)
-	{
+	bpf_object__for_each_program(p, obj) {
 		int fd = bpf_program__fd(p);
 
 		if (fd < 0)

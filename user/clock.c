@@ -536,7 +536,8 @@ static int open_skel(struct hv_ctx *ctx)
 	if (ctx->opts.no_pin) {
 		struct bpf_map *m;
 
-		bpf_object__for_each_map(m, skel->obj) bpf_map__set_pin_path(m, NULL);
+		bpf_object__for_each_map(m, skel->obj)
+			bpf_map__set_pin_path(m, NULL);
 	}
 	return configure(ctx);
 }
@@ -755,6 +756,10 @@ static void clock_poll(struct hv_ctx *ctx)
 		       "Guest TSC writes counted in a per-VM summary instead of a record of "
 		       "their own (a guest writing its TSC faster than the per-VM burst).",
 		       "", b->guest_writes_suppressed);
+	hv_metrics_set(ctx->metrics, "hvguard_migration_arrivals_demoted_total", HV_COUNTER,
+		       "Arrivals of non-root VMMs past 8 a second, sent on the information ring "
+		       "instead of the alert ring.",
+		       "", b->arrivals_demoted);
 	hv_metrics_set(ctx->metrics, "hvguard_vms", HV_GAUGE, NULL, "", count_vms());
 	hv_metrics_set(ctx->metrics, "hvguard_kvm_ioctls_total", HV_COUNTER,
 		       "KVM clock ioctls inspected.", "", b->kvm_ioctls_seen);
@@ -798,6 +803,8 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 		ADD(quota, quota_names[q], json_object_new_uint64(b->quota_refused[q]));
 	ADD(o, "quota_refused", quota);
 	ADD(o, "guest_tsc_writes_suppressed", json_object_new_uint64(b->guest_writes_suppressed));
+	ADD(o, "arrivals_demoted", json_object_new_uint64(b->arrivals_demoted));
+	hv_mig_summary(o);
 	ADD(summary, "clock", o);
 }
 
@@ -821,7 +828,8 @@ static void clock_prog_names(void (*fn)(const char *name, void *arg), void *arg)
 
 	if (!obj)
 		return;
-	bpf_object__for_each_program(p, obj->obj) fn(bpf_program__name(p), arg);
+	bpf_object__for_each_program(p, obj->obj)
+		fn(bpf_program__name(p), arg);
 	clock_bpf__destroy(obj);
 }
 

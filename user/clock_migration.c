@@ -281,8 +281,7 @@ static void emit_record(struct hv_ctx *ctx, const struct hv_mig_record *r, const
 	json_object_object_add(o, "vm_name", r->name[0] ? json_object_new_string(r->name) : NULL);
 	json_object_object_add(o, "vcpu", NULL);
 	hv_mig_record_to_json(r, o);
-	json_object_object_foreach(more, k, v)
-	{
+	json_object_object_foreach(more, k, v) {
 		json_object_object_add(o, k, json_object_get(v));
 	}
 	json_object_put(more);
@@ -304,8 +303,9 @@ static void depart(struct hv_ctx *ctx, struct hv_mig_record *d, const char *comm
 			(unsigned long long)d->vm, strerror(errno));
 	json_object_object_add(more, "reason", json_object_new_string(reason));
 	emit_record(ctx, d, comm, ts_ns, more);
-	hv_log(ctx, "info departure %s[%d] vm %llu: its clocks left with it (%s)", comm, d->pid,
-	       (unsigned long long)d->vm, reason);
+	if (ctx->opts.verbose || strcmp(reason, "vmm-exit"))
+		hv_log(ctx, "info departure %s[%d] vm %llu: its clocks left with it (%s)", comm,
+		       d->pid, (unsigned long long)d->vm, reason);
 }
 
 /* A VM's VMM is gone: a VM that ran is a departure (a migration's source,
@@ -541,25 +541,42 @@ static void migration_fields(const struct source *s, const struct hv_mig_record 
 	json_object_object_add(o, "source", source_json(s));
 }
 
+/* Arrivals by what their check found: the summary's and the metric's. */
+static const char *const result_names[] = {"ok", "warped", "unmatched", "ambiguous", "conflict"};
+static uint64_t results[sizeof(result_names) / sizeof(result_names[0])];
+
 static void count_result(struct hv_ctx *ctx, const char *result)
 {
 	char labels[48];
 
+	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+		if (!strcmp(result_names[i], result))
+			results[i]++;
 	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
 	hv_metrics_add(ctx->metrics, "hvguard_migrations_total", HV_COUNTER,
 		       "Arrivals of VMs on this host, by what their clocks' check found.", labels,
 		       1);
 }
 
+void hv_mig_summary(struct json_object *clock)
+{
+	struct json_object *o = json_object_new_object();
+
+	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+		json_object_object_add(o, result_names[i], json_object_new_uint64(results[i]));
+	json_object_object_add(clock, "migrations", o);
+}
+
 static void warp_alert(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
 		       const struct source *s, const struct hv_mig_record *a)
 {
+	bool correcting = e->frozen == HV_FROZEN || e->frozen == HV_NOT_FROZEN_TRACED;
 	const struct hv_rule *rule = &ctx->rules->rule[HV_RULE_MIGRATION_CLOCK_WARP];
 	char down[32], kc[32], tsc[32];
 	struct hv_alert al = {
 	    .rule = hv_rule_table[HV_RULE_MIGRATION_CLOCK_WARP].id,
 	    .severity = rule->severity,
-	    .action = HV_ACT_ALERT,
+	    .action = correcting ? HV_ACT_CORRECT : HV_ACT_ALERT,
 	    .pid = e->pid,
 	    .tid = e->tid,
 	    .comm = comm,
@@ -603,20 +620,75 @@ static void migration_event(struct hv_ctx *ctx, const char *comm, const struct s
 	       (unsigned long long)a->vm, s->d.pid, (unsigned long long)s->d.vm, result, down);
 }
 
+static bool is_warped(const struct hv_ctx *ctx, const struct source *s)
+{
+	int64_t tol = ctx->rules->rule[HV_RULE_MIGRATION_CLOCK_WARP].tolerance_ns;
+
+	return hv_abs64(s->r.kvmclock_warp_ns) > tol || hv_abs64(s->r.worst_tsc_warp_ns) > tol;
+}
+
 /* The source is known: is the guest where it would be on the source? */
 static void decide(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
 		   const struct source *s, const struct hv_mig_record *a)
 {
 	const struct hv_rule *rule = &ctx->rules->rule[HV_RULE_MIGRATION_CLOCK_WARP];
-	int64_t tol = rule->tolerance_ns;
-	bool warped =
-	    hv_abs64(s->r.kvmclock_warp_ns) > tol || hv_abs64(s->r.worst_tsc_warp_ns) > tol;
+	bool warped = is_warped(ctx, s);
 
 	count_result(ctx, warped ? "warped" : "ok");
 	if (warped && rule->enabled)
 		warp_alert(ctx, e, comm, s, a);
 	else
 		migration_event(ctx, comm, s, a, warped ? "warped" : "ok", e->ts_ns);
+}
+
+/*
+ * The offsets that put the arrival's clocks where the source's would be:
+ * each moved by its warp (in TSC cycles for the TSC, exactly).
+ */
+static void build_fix(const struct vm_state *vm, const struct clock_event *e,
+		      const struct source *s, const struct hv_mig_record *a, struct hv_mig_fix *fix)
+{
+	int64_t elapsed = a->realtime_ns - s->d.realtime_ns;
+
+	fix->kvmclock_offset_now = e->v[EV_ARR_KVMCLOCK_OFFSET];
+	fix->kvmclock_offset_wanted = fix->kvmclock_offset_now - s->r.kvmclock_warp_ns;
+	fix->nr_vcpus = 0;
+	for (uint32_t i = 0; i < a->nr_vcpus; i++) {
+		int slot = hv_vcpu_slot_of(vm, a->vcpu[i].id);
+		int64_t there, warp;
+
+		if (slot < 0)
+			continue;
+		there = s->d.vcpu[i].tsc + hv_mig_ns_to_cycles(elapsed, a->tsc_khz);
+		warp = a->vcpu[i].tsc - there;
+		fix->vcpu_id[fix->nr_vcpus] = (int)a->vcpu[i].id;
+		fix->tsc_offset_now[fix->nr_vcpus] = vm->tsc_offset[slot];
+		fix->tsc_offset_wanted[fix->nr_vcpus++] = vm->tsc_offset[slot] - warp;
+	}
+}
+
+/* While the VMM is frozen at the arrival: repair it when it is warped
+ * (and the rule corrects), else let it go as it is. */
+static void settle_freeze(struct hv_ctx *ctx, const struct clock_event *e,
+			  const struct vm_state *vm, const struct source *s,
+			  const struct hv_mig_record *a, struct hv_correction_report *report)
+{
+	bool repair = s->found == 1 && !s->matched_before && is_warped(ctx, s) &&
+		      ctx->rules->rule[HV_RULE_MIGRATION_CLOCK_WARP].enabled;
+	struct hv_mig_fix *fix;
+
+	if (e->frozen == HV_NOT_FROZEN_TRACED && repair)
+		hv_correct_refused_traced(ctx, e, report);
+	if (e->frozen != HV_FROZEN)
+		return;
+	fix = repair ? malloc(sizeof(*fix)) : NULL;
+	if (!fix) {
+		hv_correct_release(e);
+		return;
+	}
+	build_fix(vm, e, s, a, fix);
+	hv_correct_migration(ctx, e, fix, report);
+	free(fix);
 }
 
 /* The source found paused is a departure now; a pinned one has one more
@@ -651,6 +723,10 @@ static void arrival_json(struct hv_ctx *ctx, const struct source *s, const struc
 		json_object_object_add(more, "live_vms_not_compared",
 				       json_object_new_int(s->live_skipped));
 	emit_record(ctx, a, comm, ts_ns, more);
+	hv_log(ctx,
+	       "info arrival %s[%d] vm %llu: a VM that migrated in, source %s (%d candidate(s) "
+	       "on this host)",
+	       comm, a->pid, (unsigned long long)a->vm, match_name(s), s->found);
 }
 
 void hv_mig_arrival(struct hv_ctx *ctx, const struct clock_event *e, const char *comm)
@@ -658,28 +734,30 @@ void hv_mig_arrival(struct hv_ctx *ctx, const struct clock_event *e, const char 
 	struct hv_mig_record *a = malloc(sizeof(*a)), *d = malloc(sizeof(*d));
 	struct hv_mig_result *tmp = malloc(sizeof(*tmp));
 	struct source *s = calloc(1, sizeof(*s));
+	struct hv_correction_report report = {};
 	struct clocks_now now;
 	struct vm_state vm;
 
 	if (!a || !d || !tmp || !s) {
 		unchecked(ctx, "out-of-memory", "an arrival");
-		goto out;
+		goto release;
 	}
 	if ((__u64)e->v[EV_ARR_TSC_RATIO] & ((__u64)e->v[EV_ARR_TSC_RATIO] - 1)) {
 		unchecked(ctx, "scaled-tsc", "an arrival");
-		goto out;
+		goto release;
 	}
 	if (bpf_map_lookup_elem(vms_fd, &e->vm_key, &vm)) {
 		unchecked(ctx, "vm-gone", "an arrival");
-		goto out;
+		goto release;
 	}
 	clocks_now(&now);
 	if (arrival_at_entry(e, &vm, &now, a)) {
 		unchecked(ctx, "no-tsc-offset", "an arrival");
-		goto out;
+		goto release;
 	}
 	from_departures(s, a, d, tmp);
 	from_live(s, a, &now, d, tmp);
+	settle_freeze(ctx, e, &vm, s, a, &report); /* the VMM runs again from here */
 	note_source(ctx, s, e->ts_ns);
 	arrival_json(ctx, s, a, comm, e->ts_ns);
 	if (s->found == 1 && !s->matched_before)
@@ -688,6 +766,11 @@ void hv_mig_arrival(struct hv_ctx *ctx, const struct clock_event *e, const char 
 		count_result(ctx, !s->found	 ? "unmatched"
 				  : s->found > 1 ? "ambiguous"
 						 : "conflict");
+	hv_correct_emit(ctx, &report);
+	goto out;
+release:
+	if (e->frozen == HV_FROZEN)
+		hv_correct_release(e);
 out:
 	free(a);
 	free(d);

@@ -72,6 +72,7 @@ struct correction {
 	char text[512];
 	/* Where the freeze time went, CLOCK_BOOTTIME ns since the freeze. */
 	const struct clock_event *event;
+	const struct hv_mig_fix *mig; /* migration-clock-warp: the clocks wanted */
 	uint64_t noticed, stopped, seized, repaired;
 };
 
@@ -164,7 +165,7 @@ static int lookup_vm(const struct clock_event *e, struct vm_state *vm, struct co
 		return refuse(c, "the VM is gone");
 	if (vm->owner_tgid != e->pid)
 		return refuse(c, "the VM now belongs to another process");
-	if (vm->flags & VM_F_MIGRATED_IN)
+	if ((vm->flags & VM_F_MIGRATED_IN) && e->rule != HV_RULE_MIGRATION_CLOCK_WARP)
 		return refuse(c,
 			      "the VM arrived by migration: its clocks came from the source host");
 	return 0;
@@ -318,42 +319,51 @@ static void host_clock_pair(__u64 *base, __u64 *real)
 	*base = raw + (boot - mono);
 }
 
-static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
+/* The VM's kvmclock_offset from `from` to `wanted`, through fd. */
+static int set_kvmclock_offset(__u64 kvm, int fd, __s64 from, __s64 wanted, struct hv_injector *inj,
+			       struct correction *c)
 {
-	__s64 wanted = e->v[EV_OFFSET_BEFORE], now;
 	struct kvm_clock_data data = {.flags = KVM_CLOCK_REALTIME};
 	__u64 base, real;
-	int fd = (int)e->v[EV_FD];
-	struct vcpu_scan vs;
+	__s64 now;
 	long ret;
 	int rc;
 
-	if (fd < 0) { /* not seen on the kvm-tracepoints tier */
-		if (scan_fds(e->pid, &vs, c))
-			return -1;
-		fd = vs.vm_fd;
-	}
-	rc = kvmclock_offset_now(e->vm_key, &now);
+	rc = kvmclock_offset_now(kvm, &now);
 	if (rc)
 		return refuse(c, "the VM is gone: %s", strerror(-rc));
-	if (now != e->v[EV_OFFSET_AFTER])
+	if (now != from)
 		return refuse(c, "the kvmclock offset moved since the violation (%lld, not %lld)",
-			      (long long)now, (long long)e->v[EV_OFFSET_AFTER]);
+			      (long long)now, (long long)from);
 	host_clock_pair(&base, &real);
 	data.clock = base + wanted;
 	data.realtime = real;
 	rc = hv_inject_ioctl(inj, fd, KVM_SET_CLOCK, &data, sizeof(data), &ret);
 	if (rc || ret)
 		return failed(c, "KVM_SET_CLOCK inside the VMM: %s", strerror(rc ? -rc : -ret));
-	rc = kvmclock_offset_now(e->vm_key, &now);
+	rc = kvmclock_offset_now(kvm, &now);
 	if (rc)
 		return failed(c, "cannot read the offset back: %s", strerror(-rc));
-	ADDI(c->before, "kvmclock_offset", e->v[EV_OFFSET_AFTER]);
+	ADDI(c->before, "kvmclock_offset", from);
 	ADDI(c->after, "kvmclock_offset", now);
 	ADDI(c->after, "wanted_kvmclock_offset", wanted);
 	c->residual_ns = now - wanted;
 	c->has_residual = true;
 	return 0;
+}
+
+static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
+{
+	int fd = (int)e->v[EV_FD];
+	struct vcpu_scan vs;
+
+	if (fd < 0) { /* not seen on the kvm-tracepoints tier */
+		if (scan_fds(e->pid, &vs, c))
+			return -1;
+		fd = vs.vm_fd;
+	}
+	return set_kvmclock_offset(e->vm_key, fd, e->v[EV_OFFSET_AFTER], e->v[EV_OFFSET_BEFORE],
+				   inj, c);
 }
 
 /* KVM_SET_DEVICE_ATTR(KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET) with a
@@ -461,6 +471,41 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 	return 0;
 }
 
+/*
+ * migration-clock-warp: every vCPU's TSC offset and the kvmclock offset
+ * moved to where the source's clocks would be now (c->mig, from the
+ * departure matched), before the guest's first instruction here.
+ */
+static int fix_migration(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
+{
+	const struct hv_mig_fix *m = c->mig;
+	struct vcpu_scan vs;
+	struct json_object *before = json_object_new_array(), *after = json_object_new_array();
+	__s64 now;
+
+	json_object_object_add(c->before, "tsc_offsets", before);
+	json_object_object_add(c->after, "tsc_offsets", after);
+	if (scan_fds(e->pid, &vs, c))
+		return -1;
+	for (int i = 0; i < m->nr_vcpus; i++)
+		if (vcpu_fd(&vs, m->vcpu_id[i]) < 0)
+			return refuse(c, "vCPU %d has no fd in the VMM", m->vcpu_id[i]);
+	for (int i = 0; i < m->nr_vcpus; i++) {
+		if (set_tsc_offset(inj, vcpu_fd(&vs, m->vcpu_id[i]), m->tsc_offset_wanted[i], c))
+			return -1;
+		json_object_array_add(before, json_object_new_int64(m->tsc_offset_now[i]));
+		if (recorded_offset(e, m->vcpu_id[i], &now))
+			return failed(c, "the VM vanished during the correction");
+		json_object_array_add(after, json_object_new_int64(now));
+		if (now != m->tsc_offset_wanted[i])
+			return failed(c, "vCPU %d's offset is %lld after the write, not %lld",
+				      m->vcpu_id[i], (long long)now,
+				      (long long)m->tsc_offset_wanted[i]);
+	}
+	return set_kvmclock_offset(e->vm_key, vs.vm_fd, m->kvmclock_offset_now,
+				   m->kvmclock_offset_wanted, inj, c);
+}
+
 /* Claims the freeze for this correction: from here on the watchdog keeps
  * off. False when the watchdog released it already. */
 static bool still_frozen(const struct clock_event *e)
@@ -512,6 +557,9 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 		break;
 	case HV_RULE_VCPU_TSC_MISMATCH:
 		rc = fix_mismatch(e, inj, c);
+		break;
+	case HV_RULE_MIGRATION_CLOCK_WARP:
+		rc = c->mig ? fix_migration(e, inj, c) : refuse(c, "no source to correct from");
 		break;
 	default:
 		rc = refuse(c, "no safe correction exists for this rule");
@@ -574,7 +622,19 @@ void hv_correct_emit(struct hv_ctx *ctx, struct hv_correction_report *report)
 void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
 		       struct hv_correction_report *report)
 {
-	struct correction c = {.result = "applied", .event = e};
+	hv_correct_migration(ctx, e, NULL, report);
+}
+
+/* A VM frozen at its arrival with nothing to repair: let it go as it is. */
+void hv_correct_release(const struct clock_event *e)
+{
+	release_frozen(e->vm_key, e->pid);
+}
+
+void hv_correct_migration(struct hv_ctx *ctx, const struct clock_event *e,
+			  const struct hv_mig_fix *fix, struct hv_correction_report *report)
+{
+	struct correction c = {.result = "applied", .event = e, .mig = fix};
 	uint64_t frozen_ns;
 
 	c.noticed = since_freeze(&c);

@@ -263,8 +263,7 @@ static void print_missing_tracepoints(FILE *f, struct json_object *tps)
 {
 	const char *sep = " (missing:";
 
-	json_object_object_foreach(tps, name, v)
-	{
+	json_object_object_foreach(tps, name, v) {
 		if (v && !json_object_get_boolean(v)) {
 			fprintf(f, "%s %s", sep, name);
 			sep = ",";

@@ -153,10 +153,10 @@ ssize_t hv_read_file(const char *path, char *buf, size_t len); /* NUL-terminated
 typedef int (*hv_pid_fn)(int pid, void *arg);
 void hv_proc_for_each_pid(hv_pid_fn fn, void *arg); /* until fn returns non-zero */
 int hv_proc_comm(int pid, char *buf, size_t len);
-int hv_proc_vm_name(int pid, char *buf, size_t len); /* QEMU -name */
+int hv_proc_vm_name(int pid, char *buf, size_t len);		      /* QEMU -name */
 int hv_proc_vmm_arg(int pid, const char *opt, char *buf, size_t len); /* -uuid... */
-char hv_proc_state(int pid);			     /* R, S, T..., 0 when gone */
-uint64_t hv_proc_start_ns(int pid);		     /* CLOCK_BOOTTIME of its start, 0 when gone */
+char hv_proc_state(int pid);					      /* R, S, T..., 0 when gone */
+uint64_t hv_proc_start_ns(int pid); /* CLOCK_BOOTTIME of its start, 0 when gone */
 typedef int (*hv_fd_fn)(int fd, const char *link, void *arg);
 int hv_proc_for_each_fd(int pid, hv_fd_fn fn, void *arg);
 

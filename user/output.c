@@ -228,8 +228,7 @@ static struct json_object *alert_json(const struct hv_alert *a, const char *when
 			       a->vm_name ? json_object_new_string(a->vm_name) : NULL);
 	json_object_object_add(o, "vcpu", a->vcpu >= 0 ? json_object_new_int(a->vcpu) : NULL);
 	if (a->fields) {
-		json_object_object_foreach(a->fields, key, val)
-		{
+		json_object_object_foreach(a->fields, key, val) {
 			json_object_object_add(o, key, json_object_get(val));
 		}
 	}

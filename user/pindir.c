@@ -468,8 +468,7 @@ int hv_pindir_check_maps(const char *dir, const char *at, struct bpf_object *obj
 	__u32 len;
 	int fd, rc = 0;
 
-	bpf_object__for_each_map(m, obj)
-	{
+	bpf_object__for_each_map(m, obj) {
 		if (!bpf_map__pin_path(m))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", at, bpf_map__name(m));

@@ -45,8 +45,8 @@ const struct hv_rule_info hv_rule_table[HV_RULE_COUNT] = {
 			      "a Xen backend mapped a grant of a domain not allowed"},
     [HV_RULE_GRANT_LEAK] = {"grant-leak", HV_FAM_XEN, HV_SEV_WARNING, -1, A(HV_ACT_ALERT),
 			    "grants reserved and never mapped, or mapped at exit"},
-    [HV_RULE_MIGRATION_CLOCK_WARP] = {"migration-clock-warp", HV_FAM_CLOCK, HV_SEV_CRITICAL,
-				      100000, A(HV_ACT_ALERT),
+    [HV_RULE_MIGRATION_CLOCK_WARP] = {"migration-clock-warp", HV_FAM_CLOCK, HV_SEV_CRITICAL, 100000,
+				      CLOCK_FIXABLE,
 				      "a migrated VM's clocks are not where the source's would be"},
 };
 

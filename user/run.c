@@ -370,8 +370,7 @@ static void export_families(struct hv_ctx *ctx, struct json_object *status)
 	char text[1024] = "", labels[96];
 	size_t off = 0;
 
-	json_object_object_foreach(status, name, state)
-	{
+	json_object_object_foreach(status, name, state) {
 		struct hv_family *f = NULL;
 
 		for (int i = 0; i < 2; i++)
@@ -499,8 +498,7 @@ static void print_state(struct hv_ctx *ctx, double elapsed)
 	size_t off = 0;
 	int64_t vms;
 
-	json_object_object_foreach(hooks, name, tier)
-	{
+	json_object_object_foreach(hooks, name, tier) {
 		off += snprintf(fams + off, sizeof(fams) - off, "%s%s (%s)", off ? ", " : "", name,
 				json_object_get_string(tier));
 		if (off >= sizeof(fams))

@@ -709,8 +709,7 @@ static int open_and_load(struct hv_ctx *ctx, enum enforcement deny)
 		hv_err("cannot open the Xen BPF programs: %s", strerror(errno));
 		return -errno;
 	}
-	bpf_object__for_each_program(prog, skel->obj)
-	{
+	bpf_object__for_each_program(prog, skel->obj) {
 		int tier = program_tier(prog);
 
 		if (tier >= 0)
@@ -1039,7 +1038,8 @@ static void xen_prog_names(void (*fn)(const char *name, void *arg), void *arg)
 
 	if (!obj)
 		return;
-	bpf_object__for_each_program(p, obj->obj) fn(bpf_program__name(p), arg);
+	bpf_object__for_each_program(p, obj->obj)
+		fn(bpf_program__name(p), arg);
 	xen_bpf__destroy(obj);
 }
 

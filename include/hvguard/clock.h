@@ -11,7 +11,8 @@
 #include "hvguard/compat.h"
 #include "hvguard/rule_ids.h"
 
-/* KVM ioctls (KVMIO = 0xAE), x86_64 values, from Linux's <linux/kvm.h>. */
+/* KVM ioctls (KVMIO = 0xAE), x86_64 values, from Linux's <linux/kvm.h>; what
+ * they do and what hvguard relies on: docs/kvm-clock.md. */
 #define HV_KVMIO	       0xAE
 #define HV_KVM_CREATE_VM       0xAE01u
 #define HV_KVM_CREATE_VCPU     0xAE41u
@@ -110,7 +111,7 @@ enum clock_event_type {
 	CLOCK_EV_PROC_EXIT,	    /* a VMM process ended: its VMs are gone */
 	CLOCK_EV_GUEST_TSC_SUMMARY, /* guest TSC writes counted, not sent one by one */
 	CLOCK_EV_VM_UNTRACKED,	    /* a VMM's VM is over a quota: v[0] quota, v[1] uid */
-	CLOCK_EV_ARRIVAL, /* first guest entry of a VM whose TSC was set before it ran */
+	CLOCK_EV_ARRIVAL,	    /* first guest entry of a VM whose TSC was set before it ran */
 };
 
 /*
@@ -222,9 +223,9 @@ enum vm_phase {
 	VM_RESUMED, /* KVM_SET_CLOCK seen, not run yet */
 };
 
-#define VM_F_OFFSETS_DIRTY 0x1 /* a host TSC write since the last mismatch check */
-#define VM_F_MIGRATED_IN   0x4 /* its TSC came from elsewhere before it first ran */
-#define VM_F_SEEN	   0x8 /* seen_offset holds what the guest last ran with */
+#define VM_F_OFFSETS_DIRTY 0x1	/* a host TSC write since the last mismatch check */
+#define VM_F_MIGRATED_IN   0x4	/* its TSC came from elsewhere before it first ran */
+#define VM_F_SEEN	   0x8	/* seen_offset holds what the guest last ran with */
 #define VM_F_ARRIVED	   0x10 /* its arrival (first entry after migrating in) was sent */
 
 struct vm_state {
@@ -236,8 +237,9 @@ struct vm_state {
 	__u64 pause_start_ns;
 	__s64 pause_offset; /* kvmclock_offset when the pause began */
 	__u64 last_clock_write_ns;
-	__s64 seen_offset; /* kvm-tracepoints: kvmclock_offset the guest last ran with */
-	__u64 migrated_in_ns; /* CLOCK_BOOTTIME of the setup TSC write that made it VM_F_MIGRATED_IN */
+	__s64 seen_offset;    /* kvm-tracepoints: kvmclock_offset the guest last ran with */
+	__u64 migrated_in_ns; /* CLOCK_BOOTTIME of the setup TSC write that made it VM_F_MIGRATED_IN
+			       */
 	/* Per-vCPU state lives in slots, not at the vCPU id: ids are APIC ids,
 	 * sparse and up to 4095, and must never share a slot. A vCPU takes
 	 * the slot of its id when that is where the next free one is (dense

@@ -48,25 +48,25 @@ static __always_inline __u64 hv_pvclock_read(const struct hv_pvti *p, __u64 tsc)
 }
 
 /*
- * D = how far the clock the new PVTI defines is from where the old one
- * said it would be at the new TSC timestamp. 0 when nothing changed; QEMU's
+ * D = how far the clock the next PVTI defines is from where the old one
+ * said it would be at next's TSC timestamp. 0 when nothing changed; QEMU's
  * stop/cont gives minus the pause.
  */
 static __always_inline __s64 hv_pvclock_discontinuity(const struct hv_pvti *old,
-						      const struct hv_pvti *new)
+						      const struct hv_pvti *next)
 {
 	__s64 old_view = (__s64)old->system_time +
-			 hv_pvclock_scale_signed(old->tsc_timestamp, new->tsc_timestamp,
+			 hv_pvclock_scale_signed(old->tsc_timestamp, next->tsc_timestamp,
 						 old->tsc_to_system_mul, old->tsc_shift);
 
-	return (__s64) new->system_time - old_view;
+	return (__s64)next->system_time - old_view;
 }
 
 /* Strict bounds only make sense while both PVTIs promise a stable TSC. */
 static __always_inline bool hv_pvclock_comparable(const struct hv_pvti *old,
-						  const struct hv_pvti *new)
+						  const struct hv_pvti *next)
 {
-	return (old->flags & HV_PVCLOCK_TSC_STABLE) && (new->flags &HV_PVCLOCK_TSC_STABLE);
+	return (old->flags & HV_PVCLOCK_TSC_STABLE) && (next->flags & HV_PVCLOCK_TSC_STABLE);
 }
 
 /*

@@ -4,7 +4,8 @@
  * device ioctl, the configuration userspace writes before (and while) the
  * programs run, the per-process grant state and the ring-buffer event.
  * Plain C only (no kernel headers), so it compiles on both sides.
- * Ioctl numbers and layouts: Linux's include/uapi/xen/{privcmd,gntdev,gntalloc}.h (LP64).
+ * Ioctl numbers and layouts: Linux's include/uapi/xen/{privcmd,gntdev,gntalloc}.h (LP64);
+ * what they do: docs/xen.md, section "The facts it relies on".
  */
 #ifndef HVGUARD_XEN_H
 #define HVGUARD_XEN_H

@@ -12,6 +12,8 @@
 #                                     cores busy (first run: +15 s kernel fetch)
 #   tests/kvm/run.sh --judge LOG      judge a serial log again, no boot
 #
+# What this nested KVM was shown to do first: docs/kvm-clock.md, section
+# "An ordinary KVM, nested under QEMU TCG".
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real Xen under QEMU TCG:
+# Real Xen under QEMU TCG (what was shown to work: docs/xen.md, section
+# "Xen under QEMU TCG"):
 # Debian's Xen 4.17 hypervisor and Debian's 6.1 kernel as dom0, booted with
 # QEMU's multiboot loader (no GRUB), with a tiny busybox initramfs that loads
 # the Xen and 9p modules, mounts the host's root read-only over virtio-9p and
