@@ -613,7 +613,7 @@ static __always_inline int vcpu_slot(struct vm_state *vm, __u32 id)
 	barrier_var(at);
 	at &= HV_MAX_VCPUS - 1;
 	if (id < HV_MAX_VCPUS && vm->vcpu_ids[at] == id + 1)
-		return id;
+		return at; /* the masked copy: the 6.1 verifier needs its bound */
 	s.slot = bpf_map_lookup_elem(&hv_clock_slot, &zero);
 	if (!s.slot)
 		return -1;
@@ -1333,31 +1333,55 @@ int hv_clock_resync(struct bpf_raw_tracepoint_args *ctx)
  * missing TSC_STABLE flag, which pvclock-discontinuity already honours.
  */
 
+/* A VMM's VMs are gone: give them back to its user's quotas. */
+static __always_inline void vmm_quota_return(struct hv_vmm *vmm)
+{
+	__u32 all = HV_UID_ALL_NON_ROOT;
+	__u64 *n, vms = __sync_lock_test_and_set(&vmm->vms, 0);
+
+	if (!vmm->uid || !vms)
+		return;
+	n = bpf_map_lookup_elem(&hv_clock_owners, &vmm->uid);
+	if (n)
+		__sync_fetch_and_sub(n, vms);
+	n = bpf_map_lookup_elem(&hv_clock_owners, &all);
+	if (n)
+		__sync_fetch_and_sub(n, vms);
+}
+
+/*
+ * A VMM exec'd: its VMs' fds are closed on exec (KVM makes them
+ * O_CLOEXEC), so they leave the process, as with QEMU's cpr-exec, where
+ * the new image creates a VM again and restores its clocks in the same
+ * pid. One hash lookup per exec on the host (per process, not per call).
+ */
+SEC("tracepoint/sched/sched_process_exec")
+int hv_clock_process_exec(void *ctx)
+{
+	__u32 tgid = hv_current_tgid();
+	struct hv_vmm *vmm = bpf_map_lookup_elem(&hv_clock_vmms, &tgid);
+
+	if (!vmm)
+		return 0;
+	vmm_quota_return(vmm);
+	emit_simple(CLOCK_EV_PROC_EXEC, 0, NULL, -1, tgid, 0);
+	return 0;
+}
+
 /* The last thread of a VMM is gone: its VMs are being destroyed. */
 SEC("tracepoint/sched/sched_process_exit")
 int hv_clock_process_exit(void *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tgid = hv_current_tgid();
-
 	struct hv_vmm *vmm;
-	__u32 all = HV_UID_ALL_NON_ROOT;
-	__u64 *n;
 
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	vmm = bpf_map_lookup_elem(&hv_clock_vmms, &tgid);
 	if (!vmm)
 		return 0;
-	/* Its VMs go with it: give them back to its user's quotas. */
-	if (vmm->uid && vmm->vms) {
-		n = bpf_map_lookup_elem(&hv_clock_owners, &vmm->uid);
-		if (n)
-			__sync_fetch_and_sub(n, (__u64)vmm->vms);
-		n = bpf_map_lookup_elem(&hv_clock_owners, &all);
-		if (n)
-			__sync_fetch_and_sub(n, (__u64)vmm->vms);
-	}
+	vmm_quota_return(vmm);
 	bpf_map_delete_elem(&hv_clock_vmms, &tgid);
 	emit_simple(CLOCK_EV_PROC_EXIT, 0, NULL, -1, tgid, 0);
 	return 0;

@@ -228,6 +228,7 @@ static const char *const info_names[] = {
     [CLOCK_EV_PAUSE] = "pause",
     [CLOCK_EV_RESUME] = "resume",
     [CLOCK_EV_PROC_EXIT] = "vmm-exit",
+    [CLOCK_EV_PROC_EXEC] = "vmm-exec",
     [CLOCK_EV_GUEST_TSC_SUMMARY] = "guest-tsc-writes",
     [CLOCK_EV_VM_UNTRACKED] = "vm-untracked",
 };
@@ -312,6 +313,7 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 			       e->pid, (unsigned long long)e->vm_id, d);
 		break;
 	case CLOCK_EV_PROC_EXIT:
+	case CLOCK_EV_PROC_EXEC:
 		ADD(o, "vmm_pid", json_object_new_int64(e->v[0]));
 		break;
 	case CLOCK_EV_GUEST_TSC_SUMMARY:
@@ -434,7 +436,8 @@ static void sweep_vmms(void)
 /* Forget the pinned state of VMs whose VMM is gone (in one linear walk);
  * returns how many VMs remain with a host TSC write not yet checked for a
  * mismatch. */
-static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm, uint64_t exit_ns)
+static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm, uint64_t exit_ns,
+		     const char *why)
 {
 	int vms = bpf_map__fd(skel->maps.hv_clock_vms);
 	struct key_list gone = {.size = sizeof(__u64)};
@@ -453,7 +456,7 @@ static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm, uint64
 			continue;
 		}
 		flood_tail(ctx, key, &vm, comm);
-		hv_mig_vm_gone(ctx, key, &vm, exit_ns ?: hv_now_ns(CLOCK_BOOTTIME), comm);
+		hv_mig_vm_gone(ctx, key, &vm, exit_ns ?: hv_now_ns(CLOCK_BOOTTIME), comm, why);
 		if (key_list_add(&gone, &key))
 			break; /* out of memory: the next sweep goes on */
 	}
@@ -483,7 +486,9 @@ static int clock_ring_event(void *data_ctx, void *data, size_t len)
 	else if (e->type < sizeof(info_names) / sizeof(info_names[0]) && info_names[e->type])
 		handle_info(ctx, e, comm, name);
 	if (e->type == CLOCK_EV_PROC_EXIT)
-		sweep_vms(ctx, (int)e->v[0], comm, e->ts_ns);
+		sweep_vms(ctx, (int)e->v[0], comm, e->ts_ns, "vmm-exit");
+	else if (e->type == CLOCK_EV_PROC_EXEC) /* its VMs went with the old image */
+		sweep_vms(ctx, (int)e->v[0], comm, e->ts_ns, "exec");
 	return 0;
 }
 
@@ -649,9 +654,10 @@ static int clock_load(struct hv_ctx *ctx)
 	}
 	/* The count of VMs awaiting a mismatch check lives in .bss, the flags
 	 * in the pinned state: after a restart, count them again. */
-	hv_mig_init(bpf_map__fd(skel->maps.hv_clock_vms), bpf_map__fd(skel->maps.hv_clock_vcpus),
+	hv_mig_init(ctx, bpf_map__fd(skel->maps.hv_clock_vms),
+		    bpf_map__fd(skel->maps.hv_clock_vcpus),
 		    bpf_map__fd(skel->maps.hv_clock_departures));
-	skel->bss->dirty_vms = sweep_vms(ctx, 0, NULL, 0);
+	skel->bss->dirty_vms = sweep_vms(ctx, 0, NULL, 0, "vmm-exit");
 	sweep_vmms();
 	return hv_correct_init(ctx, skel);
 fail:

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timex.h>
@@ -83,14 +84,38 @@ static int64_t clock_error_ns(void)
 	return (int64_t)tx.maxerror * 1000;
 }
 
-void hv_mig_init(int vms, int vcpus, int departures)
+/* The warp of matched migrations, in seconds: a microsecond to minutes. */
+static const double warp_le[] = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100};
+#define WARP_HELP                                                                                  \
+	"The larger of a matched migration's kvmclock warp and worst TSC warp, in seconds "        \
+	"(where the guest's clocks are from where the source's would be)."
+
+static void observe_warp(struct hv_ctx *ctx, double seconds)
 {
+	hv_metrics_observe(ctx->metrics, "hvguard_migration_clock_warp_seconds", WARP_HELP, warp_le,
+			   sizeof(warp_le) / sizeof(warp_le[0]), seconds);
+}
+
+void hv_mig_init(struct hv_ctx *ctx, int vms, int vcpus, int departures)
+{
+	observe_warp(ctx, NAN); /* the series exist from the start */
 	vms_fd = vms;
 	vcpus_fd = vcpus;
 	deps_fd = departures;
 	if (gethostname(host_name, sizeof(host_name)))
 		host_name[0] = '\0';
 	host_name[sizeof(host_name) - 1] = '\0';
+}
+
+/* A VMM's command line is its own to write: no control character of it
+ * reaches a record (the join refuses records that hold one). */
+static void vmm_arg(int pid, const char *opt, char *buf, size_t len)
+{
+	if (hv_proc_vmm_arg(pid, opt, buf, len))
+		buf[0] = '\0';
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 }
 
 void hv_mig_vmm_seen(int pid)
@@ -100,10 +125,8 @@ void hv_mig_vmm_seen(int pid)
 	if (names[i].pid == pid)
 		return;
 	names[i].pid = pid;
-	if (hv_proc_vmm_arg(pid, "-name", names[i].name, sizeof(names[i].name)))
-		names[i].name[0] = '\0';
-	if (hv_proc_vmm_arg(pid, "-uuid", names[i].uuid, sizeof(names[i].uuid)))
-		names[i].uuid[0] = '\0';
+	vmm_arg(pid, "-name", names[i].name, sizeof(names[i].name));
+	vmm_arg(pid, "-uuid", names[i].uuid, sizeof(names[i].uuid));
 }
 
 static void names_of(int pid, struct hv_mig_record *r)
@@ -303,7 +326,7 @@ static void depart(struct hv_ctx *ctx, struct hv_mig_record *d, const char *comm
 			(unsigned long long)d->vm, strerror(errno));
 	json_object_object_add(more, "reason", json_object_new_string(reason));
 	emit_record(ctx, d, comm, ts_ns, more);
-	if (ctx->opts.verbose || strcmp(reason, "vmm-exit"))
+	if (ctx->opts.verbose || !strcmp(reason, "paused"))
 		hv_log(ctx, "info departure %s[%d] vm %llu: its clocks left with it (%s)", comm,
 		       d->pid, (unsigned long long)d->vm, reason);
 }
@@ -312,7 +335,7 @@ static void depart(struct hv_ctx *ctx, struct hv_mig_record *d, const char *comm
  * or a VM that ended; only an arrival tells which). saved_by_boot: the
  * VMM's exit, or now when it went while no daemon ran. */
 void hv_mig_vm_gone(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm,
-		    uint64_t saved_by_boot, const char *comm)
+		    uint64_t saved_by_boot, const char *comm, const char *why)
 {
 	struct hv_mig_record *d;
 	struct clocks_now now;
@@ -333,7 +356,7 @@ void hv_mig_vm_gone(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm,
 		unchecked(ctx, "scaled-tsc", "a departure");
 	if (!err) {
 		d->saved_by_ns = realtime_of(&now, (int64_t)saved_by_boot);
-		depart(ctx, d, comm, saved_by_boot, "vmm-exit");
+		depart(ctx, d, comm, saved_by_boot, why);
 	}
 	free(d);
 }
@@ -635,6 +658,11 @@ static void decide(struct hv_ctx *ctx, const struct clock_event *e, const char *
 	bool warped = is_warped(ctx, s);
 
 	count_result(ctx, warped ? "warped" : "ok");
+	observe_warp(ctx,
+		     (double)(hv_abs64(s->r.kvmclock_warp_ns) > hv_abs64(s->r.worst_tsc_warp_ns)
+				  ? hv_abs64(s->r.kvmclock_warp_ns)
+				  : hv_abs64(s->r.worst_tsc_warp_ns)) /
+			 1e9);
 	if (warped && rule->enabled)
 		warp_alert(ctx, e, comm, s, a);
 	else

@@ -46,10 +46,10 @@ void hv_correct_poll(struct hv_ctx *ctx);
 void hv_correct_fini(struct hv_ctx *ctx);
 
 /* Live migration on this host (clock_migration.c). */
-void hv_mig_init(int vms_fd, int vcpus_fd, int departures_fd);
+void hv_mig_init(struct hv_ctx *ctx, int vms_fd, int vcpus_fd, int departures_fd);
 void hv_mig_vmm_seen(int pid); /* a VMM's first VM: its -name and -uuid kept */
 void hv_mig_vm_gone(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm,
-		    uint64_t saved_by_boot, const char *comm);
+		    uint64_t saved_by_boot, const char *comm, const char *why);
 void hv_mig_arrival(struct hv_ctx *ctx, const struct clock_event *e, const char *comm);
 void hv_mig_summary(struct json_object *clock); /* arrivals by result */
 

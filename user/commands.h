@@ -6,5 +6,6 @@
 int cmd_run(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_rules(int argc, char **argv);
+int cmd_migrations(int argc, char **argv);
 
 #endif

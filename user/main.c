@@ -24,6 +24,7 @@ static const struct command {
     {"run", cmd_run, "watch the host: alert (and correct) as violations happen"},
     {"audit", cmd_audit, "one-shot look at the host now; exit 1 if violations"},
     {"rules", cmd_rules, "check or show a rules file (rules check FILE)"},
+    {"migrations", cmd_migrations, "join hosts' logs into live migrations and their clock warps"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "this text"},
 };
@@ -35,7 +36,7 @@ static void usage(FILE *f)
 		"eBPF checks for hypervisor hosts: KVM clocks across pause/resume, Xen backends'\n"
 		"memory mappings.\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'hvguard COMMAND --help' for a command's options. Start with:\n"
 		   "  sudo hvguard run            # readable alerts\n"
 		   "  sudo hvguard run --json     # one JSON object per line\n");
@@ -62,6 +63,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);
-	hv_err("unknown command '%s' (commands: run, audit, rules, version, help)", argv[1]);
+	hv_err("unknown command '%s' (commands: run, audit, rules, migrations, version, help)",
+	       argv[1]);
 	return HV_EXIT_ERROR;
 }

@@ -3,6 +3,7 @@
  * A small registry of series, rendered in Prometheus' text format; the
  * exporter (http.c) reads it from its own thread, hence the mutex.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -18,6 +19,7 @@
 
 struct series {
 	char name[64];
+	char suffix[8]; /* histograms: _bucket, _sum, _count */
 	char labels[160];
 	const char *help;
 	enum hv_metric_type type;
@@ -30,24 +32,62 @@ struct hv_metrics {
 	int count;
 };
 
-static struct series *find(struct hv_metrics *m, const char *name, enum hv_metric_type type,
-			   const char *help, const char *labels)
+static struct series *find_sub(struct hv_metrics *m, const char *name, const char *suffix,
+			       enum hv_metric_type type, const char *help, const char *labels)
 {
 	struct series *s;
 
 	for (int i = 0; i < m->count; i++) {
 		s = &m->series[i];
-		if (!strcmp(s->name, name) && !strcmp(s->labels, labels))
+		if (!strcmp(s->name, name) && !strcmp(s->suffix, suffix) &&
+		    !strcmp(s->labels, labels))
 			return s;
 	}
 	if (m->count == MAX_SERIES)
 		return NULL;
 	s = &m->series[m->count++];
 	snprintf(s->name, sizeof(s->name), "%s", name);
+	snprintf(s->suffix, sizeof(s->suffix), "%s", suffix);
 	snprintf(s->labels, sizeof(s->labels), "%s", labels);
 	s->help = help;
 	s->type = type;
 	return s;
+}
+
+static struct series *find(struct hv_metrics *m, const char *name, enum hv_metric_type type,
+			   const char *help, const char *labels)
+{
+	return find_sub(m, name, "", type, help, labels);
+}
+
+static void observe_one(struct hv_metrics *m, const char *name, const char *suffix,
+			const char *help, const char *labels, double add)
+{
+	struct series *s = find_sub(m, name, suffix, HV_HISTOGRAM, help, labels);
+
+	if (s)
+		s->value += add;
+}
+
+void hv_metrics_observe(struct hv_metrics *m, const char *name, const char *help, const double *le,
+			int n, double value)
+{
+	bool seen = !isnan(value);
+	char labels[48];
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	for (int i = 0; i <= n; i++) {
+		if (i < n)
+			snprintf(labels, sizeof(labels), "le=\"%g\"", le[i]);
+		else
+			snprintf(labels, sizeof(labels), "le=\"+Inf\"");
+		observe_one(m, name, "_bucket", help, labels, seen && (i == n || value <= le[i]));
+	}
+	observe_one(m, name, "_sum", help, "", seen ? value : 0);
+	observe_one(m, name, "_count", help, "", seen);
+	pthread_mutex_unlock(&m->lock);
 }
 
 static void update(struct hv_metrics *m, const char *name, enum hv_metric_type type,
@@ -193,13 +233,15 @@ char *hv_metrics_render(struct hv_metrics *m)
 			continue;
 		render_one(&buf, &len, &cap, "# HELP %s %s\n# TYPE %s %s\n", s->name,
 			   s->help ? s->help : "", s->name,
-			   s->type == HV_COUNTER ? "counter" : "gauge");
+			   s->type == HV_COUNTER ? "counter"
+			   : s->type == HV_GAUGE ? "gauge"
+						 : "histogram");
 		for (int j = i; j < m->count; j++) {
 			struct series *t = &m->series[j];
 
 			if (strcmp(t->name, s->name))
 				continue;
-			render_one(&buf, &len, &cap, "%s%s%s%s %.17g\n", t->name,
+			render_one(&buf, &len, &cap, "%s%s%s%s%s %.17g\n", t->name, t->suffix,
 				   t->labels[0] ? "{" : "", t->labels, t->labels[0] ? "}" : "",
 				   t->value);
 		}

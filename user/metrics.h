@@ -7,7 +7,7 @@
 
 struct hv_metrics;
 
-enum hv_metric_type { HV_COUNTER, HV_GAUGE };
+enum hv_metric_type { HV_COUNTER, HV_GAUGE, HV_HISTOGRAM };
 
 struct hv_metrics *hv_metrics_new(void);
 void hv_metrics_free(struct hv_metrics *m);
@@ -20,6 +20,11 @@ void hv_metrics_set(struct hv_metrics *m, const char *name, enum hv_metric_type 
 double hv_metrics_get(struct hv_metrics *m, const char *name, const char *labels);
 /* The exposition text; caller frees. */
 char *hv_metrics_render(struct hv_metrics *m);
+
+/* A histogram: buckets le[0..n-1] (ascending) and +Inf, _sum and _count.
+ * hv_metrics_observe() with no value (NAN) only makes its series exist. */
+void hv_metrics_observe(struct hv_metrics *m, const char *name, const char *help, const double *le,
+			int n, double value);
 
 void hv_metrics_alert(struct hv_metrics *m, const char *rule);
 void hv_metrics_correction(struct hv_metrics *m, const char *rule, const char *result);

@@ -23,9 +23,14 @@
  *   its first guest entry, where the sample is taken.
  *
  * They match by the fingerprint itself, no name needed: the TSC value the
- * destination wrote (W, per vCPU) is one the source's TSC held at some
- * moment t_s, the save. t_s must lie before the source's saved_by_ns and
- * before the write, within the window, and agree across vCPUs.
+ * destination wrote (W, per vCPU) is one the source's TSC held (or would
+ * have held) at some moment t_s. Either W is the value saved (QEMU 7.2:
+ * t_s lies before the source's saved_by_ns) or W was advanced to the write
+ * (the precise way: t_s is written_ns, within the slack); t_s lies within
+ * the window before the write, the write within the window after
+ * saved_by_ns, and the vCPUs' t_s agree. A VM's arrival and its later
+ * departure from the same process (host, pid, vm) never match: they share
+ * one clock line.
  */
 #ifndef HVGUARD_USER_MIGRATION_H
 #define HVGUARD_USER_MIGRATION_H
@@ -83,9 +88,9 @@ struct hv_mig_limits {
 extern const struct hv_mig_limits hv_mig_default_limits;
 
 struct hv_mig_result {
-	int64_t saved_ns;		   /* t_s: realtime the source's clocks were saved */
-	int64_t downtime_ns;		   /* from t_s to the destination's first guest entry */
-	int64_t kvmclock_warp_ns;	   /* destination kvmclock - the source's, extrapolated */
+	int64_t saved_ns;	  /* t_s: realtime the source's clocks were saved (at the latest) */
+	int64_t downtime_ns;	  /* from t_s to the destination's first guest entry */
+	int64_t kvmclock_warp_ns; /* destination kvmclock - the source's, extrapolated */
 	int64_t tsc_warp_ns[HV_MAX_VCPUS]; /* the same per vCPU (arrival's order), in ns */
 	int64_t worst_tsc_warp_ns;	   /* the largest in magnitude */
 	int64_t pvti_changed_ns; /* change of the kvmclock over 1 s of guest TSC, 0 if unknown */
@@ -102,6 +107,8 @@ enum hv_mig_verdict {
 	HV_MIG_NOT_IN_TIME,  /* a save moment outside the bounds */
 	HV_MIG_NOT_TOGETHER, /* the vCPUs' save moments too far apart */
 	HV_MIG_NOT_SANE,     /* a value out of range (hostile or broken record) */
+	HV_MIG_SAME_VM,	     /* d is the departure of the VM a brought (same host, pid, vm) */
+	HV_MIG_NOT_UUID,     /* both uuids known, and different */
 };
 
 const char *hv_mig_verdict_name(enum hv_mig_verdict v);
@@ -115,14 +122,18 @@ enum hv_mig_verdict hv_mig_match(const struct hv_mig_record *d, const struct hv_
 
 /*
  * The realtime at which vCPU 0's guest TSC read 0, by a record's sample
- * (the guest's TSC origin). A matching arrival's origin lies in
- * [departure's origin, departure's origin + window + slack]: the join
- * sorts departures by it and looks only there. INT64_MIN if not sane.
+ * (the guest's TSC origin). A matching arrival's origin is the departure's
+ * plus (written_ns - t_s), so it lies in [departure's origin - slack,
+ * departure's origin + window + slack], slack being the limits' plus both
+ * hosts' clock errors (and a few ns of rounding): the join sorts
+ * departures by it and looks only there. INT64_MIN if not sane.
  */
 int64_t hv_mig_tsc_origin(const struct hv_mig_record *r);
 
 /* A record's fields are within bounds (hostile input is refused whole). */
 bool hv_mig_record_sane(const struct hv_mig_record *r);
+/* NULL if sane, else which bound the record breaks (for messages). */
+const char *hv_mig_record_insane(const struct hv_mig_record *r);
 
 /* ns of guest TSC cycles at khz, and back; no overflow in range. */
 int64_t hv_mig_cycles_to_ns(int64_t cycles, uint32_t khz);

@@ -112,6 +112,7 @@ enum clock_event_type {
 	CLOCK_EV_GUEST_TSC_SUMMARY, /* guest TSC writes counted, not sent one by one */
 	CLOCK_EV_VM_UNTRACKED,	    /* a VMM's VM is over a quota: v[0] quota, v[1] uid */
 	CLOCK_EV_ARRIVAL,	    /* first guest entry of a VM whose TSC was set before it ran */
+	CLOCK_EV_PROC_EXEC,	    /* a VMM exec'd (CPR's cpr-exec): v[0] its tgid */
 };
 
 /*

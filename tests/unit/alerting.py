@@ -82,7 +82,10 @@ def code_metrics():
 
 
 def expr_metrics(expr):
-    return set(re.findall(r"\b(hvguard_[a-z_]+)", expr))
+    """Metric names an expression queries; a histogram's _bucket, _sum and
+    _count series count as the histogram."""
+    return {re.sub(r"_(bucket|sum|count)$", "", n)
+            for n in re.findall(r"\b(hvguard_[a-z_]+)", expr)}
 
 
 def check_promtool():

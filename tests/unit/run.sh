@@ -26,6 +26,7 @@ for t in build/tests/test_* build/asan/tests/test_*; do
 done
 tests/unit/cli.sh || rc=1
 tests/unit/pindir.sh || rc=1
+tests/unit/migrations.sh || rc=1
 # The shipped alerting rules (promtool check + promtool test rules) and the
 # Grafana dashboard, checked against the rule table and the README.
 python3 tests/unit/alerting.py || rc=1

@@ -24,6 +24,11 @@
  *                 [--last-vcpu-id ID]
  *                 [--traced-as NAME]
  *                 [-name NAME]
+ *        minivmm migrate-save --state FILE [--vcpus N] [--run-ms N] [--hold-ms N]
+ *        minivmm migrate-save --state FILE --exec-restore --how qemu|precise
+ *                 [--downtime-ms N]   (cpr-exec: the restore in this pid)
+ *        minivmm migrate-restore --state FILE --how qemu|precise [--downtime-ms N]
+ *                 [--tsc-skew-ms N] [--run-ms N] [--save-to FILE] [--hold-ms N]
  *        minivmm --list | --help
  *
  * stdout carries one JSON object per line and nothing else:
@@ -42,6 +47,32 @@
  *   at the end:
  *	{"type":"done","scenario":S,"pid":P,"ok":true,"vms":..,"vcpus":..,
  *	 "tsc_khz":..,"kvm_run_exits":..,"exits_per_s":.., scenario fields...}
+ *   migration, two processes (migrate-save, then migrate-restore):
+ *	{"type":"saved","pid":P,"vm":V,"vcpus":N,"tsc_khz":..,"clock":..,
+ *	 "clock_flags":..,"clock_realtime":..,"save_realtime_ns":..,
+ *	 "tsc":[..],"tsc_offset":[..]|null,"guest_tsc":..,"guest_kvmclock":..,
+ *	 "guest_realtime_ns":..}
+ *     once the source's clocks are saved as QEMU 7.2 saves them at a
+ *     migration's stop, and the state written to --state FILE: KVM_GET_CLOCK
+ *     (clock, flags, realtime), each vCPU's TSC and TSC offset, the realtime
+ *     of the save, vCPU 0's last sample and its realtime. The VM never
+ *     resumes: done, --hold-ms paused, exit.
+ *	{"type":"restored","how":"qemu"|"precise","pid":P,"vm":V,"vcpus":N,
+ *	 "source_pid":..,"tsc_skew_ms":..,"downtime_ns":..,"entry_downtime_ns":..,
+ *	 "guest_tsc_warp_ns":..,"guest_kvmclock_warp_ns":..,
+ *	 "raw_tsc_warp_ns":..,"raw_kvmclock_warp_ns":..,"pvti_flags":F,
+ *	 "clock_realtime_from":..,"guest_tsc_warps_ns":[per vCPU]}
+ *     once the destination (which waited for the save's realtime +
+ *     --downtime-ms, then created its VM) set its clocks the --how way and
+ *     ran: downtime_ns is from the save's realtime to the guest's first
+ *     TSC read, entry_downtime_ns to the VMM's first KVM_RUN; the warps
+ *     are the guest's clocks minus where the source's would be at the
+ *     same realtime, carried forward from the source's last samples (TSC
+ *     at the guest's rate, kvmclock at 1 ns/ns): about -downtime the QEMU
+ *     way, about 0 the precise way. Both sides are
+ *     fitted on RUN_SAMPLES samples each (the one whose realtime stamp
+ *     lagged its guest read least); raw_*: vCPU 0's first sample against
+ *     the source's last, stamps' lag included (ms now and then under TCG).
  * The scenarios (--list) are a table below; ch-upstream-pause (what
  * cloud-hypervisor really does) is one more than the brief asked for, and
  * --tsc-delta sets what guest-tsc-write adds to the TSC it writes back.
@@ -68,82 +99,89 @@
 #include <sys/wait.h>
 #include <linux/kvm.h>
 
-#define NSEC_PER_SEC		1000000000LL
+#define NSEC_PER_SEC 1000000000LL
 
 /* Guest physical layout: one 64 KiB slot at 0. */
-#define GUEST_MEM_SIZE		0x10000
-#define CODE_GPA		0x1000
-#define PVTI_GPA		0x3000	/* one 32-byte PVTI per vCPU, one page */
-#define MAX_VCPUS		128	/* audit is tested past 64 */
-#define MAX_VCPU_ID		1023	/* below KVM's KVM_MAX_VCPU_IDS on x86 */
+#define GUEST_MEM_SIZE 0x10000
+#define CODE_GPA       0x1000
+#define PVTI_GPA       0x3000 /* one 32-byte PVTI per vCPU, one page */
+#define MAX_VCPUS      128    /* audit is tested past 64 */
+#define MAX_VCPU_ID    1023   /* below KVM's KVM_MAX_VCPU_IDS on x86 */
 
-#define PORT_TSC_LO		0x10
-#define PORT_TSC_HI		0x11
-#define PORT_TSC_WRITTEN	0x12
-#define PORT_FLOOD_BATCH	0x13
+#define PORT_TSC_LO	 0x10
+#define PORT_TSC_HI	 0x11
+#define PORT_TSC_WRITTEN 0x12
+#define PORT_FLOOD_BATCH 0x13
 /* guest-tsc-flood: TSC writes per batch (between two I/O exits). */
-#define FLOOD_BATCH		1000
-#define FLOOD_MS_DEFAULT	5000
+#define FLOOD_BATCH	 1000
+#define FLOOD_MS_DEFAULT 5000
 
 #define MSR_IA32_TSC		0x10
-#define MSR_KVM_SYSTEM_TIME_NEW	0x4b564d01
+#define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 
-#define PVCLOCK_TSC_STABLE	0x1
-#define PVCLOCK_GUEST_STOPPED	0x2
+#define PVCLOCK_TSC_STABLE    0x1
+#define PVCLOCK_GUEST_STOPPED 0x2
 
 /*
  * Samples per vCPU per run phase: 2 exits each, ~5 us per exit here, so a
  * few ms of guest time; enough for the daemon to see KVM_RUN between steps.
  */
-#define RUN_SAMPLES		200
+#define RUN_SAMPLES 200
 /* A guest TSC write must show up within this many exits. */
-#define TSC_WRITE_MAX_EXITS	1000
+#define TSC_WRITE_MAX_EXITS 1000
 
 /* KVM takes host TSC writes within ~1 s of the expected value for a sync. */
-#define TSC_FAR_SECONDS		5
+#define TSC_FAR_SECONDS 5
 /* vcpu-mismatch: vCPU 1 (vcpu-mismatch-last: the last) runs this far ahead
  * of vCPU 0. */
-#define MISMATCH_CYCLES		1000000000ULL
+#define MISMATCH_CYCLES 1000000000ULL
 /* migrate-in: the "source host" state, arbitrary but large. */
-#define MIGRATE_TSC		(1ULL << 48)
-#define MIGRATE_CLOCK_NS	(3ULL * 24 * 3600 * NSEC_PER_SEC)
-#define TSC_KHZ_OTHER_DELTA	1000
-#define MANY_VMS_DEFAULT	200
+#define MIGRATE_TSC	    (1ULL << 48)
+#define MIGRATE_CLOCK_NS    (3ULL * 24 * 3600 * NSEC_PER_SEC)
+#define TSC_KHZ_OTHER_DELTA 1000
+/*
+ * migrate-save runs the guest this long first: a destination's host TSC
+ * write that lands within 1 s of KVM's expected value is taken as a vCPU
+ * sync (the new VM's offset kept, the value ignored), so the saved TSC
+ * must be past 1 s, as any real VM's is.
+ */
+#define MIGRATE_RUN_MS	 1500
+#define MANY_VMS_DEFAULT 200
 
 /*
  * The guest, 16-bit real mode. Entry points the VMM jumps to are offsets
  * into this blob; ESI = PVTI gpa | 1, EBP:EDI = delta for the TSC write.
  */
-#define GUEST_ENTRY		0x00
-#define GUEST_TSC_WRITE		0x1b
-#define GUEST_TSC_FLOOD		0x2f
+#define GUEST_ENTRY	0x00
+#define GUEST_TSC_WRITE 0x1b
+#define GUEST_TSC_FLOOD 0x2f
 
 static const uint8_t guest_code[] = {
-	0x66, 0xb9, 0x01, 0x4d, 0x56, 0x4b,	/* 00: mov ecx, MSR_KVM_SYSTEM_TIME_NEW */
-	0x66, 0x89, 0xf0,			/* 06: mov eax, esi */
-	0x66, 0x31, 0xd2,			/* 09: xor edx, edx */
-	0x0f, 0x30,				/* 0c: wrmsr (kvmclock on) */
-	0x0f, 0x31,				/* 0e: loop: rdtsc */
-	0x66, 0xe7, PORT_TSC_LO,		/* 10: out PORT_TSC_LO, eax */
-	0x66, 0x89, 0xd0,			/* 13: mov eax, edx */
-	0x66, 0xe7, PORT_TSC_HI,		/* 16: out PORT_TSC_HI, eax */
-	0xeb, 0xf3,				/* 19: jmp loop */
-	0x66, 0xb9, 0x10, 0x00, 0x00, 0x00,	/* 1b: tsc_write: mov ecx, MSR_IA32_TSC */
-	0x0f, 0x31,				/* 21: rdtsc */
-	0x66, 0x01, 0xf8,			/* 23: add eax, edi */
-	0x66, 0x11, 0xea,			/* 26: adc edx, ebp */
-	0x0f, 0x30,				/* 29: wrmsr (guest TSC write) */
-	0xe6, PORT_TSC_WRITTEN,			/* 2b: out PORT_TSC_WRITTEN, al */
-	0xeb, 0xdf,				/* 2d: jmp loop */
-	0x66, 0xb9, 0x10, 0x00, 0x00, 0x00,	/* 2f: tsc_flood: mov ecx, MSR_IA32_TSC */
-	0x66, 0xbb, FLOOD_BATCH & 0xff, FLOOD_BATCH >> 8, 0x00, 0x00,
-						/* 35: batch: mov ebx, FLOOD_BATCH */
-	0x0f, 0x31,				/* 3b: again: rdtsc */
-	0x0f, 0x30,				/* 3d: wrmsr (guest TSC write) */
-	0x66, 0x4b,				/* 3f: dec ebx */
-	0x75, 0xf8,				/* 41: jnz again */
-	0xe6, PORT_FLOOD_BATCH,			/* 43: out PORT_FLOOD_BATCH, al */
-	0xeb, 0xee,				/* 45: jmp batch */
+    0x66, 0xb9, 0x01, 0x4d, 0x56, 0x4b, /* 00: mov ecx, MSR_KVM_SYSTEM_TIME_NEW */
+    0x66, 0x89, 0xf0,			/* 06: mov eax, esi */
+    0x66, 0x31, 0xd2,			/* 09: xor edx, edx */
+    0x0f, 0x30,				/* 0c: wrmsr (kvmclock on) */
+    0x0f, 0x31,				/* 0e: loop: rdtsc */
+    0x66, 0xe7, PORT_TSC_LO,		/* 10: out PORT_TSC_LO, eax */
+    0x66, 0x89, 0xd0,			/* 13: mov eax, edx */
+    0x66, 0xe7, PORT_TSC_HI,		/* 16: out PORT_TSC_HI, eax */
+    0xeb, 0xf3,				/* 19: jmp loop */
+    0x66, 0xb9, 0x10, 0x00, 0x00, 0x00, /* 1b: tsc_write: mov ecx, MSR_IA32_TSC */
+    0x0f, 0x31,				/* 21: rdtsc */
+    0x66, 0x01, 0xf8,			/* 23: add eax, edi */
+    0x66, 0x11, 0xea,			/* 26: adc edx, ebp */
+    0x0f, 0x30,				/* 29: wrmsr (guest TSC write) */
+    0xe6, PORT_TSC_WRITTEN,		/* 2b: out PORT_TSC_WRITTEN, al */
+    0xeb, 0xdf,				/* 2d: jmp loop */
+    0x66, 0xb9, 0x10, 0x00, 0x00, 0x00, /* 2f: tsc_flood: mov ecx, MSR_IA32_TSC */
+    0x66, 0xbb, FLOOD_BATCH & 0xff, FLOOD_BATCH >> 8, 0x00, 0x00,
+    /* 35: batch: mov ebx, FLOOD_BATCH */
+    0x0f, 0x31,		    /* 3b: again: rdtsc */
+    0x0f, 0x30,		    /* 3d: wrmsr (guest TSC write) */
+    0x66, 0x4b,		    /* 3f: dec ebx */
+    0x75, 0xf8,		    /* 41: jnz again */
+    0xe6, PORT_FLOOD_BATCH, /* 43: out PORT_FLOOD_BATCH, al */
+    0xeb, 0xee,		    /* 45: jmp batch */
 };
 
 /* struct pvclock_vcpu_time_info, as the guest sees it. */
@@ -163,21 +201,32 @@ _Static_assert(MAX_VCPUS * sizeof(struct pvti) <= 0x1000, "PVTIs fit a page");
 struct sample {
 	uint64_t tsc;
 	uint64_t kvmclock;
+	int64_t realtime_ns; /* CLOCK_REALTIME at the exit (migration only) */
 	uint8_t pvti_flags;
-	bool kvmclock_ok;	/* false while the PVTI was never written */
+	bool kvmclock_ok; /* false while the PVTI was never written */
 };
 
 struct vcpu {
 	int fd;
-	int id;			/* its index: messages, its PVTI */
-	int kvm_id;		/* KVM_CREATE_VCPU's argument (--last-vcpu-id) */
+	int id;	    /* its index: messages, its PVTI */
+	int kvm_id; /* KVM_CREATE_VCPU's argument (--last-vcpu-id) */
 	struct kvm_run *run;
 	volatile struct pvti *pvti;
 	uint32_t tsc_lo;
 	bool have_lo;
 	bool tsc_written;
-	uint64_t flood_batches;	/* guest-tsc-flood: batches of writes done */
+	uint64_t flood_batches; /* guest-tsc-flood: batches of writes done */
 	bool want_first;	/* record the next sample in first_after */
+	bool stamp;		/* stamp samples with CLOCK_REALTIME */
+	/*
+	 * Stamped samples since fit_reset(): the largest guest TSC (in ns)
+	 * and kvmclock minus the realtime stamp. The stamp lags the guest's
+	 * read by the exits in between (milliseconds now and then under
+	 * TCG); the largest difference is the sample that lagged least.
+	 */
+	int64_t fit_tsc_ns;
+	int64_t fit_kvmclock_ns;
+	uint64_t fit_n;
 	uint64_t nsamples;
 	struct sample last;
 	struct sample first_after;
@@ -192,10 +241,10 @@ struct vm {
 	unsigned long tsc_khz;
 	struct vcpu vcpus[MAX_VCPUS];
 	struct kvm_clock_data saved_clock;
-	struct sample before;	/* vCPU 0's last sample before the pause */
+	struct sample before; /* vCPU 0's last sample before the pause */
 	struct timespec t_stop;
 	int64_t pause_ns;
-	char extra[512];	/* scenario fields for the done line, ",..." */
+	char extra[512]; /* scenario fields for the done line, ",..." */
 };
 
 struct opts {
@@ -205,10 +254,44 @@ struct opts {
 	uint64_t flood_ms;
 	uint64_t vcpu_id_stride; /* vCPU i gets KVM id i * stride (default 1) */
 	int64_t tsc_delta;
-	const char *traced_as;	/* a tracer child that names itself so */
-	int vcpus;		/* 0: the scenario's default */
-	int nvms;		/* 0: the scenario's default */
-	int last_vcpu_id;	/* 0: the last vCPU's index */
+	const char *traced_as; /* a tracer child that names itself so */
+	int vcpus;	       /* 0: the scenario's default */
+	int nvms;	       /* 0: the scenario's default */
+	int last_vcpu_id;      /* 0: the last vCPU's index */
+	const char *state;     /* migrate-*: --state FILE */
+	const char *save_to;   /* migrate-restore: then migrate-save to FILE */
+	int how;	       /* migrate-restore: enum mig_how */
+	uint64_t downtime_ms;  /* migrate-restore: from the save's realtime */
+	int64_t tsc_skew_ms;   /* migrate-restore: TSC restored this far off */
+	uint64_t run_ms;       /* OP_RUN_FOR: at least this long */
+	bool run_ms_set;
+	bool exec_restore; /* migrate-save: then exec migrate-restore in this pid (cpr-exec) */
+};
+
+/*
+ * A migration's saved state (migrate-save writes it, migrate-restore reads
+ * it): what QEMU 7.2 carries from source to destination for the clocks,
+ * plus each vCPU's TSC offset (the precise way, one host) and the guest's
+ * own last sample, the ground truth of where its clocks were.
+ */
+enum mig_how { HOW_NONE = 0, HOW_QEMU, HOW_PRECISE };
+
+struct mig_vcpu {
+	uint64_t tsc;	    /* KVM_GET_MSRS(IA32_TSC) at the save */
+	uint64_t offset;    /* KVM_VCPU_TSC_OFFSET at the save */
+	int64_t fit_tsc_ns; /* the guest's, over its last samples */
+	int64_t fit_kvmclock_ns;
+};
+
+struct mig_state {
+	int pid;
+	int nvcpus;
+	unsigned long tsc_khz;
+	bool have_offsets;	     /* the kernel has KVM_VCPU_TSC_CTRL */
+	struct kvm_clock_data clock; /* KVM_GET_CLOCK at the save */
+	int64_t save_realtime_ns;    /* CLOCK_REALTIME just before the TSC reads */
+	struct sample guest;	     /* vCPU 0's last sample before the save */
+	struct mig_vcpu vcpu[MAX_VCPUS];
 };
 
 struct scenario;
@@ -223,6 +306,9 @@ struct ctx {
 	struct opts opt;
 	uint64_t exits;
 	int64_t run_ns;
+	struct mig_state mig_in;   /* migrate-restore: the state read */
+	const char *save_path;	   /* OP_MIGRATE_SAVE writes here, if set */
+	const char *realtime_from; /* the precise restore's realtime: kvm, minivmm */
 };
 
 /*
@@ -232,28 +318,33 @@ struct ctx {
  */
 enum op {
 	OP_END = 0,
-	OP_RUN,			/* run every vCPU for RUN_SAMPLES samples */
-	OP_SET_TSC_KHZ_CUR,	/* KVM_SET_TSC_KHZ(current kHz), per vCPU */
-	OP_QEMU_MSRS,		/* KVM_SET_MSRS{TSC=0, SYSTEM_TIME_NEW=0}, per vCPU */
-	OP_TSC0,		/* KVM_SET_MSRS{TSC=0}, per vCPU */
-	OP_RESET,		/* QEMU system_reset: QEMU_MSRS + regs + sregs */
-	OP_GET_TSC,		/* KVM_GET_MSRS{TSC}, per vCPU, saved */
-	OP_GET_CLOCK,		/* KVM_GET_CLOCK, saved */
-	OP_SET_CLOCK,		/* KVM_SET_CLOCK{saved clock, flags 0} */
-	OP_SET_CLOCK_REALTIME,	/* KVM_SET_CLOCK{saved clock+realtime, REALTIME} */
-	OP_SET_CLOCK_CH,	/* KVM_SET_CLOCK{saved clock+realtime, flags 0} */
-	OP_SET_CLOCK_COMPAT,	/* OP_SET_CLOCK through int $0x80 (compat) */
-	OP_KVMCLOCK_CTRL,	/* KVM_KVMCLOCK_CTRL, per vCPU */
-	OP_SET_TSC_FAR,		/* KVM_SET_MSRS{TSC = saved - 5 s}, per vCPU */
-	OP_SET_TSC_KHZ_OTHER,	/* KVM_SET_TSC_KHZ(current - 1000) on vCPU 0 */
-	OP_TSC_OFFSET_SKEW,	/* TSC_OFFSET attr: vCPU 0 = its own, vCPU 1 ahead */
+	OP_RUN,			 /* run every vCPU for RUN_SAMPLES samples */
+	OP_SET_TSC_KHZ_CUR,	 /* KVM_SET_TSC_KHZ(current kHz), per vCPU */
+	OP_QEMU_MSRS,		 /* KVM_SET_MSRS{TSC=0, SYSTEM_TIME_NEW=0}, per vCPU */
+	OP_TSC0,		 /* KVM_SET_MSRS{TSC=0}, per vCPU */
+	OP_RESET,		 /* QEMU system_reset: QEMU_MSRS + regs + sregs */
+	OP_GET_TSC,		 /* KVM_GET_MSRS{TSC}, per vCPU, saved */
+	OP_GET_CLOCK,		 /* KVM_GET_CLOCK, saved */
+	OP_SET_CLOCK,		 /* KVM_SET_CLOCK{saved clock, flags 0} */
+	OP_SET_CLOCK_REALTIME,	 /* KVM_SET_CLOCK{saved clock+realtime, REALTIME} */
+	OP_SET_CLOCK_CH,	 /* KVM_SET_CLOCK{saved clock+realtime, flags 0} */
+	OP_SET_CLOCK_COMPAT,	 /* OP_SET_CLOCK through int $0x80 (compat) */
+	OP_KVMCLOCK_CTRL,	 /* KVM_KVMCLOCK_CTRL, per vCPU */
+	OP_SET_TSC_FAR,		 /* KVM_SET_MSRS{TSC = saved - 5 s}, per vCPU */
+	OP_SET_TSC_KHZ_OTHER,	 /* KVM_SET_TSC_KHZ(current - 1000) on vCPU 0 */
+	OP_TSC_OFFSET_SKEW,	 /* TSC_OFFSET attr: vCPU 0 = its own, vCPU 1 ahead */
 	OP_TSC_OFFSET_SKEW_LAST, /* TSC_OFFSET attr: all = vCPU 0's, the last ahead */
-	OP_MIGRATE_TSC,		/* KVM_SET_MSRS{TSC = MIGRATE_TSC}, per vCPU */
-	OP_MIGRATE_CLOCK,	/* KVM_SET_CLOCK{MIGRATE_CLOCK_NS, flags 0} */
-	OP_GUEST_TSC_WRITE,	/* vCPU 0's guest does wrmsr(IA32_TSC) once */
-	OP_GUEST_TSC_FLOOD,	/* vCPU 0's guest loops wrmsr(IA32_TSC) */
-	OP_PAUSE_CYCLES,	/* --cycles x: stop, sleep, resume, run, report */
-	OP_EXIT_MIDPAUSE,	/* stop, sleep, report, exit(0) while paused */
+	OP_MIGRATE_TSC,		 /* KVM_SET_MSRS{TSC = MIGRATE_TSC}, per vCPU */
+	OP_MIGRATE_CLOCK,	 /* KVM_SET_CLOCK{MIGRATE_CLOCK_NS, flags 0} */
+	OP_GUEST_TSC_WRITE,	 /* vCPU 0's guest does wrmsr(IA32_TSC) once */
+	OP_GUEST_TSC_FLOOD,	 /* vCPU 0's guest loops wrmsr(IA32_TSC) */
+	OP_RUN_FOR,		 /* OP_RUN, then run on until --run-ms passed */
+	OP_MIGRATE_SAVE,	 /* QEMU's stop (TSCs, GET_CLOCK), offsets, write */
+	OP_RESTORE_TSC,		 /* --how: TSC MSR = saved, or TSC_OFFSET = source's */
+	OP_RESTORE_CLOCK,	 /* --how: SET_CLOCK{saved, 0} + KVMCLOCK_CTRL, or REALTIME */
+	OP_RESTORE_RUN,		 /* first run; print what the guest saw */
+	OP_PAUSE_CYCLES,	 /* --cycles x: stop, sleep, resume, run, report */
+	OP_EXIT_MIDPAUSE,	 /* stop, sleep, report, exit(0) while paused */
 	OP_COUNT,
 };
 
@@ -262,8 +353,11 @@ enum op {
 struct scenario {
 	const char *name;
 	const char *help;
-	int vcpus;		/* default vCPUs per VM (0 means 1) */
-	int vms;		/* default VMs (0 means 1); many-vms takes N */
+	int vcpus;		       /* default vCPUs per VM (0 means 1) */
+	int vms;		       /* default VMs (0 means 1); many-vms takes N */
+	bool realtime_samples;	       /* stamp every sample with CLOCK_REALTIME */
+	uint64_t run_ms;	       /* OP_RUN_FOR's default for --run-ms */
+	int (*prepare)(struct ctx *c); /* before the VMs are created */
 	enum op script[MAX_OPS];
 	enum op stop[MAX_OPS];
 	enum op resume[MAX_OPS];
@@ -289,125 +383,146 @@ struct scenario {
  * - Firecracker (vstate/vcpu): plain pause/resume touch no clock state;
  *   KVMCLOCK_CTRL is issued on each vCPU after its state is restored.
  *   FC and CH also write TSC=0 among their boot MSRs.
+ * - QEMU 7.2 live migration (the same files, migration/migration.c): the
+ *   source stops as above (each vCPU's TSC, then GET_CLOCK) and sends
+ *   them; the destination, set up and reset like any QEMU (SET_TSC_KHZ,
+ *   TSC=0), loads the state: KVM_SET_MSRS with the TSC as saved and the
+ *   kvmclock MSR, then at its start SET_CLOCK{saved, flags 0} and
+ *   KVMCLOCK_CTRL on each vCPU. The guest's TSC and kvmclock both lose the
+ *   downtime. The precise way (one host): the source's TSC offsets through
+ *   KVM_VCPU_TSC_OFFSET, and SET_CLOCK with the save's realtime and
+ *   KVM_CLOCK_REALTIME; the guest loses nothing.
  */
+static int migrate_prepare_save(struct ctx *c);
+static int migrate_prepare_restore(struct ctx *c);
+
 static const struct scenario scenarios[] = {
-	{
-		.name = "create-reset",
-		.help = "QEMU setup, run, system_reset (TSC=0, regs), run; no alert",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_RESET, OP_RUN },
-	},
-	{
-		.name = "qemu-stopcont",
-		.help = "QEMU 7.2 stop/cont: kvmclock rewound by the pause",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_PAUSE_CYCLES },
-		.stop = { OP_GET_TSC, OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK, OP_KVMCLOCK_CTRL },
-	},
-	{
-		.name = "crosvm-resume",
-		.help = "crosvm suspend/resume: GET_CLOCK, SET_CLOCK{saved, 0}",
-		.script = { OP_RUN, OP_PAUSE_CYCLES },
-		.stop = { OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK },
-	},
-	{
-		.name = "ch-pause-resume",
-		.help = "cloud-hypervisor, corrected: SET_CLOCK with REALTIME; no jump",
-		.script = { OP_TSC0, OP_RUN, OP_PAUSE_CYCLES },
-		.stop = { OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK_REALTIME },
-	},
-	{
-		.name = "ch-upstream-pause",
-		.help = "cloud-hypervisor as shipped: flags reset to 0, clock rewound",
-		.script = { OP_TSC0, OP_RUN, OP_PAUSE_CYCLES },
-		.stop = { OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK_CH },
-	},
-	{
-		.name = "compat-stopcont",
-		.help = "QEMU's rewind, KVM_SET_CLOCK through int $0x80 (compat)",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_PAUSE_CYCLES },
-		.stop = { OP_GET_TSC, OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK_COMPAT, OP_KVMCLOCK_CTRL },
-	},
-	{
-		.name = "firecracker-pause",
-		.help = "pause/resume with only KVMCLOCK_CTRL per vCPU; nothing",
-		.script = { OP_TSC0, OP_RUN, OP_PAUSE_CYCLES },
-		.resume = { OP_KVMCLOCK_CTRL },
-	},
-	{
-		.name = "tsc-msr-rewrite",
-		.help = "QEMU stop, resume writes TSC 5 s back; tsc-offset-change",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_PAUSE_CYCLES },
-		.stop = { OP_GET_TSC, OP_GET_CLOCK },
-		.resume = { OP_SET_TSC_FAR },
-	},
-	{
-		.name = "tsc-khz-after-run",
-		.help = "run, then SET_TSC_KHZ(current - 1000) on vCPU 0, run",
-		.script = { OP_RUN, OP_SET_TSC_KHZ_OTHER, OP_RUN },
-	},
-	{
-		.name = "tsc-khz-then-cont",
-		.help = "run, SET_TSC_KHZ(current - 1000) on vCPU 0, KVMCLOCK_CTRL, run",
-		.script = { OP_RUN, OP_SET_TSC_KHZ_OTHER, OP_KVMCLOCK_CTRL, OP_RUN },
-	},
-	{
-		.name = "vcpu-mismatch",
-		.help = "2 vCPUs given different TSC offsets before the first run",
-		.vcpus = 2,
-		.script = { OP_TSC_OFFSET_SKEW, OP_RUN },
-	},
-	{
-		.name = "vcpu-mismatch-last",
-		.help = "--vcpus N (default 2) given vCPU 0's TSC offset, the last one ahead",
-		.vcpus = 2,
-		.script = { OP_TSC_OFFSET_SKEW_LAST, OP_RUN },
-	},
-	{
-		.name = "migrate-in",
-		.help = "incoming migration: TSC kHz, TSC, clock set, first run",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_MIGRATE_TSC, OP_MIGRATE_CLOCK,
-			    OP_RUN },
-	},
-	{
-		.name = "guest-tsc-write",
-		.help = "the guest writes its own TSC once (wrmsr 0x10); logged only",
-		.script = { OP_RUN, OP_GUEST_TSC_WRITE, OP_RUN },
-	},
-	{
-		.name = "guest-tsc-flood",
-		.help = "the guest loops wrmsr(IA32_TSC) for --flood-ms; logged only",
-		.script = { OP_RUN, OP_GUEST_TSC_FLOOD },
-	},
-	{
-		.name = "vm-exit-midpause",
-		.help = "QEMU stop, then exit(0) without resuming",
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_EXIT_MIDPAUSE },
-		.stop = { OP_GET_TSC, OP_GET_CLOCK },
-	},
-	{
-		.name = "hold-vms",
-		.help = "N VMs (default 200) created, never run, held --hold-ms",
-		.vms = MANY_VMS_DEFAULT,
-		.script = { OP_END },
-	},
-	{
-		.name = "many-vms",
-		.help = "N VMs (default 200): setup, run, QEMU stop/cont each, exit",
-		.vms = MANY_VMS_DEFAULT,
-		.script = { OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN,
-			    OP_PAUSE_CYCLES },
-		.stop = { OP_GET_TSC, OP_GET_CLOCK },
-		.resume = { OP_SET_CLOCK, OP_KVMCLOCK_CTRL },
-	},
+    {
+	.name = "create-reset",
+	.help = "QEMU setup, run, system_reset (TSC=0, regs), run; no alert",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_RESET, OP_RUN},
+    },
+    {
+	.name = "qemu-stopcont",
+	.help = "QEMU 7.2 stop/cont: kvmclock rewound by the pause",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK, OP_KVMCLOCK_CTRL},
+    },
+    {
+	.name = "crosvm-resume",
+	.help = "crosvm suspend/resume: GET_CLOCK, SET_CLOCK{saved, 0}",
+	.script = {OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK},
+    },
+    {
+	.name = "ch-pause-resume",
+	.help = "cloud-hypervisor, corrected: SET_CLOCK with REALTIME; no jump",
+	.script = {OP_TSC0, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK_REALTIME},
+    },
+    {
+	.name = "ch-upstream-pause",
+	.help = "cloud-hypervisor as shipped: flags reset to 0, clock rewound",
+	.script = {OP_TSC0, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK_CH},
+    },
+    {
+	.name = "compat-stopcont",
+	.help = "QEMU's rewind, KVM_SET_CLOCK through int $0x80 (compat)",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK_COMPAT, OP_KVMCLOCK_CTRL},
+    },
+    {
+	.name = "firecracker-pause",
+	.help = "pause/resume with only KVMCLOCK_CTRL per vCPU; nothing",
+	.script = {OP_TSC0, OP_RUN, OP_PAUSE_CYCLES},
+	.resume = {OP_KVMCLOCK_CTRL},
+    },
+    {
+	.name = "tsc-msr-rewrite",
+	.help = "QEMU stop, resume writes TSC 5 s back; tsc-offset-change",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+	.resume = {OP_SET_TSC_FAR},
+    },
+    {
+	.name = "tsc-khz-after-run",
+	.help = "run, then SET_TSC_KHZ(current - 1000) on vCPU 0, run",
+	.script = {OP_RUN, OP_SET_TSC_KHZ_OTHER, OP_RUN},
+    },
+    {
+	.name = "tsc-khz-then-cont",
+	.help = "run, SET_TSC_KHZ(current - 1000) on vCPU 0, KVMCLOCK_CTRL, run",
+	.script = {OP_RUN, OP_SET_TSC_KHZ_OTHER, OP_KVMCLOCK_CTRL, OP_RUN},
+    },
+    {
+	.name = "vcpu-mismatch",
+	.help = "2 vCPUs given different TSC offsets before the first run",
+	.vcpus = 2,
+	.script = {OP_TSC_OFFSET_SKEW, OP_RUN},
+    },
+    {
+	.name = "vcpu-mismatch-last",
+	.help = "--vcpus N (default 2) given vCPU 0's TSC offset, the last one ahead",
+	.vcpus = 2,
+	.script = {OP_TSC_OFFSET_SKEW_LAST, OP_RUN},
+    },
+    {
+	.name = "migrate-in",
+	.help = "incoming migration: TSC kHz, TSC, clock set, first run",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_MIGRATE_TSC, OP_MIGRATE_CLOCK, OP_RUN},
+    },
+    {
+	.name = "migrate-save",
+	.help = "migration's source: run, QEMU 7.2's stop, --state FILE written, exit",
+	.realtime_samples = true,
+	.run_ms = MIGRATE_RUN_MS,
+	.prepare = migrate_prepare_save,
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN_FOR, OP_MIGRATE_SAVE},
+    },
+    {
+	.name = "migrate-restore",
+	.help = "migration's destination: --state FILE --how qemu|precise; the guest's warps",
+	.realtime_samples = true,
+	.prepare = migrate_prepare_restore,
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RESTORE_TSC, OP_RESTORE_CLOCK,
+		   OP_RESTORE_RUN, OP_RUN_FOR, OP_MIGRATE_SAVE},
+    },
+    {
+	.name = "guest-tsc-write",
+	.help = "the guest writes its own TSC once (wrmsr 0x10); logged only",
+	.script = {OP_RUN, OP_GUEST_TSC_WRITE, OP_RUN},
+    },
+    {
+	.name = "guest-tsc-flood",
+	.help = "the guest loops wrmsr(IA32_TSC) for --flood-ms; logged only",
+	.script = {OP_RUN, OP_GUEST_TSC_FLOOD},
+    },
+    {
+	.name = "vm-exit-midpause",
+	.help = "QEMU stop, then exit(0) without resuming",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_EXIT_MIDPAUSE},
+	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+    },
+    {
+	.name = "hold-vms",
+	.help = "N VMs (default 200) created, never run, held --hold-ms",
+	.vms = MANY_VMS_DEFAULT,
+	.script = {OP_END},
+    },
+    {
+	.name = "many-vms",
+	.help = "N VMs (default 200): setup, run, QEMU stop/cont each, exit",
+	.vms = MANY_VMS_DEFAULT,
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK, OP_KVMCLOCK_CTRL},
+    },
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -522,22 +637,38 @@ static bool pvti_read(volatile struct pvti *p, struct pvti *out)
 	return false;
 }
 
-static void sample_take(struct vcpu *v, uint64_t tsc)
+static void sample_take(struct vm *vm, struct vcpu *v, uint64_t tsc)
 {
-	struct sample s = { .tsc = tsc };
+	struct sample s = {.tsc = tsc};
+	struct timespec t;
 	struct pvti p;
+
+	if (v->stamp) {
+		clock_gettime(CLOCK_REALTIME, &t);
+		s.realtime_ns = ts_ns(&t);
+	}
 
 	if (pvti_read(v->pvti, &p) && p.version) {
 		if (tsc >= p.tsc_timestamp)
-			s.kvmclock = p.system_time +
-				pvclock_scale(tsc - p.tsc_timestamp,
-					      p.tsc_to_system_mul, p.tsc_shift);
+			s.kvmclock =
+			    p.system_time +
+			    pvclock_scale(tsc - p.tsc_timestamp, p.tsc_to_system_mul, p.tsc_shift);
 		else
-			s.kvmclock = p.system_time -
-				pvclock_scale(p.tsc_timestamp - tsc,
-					      p.tsc_to_system_mul, p.tsc_shift);
+			s.kvmclock =
+			    p.system_time -
+			    pvclock_scale(p.tsc_timestamp - tsc, p.tsc_to_system_mul, p.tsc_shift);
 		s.pvti_flags = p.flags;
 		s.kvmclock_ok = true;
+	}
+	if (v->stamp && s.kvmclock_ok) {
+		int64_t ft = tsc_to_ns((int64_t)tsc, vm->tsc_khz) - s.realtime_ns;
+		int64_t fk = (int64_t)s.kvmclock - s.realtime_ns;
+
+		if (!v->fit_n || ft > v->fit_tsc_ns)
+			v->fit_tsc_ns = ft;
+		if (!v->fit_n || fk > v->fit_kvmclock_ns)
+			v->fit_kvmclock_ns = fk;
+		v->fit_n++;
 	}
 	v->last = s;
 	v->nsamples++;
@@ -554,8 +685,8 @@ static int handle_io(struct vm *vm, struct vcpu *v)
 	uint32_t val = 0;
 
 	if (run->io.direction != KVM_EXIT_IO_OUT || run->io.count != 1)
-		return fail("vm %d vcpu %d: unexpected I/O on port %#x",
-			    vm->index, v->id, run->io.port);
+		return fail("vm %d vcpu %d: unexpected I/O on port %#x", vm->index, v->id,
+			    run->io.port);
 	memcpy(&val, data, run->io.size <= 4 ? run->io.size : 4);
 	switch (run->io.port) {
 	case PORT_TSC_LO:
@@ -565,7 +696,7 @@ static int handle_io(struct vm *vm, struct vcpu *v)
 	case PORT_TSC_HI:
 		/* A high half without its low half: a step restarted the guest. */
 		if (v->have_lo)
-			sample_take(v, (uint64_t)val << 32 | v->tsc_lo);
+			sample_take(vm, v, (uint64_t)val << 32 | v->tsc_lo);
 		v->have_lo = false;
 		return 0;
 	case PORT_TSC_WRITTEN:
@@ -575,8 +706,7 @@ static int handle_io(struct vm *vm, struct vcpu *v)
 		v->flood_batches++;
 		return 0;
 	}
-	return fail("vm %d vcpu %d: I/O on unknown port %#x",
-		    vm->index, v->id, run->io.port);
+	return fail("vm %d vcpu %d: I/O on unknown port %#x", vm->index, v->id, run->io.port);
 }
 
 /* One KVM_RUN and its exit. */
@@ -592,19 +722,17 @@ static int vcpu_step(struct ctx *c, struct vm *vm, struct vcpu *v)
 	case KVM_EXIT_INTR:
 		return 0;
 	case KVM_EXIT_FAIL_ENTRY:
-		return fail("vm %d vcpu %d: KVM_RUN: entry failed, reason %#llx",
-			    vm->index, v->id,
+		return fail("vm %d vcpu %d: KVM_RUN: entry failed, reason %#llx", vm->index, v->id,
 			    (unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
 	case KVM_EXIT_INTERNAL_ERROR:
-		return fail("vm %d vcpu %d: KVM_RUN: internal error, suberror %u",
-			    vm->index, v->id, v->run->internal.suberror);
+		return fail("vm %d vcpu %d: KVM_RUN: internal error, suberror %u", vm->index, v->id,
+			    v->run->internal.suberror);
 	}
-	return fail("vm %d vcpu %d: KVM_RUN: unexpected exit reason %u",
-		    vm->index, v->id, v->run->exit_reason);
+	return fail("vm %d vcpu %d: KVM_RUN: unexpected exit reason %u", vm->index, v->id,
+		    v->run->exit_reason);
 }
 
-static int vcpu_run_samples(struct ctx *c, struct vm *vm, struct vcpu *v,
-			    uint64_t n)
+static int vcpu_run_samples(struct ctx *c, struct vm *vm, struct vcpu *v, uint64_t n)
 {
 	uint64_t goal = v->nsamples + n;
 
@@ -614,13 +742,12 @@ static int vcpu_run_samples(struct ctx *c, struct vm *vm, struct vcpu *v,
 	return 0;
 }
 
-static int msrs_set(struct vm *vm, struct vcpu *v, const uint32_t *idx,
-		    const uint64_t *val, int n)
+static int msrs_set(struct vm *vm, struct vcpu *v, const uint32_t *idx, const uint64_t *val, int n)
 {
 	struct {
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e[2];
-	} m = { .hdr.nmsrs = n };
+	} m = {.hdr.nmsrs = n};
 	int i, r;
 
 	for (i = 0; i < n; i++) {
@@ -631,8 +758,8 @@ static int msrs_set(struct vm *vm, struct vcpu *v, const uint32_t *idx,
 	if (r < 0)
 		return sys_fail("vm %d vcpu %d: KVM_SET_MSRS", vm->index, v->id);
 	if (r != n)
-		return fail("vm %d vcpu %d: KVM_SET_MSRS: MSR %#x refused",
-			    vm->index, v->id, idx[r]);
+		return fail("vm %d vcpu %d: KVM_SET_MSRS: MSR %#x refused", vm->index, v->id,
+			    idx[r]);
 	return 0;
 }
 
@@ -641,15 +768,14 @@ static int msr_get(struct vm *vm, struct vcpu *v, uint32_t idx, uint64_t *val)
 	struct {
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e[1];
-	} m = { .hdr.nmsrs = 1, .e[0].index = idx };
+	} m = {.hdr.nmsrs = 1, .e[0].index = idx};
 	int r;
 
 	r = kvm_ioctl(v->fd, KVM_GET_MSRS, &m);
 	if (r < 0)
 		return sys_fail("vm %d vcpu %d: KVM_GET_MSRS", vm->index, v->id);
 	if (r != 1)
-		return fail("vm %d vcpu %d: KVM_GET_MSRS: MSR %#x refused",
-			    vm->index, v->id, idx);
+		return fail("vm %d vcpu %d: KVM_GET_MSRS: MSR %#x refused", vm->index, v->id, idx);
 	*val = m.e[0].data;
 	return 0;
 }
@@ -660,16 +786,15 @@ static uint64_t pvti_gpa(int id)
 }
 
 /* Real mode at CODE_GPA + rip_off, the guest's parameters in registers. */
-static int vcpu_set_state(struct ctx *c, struct vm *vm, struct vcpu *v,
-			  uint64_t rip_off)
+static int vcpu_set_state(struct ctx *c, struct vm *vm, struct vcpu *v, uint64_t rip_off)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = {
-		.rip = CODE_GPA + rip_off,
-		.rflags = 0x2,
-		.rsi = pvti_gpa(v->id) | 1,
-		.rdi = (uint32_t)c->opt.tsc_delta,
-		.rbp = (uint32_t)((uint64_t)c->opt.tsc_delta >> 32),
+	    .rip = CODE_GPA + rip_off,
+	    .rflags = 0x2,
+	    .rsi = pvti_gpa(v->id) | 1,
+	    .rdi = (uint32_t)c->opt.tsc_delta,
+	    .rbp = (uint32_t)((uint64_t)c->opt.tsc_delta >> 32),
 	};
 
 	if (kvm_ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
@@ -694,13 +819,12 @@ static int vcpu_create(struct ctx *c, struct vm *vm, int id)
 	unsigned long kvm_id = (unsigned long)id * c->opt.vcpu_id_stride;
 
 	v->id = id;
-	v->kvm_id = id == vm->nvcpus - 1 && c->opt.last_vcpu_id ? c->opt.last_vcpu_id
-								       : (int)kvm_id;
+	v->stamp = c->sc->realtime_samples;
+	v->kvm_id = id == vm->nvcpus - 1 && c->opt.last_vcpu_id ? c->opt.last_vcpu_id : (int)kvm_id;
 	v->fd = kvm_ioctl(vm->fd, KVM_CREATE_VCPU, (void *)(uintptr_t)v->kvm_id);
 	if (v->fd < 0)
 		return sys_fail("vm %d: KVM_CREATE_VCPU %d", vm->index, v->kvm_id);
-	run = mmap(NULL, c->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		   v->fd, 0);
+	run = mmap(NULL, c->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (run == MAP_FAILED)
 		return sys_fail("vm %d vcpu %d: mmap kvm_run", vm->index, id);
 	v->run = run;
@@ -711,9 +835,9 @@ static int vcpu_create(struct ctx *c, struct vm *vm, int id)
 static int vm_create(struct ctx *c, struct vm *vm, int index)
 {
 	struct kvm_userspace_memory_region region = {
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = GUEST_MEM_SIZE,
+	    .slot = 0,
+	    .guest_phys_addr = 0,
+	    .memory_size = GUEST_MEM_SIZE,
 	};
 	void *mem;
 	int i, r;
@@ -778,15 +902,13 @@ static int op_set_tsc_khz_cur(struct ctx *c, struct vm *vm)
 
 	(void)c;
 	for (i = 0; i < vm->nvcpus; i++)
-		if (kvm_ioctl(vm->vcpus[i].fd, KVM_SET_TSC_KHZ,
-			      (void *)(uintptr_t)vm->tsc_khz) < 0)
-			return sys_fail("vm %d vcpu %d: KVM_SET_TSC_KHZ %lu",
-					vm->index, i, vm->tsc_khz);
+		if (kvm_ioctl(vm->vcpus[i].fd, KVM_SET_TSC_KHZ, (void *)(uintptr_t)vm->tsc_khz) < 0)
+			return sys_fail("vm %d vcpu %d: KVM_SET_TSC_KHZ %lu", vm->index, i,
+					vm->tsc_khz);
 	return 0;
 }
 
-static int set_msrs_all(struct vm *vm, const uint32_t *idx, const uint64_t *val,
-			int n)
+static int set_msrs_all(struct vm *vm, const uint32_t *idx, const uint64_t *val, int n)
 {
 	int i;
 
@@ -796,8 +918,8 @@ static int set_msrs_all(struct vm *vm, const uint32_t *idx, const uint64_t *val,
 	return 0;
 }
 
-static const uint32_t qemu_msr_idx[] = { MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW };
-static const uint64_t qemu_msr_val[] = { 0, 0 };
+static const uint32_t qemu_msr_idx[] = {MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW};
+static const uint64_t qemu_msr_val[] = {0, 0};
 
 static int op_qemu_msrs(struct ctx *c, struct vm *vm)
 {
@@ -847,13 +969,12 @@ static int op_get_clock(struct ctx *c, struct vm *vm)
 	return 0;
 }
 
-static int set_clock(struct vm *vm, uint64_t clock, uint64_t realtime,
-		     uint32_t flags)
+static int set_clock(struct vm *vm, uint64_t clock, uint64_t realtime, uint32_t flags)
 {
 	struct kvm_clock_data d = {
-		.clock = clock,
-		.realtime = realtime,
-		.flags = flags,
+	    .clock = clock,
+	    .realtime = realtime,
+	    .flags = flags,
 	};
 
 	if (kvm_ioctl(vm->fd, KVM_SET_CLOCK, &d) < 0)
@@ -872,10 +993,10 @@ static int op_set_clock_realtime(struct ctx *c, struct vm *vm)
 	(void)c;
 	/* Without it, realtime is 0 and KVM would add the whole epoch. */
 	if (!(vm->saved_clock.flags & KVM_CLOCK_REALTIME))
-		return fail("vm %d: KVM_GET_CLOCK gave no realtime (flags %#x): host clocksource not TSC?",
-			    vm->index, vm->saved_clock.flags);
-	return set_clock(vm, vm->saved_clock.clock, vm->saved_clock.realtime,
-			 KVM_CLOCK_REALTIME);
+		return fail(
+		    "vm %d: KVM_GET_CLOCK gave no realtime (flags %#x): host clocksource not TSC?",
+		    vm->index, vm->saved_clock.flags);
+	return set_clock(vm, vm->saved_clock.clock, vm->saved_clock.realtime, KVM_CLOCK_REALTIME);
 }
 
 static int op_set_clock_ch(struct ctx *c, struct vm *vm)
@@ -896,8 +1017,8 @@ static int op_set_clock_compat(struct ctx *c, struct vm *vm)
 	long ret;
 
 	(void)c;
-	d = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	d = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1,
+		 0);
 	if (d == MAP_FAILED)
 		return sys_fail("vm %d: mmap below 4 GiB", vm->index);
 	memset(d, 0, sizeof(*d));
@@ -924,8 +1045,7 @@ static int op_kvmclock_ctrl(struct ctx *c, struct vm *vm)
 	(void)c;
 	for (i = 0; i < vm->nvcpus; i++)
 		if (kvm_ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, NULL) < 0)
-			return sys_fail("vm %d vcpu %d: KVM_KVMCLOCK_CTRL",
-					vm->index, i);
+			return sys_fail("vm %d vcpu %d: KVM_KVMCLOCK_CTRL", vm->index, i);
 	return 0;
 }
 
@@ -942,8 +1062,7 @@ static int op_set_tsc_far(struct ctx *c, struct vm *vm)
 		if (msrs_set(vm, &vm->vcpus[i], &idx, &val, 1))
 			return -1;
 	}
-	snprintf(vm->extra, sizeof(vm->extra),
-		 ",\"tsc_rewrite_cycles\":-%" PRIu64, far);
+	snprintf(vm->extra, sizeof(vm->extra), ",\"tsc_rewrite_cycles\":-%" PRIu64, far);
 	return 0;
 }
 
@@ -963,24 +1082,21 @@ static int op_set_tsc_khz_other(struct ctx *c, struct vm *vm)
 	snprintf(vm->extra, sizeof(vm->extra),
 		 ",\"set_tsc_khz\":{\"vcpu\":0,\"from\":%lu,\"to\":%lu,"
 		 "\"accepted\":%s,\"error\":%s%s%s,\"tsc_khz_after\":%d}",
-		 vm->tsc_khz, to, r == 0 ? "true" : "false",
-		 r == 0 ? "" : "\"", r == 0 ? "null" : strerror(err),
-		 r == 0 ? "" : "\"", after);
+		 vm->tsc_khz, to, r == 0 ? "true" : "false", r == 0 ? "" : "\"",
+		 r == 0 ? "null" : strerror(err), r == 0 ? "" : "\"", after);
 	return 0;
 }
 
-static int tsc_offset_attr(struct vm *vm, struct vcpu *v, unsigned long req,
-			   uint64_t *offset)
+static int tsc_offset_attr(struct vm *vm, struct vcpu *v, unsigned long req, uint64_t *offset)
 {
 	struct kvm_device_attr a = {
-		.group = KVM_VCPU_TSC_CTRL,
-		.attr = KVM_VCPU_TSC_OFFSET,
-		.addr = (uintptr_t)offset,
+	    .group = KVM_VCPU_TSC_CTRL,
+	    .attr = KVM_VCPU_TSC_OFFSET,
+	    .addr = (uintptr_t)offset,
 	};
 
 	if (kvm_ioctl(v->fd, req, &a) < 0)
-		return sys_fail("vm %d vcpu %d: KVM_%s_DEVICE_ATTR(TSC_OFFSET)",
-				vm->index, v->id,
+		return sys_fail("vm %d vcpu %d: KVM_%s_DEVICE_ATTR(TSC_OFFSET)", vm->index, v->id,
 				req == KVM_SET_DEVICE_ATTR ? "SET" : "GET");
 	return 0;
 }
@@ -1004,8 +1120,7 @@ static int op_tsc_offset_skew(struct ctx *c, struct vm *vm)
 	    tsc_offset_attr(vm, &vm->vcpus[1], KVM_SET_DEVICE_ATTR, &off1))
 		return -1;
 	snprintf(vm->extra, sizeof(vm->extra),
-		 ",\"tsc_offset_vcpu0\":%" PRIu64 ",\"tsc_offset_vcpu1\":%" PRIu64,
-		 off0, off1);
+		 ",\"tsc_offset_vcpu0\":%" PRIu64 ",\"tsc_offset_vcpu1\":%" PRIu64, off0, off1);
 	return 0;
 }
 
@@ -1044,10 +1159,8 @@ static int op_migrate_tsc(struct ctx *c, struct vm *vm)
 static int op_migrate_clock(struct ctx *c, struct vm *vm)
 {
 	(void)c;
-	snprintf(vm->extra, sizeof(vm->extra),
-		 ",\"migrate_tsc\":%llu,\"migrate_clock_ns\":%llu",
-		 (unsigned long long)MIGRATE_TSC,
-		 (unsigned long long)MIGRATE_CLOCK_NS);
+	snprintf(vm->extra, sizeof(vm->extra), ",\"migrate_tsc\":%llu,\"migrate_clock_ns\":%llu",
+		 (unsigned long long)MIGRATE_TSC, (unsigned long long)MIGRATE_CLOCK_NS);
 	return set_clock(vm, MIGRATE_CLOCK_NS, 0, 0);
 }
 
@@ -1069,8 +1182,7 @@ static int op_guest_tsc_write(struct ctx *c, struct vm *vm)
 		if (vcpu_step(c, vm, v))
 			return -1;
 	if (!v->tsc_written)
-		return fail("vm %d vcpu 0: the guest's TSC write never happened",
-			    vm->index);
+		return fail("vm %d vcpu 0: the guest's TSC write never happened", vm->index);
 	snprintf(vm->extra, sizeof(vm->extra),
 		 ",\"guest_tsc_write\":{\"vcpu\":0,\"delta_cycles\":%" PRId64 "}",
 		 c->opt.tsc_delta);
@@ -1105,29 +1217,386 @@ static int op_guest_tsc_flood(struct ctx *c, struct vm *vm)
 	return 0;
 }
 
+/* ---- migration: migrate-save and migrate-restore ---- */
+
+static int64_t realtime_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return ts_ns(&t);
+}
+
+static void fit_reset(struct vm *vm)
+{
+	int i;
+
+	for (i = 0; i < vm->nvcpus; i++)
+		vm->vcpus[i].fit_n = 0;
+}
+
+/*
+ * Keep the guest running for --run-ms, then one OP_RUN more: the samples
+ * the guest's clocks are fitted on (fit_tsc_ns) before a save.
+ */
+static int op_run_for(struct ctx *c, struct vm *vm)
+{
+	int64_t end = now_ns() + (int64_t)c->opt.run_ms * 1000000;
+	int i;
+
+	while (now_ns() < end)
+		for (i = 0; i < vm->nvcpus; i++)
+			if (vcpu_run_samples(c, vm, &vm->vcpus[i], 20))
+				return -1;
+	fit_reset(vm);
+	return op_run(c, vm);
+}
+
+/*
+ * The state file: "key value..." lines, the vCPUs one line each. Written
+ * under a temporary name and renamed, so a reader never sees half of it.
+ */
+static int mig_write(const char *path, const struct mig_state *s)
+{
+	char tmp[4096];
+	FILE *f;
+	int i;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return fail("%s: path too long", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return sys_fail("%s", tmp);
+	fprintf(f, "minivmm-migration 1\n");
+	fprintf(f, "pid %d\nvcpus %d\ntsc_khz %lu\nhave_offsets %d\n", s->pid, s->nvcpus,
+		s->tsc_khz, s->have_offsets);
+	fprintf(f, "clock %llu %u %llu %llu\n", (unsigned long long)s->clock.clock, s->clock.flags,
+		(unsigned long long)s->clock.realtime, (unsigned long long)s->clock.host_tsc);
+	fprintf(f, "save_realtime_ns %" PRId64 "\n", s->save_realtime_ns);
+	fprintf(f, "guest %" PRIu64 " %" PRIu64 " %" PRId64 "\n", s->guest.tsc, s->guest.kvmclock,
+		s->guest.realtime_ns);
+	for (i = 0; i < s->nvcpus; i++)
+		fprintf(f, "vcpu %d %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 "\n", i,
+			s->vcpu[i].tsc, s->vcpu[i].offset, s->vcpu[i].fit_tsc_ns,
+			s->vcpu[i].fit_kvmclock_ns);
+	if (ferror(f) | fclose(f))
+		return sys_fail("writing %s", tmp);
+	if (rename(tmp, path))
+		return sys_fail("rename %s to %s", tmp, path);
+	return 0;
+}
+
+static int mig_read(const char *path, struct mig_state *s)
+{
+	unsigned long long a, b, c, d;
+	unsigned int flags;
+	int seen = 0, nv = 0, version = 0, i, have;
+	char line[256];
+	long long r, ft, fk;
+	FILE *f;
+
+	memset(s, 0, sizeof(*s));
+	f = fopen(path, "r");
+	if (!f)
+		return sys_fail("%s", path);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "minivmm-migration %d", &version) == 1) {
+			seen |= 1;
+		} else if (sscanf(line, "pid %d", &s->pid) == 1) {
+			seen |= 2;
+		} else if (sscanf(line, "vcpus %d", &s->nvcpus) == 1) {
+			seen |= 4;
+		} else if (sscanf(line, "tsc_khz %lu", &s->tsc_khz) == 1) {
+			seen |= 8;
+		} else if (sscanf(line, "have_offsets %d", &have) == 1) {
+			s->have_offsets = have;
+			seen |= 16;
+		} else if (sscanf(line, "clock %llu %u %llu %llu", &a, &flags, &b, &c) == 4) {
+			s->clock.clock = a;
+			s->clock.flags = flags;
+			s->clock.realtime = b;
+			s->clock.host_tsc = c;
+			seen |= 32;
+		} else if (sscanf(line, "save_realtime_ns %lld", &r) == 1) {
+			s->save_realtime_ns = r;
+			seen |= 64;
+		} else if (sscanf(line, "guest %llu %llu %lld", &a, &b, &r) == 3) {
+			s->guest.tsc = a;
+			s->guest.kvmclock = b;
+			s->guest.realtime_ns = r;
+			s->guest.kvmclock_ok = true;
+			seen |= 128;
+		} else if (sscanf(line, "vcpu %d %llu %llu %lld %lld", &i, &c, &d, &ft, &fk) == 5) {
+			if (i != nv || i >= MAX_VCPUS) {
+				fclose(f);
+				return fail("%s: vcpu %d out of order", path, i);
+			}
+			s->vcpu[i].tsc = c;
+			s->vcpu[i].offset = d;
+			s->vcpu[i].fit_tsc_ns = ft;
+			s->vcpu[i].fit_kvmclock_ns = fk;
+			nv++;
+		} else {
+			fclose(f);
+			return fail("%s: unexpected line '%.40s'", path, line);
+		}
+	}
+	fclose(f);
+	if (seen != 255 || version != 1)
+		return fail("%s: not a minivmm migration state (fields %#x, version %d)", path,
+			    seen, version);
+	if (s->nvcpus < 1 || s->nvcpus > MAX_VCPUS || nv != s->nvcpus || !s->tsc_khz)
+		return fail("%s: %d vCPUs, %d vcpu lines, tsc_khz %lu", path, s->nvcpus, nv,
+			    s->tsc_khz);
+	return 0;
+}
+
+static bool tsc_ctrl_available(struct vcpu *v)
+{
+	struct kvm_device_attr a = {
+	    .group = KVM_VCPU_TSC_CTRL,
+	    .attr = KVM_VCPU_TSC_OFFSET,
+	};
+
+	return kvm_ioctl(v->fd, KVM_HAS_DEVICE_ATTR, &a) == 0;
+}
+
+static void print_u64_list(const char *key, const struct mig_state *s, bool offsets)
+{
+	int i;
+
+	printf(",\"%s\":[", key);
+	for (i = 0; i < s->nvcpus; i++)
+		printf("%s%" PRIu64, i ? "," : "", offsets ? s->vcpu[i].offset : s->vcpu[i].tsc);
+	printf("]");
+}
+
+/*
+ * The source's stop as QEMU 7.2 does it (each vCPU's TSC, then
+ * KVM_GET_CLOCK; no resume follows), then what the precise way needs (each
+ * vCPU's TSC offset), then the state written. The VM stays as it is:
+ * paused, until the process exits (after --hold-ms).
+ */
+static int op_migrate_save(struct ctx *c, struct vm *vm)
+{
+	struct mig_state s = {.pid = getpid(), .nvcpus = vm->nvcpus, .tsc_khz = vm->tsc_khz};
+	int i;
+
+	if (!c->save_path)
+		return 0;
+	s.guest = vm->vcpus[0].last;
+	if (!s.guest.kvmclock_ok)
+		return fail("vm %d vcpu 0: guest kvmclock not enabled (PVTI never written)",
+			    vm->index);
+	s.save_realtime_ns = realtime_ns();
+	if (op_get_tsc(c, vm) || op_get_clock(c, vm))
+		return -1;
+	s.clock = vm->saved_clock;
+	s.have_offsets = tsc_ctrl_available(&vm->vcpus[0]);
+	for (i = 0; i < vm->nvcpus; i++) {
+		if (!vm->vcpus[i].fit_n)
+			return fail("vm %d vcpu %d: no sample with kvmclock before the save",
+				    vm->index, i);
+		s.vcpu[i].fit_tsc_ns = vm->vcpus[i].fit_tsc_ns;
+		s.vcpu[i].fit_kvmclock_ns = vm->vcpus[i].fit_kvmclock_ns;
+		s.vcpu[i].tsc = vm->vcpus[i].saved_tsc;
+		if (s.have_offsets &&
+		    tsc_offset_attr(vm, &vm->vcpus[i], KVM_GET_DEVICE_ATTR, &s.vcpu[i].offset))
+			return -1;
+	}
+	if (mig_write(c->save_path, &s))
+		return -1;
+	printf("{\"type\":\"saved\",\"scenario\":\"%s\",\"pid\":%d,\"vm\":%d,\"vcpus\":%d,"
+	       "\"tsc_khz\":%lu,\"clock\":%llu,\"clock_flags\":%u,\"clock_realtime\":%llu,"
+	       "\"save_realtime_ns\":%" PRId64,
+	       c->sc->name, s.pid, vm->index, s.nvcpus, s.tsc_khz,
+	       (unsigned long long)s.clock.clock, s.clock.flags,
+	       (unsigned long long)s.clock.realtime, s.save_realtime_ns);
+	print_u64_list("tsc", &s, false);
+	if (s.have_offsets)
+		print_u64_list("tsc_offset", &s, true);
+	else
+		printf(",\"tsc_offset\":null");
+	printf(",\"guest_tsc\":%" PRIu64 ",\"guest_kvmclock\":%" PRIu64
+	       ",\"guest_realtime_ns\":%" PRId64 "}\n",
+	       s.guest.tsc, s.guest.kvmclock, s.guest.realtime_ns);
+	return 0;
+}
+
+static int64_t skew_cycles(struct ctx *c)
+{
+	return c->opt.tsc_skew_ms * (int64_t)c->mig_in.tsc_khz;
+}
+
+/*
+ * qemu: KVM_SET_MSRS{TSC = the TSC as saved, kvmclock MSR} per vCPU;
+ * precise: KVM_VCPU_TSC_OFFSET = the source's offset, then the kvmclock
+ * MSR. --tsc-skew-ms moves either by that much guest time.
+ */
+static int op_restore_tsc(struct ctx *c, struct vm *vm)
+{
+	static const uint32_t idx[] = {MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW};
+	const struct mig_state *s = &c->mig_in;
+	uint64_t val[2], off;
+	int i;
+
+	if (vm->tsc_khz != s->tsc_khz)
+		return fail("vm %d: TSC at %lu kHz here, %lu kHz in the saved state", vm->index,
+			    vm->tsc_khz, s->tsc_khz);
+	for (i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		val[1] = pvti_gpa(v->id) | 1;
+		if (c->opt.how == HOW_QEMU) {
+			val[0] = s->vcpu[i].tsc + skew_cycles(c);
+			if (msrs_set(vm, v, idx, val, 2))
+				return -1;
+			continue;
+		}
+		off = s->vcpu[i].offset + skew_cycles(c);
+		if (tsc_offset_attr(vm, v, KVM_SET_DEVICE_ATTR, &off) ||
+		    msrs_set(vm, v, &idx[1], &val[1], 1))
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * qemu: KVM_SET_CLOCK{saved, flags 0}, then KVMCLOCK_CTRL per vCPU (QEMU's
+ * start); precise: KVM_SET_CLOCK{saved, the save's realtime, REALTIME}:
+ * KVM's own realtime when KVM_GET_CLOCK gave one, ours (taken just before
+ * the TSC reads, microseconds earlier) otherwise.
+ */
+static int op_restore_clock(struct ctx *c, struct vm *vm)
+{
+	const struct mig_state *s = &c->mig_in;
+
+	if (c->opt.how == HOW_QEMU) {
+		if (set_clock(vm, s->clock.clock, 0, 0))
+			return -1;
+		return op_kvmclock_ctrl(c, vm);
+	}
+	if (s->clock.flags & KVM_CLOCK_REALTIME) {
+		c->realtime_from = "kvm";
+		return set_clock(vm, s->clock.clock, s->clock.realtime, KVM_CLOCK_REALTIME);
+	}
+	c->realtime_from = "minivmm";
+	return set_clock(vm, s->clock.clock, s->save_realtime_ns, KVM_CLOCK_REALTIME);
+}
+
+/*
+ * The destination's first run, and the guest's own view of the migration:
+ * where its clocks are against where the source's would be at the same
+ * realtime, carried forward from the source's last samples (TSC at the
+ * guest's rate, kvmclock at 1 ns/ns). Negative: the guest is behind. Each
+ * side is the fit over its samples (fit_tsc_ns): the first RUN_SAMPLES
+ * here, the last ones on the source; "raw" is vCPU 0's first sample
+ * against the source's last, with their realtime stamps' lag. downtime_ns:
+ * from the save's realtime to the first sample's guest TSC read, placed in
+ * realtime by the fit; entry_downtime_ns: to the first KVM_RUN (the first
+ * entry takes milliseconds before the guest's first read under TCG).
+ */
+static int op_restore_run(struct ctx *c, struct vm *vm)
+{
+	const struct mig_state *s = &c->mig_in;
+	const struct sample *b = &s->guest, *a;
+	int64_t elapsed, raw_tsc, raw_kvm, first, entry;
+	struct vcpu *v0 = &vm->vcpus[0];
+	int i;
+
+	fit_reset(vm);
+	for (i = 0; i < vm->nvcpus; i++)
+		vm->vcpus[i].want_first = true;
+	entry = realtime_ns();
+	if (op_run(c, vm))
+		return -1;
+	for (i = 0; i < vm->nvcpus; i++)
+		if (!vm->vcpus[i].fit_n)
+			return fail("vm %d vcpu %d: no kvmclock on the destination", vm->index, i);
+	a = &v0->first_after;
+	elapsed = a->realtime_ns - b->realtime_ns;
+	raw_tsc = tsc_to_ns((int64_t)(a->tsc - b->tsc), vm->tsc_khz) - elapsed;
+	raw_kvm = (int64_t)(a->kvmclock - b->kvmclock) - elapsed;
+	first = tsc_to_ns((int64_t)a->tsc, vm->tsc_khz) - v0->fit_tsc_ns;
+	printf("{\"type\":\"restored\",\"scenario\":\"%s\",\"how\":\"%s\",\"pid\":%d,"
+	       "\"vm\":%d,\"vcpus\":%d,\"source_pid\":%d,\"tsc_skew_ms\":%" PRId64
+	       ",\"downtime_ns\":%" PRId64 ",\"entry_downtime_ns\":%" PRId64
+	       ",\"guest_tsc_warp_ns\":%" PRId64 ",\"guest_kvmclock_warp_ns\":%" PRId64
+	       ",\"raw_tsc_warp_ns\":%" PRId64 ",\"raw_kvmclock_warp_ns\":%" PRId64
+	       ",\"pvti_flags\":%u"
+	       ",\"clock_realtime_from\":\"%s\",\"guest_tsc_warps_ns\":[",
+	       c->sc->name, c->opt.how == HOW_QEMU ? "qemu" : "precise", getpid(), vm->index,
+	       vm->nvcpus, s->pid, c->opt.tsc_skew_ms, first - s->save_realtime_ns,
+	       entry - s->save_realtime_ns, v0->fit_tsc_ns - s->vcpu[0].fit_tsc_ns,
+	       v0->fit_kvmclock_ns - s->vcpu[0].fit_kvmclock_ns, raw_tsc, raw_kvm, a->pvti_flags,
+	       c->realtime_from ? c->realtime_from : "none");
+	for (i = 0; i < vm->nvcpus; i++)
+		printf("%s%" PRId64, i ? "," : "", vm->vcpus[i].fit_tsc_ns - s->vcpu[i].fit_tsc_ns);
+	printf("]}\n");
+	return 0;
+}
+
+static int migrate_prepare_save(struct ctx *c)
+{
+	if (!c->opt.state)
+		return fail("%s needs --state FILE", c->sc->name);
+	c->save_path = c->opt.state;
+	return 0;
+}
+
+/* Read the state, take its vCPUs, wait for the downtime to pass. */
+static int migrate_prepare_restore(struct ctx *c)
+{
+	struct mig_state *s = &c->mig_in;
+	struct timespec t;
+	int64_t until;
+
+	if (!c->opt.state || !c->opt.how)
+		return fail("%s needs --state FILE and --how qemu|precise", c->sc->name);
+	if (mig_read(c->opt.state, s))
+		return -1;
+	if (c->opt.vcpus && c->opt.vcpus != s->nvcpus)
+		return fail("--vcpus %d: the saved state has %d", c->opt.vcpus, s->nvcpus);
+	if (c->opt.how == HOW_PRECISE && !s->have_offsets)
+		return fail("--how precise: the source's kernel gave no TSC offsets");
+	c->nvcpus = s->nvcpus;
+	c->save_path = c->opt.save_to;
+	until = s->save_realtime_ns + (int64_t)c->opt.downtime_ms * 1000000;
+	t.tv_sec = until / NSEC_PER_SEC;
+	t.tv_nsec = until % NSEC_PER_SEC;
+	while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &t, NULL) == EINTR)
+		;
+	return 0;
+}
+
 typedef int (*vm_op_fn)(struct ctx *c, struct vm *vm);
 
 static const vm_op_fn vm_ops[OP_COUNT] = {
-	[OP_RUN] = op_run,
-	[OP_SET_TSC_KHZ_CUR] = op_set_tsc_khz_cur,
-	[OP_QEMU_MSRS] = op_qemu_msrs,
-	[OP_TSC0] = op_tsc0,
-	[OP_RESET] = op_reset,
-	[OP_GET_TSC] = op_get_tsc,
-	[OP_GET_CLOCK] = op_get_clock,
-	[OP_SET_CLOCK] = op_set_clock,
-	[OP_SET_CLOCK_REALTIME] = op_set_clock_realtime,
-	[OP_SET_CLOCK_CH] = op_set_clock_ch,
-	[OP_SET_CLOCK_COMPAT] = op_set_clock_compat,
-	[OP_KVMCLOCK_CTRL] = op_kvmclock_ctrl,
-	[OP_SET_TSC_FAR] = op_set_tsc_far,
-	[OP_SET_TSC_KHZ_OTHER] = op_set_tsc_khz_other,
-	[OP_TSC_OFFSET_SKEW] = op_tsc_offset_skew,
-	[OP_TSC_OFFSET_SKEW_LAST] = op_tsc_offset_skew_last,
-	[OP_MIGRATE_TSC] = op_migrate_tsc,
-	[OP_MIGRATE_CLOCK] = op_migrate_clock,
-	[OP_GUEST_TSC_WRITE] = op_guest_tsc_write,
-	[OP_GUEST_TSC_FLOOD] = op_guest_tsc_flood,
+    [OP_RUN] = op_run,
+    [OP_SET_TSC_KHZ_CUR] = op_set_tsc_khz_cur,
+    [OP_QEMU_MSRS] = op_qemu_msrs,
+    [OP_TSC0] = op_tsc0,
+    [OP_RESET] = op_reset,
+    [OP_GET_TSC] = op_get_tsc,
+    [OP_GET_CLOCK] = op_get_clock,
+    [OP_SET_CLOCK] = op_set_clock,
+    [OP_SET_CLOCK_REALTIME] = op_set_clock_realtime,
+    [OP_SET_CLOCK_CH] = op_set_clock_ch,
+    [OP_SET_CLOCK_COMPAT] = op_set_clock_compat,
+    [OP_KVMCLOCK_CTRL] = op_kvmclock_ctrl,
+    [OP_SET_TSC_FAR] = op_set_tsc_far,
+    [OP_SET_TSC_KHZ_OTHER] = op_set_tsc_khz_other,
+    [OP_TSC_OFFSET_SKEW] = op_tsc_offset_skew,
+    [OP_TSC_OFFSET_SKEW_LAST] = op_tsc_offset_skew_last,
+    [OP_MIGRATE_TSC] = op_migrate_tsc,
+    [OP_MIGRATE_CLOCK] = op_migrate_clock,
+    [OP_GUEST_TSC_WRITE] = op_guest_tsc_write,
+    [OP_GUEST_TSC_FLOOD] = op_guest_tsc_flood,
+    [OP_RUN_FOR] = op_run_for,
+    [OP_MIGRATE_SAVE] = op_migrate_save,
+    [OP_RESTORE_TSC] = op_restore_tsc,
+    [OP_RESTORE_CLOCK] = op_restore_clock,
+    [OP_RESTORE_RUN] = op_restore_run,
 };
 
 static int run_list(struct ctx *c, struct vm *vm, const enum op *list)
@@ -1178,11 +1647,10 @@ static int print_cycle(struct ctx *c, struct vm *vm, uint64_t cycle)
 	kvm_ns = (int64_t)(a->kvmclock - b->kvmclock);
 	printf("{\"type\":\"cycle\",\"scenario\":\"%s\",\"cycle\":%" PRIu64
 	       ",\"pid\":%d,\"vm\":%d,\"vcpus\":%d,\"pause_ns\":%" PRId64
-	       ",\"guest_tsc_advance_ns\":%" PRId64
-	       ",\"guest_kvmclock_advance_ns\":%" PRId64
+	       ",\"guest_tsc_advance_ns\":%" PRId64 ",\"guest_kvmclock_advance_ns\":%" PRId64
 	       ",\"skew_ns\":%" PRId64 ",\"pvti_flags\":%u}\n",
-	       c->sc->name, cycle, getpid(), vm->index, vm->nvcpus, vm->pause_ns,
-	       tsc_ns, kvm_ns, kvm_ns - tsc_ns, a->pvti_flags);
+	       c->sc->name, cycle, getpid(), vm->index, vm->nvcpus, vm->pause_ns, tsc_ns, kvm_ns,
+	       kvm_ns - tsc_ns, a->pvti_flags);
 	return 0;
 }
 
@@ -1224,8 +1692,8 @@ static void print_done(struct ctx *c, const char *more)
 	printf("{\"type\":\"done\",\"scenario\":\"%s\",\"pid\":%d,\"ok\":true,"
 	       "\"vms\":%d,\"vcpus\":%d,\"tsc_khz\":%lu,\"kvm_run_exits\":%" PRIu64
 	       ",\"exits_per_s\":%.0f%s%s}\n",
-	       c->sc->name, getpid(), c->nvms, c->nvcpus, c->vms[0].tsc_khz,
-	       c->exits, rate, c->vms[0].extra, more);
+	       c->sc->name, getpid(), c->nvms, c->nvcpus, c->vms[0].tsc_khz, c->exits, rate,
+	       c->vms[0].extra, more);
 	fflush(stdout);
 }
 
@@ -1271,6 +1739,11 @@ static void usage(FILE *f)
 		"usage: minivmm SCENARIO [N] [--pause-ms N] [--cycles N] [--vcpus N]\n"
 		"               [--hold-ms N] [--tsc-delta CYCLES] [--flood-ms N]\n"
 		"               [--last-vcpu-id ID]\n"
+		"       minivmm migrate-save --state FILE [--vcpus N] [--run-ms N] [--hold-ms N]\n"
+		"       minivmm migrate-save --state FILE --exec-restore --how qemu|precise "
+		"[--downtime-ms N]\n"
+		"       minivmm migrate-restore --state FILE --how qemu|precise [--downtime-ms N]\n"
+		"               [--tsc-skew-ms N] [--run-ms N] [--save-to FILE] [--hold-ms N]\n"
 		"       minivmm --list | --help\n"
 		"\n"
 		"Replays a real VMM's KVM ioctl sequence on a running real-mode guest\n"
@@ -1287,9 +1760,17 @@ static void usage(FILE *f)
 		"  --flood-ms N      guest-tsc-flood: how long the guest writes (default %d)\n"
 		"  --vcpu-id-stride S  vCPU i gets KVM id i*S (sparse ids, as APIC ids are)\n"
 		"  --traced-as NAME  run ptraced by a child that names itself NAME\n"
+		"  --state FILE      migrate-*: the saved state, written or read\n"
+		"  --how H           migrate-restore: qemu (TSC MSR, SET_CLOCK flags 0) or\n"
+		"                    precise (source's TSC offsets, SET_CLOCK with REALTIME)\n"
+		"  --downtime-ms N   migrate-restore: start N ms after the save (default 0)\n"
+		"  --tsc-skew-ms N   migrate-restore: restore the TSC N ms of guest time off\n"
+		"  --run-ms N        migrate-*: run the guest N ms before any save (migrate-save:\n"
+		"                    default %d, past KVM's 1 s TSC sync window)\n"
+		"  --save-to FILE    migrate-restore: then migrate-save to FILE (migrate again)\n"
 		"  N                 many-vms, hold-vms: number of VMs (default %d)\n"
 		"  --list            list the scenarios\n",
-		MAX_VCPUS, FLOOD_MS_DEFAULT, MANY_VMS_DEFAULT);
+		MAX_VCPUS, FLOOD_MS_DEFAULT, MIGRATE_RUN_MS, MANY_VMS_DEFAULT);
 }
 
 static void list_scenarios(void)
@@ -1310,8 +1791,7 @@ static const struct scenario *scenario_find(const char *name)
 	return NULL;
 }
 
-static int parse_u64(const char *opt, const char *s, uint64_t min,
-		     uint64_t max, uint64_t *out)
+static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
@@ -1319,8 +1799,7 @@ static int parse_u64(const char *opt, const char *s, uint64_t min,
 	errno = 0;
 	v = strtoull(s, &end, 0);
 	if (errno || end == s || *end || *s == '-' || v < min || v > max)
-		return fail("%s: invalid value '%s' (%" PRIu64 "..%" PRIu64 ")",
-			    opt, s, min, max);
+		return fail("%s: invalid value '%s' (%" PRIu64 "..%" PRIu64 ")", opt, s, min, max);
 	*out = v;
 	return 0;
 }
@@ -1338,22 +1817,46 @@ static int parse_s64(const char *opt, const char *s, int64_t *out)
 	return 0;
 }
 
-enum { OPT_PAUSE = 256, OPT_CYCLES, OPT_VCPUS, OPT_HOLD, OPT_TSC_DELTA,
-       OPT_LIST, OPT_TRACED_AS, OPT_FLOOD, OPT_ID_STRIDE, OPT_LAST_VCPU_ID };
+enum {
+	OPT_PAUSE = 256,
+	OPT_CYCLES,
+	OPT_VCPUS,
+	OPT_HOLD,
+	OPT_TSC_DELTA,
+	OPT_LIST,
+	OPT_TRACED_AS,
+	OPT_FLOOD,
+	OPT_ID_STRIDE,
+	OPT_LAST_VCPU_ID,
+	OPT_STATE,
+	OPT_HOW,
+	OPT_DOWNTIME,
+	OPT_TSC_SKEW,
+	OPT_RUN_MS,
+	OPT_SAVE_TO,
+	OPT_EXEC_RESTORE
+};
 
 static const struct option long_opts[] = {
-	{ "pause-ms", required_argument, NULL, OPT_PAUSE },
-	{ "cycles", required_argument, NULL, OPT_CYCLES },
-	{ "vcpus", required_argument, NULL, OPT_VCPUS },
-	{ "hold-ms", required_argument, NULL, OPT_HOLD },
-	{ "tsc-delta", required_argument, NULL, OPT_TSC_DELTA },
-	{ "list", no_argument, NULL, OPT_LIST },
-	{ "traced-as", required_argument, NULL, OPT_TRACED_AS },
-	{ "flood-ms", required_argument, NULL, OPT_FLOOD },
-	{ "vcpu-id-stride", required_argument, NULL, OPT_ID_STRIDE },
-	{ "last-vcpu-id", required_argument, NULL, OPT_LAST_VCPU_ID },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"pause-ms", required_argument, NULL, OPT_PAUSE},
+    {"cycles", required_argument, NULL, OPT_CYCLES},
+    {"vcpus", required_argument, NULL, OPT_VCPUS},
+    {"hold-ms", required_argument, NULL, OPT_HOLD},
+    {"tsc-delta", required_argument, NULL, OPT_TSC_DELTA},
+    {"list", no_argument, NULL, OPT_LIST},
+    {"traced-as", required_argument, NULL, OPT_TRACED_AS},
+    {"flood-ms", required_argument, NULL, OPT_FLOOD},
+    {"vcpu-id-stride", required_argument, NULL, OPT_ID_STRIDE},
+    {"last-vcpu-id", required_argument, NULL, OPT_LAST_VCPU_ID},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"how", required_argument, NULL, OPT_HOW},
+    {"downtime-ms", required_argument, NULL, OPT_DOWNTIME},
+    {"tsc-skew-ms", required_argument, NULL, OPT_TSC_SKEW},
+    {"run-ms", required_argument, NULL, OPT_RUN_MS},
+    {"save-to", required_argument, NULL, OPT_SAVE_TO},
+    {"exec-restore", no_argument, NULL, OPT_EXEC_RESTORE},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /* Returns 1 when the run is over (--help, --list), -1 on error. */
@@ -1393,8 +1896,7 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 			c->opt.traced_as = optarg;
 			break;
 		case OPT_ID_STRIDE:
-			if (parse_u64("--vcpu-id-stride", optarg, 1, 1024,
-				      &c->opt.vcpu_id_stride))
+			if (parse_u64("--vcpu-id-stride", optarg, 1, 1024, &c->opt.vcpu_id_stride))
 				return -1;
 			break;
 		case OPT_FLOOD:
@@ -1405,6 +1907,38 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 			if (parse_u64("--last-vcpu-id", optarg, 1, MAX_VCPU_ID, &v))
 				return -1;
 			c->opt.last_vcpu_id = v;
+			break;
+		case OPT_STATE:
+			c->opt.state = optarg;
+			break;
+		case OPT_SAVE_TO:
+			c->opt.save_to = optarg;
+			break;
+		case OPT_EXEC_RESTORE:
+			c->opt.exec_restore = true;
+			break;
+		case OPT_HOW:
+			if (!strcmp(optarg, "qemu"))
+				c->opt.how = HOW_QEMU;
+			else if (!strcmp(optarg, "precise"))
+				c->opt.how = HOW_PRECISE;
+			else
+				return fail("--how: '%s' is neither qemu nor precise", optarg);
+			break;
+		case OPT_DOWNTIME:
+			if (parse_u64("--downtime-ms", optarg, 0, 3600000, &c->opt.downtime_ms))
+				return -1;
+			break;
+		case OPT_TSC_SKEW:
+			if (parse_s64("--tsc-skew-ms", optarg, &c->opt.tsc_skew_ms))
+				return -1;
+			if (c->opt.tsc_skew_ms > 86400000 || c->opt.tsc_skew_ms < -86400000)
+				return fail("--tsc-skew-ms: at most a day either way");
+			break;
+		case OPT_RUN_MS:
+			if (parse_u64("--run-ms", optarg, 0, 3600000, &c->opt.run_ms))
+				return -1;
+			c->opt.run_ms_set = true;
 			break;
 		case OPT_LIST:
 			list_scenarios();
@@ -1540,9 +2074,34 @@ static int drop_qemu_name(int argc, char **argv)
 	return j;
 }
 
+/*
+ * QEMU's cpr-exec, replayed: after migrate-save, the same pid execs itself
+ * as migrate-restore (--how, --downtime-ms as given). KVM's VM and vCPU fds
+ * are O_CLOEXEC: the VM goes with the old image, the new one creates its
+ * own and restores the clocks saved.
+ */
+static int exec_restore(const struct ctx *c)
+{
+	char downtime[32];
+	char *args[] = {"minivmm",
+			"migrate-restore",
+			"--state",
+			(char *)c->opt.state,
+			"--how",
+			c->opt.how == HOW_PRECISE ? "precise" : "qemu",
+			"--downtime-ms",
+			downtime,
+			NULL};
+
+	snprintf(downtime, sizeof(downtime), "%" PRIu64, c->opt.downtime_ms);
+	fflush(stdout);
+	execv("/proc/self/exe", args);
+	return sys_fail("exec /proc/self/exe migrate-restore");
+}
+
 int main(int argc, char **argv)
 {
-	struct ctx c = { .kvm_fd = -1 };
+	struct ctx c = {.kvm_fd = -1};
 	int ret = 1, r, i;
 
 	/* Tests read us through a pipe, line by line, while we run. */
@@ -1555,12 +2114,20 @@ int main(int argc, char **argv)
 	c.nvms = c.opt.nvms ? c.opt.nvms : (c.sc->vms ? c.sc->vms : 1);
 	if (c.opt.traced_as && start_tracer(c.opt.traced_as))
 		goto cleanup;
+	if (!c.opt.run_ms_set)
+		c.opt.run_ms = c.sc->run_ms;
+	if (c.sc->prepare && c.sc->prepare(&c))
+		goto cleanup;
 	if (setup(&c))
 		goto cleanup;
 	if (run_script(&c))
 		goto cleanup;
 	print_done(&c, "");
 	sleep_ms(c.opt.hold_ms);
+	if (c.opt.exec_restore && !strcmp(c.sc->name, "migrate-save")) {
+		exec_restore(&c);
+		goto cleanup;
+	}
 	ret = 0;
 cleanup:
 	for (i = 0; c.vms && i < c.nvms; i++)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The mini VMM stage: detection (test_vmm.py), then correction
 # (test_correct.py), restarts, audit, signals/--exec/journal (test_service.py,
-# test_journal.py); first the unit-level checks that need
+# test_journal.py), live migration between two mini VMMs
+# (test_migration.py); first the unit-level checks that need
 # a real KVM (kvm_unit.sh). Needs root and /dev/kvm.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,6 +25,7 @@ for hooks in kvm-tracepoints syscalls; do
 	python3 tests/vmm/test_text.py || rc=1
 	python3 tests/vmm/test_flood.py || rc=1
 	python3 tests/vmm/test_quota.py || rc=1
+	python3 tests/vmm/test_migration.py || rc=1
 done
 echo "# end of stage"
 exit $rc
