@@ -47,7 +47,7 @@ endif
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS) $(SKELS)
 .PHONY: all deps test-deps tools unit fuzz run check check-unit check-xen bench bench-xen demo \
-	vmlinux format format-check clean install uninstall deb FORCE
+	demo-guest vmlinux format format-check clean install uninstall deb FORCE
 
 all: $(OUTPUT)/hvguard
 
@@ -137,6 +137,7 @@ $(OUTPUT)/user/rules.o $(OUTPUT)/asan/user/rules.o $(OUTPUT)/fuzz/user/rules.o: 
 # What the compiles above wrote (absent before the first build).
 DEPS := $(BPF_OBJS) $(USER_OBJS) $(patsubst $(OUTPUT)/%,$(OUTPUT)/asan/%,$(USER_OBJS)) \
 	$(UNIT_BINS) $(SAN_BINS) $(TOOL_BINS) $(FUZZ_OBJS)
+DEPS += $(OUTPUT)/tests/rgclock
 -include $(addsuffix .d,$(DEPS))
 # A target that exists without its .d file was built by a Makefile without
 # -MMD (an older checkout's build/): what it read is unknown, so it is
@@ -151,7 +152,13 @@ $(OUTPUT)/fuzz/fuzz_migrations: $(FUZZ_MIG_SRCS) $(HEADERS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $(FUZZ_MIG_SRCS) -ljson-c -o $@
 
-tools: $(TOOL_BINS)
+tools: $(TOOL_BINS) $(OUTPUT)/tests/rgclock
+
+# The realguest stage's clock watcher runs as a Linux guest's init: static.
+$(OUTPUT)/tests/rgclock: tests/realguest/rgclock.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -static $< -o $@
+
 unit: $(UNIT_BINS) $(SAN_BINS) $(OUTPUT)/asan/hvguard $(OUTPUT)/fuzz/fuzz_rules \
 	$(OUTPUT)/fuzz/fuzz_migrations
 
@@ -195,6 +202,11 @@ demo: deps test-deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/mount-fs.sh
 	$(Q)tests/e2e/demo.sh
+
+# A real Linux guest paused with and without hvguard: what it saw, in a table.
+demo-guest: deps test-deps
+	$(Q)$(MAKE) --no-print-directory all tools
+	$(Q)tests/realguest/demo.sh
 
 # Regenerate the vendored vmlinux.h from the running kernel's BTF.
 vmlinux:

@@ -33,6 +33,8 @@ __u64 kvm_ioctls_seen = 0;
 __u64 pvclock_updates_seen = 0;
 __u64 tsc_writes_seen = 0;
 __u64 unattributed_tsc_writes = 0;
+/* TSC offset writes whose previous offset (KVM's) was not the one recorded. */
+__u64 tsc_record_stale = 0;
 /* Events of vCPUs past the HV_MAX_VCPUS slots of their VM (not tracked). */
 __u64 vcpus_untracked = 0;
 /* Inserts refused because a map was full, by map (enum hv_clock_map): a
@@ -983,6 +985,33 @@ static __always_inline void guest_offset_write(const struct kvm_call *c, struct 
 	tc->pending_after = after;
 }
 
+/*
+ * Is a host TSC write before the first run an arrival's (the TSC set to
+ * where it was on another host, or in another process)? Only when it moved
+ * the vCPU's TSC ahead, by over a second, of the count it kept since its
+ * creation. A VMM's own setup writes back a TSC it read before (QEMU with
+ * -S: read at start, written at cont): that moves it back, or nowhere (KVM
+ * keeps the offset for a write within a second of its count). A migration's
+ * source is older than its destination, so its TSC is ahead. Missed: a
+ * destination VM older than its source, or within a second of it.
+ */
+static __always_inline bool arrival_write(const struct kvm_call *c, __s64 written, __s64 before,
+					  __s64 next)
+{
+	struct kvm_vcpu *vcpu = c->vcpu;
+	__s64 second = (__s64)BPF_CORE_READ(vcpu, arch.virtual_tsc_khz) * 1000;
+
+	if (written <= 0 && c->cmd != HV_KVM_SET_DEVICE_ATTR)
+		return false;
+	return next - before > second;
+}
+
+static __always_inline void mark_arriving(struct vm_state *vm)
+{
+	vm->migrated_in_ns = bpf_ktime_get_boot_ns();
+	__sync_fetch_and_or(&vm->flags, VM_F_ARRIVING);
+}
+
 SEC("raw_tp/kvm_write_tsc_offset")
 int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __u64 next)
 {
@@ -1008,9 +1037,14 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	if (vm->phase == VM_SETUP && vcpu_has_run(c.vcpu))
 		vm->phase = VM_RUNNING;
 	known = hv_bit_test(vm->tsc_known, idx);
-	/* This kernel flavour may report previous = 0 always: our own record
-	 * of the last value written is the reference when we have one. */
-	before = known ? vm->tsc_offset[idx] : (__s64)previous;
+	/* KVM's own previous offset is the reference. Some kernels (this
+	 * project's PVM flavour) report 0 always: then our record of the
+	 * last value written is. A record KVM disagrees with missed a write
+	 * (counted): restoring it would put the guest's TSC where it never
+	 * was. */
+	if (known && previous && (__s64)previous != vm->tsc_offset[idx])
+		__sync_fetch_and_add(&tsc_record_stale, 1);
+	before = previous ? (__s64)previous : known ? vm->tsc_offset[idx] : 0;
 	vm->tsc_offset[idx] = (__s64)next;
 	hv_bit_set(vm->tsc_known, idx, true);
 	if (c.cmd == HV_KVM_RUN) {
@@ -1021,16 +1055,11 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 		reset = msrs_write_tsc_reset(c.arg, &written);
 	hv_bit_set(vm->tsc_guest, idx, false);
 	vm_mark_dirty(vm);
-	/* A TSC set before the first run to a value of its own (an MSR write
-	 * other than 0, which is what a VMM's reset writes, or the offset
-	 * attribute): it came from elsewhere, an arrival (user/migration.h).
-	 * Not the reset bound above: a VM migrated in its first seconds has a
-	 * TSC below it. */
-	if (vm->phase == VM_SETUP && (written > 0 || c.cmd == HV_KVM_SET_DEVICE_ATTR) &&
-	    !(vm->flags & VM_F_MIGRATED_IN)) {
-		vm->migrated_in_ns = bpf_ktime_get_boot_ns();
+	if (vm->phase == VM_SETUP && written >= 0 && !reset)
 		__sync_fetch_and_or(&vm->flags, VM_F_MIGRATED_IN);
-	}
+	if (vm->phase == VM_SETUP && !(vm->flags & VM_F_ARRIVING) &&
+	    arrival_write(&c, written, before, (__s64)next))
+		mark_arriving(vm);
 	if (reset && vm->phase != VM_SETUP && before != (__s64)next)
 		emit_simple(CLOCK_EV_TSC_RESET, c.kvm, vm, vcpu_id, before, next);
 	if (!rule_on(HV_RULE_TSC_OFFSET_CHANGE) || injected())
@@ -1176,6 +1205,13 @@ static __always_inline void before_entry(const struct kvm_call *c, struct vm_sta
 		bpf_send_signal_thread(HV_SIGSTOP);
 }
 
+/* Frozen for another rule's correction at this entry: one freeze at a
+ * time (the other correction goes first; the arrival is then not repaired). */
+static __always_inline bool frozen_already(__u64 kvm)
+{
+	return bpf_map_lookup_elem(&hv_clock_frozen, &kvm);
+}
+
 /*
  * An arrival's record: on the alert ring, but a local user creating VMs
  * that "arrive" at will must not fill it: beyond HV_FLOOD_BURST arrivals a
@@ -1232,7 +1268,7 @@ static __always_inline void send_arrival(const struct kvm_call *c, struct vm_sta
 	e->v[EV_ARR_TSC_RATIO] = BPF_CORE_READ(vcpu, arch.l1_tsc_scaling_ratio);
 	/* Correcting: stopped until the daemon has compared it with its
 	 * source (and repaired it, or let it go as it is). */
-	if (cfg.correct_mask & (1u << HV_RULE_MIGRATION_CLOCK_WARP))
+	if ((cfg.correct_mask & (1u << HV_RULE_MIGRATION_CLOCK_WARP)) && !frozen_already(c->kvm))
 		freeze_vmm(e);
 	bpf_ringbuf_submit(e, 0);
 }
@@ -1288,7 +1324,7 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 			alert_pvclock(c.kvm, vm, vcpu_id, residual, raw,
 				      offset_now - st->kvmclock_offset, fresh.pvti.flags);
 	}
-	if ((vm->flags & VM_F_MIGRATED_IN) && !(vm->flags & VM_F_ARRIVED))
+	if ((vm->flags & VM_F_ARRIVING) && !(vm->flags & VM_F_ARRIVED))
 		send_arrival(&c, vm, vcpu_id, offset_now, &fresh.pvti);
 	fresh.kvmclock_offset = offset_now;
 	fresh.tsc_offset = tsc_offset;

@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_pkgs=(make clang llvm gcc pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
 	libyaml-dev libjson-c-dev libmicrohttpd-dev criu libsystemd-dev)
-test_pkgs=(libcmocka-dev qemu-system-x86 python3 python3-yaml jq bpftrace prometheus
+test_pkgs=(libcmocka-dev qemu-system-x86 qemu-utils python3 python3-yaml jq bpftrace prometheus
 	busybox-static cpio zstd xz-utils kmod libclang-rt-14-dev
 	systemd lintian dpkg-dev man-db python3-jsonschema clang-format)
 

@@ -789,6 +789,7 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 	ADD(o, "pvclock_updates", json_object_new_uint64(b->pvclock_updates_seen));
 	ADD(o, "tsc_offset_writes", json_object_new_uint64(b->tsc_writes_seen));
 	ADD(o, "unattributed_tsc_writes", json_object_new_uint64(b->unattributed_tsc_writes));
+	ADD(o, "tsc_record_stale", json_object_new_uint64(b->tsc_record_stale));
 	ADD(o, "vcpus_untracked", json_object_new_uint64(b->vcpus_untracked));
 	ADD(o, "events_lost", json_object_new_uint64(b->events_lost));
 	struct json_object *full = json_object_new_object();

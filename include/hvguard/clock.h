@@ -228,6 +228,7 @@ enum vm_phase {
 #define VM_F_MIGRATED_IN   0x4	/* its TSC came from elsewhere before it first ran */
 #define VM_F_SEEN	   0x8	/* seen_offset holds what the guest last ran with */
 #define VM_F_ARRIVED	   0x10 /* its arrival (first entry after migrating in) was sent */
+#define VM_F_ARRIVING	   0x20 /* a host write moved its TSC ahead before it first ran */
 
 struct vm_state {
 	__u64 id;
@@ -239,7 +240,7 @@ struct vm_state {
 	__s64 pause_offset; /* kvmclock_offset when the pause began */
 	__u64 last_clock_write_ns;
 	__s64 seen_offset;    /* kvm-tracepoints: kvmclock_offset the guest last ran with */
-	__u64 migrated_in_ns; /* CLOCK_BOOTTIME of the setup TSC write that made it VM_F_MIGRATED_IN
+	__u64 migrated_in_ns; /* CLOCK_BOOTTIME of the setup TSC write that made it VM_F_ARRIVING
 			       */
 	/* Per-vCPU state lives in slots, not at the vCPU id: ids are APIC ids,
 	 * sparse and up to 4095, and must never share a slot. A vCPU takes
