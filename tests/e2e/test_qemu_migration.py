@@ -51,6 +51,7 @@ QEMU_COMM = "qemu-system-x86"  # the 15-character comm of qemu-system-x86_64
 MEM = 32                       # MiB: small, so that the transfer is short
 DELAY = 3.0                    # s between the incoming migration and cont (-S)
 PAUSE = 1.0                    # the destination's own stop/cont afterwards
+SOURCE_AGE = 2.5               # s the source runs before the destination starts
 MIGRATE_TIMEOUT = 180.0 if EMULATED else 30.0
 ALERT_WAIT = 30.0 if EMULATED else 5.0
 SETTLE = 1.0
@@ -129,7 +130,7 @@ def wait_status(vm, want, timeout):
 
 
 class Pair:
-    """A source QEMU, running, and a destination waiting for it."""
+    """A source QEMU, running, and a younger destination waiting for it."""
 
     def __init__(self, tmp, name, dst_prelaunch):
         bios = busy_bios(tmp)
@@ -137,6 +138,12 @@ class Pair:
         common = ("-bios", bios)
         self.src = Qemu(name, tmp, mem=MEM, extra=common)
         our_pids.add(self.src.pid)
+        self.src.cmd("cont")
+        # A source older than its destination, as in life: hvguard takes a
+        # setup write for an arrival's only if it moves the TSC ahead of the
+        # destination's own count by over a second (its guests' TSCs count
+        # from their VM's creation).
+        time.sleep(SOURCE_AGE)
         dtmp = os.path.join(tmp, f"{name}-dst")  # same -name, its own socket
         os.makedirs(dtmp, exist_ok=True)
         try:
@@ -149,10 +156,8 @@ class Pair:
         self.name = name
 
     def migrate(self):
-        """Runs the guest a moment, migrates, waits for completion; returns
+        """Migrates the running source, waits for completion; returns
         query-migrate's final answer on the source."""
-        self.src.cmd("cont")
-        time.sleep(0.5)
         # No throttling (7.2's default is 32 MiB/s).
         self.src.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
         self.src.cmd("migrate", uri=f"tcp:127.0.0.1:{self.port}")
