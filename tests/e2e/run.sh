@@ -38,7 +38,7 @@ trap 'exit 130' INT
 # --correct daemon's repairs are themselves clock writes the other one sees.
 rc=0
 for hooks in kvm-tracepoints syscalls; do # each hook tier of the clock checks
-	for t in test_qemu.py test_qemu_correct.py; do
+	for t in test_qemu.py test_qemu_migration.py test_qemu_correct.py; do
 		HVGUARD_HOOKS=$hooks python3 "tests/e2e/$t" &
 		child=$!
 		wait "$child" || rc=1
