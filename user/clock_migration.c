@@ -84,6 +84,12 @@ static int64_t clock_error_ns(void)
 	return (int64_t)tx.maxerror * 1000;
 }
 
+/* Arrivals by what their check found: the summary's and the metric's. */
+static const char *const result_names[] = {"ok", "warped", "unmatched", "ambiguous", "conflict"};
+#define RESULTS_HELP   "Arrivals of VMs on this host, by what their clocks' check found."
+#define UNCHECKED_HELP "Departures or arrivals whose clocks could not be checked, by reason."
+#define DROPPED_HELP   "Departures forgotten before the window ended: the table was full."
+
 /* The warp of matched migrations, in seconds: a microsecond to minutes. */
 static const double warp_le[] = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100};
 #define WARP_HELP                                                                                  \
@@ -96,9 +102,32 @@ static void observe_warp(struct hv_ctx *ctx, double seconds)
 			   sizeof(warp_le) / sizeof(warp_le[0]), seconds);
 }
 
+static const char *const unchecked_reasons[] = {"scaled-tsc", "vm-gone", "no-tsc-offset",
+						"out-of-memory"};
+
+/* Every series a dashboard queries exists from the start, at zero. */
+static void series_at_zero(struct hv_ctx *ctx)
+{
+	char labels[48];
+
+	observe_warp(ctx, NAN);
+	for (size_t i = 0; i < sizeof(result_names) / sizeof(result_names[0]); i++) {
+		snprintf(labels, sizeof(labels), "result=\"%s\"", result_names[i]);
+		hv_metrics_add(ctx->metrics, "hvguard_migrations_total", HV_COUNTER, RESULTS_HELP,
+			       labels, 0);
+	}
+	for (size_t i = 0; i < sizeof(unchecked_reasons) / sizeof(unchecked_reasons[0]); i++) {
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", unchecked_reasons[i]);
+		hv_metrics_add(ctx->metrics, "hvguard_migration_unchecked_total", HV_COUNTER,
+			       UNCHECKED_HELP, labels, 0);
+	}
+	hv_metrics_add(ctx->metrics, "hvguard_migration_departures_dropped_total", HV_COUNTER,
+		       DROPPED_HELP, "", 0);
+}
+
 void hv_mig_init(struct hv_ctx *ctx, int vms, int vcpus, int departures)
 {
-	observe_warp(ctx, NAN); /* the series exist from the start */
+	series_at_zero(ctx);
 	vms_fd = vms;
 	vcpus_fd = vcpus;
 	deps_fd = departures;
@@ -282,9 +311,8 @@ static void departures_prune(struct hv_ctx *ctx, int64_t now_real)
 		bpf_map_delete_elem(deps_fd, &gone[i]);
 	if (n - ng >= HV_DEPARTURES && oldest) {
 		bpf_map_delete_elem(deps_fd, &oldest);
-		hv_metrics_add(
-		    ctx->metrics, "hvguard_migration_departures_dropped_total", HV_COUNTER,
-		    "Departures forgotten before the window ended: the table was full.", "", 1);
+		hv_metrics_add(ctx->metrics, "hvguard_migration_departures_dropped_total",
+			       HV_COUNTER, DROPPED_HELP, "", 1);
 	}
 }
 
@@ -368,8 +396,7 @@ static void unchecked(struct hv_ctx *ctx, const char *reason, const char *what)
 
 	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
 	hv_metrics_add(ctx->metrics, "hvguard_migration_unchecked_total", HV_COUNTER,
-		       "Departures or arrivals whose clocks could not be checked, by reason.",
-		       labels, 1);
+		       UNCHECKED_HELP, labels, 1);
 	hv_warn("migration: %s not checked: %s", what, reason);
 }
 
@@ -564,8 +591,6 @@ static void migration_fields(const struct source *s, const struct hv_mig_record 
 	json_object_object_add(o, "source", source_json(s));
 }
 
-/* Arrivals by what their check found: the summary's and the metric's. */
-static const char *const result_names[] = {"ok", "warped", "unmatched", "ambiguous", "conflict"};
 static uint64_t results[sizeof(result_names) / sizeof(result_names[0])];
 
 static void count_result(struct hv_ctx *ctx, const char *result)
@@ -576,8 +601,7 @@ static void count_result(struct hv_ctx *ctx, const char *result)
 		if (!strcmp(result_names[i], result))
 			results[i]++;
 	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
-	hv_metrics_add(ctx->metrics, "hvguard_migrations_total", HV_COUNTER,
-		       "Arrivals of VMs on this host, by what their clocks' check found.", labels,
+	hv_metrics_add(ctx->metrics, "hvguard_migrations_total", HV_COUNTER, RESULTS_HELP, labels,
 		       1);
 }
 
