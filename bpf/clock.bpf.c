@@ -288,9 +288,14 @@ static __always_inline int current_call(unsigned int vcpu_id, struct kvm_call *c
 }
 
 /* Has this vCPU ever entered the guest? (It exits at least once.) */
+static __always_inline __u64 vcpu_exits(struct kvm_vcpu *vcpu)
+{
+	return BPF_CORE_READ(vcpu, stat.exits);
+}
+
 static __always_inline bool vcpu_has_run(struct kvm_vcpu *vcpu)
 {
-	return BPF_CORE_READ(vcpu, stat.exits) > 0;
+	return vcpu_exits(vcpu) > 0;
 }
 
 static __always_inline struct clock_globals *globals(void)
@@ -1053,6 +1058,8 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	}
 	if (c.cmd == HV_KVM_SET_MSRS)
 		reset = msrs_write_tsc_reset(c.arg, &written);
+	before = hv_tsc_reference(vm, idx, (__u32)vcpu_exits(c.vcpu), vm->phase != VM_SETUP, reset,
+				  before);
 	hv_bit_set(vm->tsc_guest, idx, false);
 	vm_mark_dirty(vm);
 	if (vm->phase == VM_SETUP && written >= 0 && !reset)

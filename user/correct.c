@@ -418,6 +418,13 @@ static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
 	fd = vcpu_fd(&vs, e->vcpu);
 	if (fd < 0)
 		return refuse(c, "vCPU %d has no fd in the VMM", e->vcpu);
+	/* Another host write since the alert has an alert of its own, judged
+	 * from the same offset the vCPU ran with: that one restores it. */
+	if (recorded_offset(e, e->vcpu, &now))
+		return refuse(c, "the VM is gone");
+	if (now != e->v[EV_TSC_AFTER])
+		return refuse(c, "vCPU %d's offset moved again since the alert (%lld, not %lld)",
+			      e->vcpu, (long long)now, (long long)e->v[EV_TSC_AFTER]);
 	if (set_tsc_offset(inj, fd, e->v[EV_TSC_BEFORE], c))
 		return -1;
 	/* On kernels where the offset reads back as 0 the tracepoint's value,

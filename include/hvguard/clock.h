@@ -250,7 +250,13 @@ struct vm_state {
 	__u64 tsc_known[HV_MAX_VCPUS / 64]; /* bit per slot: offset below is known */
 	__u64 tsc_guest[HV_MAX_VCPUS / 64]; /* bit per slot: the guest moved its own TSC */
 	__s64 tsc_offset[HV_MAX_VCPUS];	    /* last L1 offset per slot */
-	struct hv_flood guest_writes;	    /* the guest's own TSC writes */
+	/* Host TSC writes since the slot's vCPU last ran (hv_tsc_reference()):
+	 * a bit when tsc_ran holds the offset it ran with, valid while its
+	 * exit count (low 32 bits) is still tsc_ran_exits. */
+	__u64 tsc_ran_known[HV_MAX_VCPUS / 64];
+	__u32 tsc_ran_exits[HV_MAX_VCPUS];
+	__s64 tsc_ran[HV_MAX_VCPUS];
+	struct hv_flood guest_writes; /* the guest's own TSC writes */
 };
 
 struct vcpu_key {
@@ -329,6 +335,6 @@ struct hv_departure {
  * or a pinned map's definition changes, even at the same size. A daemon
  * refuses pinned state of another layout (user/pindir.c).
  */
-#define HV_CLOCK_LAYOUT_VERSION 2
+#define HV_CLOCK_LAYOUT_VERSION 3
 
 #endif

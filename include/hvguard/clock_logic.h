@@ -127,6 +127,32 @@ static __always_inline void hv_bit_set(__u64 *words, __u32 bit, bool on)
 }
 
 /*
+ * The offset a host TSC write is judged against: the one the vCPU last ran
+ * with, however many host writes came since. QEMU's loadvm resets the VM
+ * (TSC = 0 written, exempt) and then writes the snapshot's TSC: what the
+ * guest sees is the pair, from the offset it ran with to the snapshot's.
+ * Judged against the reset's offset instead, the write looks like a move by
+ * the host's whole uptime, and restoring that offset puts the guest's TSC
+ * where it never was. The vCPU's exit count, unchanged since the first of
+ * the writes, says it has not run since. Returns the reference (a reset's
+ * own is KVM's previous offset); records the first write in vm.
+ */
+static __always_inline __s64 hv_tsc_reference(struct vm_state *vm, __u32 idx, __u32 exits,
+					      bool has_run, bool is_reset, __s64 before)
+{
+	__u32 i = idx % HV_MAX_VCPUS;
+
+	if (!has_run)
+		return before;
+	if (!hv_bit_test(vm->tsc_ran_known, i) || vm->tsc_ran_exits[i] != exits) {
+		vm->tsc_ran[i] = before;
+		vm->tsc_ran_exits[i] = exits;
+		hv_bit_set(vm->tsc_ran_known, i, true);
+	}
+	return is_reset ? before : vm->tsc_ran[i];
+}
+
+/*
  * vcpu-tsc-mismatch: all vCPUs whose offset the host set must share one,
  * the offset of the lowest such vCPU (the reference). One step per vCPU so
  * that BPF can run it under bpf_loop() (a plain loop over 256 vCPUs with

@@ -143,6 +143,33 @@ static void test_tsc_offset(void **state)
 	assert_false(hv_tsc_offset_violates(true, true, -100, -5000, true));   /* reset */
 }
 
+/* QEMU's loadvm: a reset (TSC = 0), then the snapshot's TSC, the vCPU not
+ * running in between: judged from the offset it ran with, not the reset's. */
+static void test_tsc_reference_spans_writes_until_run(void **state)
+{
+	static struct vm_state vm;
+
+	(void)state;
+	memset(&vm, 0, sizeof(vm));
+	/* before the first run: KVM's previous offset, nothing recorded */
+	assert_int_equal(hv_tsc_reference(&vm, 3, 0, false, false, -7), -7);
+	assert_false(hv_bit_test(vm.tsc_ran_known, 3));
+	/* ran with -1000 (exit count 50); the reset's own reference is KVM's */
+	assert_int_equal(hv_tsc_reference(&vm, 3, 50, true, true, -1000), -1000);
+	/* the snapshot's write: previous is the reset's -250000, the guest ran with -1000 */
+	assert_int_equal(hv_tsc_reference(&vm, 3, 50, true, false, -250000), -1000);
+	/* a third write, still not run */
+	assert_int_equal(hv_tsc_reference(&vm, 3, 50, true, false, -180000), -1000);
+	/* it ran (exit count moved): KVM's previous offset again */
+	assert_int_equal(hv_tsc_reference(&vm, 3, 51, true, false, -180000), -180000);
+	/* another vCPU's slot is its own */
+	assert_int_equal(hv_tsc_reference(&vm, 4, 50, true, false, -5), -5);
+	assert_int_equal(hv_tsc_reference(&vm, 3, 51, true, false, -9), -180000);
+	/* the slot index is masked, never out of bounds */
+	assert_int_equal(hv_tsc_reference(&vm, HV_MAX_VCPUS + 3, 52, true, false, -11), -11);
+	assert_int_equal(hv_tsc_reference(&vm, 3, 52, true, false, -12), -11);
+}
+
 static void test_tsc_khz(void **state)
 {
 	(void)state;
@@ -306,6 +333,7 @@ int main(void)
 	    cmocka_unit_test(test_residual_removes_the_kvmclock_write),
 	    cmocka_unit_test(test_kvmclock_jump),
 	    cmocka_unit_test(test_tsc_offset),
+	    cmocka_unit_test(test_tsc_reference_spans_writes_until_run),
 	    cmocka_unit_test(test_tsc_khz),
 	    cmocka_unit_test(test_mismatch),
 	    cmocka_unit_test(test_mismatch_many_vcpus_and_bounds),
