@@ -79,6 +79,7 @@ def boot(name, tmp, kernel, initrd):
         g.quit()
         return None
     tap.note(f"{name}: guest ready after {g.boot_s:.0f} s: {ready}")
+    g.tsc_hz = ready.get("tsc_hz")
     for _, line in g.lines():
         if line.startswith(("RG init", "RG dmesg", "RG insmod", "RG ptp")):
             tap.note(f"{name}: guest: {line}")
@@ -91,7 +92,7 @@ def boot(name, tmp, kernel, initrd):
     return g
 
 
-def judge(mode, label, rec, hv_out):
+def judge(mode, label, rec, hv_out, tsc_hz):
     """The assertions on one scenario in one mode."""
     name = f"{mode}: {label}"
     ev = rec["event"]
@@ -145,6 +146,21 @@ def judge(mode, label, rec, hv_out):
             tap.ok(f"{name}: hvguard's jump_ns (sum: {ms(total)}) agrees with the step of the "
                    f"guest's realtime within {AGREE:.0%}", within(total, doff, AGREE),
                    ms(doff), ms(total))
+        # What the guest saw of its TSC against the host's time: its realtime
+        # step less its kvm-clock-against-TSC step. hvguard's offset moves,
+        # in the guest's own calibrated cycles, must say the same.
+        moves = [a["offset_after"] - a["offset_before"] for a in alerts
+                 if a.get("rule") == "tsc-offset-change"]
+        dtsc = doff - dskew if doff is not None and dskew is not None else None
+        if label == "stop/cont":
+            tap.eq(f"{name}: the guest's TSC ran on, and hvguard saw no TSC offset move",
+                   moves, [])
+        elif tap.ok(f"{name}: hvguard raised tsc-offset-change", bool(moves), "an alert",
+                    [a.get("rule") for a in alerts]):
+            seen = sum(moves) / tsc_hz * 1e9 if tsc_hz else None
+            tap.ok(f"{name}: the offset's move ({ms(seen)} at the guest's "
+                   f"{(tsc_hz or 0) / 1e9:.6f} GHz) agrees with the step of the guest's TSC "
+                   f"within {AGREE:.0%}", within(seen, dtsc, AGREE), ms(dtsc), ms(seen))
         tap.eq(f"{name}: alerting only: nothing corrected", corr, [])
     if mode == "corrected":
         tap.ok(f"{name}: hvguard corrected, every correction applied",
@@ -194,7 +210,7 @@ def run_mode(mode, tmp, kernel, initrd):
             hv_out = hv_lines(hv, g.pid, t0, time.monotonic()) if hv else []
             rec["hvguard"] = [{k: v for k, v in o.items() if k != "_t"} for o in hv_out]
             out[label] = rec
-            judge(mode, label, rec, hv_out)
+            judge(mode, label, rec, hv_out, g.tsc_hz)
     finally:
         if g:
             g.quit()
