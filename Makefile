@@ -46,7 +46,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS) $(SKELS)
-.PHONY: all deps test-deps tools unit fuzz run check check-unit check-xen bench bench-xen demo \
+.PHONY: all deps test-deps tools unit fuzz run check check-unit check-xen bench bench-stats bench-xen demo \
 	demo-guest vmlinux format format-check clean install uninstall deb FORCE
 
 all: $(OUTPUT)/hvguard
@@ -192,6 +192,13 @@ bench: test-deps
 	$(Q)$(MAKE) --no-print-directory all tools
 	$(Q)scripts/mount-fs.sh
 	$(Q)bench/run
+
+# What the kernel's BPF run-time stats (on while hvguard's exporter runs)
+# add to every BPF program's run: needs no /dev/kvm.
+bench-stats: test-deps
+	$(Q)$(MAKE) --no-print-directory tools
+	$(Q)scripts/mount-fs.sh
+	$(Q)CONFIGS="none rawtp rawtp-stats" LAT_COUNT=0 FREEZE_CYCLES=0 bench/run
 
 # Per-call cost of the Xen hooks in a dom0 under QEMU TCG (one boot).
 bench-xen: test-deps

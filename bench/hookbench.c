@@ -4,10 +4,11 @@
  * reports a kvmclock rewind. bench/run drives it; the statistics live here
  * too so that the driver stays a plain loop.
  *
- *   hookbench calls [-n N] [-s SAMPLES]
+ *   hookbench calls [-n N] [-s SAMPLES] [-K]
  *	ns per call of getppid, FIONREAD on a pipe, KVM_CHECK_EXTENSION on a
  *	VM fd and KVM_RUN with an I/O exit: median of SAMPLES samples of N
- *	calls (N/10 for KVM_RUN); prints "TYPE NS" lines.
+ *	calls (N/10 for KVM_RUN); prints "TYPE NS" lines. -K: the first two
+ *	only, for a host without /dev/kvm.
  *   hookbench latency [-c COUNT] [-p PAUSE_MS] [-t TIMEOUT_MS] [-o FILE]
  *		      [-r READY_PREFIX] -- CMD...
  *	starts CMD (hvguard run --json), waits for its ready line (JSON, or
@@ -16,11 +17,13 @@
  *	per cycle to FILE: "T_CALL T_RET T_READ TS_NS" (CLOCK_BOOTTIME ns:
  *	KVM_SET_CLOCK called, returned, its alert line read, the alert's ts_ns
  *	taken in the kernel at the ioctl's exit, -1 if the line has none).
- *   hookbench hold rawtp|kvm
- *	attaches an empty raw_tp program to sys_enter and sys_exit (rawtp), or
- *	to kvm_pvclock_update, kvm_write_tsc_offset and kvm_msr (kvm: the floor
- *	of hvguard's kvm-tracepoints tier), prints "attached" and holds them
- *	until SIGINT/SIGTERM.
+ *   hookbench hold rawtp|rawtp-stats|kvm
+ *	attaches an empty raw_tp program to sys_enter and sys_exit (rawtp;
+ *	rawtp-stats: the same with the kernel's BPF run-time stats on, as
+ *	hvguard's exporter turns them on), or to kvm_pvclock_update,
+ *	kvm_write_tsc_offset and kvm_msr (kvm: the floor of hvguard's
+ *	kvm-tracepoints tier), prints "attached" and holds them until
+ *	SIGINT/SIGTERM.
  *   hookbench report [-j JSON] [-L HVGUARD_LATENCY] [-B BPFTRACE_LATENCY] CALLS
  *	CALLS lines "ROUND CONFIG TYPE NS [FOREIGN]" and the latency files
  *	-> markdown table and goals on stdout, the same numbers as JSON.
@@ -34,6 +37,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,15 +229,18 @@ static int cmd_calls(int argc, char **argv)
 	double ns[CALL_NR][256];
 	struct call_env env;
 	long n = 100000;
-	int samples = 9, fds[2], opt, s, t;
+	int samples = 9, fds[2], opt, s, t, types = CALL_NR;
 
-	while ((opt = getopt(argc, argv, "n:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:K")) != -1) {
 		switch (opt) {
 		case 'n':
 			n = atol(optarg);
 			break;
 		case 's':
 			samples = atoi(optarg);
+			break;
+		case 'K': /* no /dev/kvm: the calls any process makes, no KVM's */
+			types = CALL_KVM_CHECK;
 			break;
 		default:
 			return 2;
@@ -244,16 +251,17 @@ static int cmd_calls(int argc, char **argv)
 	if (pipe(fds) < 0)
 		die("pipe:");
 	env.pipe_rd = fds[0];
-	vm_create(&env.vm);
+	if (types > CALL_KVM_CHECK)
+		vm_create(&env.vm);
 
 	/* Warm caches, page tables and the vCPU before the first sample counts. */
-	for (t = 0; t < CALL_NR; t++)
+	for (t = 0; t < types; t++)
 		call_sample(&env, t, calls_per_sample(t, n) / 4 + 1);
 	/* Samples outermost: a burst of noise hits every type alike. */
 	for (s = 0; s < samples; s++)
-		for (t = 0; t < CALL_NR; t++)
+		for (t = 0; t < types; t++)
 			ns[t][s] = call_sample(&env, t, calls_per_sample(t, n));
-	for (t = 0; t < CALL_NR; t++)
+	for (t = 0; t < types; t++)
 		printf("%s %.2f\n", call_names[t], quantile(ns[t], samples, 0.5));
 	return 0;
 }
@@ -553,23 +561,40 @@ static void on_signal(int sig)
 	(void)sig;
 }
 
+static int stats_on(void)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.enable_stats.type = BPF_STATS_RUN_TIME;
+	return syscall(SYS_bpf, BPF_ENABLE_STATS, &attr, sizeof(attr));
+}
+
 /* Attached until SIGINT/SIGTERM; "attached" on stdout once both are live. */
 static int cmd_hold(int argc, char **argv)
 {
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigset_t set, old;
 
-	if (argc != 2 || (strcmp(argv[1], "rawtp") && strcmp(argv[1], "kvm")))
-		die("usage: hookbench hold rawtp|kvm");
+	bool stats;
+
+	if (argc != 2 ||
+	    (strcmp(argv[1], "rawtp") && strcmp(argv[1], "rawtp-stats") && strcmp(argv[1], "kvm")))
+		die("usage: hookbench hold rawtp|rawtp-stats|kvm");
+	stats = !strcmp(argv[1], "rawtp-stats");
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigprocmask(SIG_BLOCK, &set, &old);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	if (!strcmp(argv[1], "rawtp")) {
+	if (!strcmp(argv[1], "rawtp") || stats) {
 		rawtp_attach("sys_enter");
 		rawtp_attach("sys_exit");
+		/* What hvguard's exporter does: the kernel's BPF run-time stats
+		 * on, for every program on the host, while the fd is held. */
+		if (stats && stats_on() < 0)
+			die("BPF_ENABLE_STATS:");
 	} else { /* the floor of the kvm-tracepoints tier */
 		rawtp_attach("kvm_pvclock_update");
 		rawtp_attach("kvm_write_tsc_offset");
@@ -611,6 +636,15 @@ static int cfg_index(struct calls *c, const char *name)
 		die("report: more than %d configurations", MAX_CFG);
 	snprintf(c->cfg[c->ncfg], sizeof(c->cfg[0]), "%s", name);
 	return c->ncfg++;
+}
+
+/* The index of a configuration measured, -1 when none was. */
+static int cfg_find(const struct calls *c, const char *name)
+{
+	for (int i = 0; i < c->ncfg; i++)
+		if (!strcmp(c->cfg[i], name))
+			return i;
+	return -1;
 }
 
 static int call_index(const char *name)
@@ -748,18 +782,21 @@ static void read_latency(const char *path, struct latency *lat)
 
 static void print_table(struct calls *c)
 {
-	int bpf = cfg_index(c, "bpftrace"), hv = cfg_index(c, "hvguard"), i, t;
+	int bpf = cfg_find(c, "bpftrace"), hv = cfg_find(c, "hvguard"), i, t;
+	bool ratio = bpf >= 0 && hv >= 0;
 
 	printf("| call | none ns/call |");
 	for (i = 1; i < c->ncfg; i++)
 		printf(" %s +ns |", c->cfg[i]);
-	printf(" hvguard/bpftrace |\n|---|---:|");
+	printf("%s\n|---|---:|", ratio ? " hvguard/bpftrace |" : "");
 	for (i = 1; i < c->ncfg; i++)
 		printf("---:|");
-	printf("---:|\n");
+	printf("%s\n", ratio ? "---:|" : "");
 	for (t = 0; t < CALL_NR; t++) {
 		struct summary none = calls_stat(c, 0, -1, t), sh, sb;
 
+		if (!none.n)
+			continue; /* not measured: no /dev/kvm (calls -K) */
 		printf("| %s | %.0f |", call_names[t], none.median);
 		for (i = 1; i < c->ncfg; i++) {
 			struct summary s = calls_stat(c, i, 0, t);
@@ -768,6 +805,10 @@ static void print_table(struct calls *c)
 				printf(" %+.0f ±%.0f |", s.median, s.spread);
 			else
 				printf(" n/a |");
+		}
+		if (!ratio) {
+			printf("\n");
+			continue;
 		}
 		sh = calls_stat(c, hv, 0, t);
 		sb = calls_stat(c, bpf, 0, t);
@@ -842,6 +883,29 @@ static void print_goals(struct calls *c, struct latency *lat)
 	if (lat[1].n) {
 		print_latency("reference, bench/qemu-rewind.bt's line", &lat[1]);
 		printf("\n");
+	}
+}
+
+/*
+ * The cost of the kernel's BPF run-time stats (hvguard's exporter turns
+ * them on): the same empty programs on sys_enter and sys_exit with and
+ * without, paired round by round. Two program runs per call.
+ */
+static void print_stats_cost(struct calls *c)
+{
+	int with = cfg_find(c, "rawtp-stats"), without = cfg_find(c, "rawtp");
+
+	if (with < 0 || without < 0)
+		return;
+	printf("\nBPF_ENABLE_STATS (BPF_STATS_RUN_TIME), over the same empty programs on "
+	       "sys_enter and sys_exit without it (two program runs per call):\n");
+	for (int t = CALL_GETPPID; t <= CALL_FIONREAD; t++) {
+		struct summary s = calls_stat(c, with, without, t);
+
+		if (s.n)
+			printf("- %s: %+.1f ±%.1f ns per call, %+.1f ns per program run (%d "
+			       "rounds)\n",
+			       call_names[t], s.median, s.spread, s.median / 2, s.n);
 	}
 }
 
@@ -928,7 +992,9 @@ static int cmd_report(int argc, char **argv)
 		die("report: CALLS file missing");
 	read_calls(argv[optind], &c);
 	print_table(&c);
-	print_goals(&c, lat);
+	print_stats_cost(&c);
+	if (cfg_find(&c, "hvguard") >= 0)
+		print_goals(&c, lat);
 	if (json)
 		write_json(json, &c, lat);
 	return 0;
@@ -946,10 +1012,10 @@ int main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	fprintf(
 	    stderr,
-	    "usage: hookbench calls [-n N] [-s SAMPLES]\n"
+	    "usage: hookbench calls [-n N] [-s SAMPLES] [-K (no KVM calls)]\n"
 	    "       hookbench latency [-c COUNT] [-p PAUSE_MS] [-t TIMEOUT_MS] "
 	    "[-o FILE] [-r READY_PREFIX] -- CMD...\n"
-	    "       hookbench hold rawtp|kvm\n"
+	    "       hookbench hold rawtp|rawtp-stats|kvm\n"
 	    "       hookbench report [-j JSON] [-L HVGUARD_LATENCY] [-B BPFTRACE_LATENCY] CALLS\n");
 	return 2;
 }
