@@ -767,8 +767,11 @@ static void clock_poll(struct hv_ctx *ctx)
 		       "instead of the alert ring.",
 		       "", b->arrivals_demoted);
 	hv_metrics_set(ctx->metrics, "hvguard_vms", HV_GAUGE, NULL, "", count_vms());
-	hv_metrics_set(ctx->metrics, "hvguard_kvm_ioctls_total", HV_COUNTER,
-		       "KVM clock ioctls inspected.", "", b->kvm_ioctls_seen);
+	hv_metrics_set(ctx->metrics, "hvguard_kvm_clock_ioctls_total", HV_COUNTER,
+		       "KVM_CREATE_VM, KVM_CREATE_VCPU, KVM_GET_CLOCK, KVM_SET_CLOCK and "
+		       "KVM_SET_TSC_KHZ calls inspected at the ioctl (the syscalls tier; the "
+		       "kvm-tracepoints tier sees the clock changes instead).",
+		       "", b->kvm_ioctls_seen);
 	hv_metrics_set(ctx->metrics, "hvguard_pvclock_updates_total", HV_COUNTER,
 		       "PVTI updates KVM published that were checked.", "",
 		       b->pvclock_updates_seen);

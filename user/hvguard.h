@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "hvguard/rule_ids.h"
 #include "listen_addr.h"
 
 struct json_object;
@@ -101,6 +102,7 @@ struct hv_ctx {
 	struct hv_http *http; /* the exporter, or NULL */
 	FILE *out;
 	uint64_t alerts;
+	uint64_t violations[HV_RULE_COUNT]; /* alerts by rule (the summary's) */
 	uint64_t events_lost;
 	volatile int stop;
 };

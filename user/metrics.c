@@ -130,15 +130,32 @@ double hv_metrics_get(struct hv_metrics *m, const char *name, const char *labels
 	return v;
 }
 
-static const char VIOLATIONS_HELP[] = "Rule violations seen, by rule.";
+static const char VIOLATIONS_HELP[] =
+    "Rule violations seen, by rule and by the severity the rule had when it fired.";
 static const char CORRECTIONS_HELP[] = "Correcting writes, by rule and result.";
 
-void hv_metrics_alert(struct hv_metrics *m, const char *rule)
+static void violations(struct hv_metrics *m, const char *rule, enum hv_severity severity,
+		       double add)
 {
-	char labels[96];
+	char labels[128];
 
-	snprintf(labels, sizeof(labels), "rule=\"%s\"", rule);
-	hv_metrics_add(m, "hvguard_violations_total", HV_COUNTER, VIOLATIONS_HELP, labels, 1);
+	snprintf(labels, sizeof(labels), "rule=\"%s\",severity=\"%s\"", rule,
+		 hv_severity_name(severity));
+	hv_metrics_add(m, "hvguard_violations_total", HV_COUNTER, VIOLATIONS_HELP, labels, add);
+}
+
+void hv_metrics_alert(struct hv_metrics *m, const char *rule, enum hv_severity severity)
+{
+	violations(m, rule, severity, 1);
+}
+
+/* Every rule's series at the severity it has now, from 0: a dashboard finds
+ * them before the first violation, and again after a reload that changed a
+ * severity (the old series keeps its count). */
+void hv_metrics_rules(struct hv_metrics *m, const struct hv_rules *rules)
+{
+	for (int i = 0; i < HV_RULE_COUNT; i++)
+		violations(m, hv_rule_table[i].id, rules->rule[i].severity, 0);
 }
 
 void hv_metrics_correction(struct hv_metrics *m, const char *rule, const char *result)
@@ -162,9 +179,6 @@ struct hv_metrics *hv_metrics_new(void)
 		       1);
 	/* Every series a dashboard expects exists from the start, at zero. */
 	for (int i = 0; i < HV_RULE_COUNT; i++) {
-		snprintf(labels, sizeof(labels), "rule=\"%s\"", hv_rule_table[i].id);
-		hv_metrics_add(m, "hvguard_violations_total", HV_COUNTER, VIOLATIONS_HELP, labels,
-			       0);
 		if (!(hv_rule_table[i].actions & (1u << HV_ACT_CORRECT)))
 			continue;
 		for (int r = 0; r < 3; r++) {

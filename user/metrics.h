@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "hvguard.h"
+
 struct hv_metrics;
 
 enum hv_metric_type { HV_COUNTER, HV_GAUGE, HV_HISTOGRAM };
@@ -26,7 +28,9 @@ char *hv_metrics_render(struct hv_metrics *m);
 void hv_metrics_observe(struct hv_metrics *m, const char *name, const char *help, const double *le,
 			int n, double value);
 
-void hv_metrics_alert(struct hv_metrics *m, const char *rule);
+void hv_metrics_alert(struct hv_metrics *m, const char *rule, enum hv_severity severity);
+struct hv_rules;
+void hv_metrics_rules(struct hv_metrics *m, const struct hv_rules *rules);
 void hv_metrics_correction(struct hv_metrics *m, const char *rule, const char *result);
 
 #endif

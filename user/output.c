@@ -21,6 +21,7 @@
 #include "hvguard.h"
 #include "journal.h"
 #include "metrics.h"
+#include "rules.h"
 
 bool hv_json_errors;
 
@@ -254,13 +255,16 @@ void hv_emit_alert(struct hv_ctx *ctx, struct hv_alert *a)
 	char when[40], text[1024], esc[2048];
 	struct json_object *o;
 	const char *line;
-	int err = -1;
+	int err = -1, rule;
 
 	iso_time(when, sizeof(when));
 	o = alert_json(a, when);
 	line = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	ctx->alerts++;
-	hv_metrics_alert(ctx->metrics, a->rule);
+	rule = hv_rule_by_id(a->rule);
+	if (rule >= 0)
+		ctx->violations[rule]++;
+	hv_metrics_alert(ctx->metrics, a->rule, a->severity);
 	alert_text(text, sizeof(text), a);
 	if (hv_journal_on) {
 		escape_text(esc, sizeof(esc), text);

@@ -148,6 +148,7 @@ int hv_reload_rules(struct hv_ctx *ctx, struct hv_family *const *families, int n
 	old = ctx->rules;
 	ctx->rules = next;
 	hv_rules_free(old);
+	hv_metrics_rules(ctx->metrics, ctx->rules);
 	report(ctx, changed, restart);
 	count_reload(ctx, "ok");
 	hv_notify_reloaded(ctx->rules->source, ctx->opts.correct);

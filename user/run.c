@@ -449,14 +449,10 @@ static struct json_object *counters_json(struct hv_ctx *ctx, const char *type, d
 	struct json_object *o = json_object_new_object();
 	struct json_object *by_rule = json_object_new_object();
 	struct json_object *exec = hv_exec_json();
-	char labels[96];
 
-	for (int i = 0; i < HV_RULE_COUNT; i++) {
-		snprintf(labels, sizeof(labels), "rule=\"%s\"", hv_rule_table[i].id);
+	for (int i = 0; i < HV_RULE_COUNT; i++)
 		json_object_object_add(by_rule, hv_rule_table[i].id,
-				       json_object_new_int64(hv_metrics_get(
-					   ctx->metrics, "hvguard_violations_total", labels)));
-	}
+				       json_object_new_uint64(ctx->violations[i]));
 	json_object_object_add(o, "type", json_object_new_string(type));
 	json_object_object_add(o, "duration_s", json_object_new_double(elapsed));
 	json_object_object_add(o, "alerts", json_object_new_uint64(ctx->alerts));
@@ -660,6 +656,7 @@ int cmd_run(int argc, char **argv)
 		goto cleanup;
 	}
 	ctx.metrics = hv_metrics_new();
+	hv_metrics_rules(ctx.metrics, ctx.rules);
 	if (hv_exec_init(&ctx))
 		goto cleanup;
 	if (ctx.opts.metrics_addr &&

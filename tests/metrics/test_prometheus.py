@@ -61,9 +61,12 @@ def check_exposition(port):
            "text/plain; version=0.0.4", ctype)
     tap.ok("exporter: hvguard_build_info is 1", sample(text, "hvguard_build_info",
            text.split("hvguard_build_info{", 1)[-1].split("}", 1)[0]) == 1, 1, text[:200])
-    for rule in ("kvmclock-jump", "tsc-offset-change", "foreign-map"):
-        tap.eq(f"exporter: violations_total for {rule} exists from the start, at 0",
-               sample(text, "hvguard_violations_total", f'rule="{rule}"'), 0.0)
+    for rule, severity in (("kvmclock-jump", "critical"), ("tsc-offset-change", "critical"),
+                           ("foreign-map", "critical"), ("grant-leak", "warning")):
+        tap.eq(f"exporter: violations_total for {rule} exists from the start, at 0, with "
+               f"its severity ({severity})",
+               sample(text, "hvguard_violations_total", f'rule="{rule}",severity="{severity}"'),
+               0.0)
     tap.eq("exporter: corrections_total exists from the start, at 0",
            sample(text, "hvguard_corrections_total", 'rule="kvmclock-jump",result="applied"'), 0.0)
     tap.ok("exporter: events_lost and vms are exported",
@@ -115,7 +118,7 @@ def main():
             subprocess.run([MINIVMM, "qemu-stopcont", "--pause-ms", "200"], check=True,
                            capture_output=True, timeout=60)
             seen = wait_until(lambda: promql(
-                pport, 'hvguard_violations_total{rule="kvmclock-jump"} >= 1'), 30, 0.5)
+                pport, 'hvguard_violations_total{rule="kvmclock-jump",severity="critical"} >= 1'), 30, 0.5)
             tap.ok("prometheus sees the kvmclock-jump violation", bool(seen), ">= 1", seen)
             fired = wait_until(lambda: promql(
                 pport, 'ALERTS{alertname="HvguardKvmclockJump",rule="kvmclock-jump",'

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "metrics.h"
+#include "rules.h"
 
 static const double le[] = {0.001, 0.1, 1};
 
@@ -59,11 +60,45 @@ static void test_counter_and_gauge(void **state)
 	hv_metrics_free(m);
 }
 
+/* hvguard_violations_total{rule,severity}: every rule from 0 at its
+ * severity; a severity changed by a reload starts a series of its own and
+ * the old one keeps its count. */
+static void test_violations_by_rule_and_severity(void **state)
+{
+	struct hv_metrics *m = hv_metrics_new();
+	struct hv_rules *rules = hv_rules_builtin();
+	int jump = hv_rule_by_id("kvmclock-jump");
+	char *text;
+
+	(void)state;
+	assert_non_null(rules);
+	assert_true(jump >= 0);
+	hv_metrics_rules(m, rules);
+	text = hv_metrics_render(m);
+	assert_has(text,
+		   "hvguard_violations_total{rule=\"kvmclock-jump\",severity=\"critical\"} 0\n");
+	assert_has(text, "hvguard_violations_total{rule=\"grant-leak\",severity=\"warning\"} 0\n");
+	free(text);
+	hv_metrics_alert(m, "kvmclock-jump", HV_SEV_CRITICAL);
+	rules->rule[jump].severity = HV_SEV_INFO; /* what a reload did */
+	hv_metrics_rules(m, rules);
+	hv_metrics_alert(m, "kvmclock-jump", HV_SEV_INFO);
+	hv_metrics_alert(m, "kvmclock-jump", HV_SEV_INFO);
+	text = hv_metrics_render(m);
+	assert_has(text,
+		   "hvguard_violations_total{rule=\"kvmclock-jump\",severity=\"critical\"} 1\n");
+	assert_has(text, "hvguard_violations_total{rule=\"kvmclock-jump\",severity=\"info\"} 2\n");
+	free(text);
+	hv_rules_free(rules);
+	hv_metrics_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_histogram),
 	    cmocka_unit_test(test_counter_and_gauge),
+	    cmocka_unit_test(test_violations_by_rule_and_severity),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
