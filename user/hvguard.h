@@ -53,6 +53,10 @@ enum hv_action {
 
 const char *hv_action_name(enum hv_action a);
 
+/* --reset-pins: never, always (the pinned state is dropped first), or only
+ * when it has another layout (left by another version: an upgrade). */
+enum hv_reset { HV_RESET_NEVER, HV_RESET_ALWAYS, HV_RESET_OLD_LAYOUT };
+
 struct hv_opts {
 	bool json;
 	bool correct; /* --correct: every clock rule with a correction */
@@ -63,11 +67,11 @@ struct hv_opts {
 	struct hv_listen_addr metrics_listen; /* parsed from it */
 	const char *output_path;
 	const char *exec_cmd;
-	const char *pin_root;  /* bpffs directory for pinned state */
-	const char *pin_at;    /* "/proc/self/fd/N" of pin_root once checked (pindir.h) */
-	bool reset_pins;       /* --reset-pins: drop the pinned state first */
-	const char *hooks;     /* --hooks: NULL (best available) or a tier name */
-	const char *xen_hooks; /* --xen-hooks: NULL (best available), fentry or syscalls */
+	const char *pin_root;	  /* bpffs directory for pinned state */
+	const char *pin_at;	  /* "/proc/self/fd/N" of pin_root once checked (pindir.h) */
+	enum hv_reset reset_pins; /* --reset-pins[=old-layout] */
+	const char *hooks;	  /* --hooks: NULL (best available) or a tier name */
+	const char *xen_hooks;	  /* --xen-hooks: NULL (best available), fentry or syscalls */
 	bool no_pin;
 	unsigned vms_per_vmm;  /* --max-vms-per-vmm: the VM table's per-process quota */
 	unsigned vms_per_user; /* --max-vms-per-user: its per-user quota */

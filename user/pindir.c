@@ -313,14 +313,16 @@ static int record_layout(const struct hv_pindir *pd)
 	return rc;
 }
 
-/* HV_EXIT_OK when the pinned state is this hvguard's layout (-1 in *none
- * when nothing is pinned), else the exit code (message said). */
-static int check_layout(const struct hv_pindir *pd, bool *none)
+/* HV_EXIT_OK when the pinned state is this hvguard's layout (*none when
+ * nothing is pinned), else the exit code, the message said unless it is
+ * state another version left (*old) and quiet_old. */
+static int check_layout(const struct hv_pindir *pd, bool *none, bool *old, bool quiet_old)
 {
 	struct hv_layout want = {HV_CLOCK_LAYOUT_VERSION, layout_sizes()}, have;
 	struct pins p;
 
 	*none = false;
+	*old = false;
 	if (scan_pins(pd, &p))
 		return HV_EXIT_ERROR;
 	if (p.bad[0]) {
@@ -343,6 +345,9 @@ static int check_layout(const struct hv_pindir *pd, bool *none)
 		return HV_EXIT_PINDIR;
 	}
 	if (have.version != want.version || have.sizes != want.sizes) {
+		*old = true;
+		if (quiet_old)
+			return HV_EXIT_PINDIR;
 		say("the state pinned in %s has layout %u (sizes %08x), this hvguard %u (sizes "
 		    "%08x): it was left by another version of hvguard. Stop every hvguard using "
 		    "it, then start with --reset-pins (the state is dropped: VM ids restart, a "
@@ -415,9 +420,29 @@ static int reset_pins(const struct hv_pindir *pd)
 	return HV_EXIT_OK;
 }
 
-int hv_pindir_take(struct hv_pindir *pd, const char *dir, bool reset)
+/* --reset-pins=old-layout: state another version left goes, unless it
+ * recorded VMMs frozen by a daemon that did not finish (they need a person). */
+static int reset_old_layout(const struct hv_pindir *pd)
 {
-	bool none;
+	int frozen = count_frozen(pd);
+
+	if (frozen) {
+		say("%s holds state of another version of hvguard that records %d VMM(s) "
+		    "frozen for a correction (a daemon that did not finish): not dropped. "
+		    "Continue them (state T in ps: kill -CONT PID), then start with "
+		    "--reset-pins",
+		    pd->name, frozen);
+		return HV_EXIT_PINDIR;
+	}
+	hv_warn("%s holds state of another version of hvguard (an upgrade): dropping it "
+		"(--reset-pins=old-layout); VM ids restart, a pause under way goes unmeasured",
+		pd->name);
+	return reset_pins(pd);
+}
+
+int hv_pindir_take(struct hv_pindir *pd, const char *dir, enum hv_reset reset)
+{
+	bool none, old;
 	int rc;
 
 	say = hv_err;
@@ -427,10 +452,15 @@ int hv_pindir_take(struct hv_pindir *pd, const char *dir, bool reset)
 		return rc;
 	snprintf(pd->at, sizeof(pd->at), "/proc/self/fd/%d", pd->fd);
 	rc = take_lock(pd);
-	if (!rc && reset)
+	if (!rc && reset == HV_RESET_ALWAYS)
 		rc = reset_pins(pd);
 	if (!rc)
-		rc = check_layout(pd, &none);
+		rc = check_layout(pd, &none, &old, reset == HV_RESET_OLD_LAYOUT);
+	if (rc && old && reset == HV_RESET_OLD_LAYOUT) {
+		rc = reset_old_layout(pd);
+		if (!rc)
+			rc = check_layout(pd, &none, &old, false);
+	}
 	if (!rc && none)
 		rc = record_layout(pd);
 	if (rc)
@@ -440,7 +470,7 @@ int hv_pindir_take(struct hv_pindir *pd, const char *dir, bool reset)
 
 int hv_pindir_peek(struct hv_pindir *pd, const char *dir)
 {
-	bool none = true;
+	bool none = true, old;
 	int rc;
 
 	say = hv_warn;
@@ -448,7 +478,7 @@ int hv_pindir_peek(struct hv_pindir *pd, const char *dir)
 	rc = walk(dir, false, &pd->fd);
 	if (!rc && pd->fd >= 0) {
 		snprintf(pd->at, sizeof(pd->at), "/proc/self/fd/%d", pd->fd);
-		rc = check_layout(pd, &none);
+		rc = check_layout(pd, &none, &old, false);
 	}
 	say = hv_err;
 	if (rc)

@@ -10,6 +10,8 @@
 
 #include <stdbool.h>
 
+#include "hvguard.h"
+
 struct bpf_object;
 
 struct hv_pindir {
@@ -28,7 +30,7 @@ struct hv_pindir {
  * hvguard's pins when reset, and checks or records the layout version.
  * Returns HV_EXIT_OK or the exit code to leave with (message printed).
  */
-int hv_pindir_take(struct hv_pindir *pd, const char *dir, bool reset);
+int hv_pindir_take(struct hv_pindir *pd, const char *dir, enum hv_reset reset);
 
 /*
  * For `hvguard audit`: the same checks without creating, locking or

@@ -94,6 +94,9 @@ static void run_usage(FILE *f)
 		"                          corrections: a frozen VMM must outlive the daemon)\n"
 		"      --reset-pins        drop the state pinned in the pin directory, then\n"
 		"                          run (after an upgrade changed its layout)\n"
+		"      --reset-pins=old-layout  drop it only when another version of\n"
+		"                          hvguard left it (the service's way through an\n"
+		"                          upgrade); never when a VMM it froze is recorded\n"
 		"      --hooks TIER        where the clock checks hook: kvm-tracepoints (KVM's\n"
 		"                          own tracepoints only: nothing else on the host pays)\n"
 		"                          or syscalls (the ioctl syscall tracepoints: every\n"
@@ -154,7 +157,7 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"hooks", required_argument, NULL, 'H'},
-	    {"reset-pins", no_argument, NULL, 'R'},
+	    {"reset-pins", optional_argument, NULL, 'R'},
 	    {"max-vms-per-vmm", required_argument, NULL, 'Q'},
 	    {"max-vms-per-user", required_argument, NULL, 'U'},
 	    {"log", required_argument, NULL, 'L'},
@@ -210,7 +213,16 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 			o->no_pin = true;
 			break;
 		case 'R':
-			o->reset_pins = true;
+			if (!optarg) {
+				o->reset_pins = HV_RESET_ALWAYS;
+			} else if (!strcmp(optarg, "old-layout")) {
+				o->reset_pins = HV_RESET_OLD_LAYOUT;
+			} else {
+				hv_err("--reset-pins=%s: the only value is old-layout (drop the "
+				       "state only when another version left it)",
+				       optarg);
+				return HV_EXIT_ERROR;
+			}
 			break;
 		case 'v':
 			o->verbose = true;

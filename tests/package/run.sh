@@ -283,9 +283,9 @@ if [ -f "$unit" ]; then
 	else
 		nok "systemd-analyze verify hvguard.service" "$out"
 	fi
-	grep -q '^ExecStart=/usr/sbin/hvguard run --log journald$' "$unit" && grep -q '^Type=notify$' "$unit" &&
-		grep -q '^Restart=on-failure$' "$unit" && ok "unit: Type=notify, ExecStart=/usr/sbin/hvguard run --log journald, Restart=on-failure" ||
-		nok "unit: Type=notify, ExecStart=/usr/sbin/hvguard run --log journald, Restart=on-failure" "$(grep -E '^(Type|ExecStart|Restart)=' "$unit")"
+	grep -q '^ExecStart=/usr/sbin/hvguard run --log journald --reset-pins=old-layout$' "$unit" && grep -q '^Type=notify$' "$unit" &&
+		grep -q '^Restart=on-failure$' "$unit" && ok "unit: Type=notify, ExecStart=/usr/sbin/hvguard run --log journald --reset-pins=old-layout, Restart=on-failure" ||
+		nok "unit: Type=notify, ExecStart=/usr/sbin/hvguard run --log journald --reset-pins=old-layout, Restart=on-failure" "$(grep -E '^(Type|ExecStart|Restart)=' "$unit")"
 	# systemctl reload: SIGHUP, which reopens --output and reloads the rules.
 	grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$unit" && ok "unit: ExecReload sends SIGHUP" ||
 		nok "unit: ExecReload sends SIGHUP" "$(grep -E '^ExecReload=' "$unit")"
@@ -369,7 +369,7 @@ l=$scratch/local
 make -s install DESTDIR="$l" PREFIX=/usr/local >/dev/null 2>&1
 if [ -x "$l/usr/local/sbin/hvguard" ] && [ -f "$l/usr/local/share/man/man8/hvguard.8.gz" ] &&
 	[ -f "$l/usr/local/share/hvguard/xen-example.yaml" ] && [ -f "$l/etc/hvguard/rules.yaml" ] &&
-	grep -q '^ExecStart=/usr/local/sbin/hvguard run --log journald$' "$l/usr/local/lib/systemd/system/hvguard.service" 2>/dev/null; then
+	grep -q '^ExecStart=/usr/local/sbin/hvguard run --log journald --reset-pins=old-layout$' "$l/usr/local/lib/systemd/system/hvguard.service" 2>/dev/null; then
 	ok "make install PREFIX=/usr/local: sbin, man, share, unit under /usr/local, ExecStart follows"
 else
 	nok "make install PREFIX=/usr/local: sbin, man, share, unit under /usr/local, ExecStart follows" \

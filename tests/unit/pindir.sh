@@ -137,6 +137,47 @@ case "$got" in
 *) nok "the old layout record is left as it was" "$got" ;;
 esac
 
+# The service's way through an upgrade: --reset-pins=old-layout drops the
+# old version's state, and only that.
+$HV run --duration 1 --pin-dir "$d" --reset-pins=old-layout >"$tmp/out" 2>&1
+got=$(bpftool -j map dump pinned "$d/hv_layout" 2>&1 | jq -r '.[0].value[0]' 2>&1)
+if grep -q "another version of hvguard (an upgrade): dropping it" "$tmp/out" &&
+	grep -q "dropped 1 pinned object" "$tmp/out" && [ "$got" = "$(printf '0x%02x' "$version")" ]; then
+	ok "--reset-pins=old-layout drops another version's state, says so, records this layout"
+else
+	nok "--reset-pins=old-layout drops another version's state, says so, records this layout" \
+		"$(cat "$tmp/out"; echo "$got")"
+fi
+id_before=$(bpftool -j map show pinned "$d/hv_layout" 2>/dev/null | jq .id)
+$HV run --duration 1 --pin-dir "$d" --reset-pins=old-layout >"$tmp/out" 2>&1
+id_after=$(bpftool -j map show pinned "$d/hv_layout" 2>/dev/null | jq .id)
+if [ -n "$id_before" ] && [ "$id_before" = "$id_after" ] && ! grep -q "dropp" "$tmp/out"; then
+	ok "--reset-pins=old-layout keeps this version's own state (the same map, nothing dropped)"
+else
+	nok "--reset-pins=old-layout keeps this version's own state (the same map, nothing dropped)" \
+		"map id $id_before -> $id_after; $(cat "$tmp/out")"
+fi
+$HV run --duration 1 --pin-dir "$d" --reset-pins=all >"$tmp/out" 2>&1
+check "--reset-pins=VALUE other than old-layout is bad usage (exit 2)" 2 $? "$tmp/out" \
+	"the only value is old-layout"
+
+# An old version's state that records a VMM it froze: a person must
+# continue it first, so even --reset-pins=old-layout refuses.
+d=$base-oldfrozen
+mkdir -m 0700 "$d"
+bpftool map create "$d/hv_layout" type array key 4 value 8 entries 1 name hv_layout &&
+	bpftool map update pinned "$d/hv_layout" key 0 0 0 0 value 0 1 0 0 0 0 0 0
+bpftool map create "$d/hv_clock_frozen" type hash key 8 value 16 entries 64 name hv_clock_frozen &&
+	bpftool map update pinned "$d/hv_clock_frozen" key 1 2 3 4 0 0 0 0 value 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+$HV run --duration 1 --pin-dir "$d" --reset-pins=old-layout >"$tmp/out" 2>&1
+check "--reset-pins=old-layout refuses (exit 6) an old state that records a frozen VMM" 6 $? \
+	"$tmp/out" "records 1 VMM\(s\) frozen.*kill -CONT"
+if [ -e "$d/hv_clock_frozen" ]; then
+	ok "the frozen VMM's record is left for the person who continues it"
+else
+	nok "the frozen VMM's record is left for the person who continues it" "$(ls "$d")"
+fi
+
 d=$base-nolayout
 mkdir -m 0700 "$d"
 bpftool map create "$d/hv_clock_globals" type array key 4 value 16 entries 1 \
