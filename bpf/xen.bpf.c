@@ -233,6 +233,31 @@ static __always_inline void emit_grant(__u8 op, struct pending *p, __u64 index, 
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
+/* A call a rule could not fully check, counted by cause, once per call
+ * (wherever its violation, or its information event, is counted). */
+static __always_inline void count_unchecked(const struct hv_xen_call *call)
+{
+	if (call->unchecked == HV_XEN_UNCHECKED_UNREADABLE)
+		stat_inc(HV_XEN_STAT_UNCHECKED_UNREADABLE);
+	else if (call->unchecked == HV_XEN_UNCHECKED_TRUNCATED)
+		stat_inc(HV_XEN_STAT_UNCHECKED_TRUNCATED);
+}
+
+/* Not fully checked, and the rule only alerts: said, not alerted. */
+static __always_inline void emit_unchecked(const struct hv_xen_call *call)
+{
+	struct hv_xen_event *e;
+
+	count_unchecked(call);
+	e = event_new(HV_XEN_EV_UNCHECKED);
+	if (!e)
+		return;
+	e->rule = call->unchecked_rule;
+	e->action = HV_XEN_ACT_ALERT;
+	__builtin_memcpy(&e->call, call, sizeof(e->call));
+	bpf_ringbuf_submit(e, 0);
+}
+
 /* A backend's call broke a rule: act at once where the action is kill (the
  * signal is delivered on the way back to userspace: the call itself may
  * still complete, which the exit event then shows). */
@@ -241,12 +266,16 @@ static __always_inline void judge(struct pending *p, struct hv_xen_backend *be)
 	int rule = hv_xen_verdict(&p->call, &xen_cfg);
 
 	p->rule = -1;
-	if (rule < 0 || rule >= HV_RULE_COUNT)
+	if (rule < 0 || rule >= HV_RULE_COUNT) {
+		if (p->call.unchecked)
+			emit_unchecked(&p->call);
 		return;
+	}
 	p->rule = rule;
 	p->action = xen_cfg.action[rule];
 	__sync_fetch_and_add(&be->violations, 1);
 	stat_inc(HV_XEN_STAT_VIOLATIONS);
+	count_unchecked(&p->call);
 	if (p->action == HV_XEN_ACT_KILL) {
 		bpf_send_signal(HV_SIGKILL);
 		stat_inc(HV_XEN_STAT_KILLS);
@@ -821,6 +850,7 @@ static __always_inline void report_denied(struct pending *p, struct hv_xen_backe
 	p->addr = p->len = 0;
 	__sync_fetch_and_add(&be->violations, 1);
 	stat_inc(HV_XEN_STAT_VIOLATIONS);
+	count_unchecked(&p->call);
 	emit_violation(p, -EPERM);
 }
 
