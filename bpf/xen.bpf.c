@@ -815,20 +815,24 @@ int BPF_PROG(xen_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-/* A backend's last words: its counts; userspace checks its grants for leaks. */
+/* A backend's last words: its counts; userspace checks its grants for leaks.
+ * The process ends with its last thread, not with its leader: a leader can
+ * exit first, and an exec from another thread kills the leader (de_thread)
+ * while the process goes on, under the same tgid, as the new program. The
+ * tracepoint runs after do_exit() counted this thread out of signal->live. */
 SEC("tp/sched/sched_process_exit")
 int xen_exit(void *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tgid = hv_current_tgid();
 	struct hv_xen_backend *be;
 	struct hv_xen_event *e;
 
-	if ((__u32)id != tgid)
-		return 0;
 	be = bpf_map_lookup_elem(&xen_backends, &tgid);
 	if (!be)
 		return 0;
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0; /* other threads live on: not the process's end */
 	e = event_new(HV_XEN_EV_EXIT);
 	if (e) {
 		__builtin_memcpy(&e->backend, be, sizeof(e->backend));
