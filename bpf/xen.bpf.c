@@ -233,6 +233,31 @@ static __always_inline void emit_grant(__u8 op, struct pending *p, __u64 index, 
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
+/* A call a rule could not fully check, counted by cause, once per call
+ * (wherever its violation, or its information event, is counted). */
+static __always_inline void count_unchecked(const struct hv_xen_call *call)
+{
+	if (call->unchecked == HV_XEN_UNCHECKED_UNREADABLE)
+		stat_inc(HV_XEN_STAT_UNCHECKED_UNREADABLE);
+	else if (call->unchecked == HV_XEN_UNCHECKED_TRUNCATED)
+		stat_inc(HV_XEN_STAT_UNCHECKED_TRUNCATED);
+}
+
+/* Not fully checked, and the rule only alerts: said, not alerted. */
+static __always_inline void emit_unchecked(const struct hv_xen_call *call)
+{
+	struct hv_xen_event *e;
+
+	count_unchecked(call);
+	e = event_new(HV_XEN_EV_UNCHECKED);
+	if (!e)
+		return;
+	e->rule = call->unchecked_rule;
+	e->action = HV_XEN_ACT_ALERT;
+	__builtin_memcpy(&e->call, call, sizeof(e->call));
+	bpf_ringbuf_submit(e, 0);
+}
+
 /* A backend's call broke a rule: act at once where the action is kill (the
  * signal is delivered on the way back to userspace: the call itself may
  * still complete, which the exit event then shows). */
@@ -241,12 +266,16 @@ static __always_inline void judge(struct pending *p, struct hv_xen_backend *be)
 	int rule = hv_xen_verdict(&p->call, &xen_cfg);
 
 	p->rule = -1;
-	if (rule < 0 || rule >= HV_RULE_COUNT)
+	if (rule < 0 || rule >= HV_RULE_COUNT) {
+		if (p->call.unchecked)
+			emit_unchecked(&p->call);
 		return;
+	}
 	p->rule = rule;
 	p->action = xen_cfg.action[rule];
 	__sync_fetch_and_add(&be->violations, 1);
 	stat_inc(HV_XEN_STAT_VIOLATIONS);
+	count_unchecked(&p->call);
 	if (p->action == HV_XEN_ACT_KILL) {
 		bpf_send_signal(HV_SIGKILL);
 		stat_inc(HV_XEN_STAT_KILLS);
@@ -786,20 +815,24 @@ int BPF_PROG(xen_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-/* A backend's last words: its counts; userspace checks its grants for leaks. */
+/* A backend's last words: its counts; userspace checks its grants for leaks.
+ * The process ends with its last thread, not with its leader: a leader can
+ * exit first, and an exec from another thread kills the leader (de_thread)
+ * while the process goes on, under the same tgid, as the new program. The
+ * tracepoint runs after do_exit() counted this thread out of signal->live. */
 SEC("tp/sched/sched_process_exit")
 int xen_exit(void *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tgid = hv_current_tgid();
 	struct hv_xen_backend *be;
 	struct hv_xen_event *e;
 
-	if ((__u32)id != tgid)
-		return 0;
 	be = bpf_map_lookup_elem(&xen_backends, &tgid);
 	if (!be)
 		return 0;
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0; /* other threads live on: not the process's end */
 	e = event_new(HV_XEN_EV_EXIT);
 	if (e) {
 		__builtin_memcpy(&e->backend, be, sizeof(e->backend));
@@ -821,6 +854,7 @@ static __always_inline void report_denied(struct pending *p, struct hv_xen_backe
 	p->addr = p->len = 0;
 	__sync_fetch_and_add(&be->violations, 1);
 	stat_inc(HV_XEN_STAT_VIOLATIONS);
+	count_unchecked(&p->call);
 	emit_violation(p, -EPERM);
 }
 

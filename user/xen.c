@@ -417,12 +417,32 @@ static void describe(char *buf, size_t len, const struct hv_xen_event *e, const 
 		    e->comm, e->pid, (unsigned long long)c->hypercall, outcome);
 		break;
 	case HV_RULE_RESOURCE_MAP:
+		if (c->unchecked) {
+			snprintf(buf, len,
+				 "backend %s[%u] made %s with an argument hvguard could not read: "
+				 "with action %s, what cannot be checked is refused%s",
+				 e->comm, e->pid, ioctl,
+				 e->action == HV_XEN_ACT_KILL ? "kill" : "deny", outcome);
+			break;
+		}
 		snprintf(buf, len,
 			 "backend %s[%u] %s resource type %u of %s (only ioreq_server pages of the "
 			 "target domain are allowed)%s",
 			 e->comm, e->pid, verb, c->resource_type, dom, outcome);
 		break;
 	case HV_RULE_GRANT_DOMAIN:
+		if (c->unchecked) {
+			snprintf(
+			    buf, len,
+			    "backend %s[%u] made %s with %llu grant(s) hvguard could not check "
+			    "(%s): with action %s, what cannot be checked is refused%s",
+			    e->comm, e->pid, ioctl, (unsigned long long)c->count,
+			    c->unchecked == HV_XEN_UNCHECKED_TRUNCATED
+				? "more than it walks, " HV_XEN_WALK_MAX_STR
+				: "its argument was unreadable to it",
+			    e->action == HV_XEN_ACT_KILL ? "kill" : "deny", outcome);
+			break;
+		}
 		snprintf(
 		    buf, len,
 		    "backend %s[%u] used a grant of %s, which is not an allowed frontend (%s): "
@@ -463,6 +483,11 @@ static void on_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
 	json_object_object_add(f, "ret", json_object_new_int64(e->ret));
 	json_object_object_add(f, "enforcement",
 			       json_object_new_string(enforcement_name(e->action, e->ret)));
+	if (c->unchecked) {
+		json_object_object_add(f, "unchecked",
+				       json_object_new_string(hv_xen_unchecked_name(c->unchecked)));
+		json_object_object_add(f, "checked", json_object_new_int64(c->checked));
+	}
 	if (c->flags & (HV_XEN_F_UNREADABLE | HV_XEN_F_TRUNCATED | HV_XEN_F_HUGE))
 		json_object_object_add(
 		    f, "decode",
@@ -624,6 +649,38 @@ static void on_bad_argument(struct hv_ctx *ctx, const struct hv_xen_event *e)
 	hv_emit_json(ctx, o);
 }
 
+/* A call a rule with action alert could not fully check: said as
+ * information, not alerted (docs/xen.md, "Fail closed"). */
+static void on_unchecked(struct hv_ctx *ctx, const struct hv_xen_event *e)
+{
+	struct json_object *o = json_object_new_object();
+	const char *why = hv_xen_unchecked_name(e->call.unchecked);
+	const char *rule = e->rule < HV_RULE_COUNT ? hv_rule_table[e->rule].id : "?";
+	char comm[HV_XEN_COMM_LEN + 1], msg[400];
+
+	snprintf(comm, sizeof(comm), "%s", e->comm);
+	snprintf(msg, sizeof(msg),
+		 "backend %s[%u]: %s could not be fully checked for %s (%s: %s); the rule's "
+		 "action is alert, so it went on; with deny or kill it would have been refused",
+		 comm, e->pid, hv_xen_op_name(e->call.op), rule, why,
+		 e->call.unchecked == HV_XEN_UNCHECKED_TRUNCATED
+		     ? "more refs or segments than hvguard walks, " HV_XEN_WALK_MAX_STR
+		     : "hvguard could not read its argument");
+	json_object_object_add(o, "type", json_object_new_string("xen-unchecked"));
+	json_object_object_add(o, "ts_ns", json_object_new_uint64(e->ts_ns));
+	json_object_object_add(o, "pid", json_object_new_int64(e->pid));
+	json_object_object_add(o, "comm", json_object_new_string(comm));
+	json_object_object_add(o, "rule", json_object_new_string(rule));
+	json_object_object_add(o, "ioctl", json_object_new_string(hv_xen_op_name(e->call.op)));
+	json_object_object_add(o, "unchecked", json_object_new_string(why));
+	json_object_object_add(o, "arg", json_object_new_uint64(e->call.uarg));
+	json_object_object_add(o, "count", json_object_new_uint64(e->call.count));
+	json_object_object_add(o, "checked", json_object_new_int64(e->call.checked));
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	hv_log(ctx, "xen: %s", msg);
+	hv_emit_json(ctx, o);
+}
+
 static int xen_ring_event(void *arg, void *data, size_t size)
 {
 	struct hv_ctx *ctx = arg;
@@ -644,6 +701,9 @@ static int xen_ring_event(void *arg, void *data, size_t size)
 		break;
 	case HV_XEN_EV_BADARG:
 		on_bad_argument(ctx, e);
+		break;
+	case HV_XEN_EV_UNCHECKED:
+		on_unchecked(ctx, e);
 		break;
 	case HV_XEN_EV_DESIGNATED:
 		emit_backend(ctx, e->pid, e->backend.match, e->ppid ? "inherited" : "exec",
@@ -890,6 +950,35 @@ static uint64_t stat_sum(enum hv_xen_stat which)
 	return sum;
 }
 
+static const enum hv_xen_stat unchecked_stats[HV_XEN_UNCHECKED_COUNT] = {
+    [HV_XEN_UNCHECKED_UNREADABLE] = HV_XEN_STAT_UNCHECKED_UNREADABLE,
+    [HV_XEN_UNCHECKED_TRUNCATED] = HV_XEN_STAT_UNCHECKED_TRUNCATED,
+};
+
+/* {"unreadable": N, "truncated": N}: calls a rule could not fully check. */
+static struct json_object *unchecked_json(void)
+{
+	struct json_object *o = json_object_new_object();
+
+	for (int why = HV_XEN_UNCHECKED_UNREADABLE; why < HV_XEN_UNCHECKED_COUNT; why++)
+		json_object_object_add(o, hv_xen_unchecked_name(why),
+				       json_object_new_uint64(stat_sum(unchecked_stats[why])));
+	return o;
+}
+
+static void export_unchecked(struct hv_ctx *ctx)
+{
+	char labels[64];
+
+	for (int why = HV_XEN_UNCHECKED_UNREADABLE; why < HV_XEN_UNCHECKED_COUNT; why++) {
+		snprintf(labels, sizeof(labels), "cause=\"%s\"", hv_xen_unchecked_name(why));
+		hv_metrics_set(
+		    ctx->metrics, "hvguard_xen_unchecked_total", HV_COUNTER,
+		    "Xen device calls of backends a rule could not fully check, by cause", labels,
+		    (double)stat_sum(unchecked_stats[why]));
+	}
+}
+
 static void xen_poll(struct hv_ctx *ctx)
 {
 	double now = (hv_now_ns(CLOCK_MONOTONIC) / 1e9);
@@ -899,6 +988,7 @@ static void xen_poll(struct hv_ctx *ctx)
 		return;
 	/* Grant records are submitted without a wakeup: collect them here. */
 	ring_buffer__consume(ctx->rb);
+	export_unchecked(ctx);
 	if (now >= st.next_leak_scan) {
 		/* Each scan walks the whole map (two syscalls an entry): as often as
 		 * the leak delay needs, at least every 10 s, at most every second. */
@@ -936,6 +1026,7 @@ static void xen_summary(struct hv_ctx *ctx, struct json_object *summary)
 			       json_object_new_uint64(stat_sum(HV_XEN_STAT_VIOLATIONS)));
 	json_object_object_add(o, "kills", json_object_new_uint64(stat_sum(HV_XEN_STAT_KILLS)));
 	json_object_object_add(o, "denials", json_object_new_uint64(stat_sum(HV_XEN_STAT_DENIALS)));
+	json_object_object_add(o, "unchecked", unchecked_json());
 	json_object_object_add(o, "leaks", json_object_new_uint64(st.leaks));
 	json_object_object_add(o, "grant_ops", ops);
 	json_object_object_add(o, "deny", json_object_new_string(enforcement_names[st.deny]));

@@ -77,9 +77,15 @@ enum hv_xen_op {
 	HV_XEN_OP_COUNT,
 };
 
-/* How many grant refs (or copy segments) of one call are read and checked:
- * bounded so the BPF program stays small; the rest is flagged, not trusted. */
+/* How many grant refs of one call are kept for the report (refs[]). */
 #define HV_XEN_MAX_REFS 16
+/* How many refs (MAP_GRANT_REF) or copy segments (GRANT_COPY) of one call
+ * have their domains checked, under bpf_loop: gntdev's own default bound on
+ * a mapping request (its "limit" parameter, 64 Ki grants). A call claiming
+ * more is not walked: it is unchecked ("truncated"), a violation where the
+ * rule's action is deny or kill (docs/xen.md, "Fail closed"). */
+#define HV_XEN_WALK_MAX	    65536u
+#define HV_XEN_WALK_MAX_STR "65536"
 /* A count beyond this is implausible (the drivers refuse far less). */
 #define HV_XEN_HUGE_COUNT (1u << 20)
 /* Domain ids of real domains are below DOMID_FIRST_RESERVED (0x7ff0). */
@@ -89,7 +95,7 @@ enum hv_xen_op {
 
 /* Decode flags. */
 #define HV_XEN_F_UNREADABLE (1u << 0) /* a user structure could not be read */
-#define HV_XEN_F_TRUNCATED  (1u << 1) /* more refs than HV_XEN_MAX_REFS: rest not checked */
+#define HV_XEN_F_TRUNCATED  (1u << 1) /* more refs than HV_XEN_WALK_MAX: not checked */
 #define HV_XEN_F_HUGE	    (1u << 2) /* count beyond HV_XEN_HUGE_COUNT */
 
 /* One Xen device ioctl, decoded from its user arguments. */
@@ -101,7 +107,12 @@ struct hv_xen_call {
 	__u8 n_refs;	     /* entries of refs[]/ref_domids[] actually read */
 	__s32 domid;	     /* the call's domain, or HV_XEN_DOMID_NONE */
 	__s32 bad_domid;     /* set by the verdict: first domid outside the allowed set */
+	__u32 checked;	     /* set by the verdict: refs/segments whose domains it checked */
+	__u8 unchecked;	     /* set by the verdict: enum hv_xen_unchecked */
+	__u8 unchecked_rule; /* the rule that could not be decided, when unchecked */
+	__u16 pad;
 	__u64 count;	     /* pages / grants / segments as the caller claims */
+	__u64 array;	     /* user address of refs[] (MAP_GRANT_REF) or segments (GRANT_COPY) */
 	__u64 uarg;	     /* the ioctl's user pointer */
 	__u64 addr;	     /* MMAPBATCH*: target address; MMAP_RESOURCE: addr */
 	__u64 hypercall;     /* HYPERCALL: op number */
@@ -109,6 +120,15 @@ struct hv_xen_call {
 	__u32 resource_id;
 	__u32 refs[HV_XEN_MAX_REFS];
 	__u32 ref_domids[HV_XEN_MAX_REFS];
+};
+
+/* Why a call's verdict could not be complete (fail closed: where the
+ * rule's action is deny or kill, an unchecked call is a violation). */
+enum hv_xen_unchecked {
+	HV_XEN_UNCHECKED_NONE,
+	HV_XEN_UNCHECKED_UNREADABLE, /* bpf_probe_read_user failed on part of it */
+	HV_XEN_UNCHECKED_TRUNCATED,  /* more refs/segments than HV_XEN_WALK_MAX */
+	HV_XEN_UNCHECKED_COUNT,
 };
 
 /* Per-rule action as the BPF side sees it. */
@@ -201,6 +221,7 @@ enum hv_xen_event_kind {
 	HV_XEN_EV_EXEC,	      /* any exec: userspace matches globs */
 	HV_XEN_EV_BADARG,     /* a backend's Xen ioctl with unreadable arguments */
 	HV_XEN_EV_DESIGNATED, /* designated by the kernel (exec match or fork) */
+	HV_XEN_EV_UNCHECKED,  /* a call not fully checked, its rule alert-only */
 };
 
 struct hv_xen_event {
@@ -238,6 +259,9 @@ enum hv_xen_stat {
 	HV_XEN_STAT_KILLS,
 	HV_XEN_STAT_DENIALS,
 	HV_XEN_STAT_PENDING_FULL, /* no room to remember an in-flight call */
+	/* Calls a rule could not fully check, by cause (whatever the action). */
+	HV_XEN_STAT_UNCHECKED_UNREADABLE,
+	HV_XEN_STAT_UNCHECKED_TRUNCATED,
 	HV_XEN_STAT_COUNT,
 };
 

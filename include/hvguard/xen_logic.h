@@ -17,8 +17,13 @@
 
 #ifdef __bpf__
 #define HV_XEN_INLINE static __always_inline
+/* Hides a value's known range from the compiler, so that a mask on it is
+ * kept for the verifier to see (clang drops one it can prove redundant,
+ * from a copy the verifier does not know the bound of). */
+#define HV_XEN_OPAQUE(x) barrier_var(x)
 #else
-#define HV_XEN_INLINE static inline
+#define HV_XEN_INLINE	 static inline
+#define HV_XEN_OPAQUE(x) ((void)0)
 #endif
 
 /* Which device a struct file is: by the ioctl handler of its file_operations
@@ -42,11 +47,15 @@ HV_XEN_INLINE __u8 hv_xen_classify(__u64 ioctl_fn, __u32 rdev, const struct hv_x
 
 HV_XEN_INLINE bool hv_xen_domid_allowed(const struct hv_xen_config *cfg, __u32 domid)
 {
+	__u32 word = domid / 64;
+
 	if (cfg->n_allowed == 0)
 		return true; /* no allowed set configured: nothing to check */
 	if (domid >= HV_XEN_DOMID_LIMIT)
 		return false;
-	return (cfg->allowed[(domid / 64) & (HV_XEN_DOMID_WORDS - 1)] >> (domid % 64)) & 1;
+	HV_XEN_OPAQUE(word);
+	word &= HV_XEN_DOMID_WORDS - 1;
+	return (cfg->allowed[word] >> (domid % 64)) & 1;
 }
 
 /* Reads one field of the user structure; on failure marks the call. */
@@ -63,11 +72,24 @@ HV_XEN_INLINE void hv_xen_note_count(struct hv_xen_call *c, __u64 count)
 	c->count = count;
 	if (count > HV_XEN_HUGE_COUNT)
 		c->flags |= HV_XEN_F_HUGE;
-	if (count > HV_XEN_MAX_REFS)
+	if (count > HV_XEN_WALK_MAX)
 		c->flags |= HV_XEN_F_TRUNCATED;
 }
 
-/* MAP_GRANT_REF: {u32 count; u32 pad; u64 index; {u32 domid; u32 ref} refs[]} */
+/* Keeps one grant side for the report (the first HV_XEN_MAX_REFS). */
+HV_XEN_INLINE void hv_xen_keep_ref(struct hv_xen_call *c, __u32 ref, __u32 domid)
+{
+	if (c->n_refs >= HV_XEN_MAX_REFS)
+		return;
+	c->refs[c->n_refs & (HV_XEN_MAX_REFS - 1)] = ref;
+	c->ref_domids[c->n_refs & (HV_XEN_MAX_REFS - 1)] = domid;
+	if (c->domid == HV_XEN_DOMID_NONE)
+		c->domid = (__s32)domid;
+	c->n_refs++;
+}
+
+/* MAP_GRANT_REF: {u32 count; u32 pad; u64 index; {u32 domid; u32 ref} refs[]}.
+ * Decode keeps the first refs for the report; the verdict checks them all. */
 HV_XEN_INLINE void hv_xen_decode_map_grant_ref(struct hv_xen_call *c)
 {
 	__u32 count = 0, i, pair[2];
@@ -75,55 +97,53 @@ HV_XEN_INLINE void hv_xen_decode_map_grant_ref(struct hv_xen_call *c)
 	if (HV_XEN_READ(c, count, 0))
 		return;
 	hv_xen_note_count(c, count);
+	c->array = c->uarg + 16;
 	for (i = 0; i < HV_XEN_MAX_REFS; i++) {
 		if (i >= count)
 			break;
 		if (HV_XEN_READ(c, pair, 16 + 8 * (__u64)i))
 			break;
-		c->ref_domids[i] = pair[0];
-		c->refs[i] = pair[1];
-		c->n_refs = i + 1;
-		if (i == 0)
-			c->domid = (__s32)pair[0];
+		hv_xen_keep_ref(c, pair[1], pair[0]);
 	}
 }
 
 /* GRANT_COPY: {u32 count; u32 pad; segment *segments}, 24-byte segments
  * {union {u64 virt; {u32 ref; u16 offset; u16 domid}} source, dest;
- *  u16 len; u16 flags; s16 status}; flags bit 0/1: source/dest is a gref. */
+ *  u16 len; u16 flags; s16 status}; flags bit 0/1: source/dest is a gref,
+ * whose domid is the top 16 bits of its union. Both sides may be grefs. */
+#define HV_XEN_COPY_SEG_SIZE	   24
+#define HV_XEN_GNTCOPY_SOURCE_GREF 1u
+#define HV_XEN_GNTCOPY_DEST_GREF   2u
+
+HV_XEN_INLINE __u16 hv_xen_copy_flags(const __u64 seg[3])
+{
+	return (__u16)(seg[2] >> 16);
+}
+
 HV_XEN_INLINE void hv_xen_decode_grant_copy(struct hv_xen_call *c)
 {
 	__u32 count = 0, i;
 	__u64 segs = 0, seg[3];
-	__u16 flags, domid;
+	__u16 flags;
 	long err;
 
 	if (HV_XEN_READ(c, count, 0) || HV_XEN_READ(c, segs, 8))
 		return;
 	hv_xen_note_count(c, count);
+	c->array = segs;
 	for (i = 0; i < HV_XEN_MAX_REFS; i++) {
-		if (i >= count)
+		if (i >= count || c->n_refs >= HV_XEN_MAX_REFS)
 			break;
-		err = hv_xen_read_user(seg, sizeof(seg), segs + 24 * (__u64)i);
+		err = hv_xen_read_user(seg, sizeof(seg), segs + HV_XEN_COPY_SEG_SIZE * (__u64)i);
 		if (err) {
 			c->flags |= HV_XEN_F_UNREADABLE;
 			break;
 		}
-		flags = (__u16)(seg[2] >> 16);
-		/* The foreign side: its domid is the top 16 bits of the union. */
-		if (flags & 1) {
-			domid = (__u16)(seg[0] >> 48);
-			c->refs[c->n_refs & (HV_XEN_MAX_REFS - 1)] = (__u32)seg[0];
-		} else if (flags & 2) {
-			domid = (__u16)(seg[1] >> 48);
-			c->refs[c->n_refs & (HV_XEN_MAX_REFS - 1)] = (__u32)seg[1];
-		} else {
-			continue; /* local to local: no grant involved */
-		}
-		c->ref_domids[c->n_refs & (HV_XEN_MAX_REFS - 1)] = domid;
-		if (c->domid == HV_XEN_DOMID_NONE)
-			c->domid = domid;
-		c->n_refs++;
+		flags = hv_xen_copy_flags(seg);
+		if (flags & HV_XEN_GNTCOPY_SOURCE_GREF)
+			hv_xen_keep_ref(c, (__u32)seg[0], (__u16)(seg[0] >> 48));
+		if (flags & HV_XEN_GNTCOPY_DEST_GREF)
+			hv_xen_keep_ref(c, (__u32)seg[1], (__u16)(seg[1] >> 48));
 	}
 }
 
@@ -137,6 +157,8 @@ HV_XEN_INLINE void hv_xen_decode_dmabuf(struct hv_xen_call *c, __u32 domid_word,
 	if (HV_XEN_READ(c, hdr, 0))
 		return;
 	hv_xen_note_count(c, hdr[1]);
+	/* One domid for every ref: checking it checks them all. */
+	c->flags &= ~HV_XEN_F_TRUNCATED;
 	c->domid = (__s32)hdr[domid_word & 3];
 	if (!has_refs)
 		return;
@@ -294,7 +316,8 @@ HV_XEN_INLINE void hv_xen_decode(struct hv_xen_call *c, __u8 dev, __u32 cmd, __u
 		hv_xen_decode_gntalloc(c);
 }
 
-/* The first domid of the call outside the allowed set, or NONE. */
+/* The first domid of the refs decode kept, or of the call, outside the
+ * allowed set, or NONE. */
 HV_XEN_INLINE __s32 hv_xen_first_bad_domid(struct hv_xen_call *c, const struct hv_xen_config *cfg)
 {
 	__u32 i;
@@ -308,6 +331,106 @@ HV_XEN_INLINE __s32 hv_xen_first_bad_domid(struct hv_xen_call *c, const struct h
 	if (c->domid != HV_XEN_DOMID_NONE && !hv_xen_domid_allowed(cfg, (__u32)c->domid))
 		return c->domid;
 	return HV_XEN_DOMID_NONE;
+}
+
+/*
+ * Every ref of a MAP_GRANT_REF, both sides of every GRANT_COPY segment:
+ * one step per ref or segment, so that BPF runs the walk under bpf_loop()
+ * (up to HV_XEN_WALK_MAX steps) and userspace as a plain loop
+ * (hv_xen_walk_all). The walk's results live in the call itself, which BPF
+ * keeps in a map: verifiers before Linux 6.7 check a bpf_loop callback as
+ * if it ran once, and must not prove anything about them from that.
+ * Returns 1 to stop: all checked, a domain outside the set, or a read that
+ * failed (the call is then marked unreadable).
+ */
+struct hv_xen_walk {
+	struct hv_xen_call *c;
+	const struct hv_xen_config *cfg;
+};
+
+/* Whether one side of a grant is outside the set: records it. */
+HV_XEN_INLINE bool hv_xen_walk_bad(struct hv_xen_walk *w, __u32 domid)
+{
+	if (hv_xen_domid_allowed(w->cfg, domid))
+		return false;
+	w->c->bad_domid = (__s32)domid;
+	return true;
+}
+
+HV_XEN_INLINE int hv_xen_walk_step(__u32 i, struct hv_xen_walk *w)
+{
+	struct hv_xen_call *c = w->c;
+	__u32 pair[2];
+	__u64 seg[3];
+	__u16 flags;
+
+	if (i >= c->count || i >= HV_XEN_WALK_MAX)
+		return 1;
+	if (c->op == HV_XEN_OP_GNTDEV_MAP_GRANT_REF) {
+		if (hv_xen_read_user(pair, sizeof(pair), c->array + 8 * (__u64)i)) {
+			c->flags |= HV_XEN_F_UNREADABLE;
+			return 1;
+		}
+		c->checked = i + 1;
+		return hv_xen_walk_bad(w, pair[0]);
+	}
+	if (hv_xen_read_user(seg, sizeof(seg), c->array + HV_XEN_COPY_SEG_SIZE * (__u64)i)) {
+		c->flags |= HV_XEN_F_UNREADABLE;
+		return 1;
+	}
+	c->checked = i + 1;
+	flags = hv_xen_copy_flags(seg);
+	if ((flags & HV_XEN_GNTCOPY_SOURCE_GREF) && hv_xen_walk_bad(w, (__u16)(seg[0] >> 48)))
+		return 1;
+	if ((flags & HV_XEN_GNTCOPY_DEST_GREF) && hv_xen_walk_bad(w, (__u16)(seg[1] >> 48)))
+		return 1;
+	return 0;
+}
+
+#ifdef __bpf__
+static long hv_xen_walk_cb(__u32 i, void *ctx)
+{
+	return hv_xen_walk_step(i, ctx);
+}
+
+static __always_inline void hv_xen_walk_all(struct hv_xen_walk *w, __u32 n)
+{
+	bpf_loop(n, hv_xen_walk_cb, w, 0);
+}
+#else
+static inline void hv_xen_walk_all(struct hv_xen_walk *w, __u32 n)
+{
+	for (__u32 i = 0; i < n; i++)
+		if (hv_xen_walk_step(i, w))
+			break;
+}
+#endif
+
+/* grant-domain for the calls that carry grant refs: a domain outside the
+ * set is a violation; so is a call it could not fully check, marked in
+ * c->unchecked (what that leads to depends on the action: hv_xen_verdict). */
+HV_XEN_INLINE int hv_xen_grant_domain(struct hv_xen_call *c, const struct hv_xen_config *cfg)
+{
+	struct hv_xen_walk w = {.c = c, .cfg = cfg};
+
+	if (cfg->n_allowed == 0)
+		return -1; /* no allowed set configured: nothing to check */
+	/* A domain decode already saw is a violation whatever else is unknown. */
+	c->bad_domid = hv_xen_first_bad_domid(c, cfg);
+	if (c->bad_domid == HV_XEN_DOMID_NONE &&
+	    !(c->flags & (HV_XEN_F_UNREADABLE | HV_XEN_F_TRUNCATED)) &&
+	    (c->op == HV_XEN_OP_GNTDEV_MAP_GRANT_REF || c->op == HV_XEN_OP_GNTDEV_GRANT_COPY))
+		hv_xen_walk_all(&w, (__u32)c->count);
+	if (c->bad_domid != HV_XEN_DOMID_NONE)
+		return HV_RULE_GRANT_DOMAIN;
+	if (c->flags & HV_XEN_F_UNREADABLE)
+		c->unchecked = HV_XEN_UNCHECKED_UNREADABLE;
+	else if (c->flags & HV_XEN_F_TRUNCATED)
+		c->unchecked = HV_XEN_UNCHECKED_TRUNCATED;
+	else
+		return -1;
+	c->unchecked_rule = HV_RULE_GRANT_DOMAIN;
+	return HV_RULE_GRANT_DOMAIN;
 }
 
 /* The rule a designated backend's call violates, before the action filter:
@@ -331,8 +454,13 @@ HV_XEN_INLINE int hv_xen_rule_for(struct hv_xen_call *c, const struct hv_xen_con
 	case HV_XEN_OP_PRIVCMD_HYPERCALL:
 		return HV_RULE_FORBIDDEN_HYPERCALL;
 	case HV_XEN_OP_PRIVCMD_MMAP_RESOURCE:
-		if (c->flags & HV_XEN_F_UNREADABLE)
-			return -1; /* the driver fails with EFAULT as well */
+		/* Unreadable to us is not unreadable to the driver, which can
+		 * fault the page in: fail closed. */
+		if (c->flags & HV_XEN_F_UNREADABLE) {
+			c->unchecked = HV_XEN_UNCHECKED_UNREADABLE;
+			c->unchecked_rule = HV_RULE_RESOURCE_MAP;
+			return HV_RULE_RESOURCE_MAP;
+		}
 		if (c->resource_type != HV_XENMEM_RESOURCE_IOREQ_SERVER)
 			return HV_RULE_RESOURCE_MAP;
 		if (cfg->target_domain != HV_XEN_DOMID_NONE && c->domid != cfg->target_domain)
@@ -343,20 +471,33 @@ HV_XEN_INLINE int hv_xen_rule_for(struct hv_xen_call *c, const struct hv_xen_con
 	case HV_XEN_OP_GNTDEV_DMABUF_EXP_FROM_REFS:
 	case HV_XEN_OP_GNTDEV_DMABUF_IMP_TO_REFS:
 	case HV_XEN_OP_GNTALLOC_ALLOC_GREF:
-		c->bad_domid = hv_xen_first_bad_domid(c, cfg);
-		return c->bad_domid != HV_XEN_DOMID_NONE ? HV_RULE_GRANT_DOMAIN : -1;
+		return hv_xen_grant_domain(c, cfg);
 	}
 	return -1;
 }
 
-/* The rule to report for this call, -1 when none or when the rule is off. */
+/*
+ * The rule to report for this call as a violation, -1 when none or when
+ * the rule is off. A call the rule could not fully check (c->unchecked) is
+ * a violation where the rule's action is kill or deny: fail closed, or a
+ * caller picks the unreadable path to pass. Where it is alert, it is not:
+ * -1, with c->unchecked still set, for the caller to report as information
+ * (an alert asserts a broken rule, which is not known here).
+ */
 HV_XEN_INLINE int hv_xen_verdict(struct hv_xen_call *c, const struct hv_xen_config *cfg)
 {
-	int rule = hv_xen_rule_for(c, cfg);
+	int rule;
 
-	if (rule < 0 || rule >= HV_RULE_COUNT)
+	c->bad_domid = HV_XEN_DOMID_NONE;
+	c->checked = 0;
+	c->unchecked = HV_XEN_UNCHECKED_NONE;
+	c->unchecked_rule = 0;
+	rule = hv_xen_rule_for(c, cfg);
+	if (rule < 0 || rule >= HV_RULE_COUNT || cfg->action[rule] == HV_XEN_ACT_OFF) {
+		c->unchecked = HV_XEN_UNCHECKED_NONE;
 		return -1;
-	if (cfg->action[rule] == HV_XEN_ACT_OFF)
+	}
+	if (c->unchecked && cfg->action[rule] == HV_XEN_ACT_ALERT)
 		return -1;
 	return rule;
 }
@@ -401,6 +542,17 @@ static inline const char *hv_xen_dev_name(__u8 dev)
 		return "gntdev";
 	case HV_XEN_DEV_GNTALLOC:
 		return "gntalloc";
+	}
+	return "none";
+}
+
+static inline const char *hv_xen_unchecked_name(__u8 why)
+{
+	switch (why) {
+	case HV_XEN_UNCHECKED_UNREADABLE:
+		return "unreadable";
+	case HV_XEN_UNCHECKED_TRUNCATED:
+		return "truncated";
 	}
 	return "none";
 }

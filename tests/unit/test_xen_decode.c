@@ -17,7 +17,10 @@
 #include <cmocka.h>
 #include <linux/types.h>
 
-static uint8_t fake_mem[4096];
+#include "hvguard/xen.h"
+
+/* Room for a MAP_GRANT_REF of HV_XEN_WALK_MAX + 1 refs. */
+static uint8_t fake_mem[16 + 8 * (HV_XEN_WALK_MAX + 1)];
 static size_t fake_len; /* readable bytes from FAKE_BASE */
 static unsigned fake_reads;
 #define FAKE_BASE 0x7f0000001000ull
@@ -168,6 +171,12 @@ static void test_map_grant_ref_huge_count_bounded(void **state)
 	assert_true(c.flags & HV_XEN_F_TRUNCATED);
 	assert_false(c.flags & HV_XEN_F_UNREADABLE);
 	assert_true(fake_reads <= 1 + HV_XEN_MAX_REFS);
+	/* past the bound: not walked at all, so a huge count costs nothing */
+	fake_reads = 0;
+	cfg.action[HV_RULE_GRANT_DOMAIN] = HV_XEN_ACT_DENY;
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_TRUNCATED);
+	assert_int_equal(fake_reads, 0);
 }
 
 static void test_map_grant_ref_refs_run_off_the_page(void **state)
@@ -180,8 +189,119 @@ static void test_map_grant_ref_refs_run_off_the_page(void **state)
 	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
 	assert_int_equal(c.n_refs, 3);
 	assert_true(c.flags & HV_XEN_F_UNREADABLE);
-	assert_true(c.flags & HV_XEN_F_TRUNCATED);
+	assert_false(c.flags & HV_XEN_F_TRUNCATED);
+	/* alert: not a violation, but marked for the information event */
 	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_UNREADABLE);
+	assert_int_equal(c.unchecked_rule, HV_RULE_GRANT_DOMAIN);
+	/* deny or kill: a violation */
+	cfg.action[HV_RULE_GRANT_DOMAIN] = HV_XEN_ACT_KILL;
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_UNREADABLE);
+	assert_int_equal(c.bad_domid, HV_XEN_DOMID_NONE);
+	/* off: nothing at all */
+	cfg.action[HV_RULE_GRANT_DOMAIN] = HV_XEN_ACT_OFF;
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_NONE);
+}
+
+/* The case: more refs than decode keeps, a foreign one last. */
+static void test_map_grant_ref_every_ref_checked(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	map_grant_ref(20, 0, 1, 20);
+	put32(16 + 8 * 16, 7); /* the 17th ref, from domain 7 */
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(c.n_refs, HV_XEN_MAX_REFS);
+	assert_false(c.flags & (HV_XEN_F_TRUNCATED | HV_XEN_F_UNREADABLE));
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.bad_domid, 7);
+	assert_int_equal(c.checked, 17);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_NONE);
+	/* the last of 20 */
+	put32(16 + 8 * 16, 0);
+	put32(16 + 8 * 19, 9);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.bad_domid, 9);
+	assert_int_equal(c.checked, 20);
+	/* all allowed: every one checked, nothing past the count read */
+	put32(16 + 8 * 19, 0);
+	put32(16 + 8 * 20, 9); /* beyond the count: not the call's */
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+	assert_int_equal(c.checked, 20);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_NONE);
+}
+
+/* Up to the bound every ref is walked; one past it, none is. */
+static void test_map_grant_ref_walk_bound(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	map_grant_ref(HV_XEN_WALK_MAX, 0, 1, HV_XEN_WALK_MAX);
+	put32(16 + 8 * (HV_XEN_WALK_MAX - 1), 3); /* the very last */
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_false(c.flags & HV_XEN_F_TRUNCATED);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.bad_domid, 3);
+	assert_int_equal(c.checked, HV_XEN_WALK_MAX);
+	put32(16 + 8 * (HV_XEN_WALK_MAX - 1), 0);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_NONE);
+	/* one more: truncated, an alert-only rule says so, deny refuses */
+	map_grant_ref(HV_XEN_WALK_MAX + 1, 0, 1, HV_XEN_WALK_MAX + 1);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_true(c.flags & HV_XEN_F_TRUNCATED);
+	assert_false(c.flags & HV_XEN_F_HUGE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_TRUNCATED);
+	assert_int_equal(c.checked, 0);
+	cfg.action[HV_RULE_GRANT_DOMAIN] = HV_XEN_ACT_DENY;
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_TRUNCATED);
+	/* a foreign ref among those decode kept is a plain violation still */
+	put32(16 + 8 * 2, 5);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	cfg.action[HV_RULE_GRANT_DOMAIN] = HV_XEN_ACT_ALERT;
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.bad_domid, 5);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_NONE);
+}
+
+/* Refs readable at decode, a later one not: unchecked, never "allowed". */
+static void test_map_grant_ref_walk_hits_a_hole(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	map_grant_ref(40, 0, 1, 40);
+	fake_len = 16 + 8 * 30; /* refs 30..39 unreadable */
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_false(c.flags & HV_XEN_F_UNREADABLE);
+	cfg.action[HV_RULE_GRANT_DOMAIN] = HV_XEN_ACT_DENY;
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_true(c.flags & HV_XEN_F_UNREADABLE);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_UNREADABLE);
+	assert_int_equal(c.checked, 30);
+}
+
+/* No allowed set: grant-domain is inactive, nothing is unchecked either. */
+static void test_unchecked_needs_an_allowed_set(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	memset(cfg.allowed, 0, sizeof(cfg.allowed));
+	cfg.n_allowed = 0;
+	cfg.action[HV_RULE_GRANT_DOMAIN] = HV_XEN_ACT_DENY;
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, 8);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_NONE);
 }
 
 static void test_bad_pointer_every_op(void **state)
@@ -207,7 +327,8 @@ static void test_bad_pointer_every_op(void **state)
 	    {HV_XEN_DEV_GNTALLOC, HV_GNTALLOC_ALLOC_GREF},
 	    {HV_XEN_DEV_GNTALLOC, HV_GNTALLOC_DEALLOC_GREF},
 	};
-	static const __u64 pointers[] = {0, 8, FAKE_BASE - 4, FAKE_BASE + 4095, ~0ull, ~0ull - 3};
+	const __u64 end = FAKE_BASE + sizeof(fake_mem) - 1;
+	const __u64 pointers[] = {0, 8, FAKE_BASE - 4, end, ~0ull, ~0ull - 3};
 	struct hv_xen_call c;
 
 	(void)state;
@@ -221,16 +342,33 @@ static void test_bad_pointer_every_op(void **state)
 			assert_int_equal(c.n_refs, 0);
 			assert_true(fake_reads <= 4);
 			assert_int_equal(c.uarg, pointers[p]);
-			/* by-number rules still fire; memory-based ones do not guess */
-			int rule = hv_xen_verdict(&c, &cfg);
-			if (calls[i].cmd == HV_PRIVCMD_HYPERCALL)
-				assert_int_equal(rule, HV_RULE_FORBIDDEN_HYPERCALL);
-			else if (c.op == HV_XEN_OP_PRIVCMD_MMAP ||
-				 c.op == HV_XEN_OP_PRIVCMD_MMAPBATCH ||
-				 c.op == HV_XEN_OP_PRIVCMD_MMAPBATCH_V2)
-				assert_int_equal(rule, HV_RULE_FOREIGN_MAP);
-			else
-				assert_int_equal(rule, -1);
+			/* by-number rules still fire; memory-based ones do not
+			 * guess: unchecked, which alert reports as information
+			 * and deny or kill refuses */
+			int memory_based = c.op == HV_XEN_OP_PRIVCMD_MMAP_RESOURCE ||
+					   c.op == HV_XEN_OP_GNTDEV_MAP_GRANT_REF ||
+					   c.op == HV_XEN_OP_GNTDEV_GRANT_COPY ||
+					   c.op == HV_XEN_OP_GNTDEV_DMABUF_EXP_FROM_REFS ||
+					   c.op == HV_XEN_OP_GNTDEV_DMABUF_IMP_TO_REFS ||
+					   c.op == HV_XEN_OP_GNTALLOC_ALLOC_GREF;
+			for (int act = HV_XEN_ACT_ALERT; act <= HV_XEN_ACT_DENY; act++) {
+				for (int r = 0; r < HV_RULE_COUNT; r++)
+					cfg.action[r] = act;
+				int rule = hv_xen_verdict(&c, &cfg);
+				if (calls[i].cmd == HV_PRIVCMD_HYPERCALL)
+					assert_int_equal(rule, HV_RULE_FORBIDDEN_HYPERCALL);
+				else if (c.op == HV_XEN_OP_PRIVCMD_MMAP ||
+					 c.op == HV_XEN_OP_PRIVCMD_MMAPBATCH ||
+					 c.op == HV_XEN_OP_PRIVCMD_MMAPBATCH_V2)
+					assert_int_equal(rule, HV_RULE_FOREIGN_MAP);
+				else if (memory_based && act != HV_XEN_ACT_ALERT)
+					assert_int_equal(rule, c.unchecked_rule);
+				else
+					assert_int_equal(rule, -1);
+				assert_int_equal(c.unchecked, memory_based
+								  ? HV_XEN_UNCHECKED_UNREADABLE
+								  : HV_XEN_UNCHECKED_NONE);
+			}
 		}
 	}
 }
@@ -399,6 +537,47 @@ static void test_grant_copy(void **state)
 	assert_int_equal(c.n_refs, 0);
 }
 
+/* The case: gref to gref, the dest of a forbidden domain. */
+static void test_grant_copy_both_sides(void **state)
+{
+	struct hv_xen_call c;
+	const uint64_t segs = FAKE_BASE + 1024;
+
+	(void)state;
+	put32(0, 1);
+	put64(8, segs);
+	put64(1024 + 0, (uint64_t)0 << 48 | 21); /* source: gref 21 of domain 0 */
+	put64(1024 + 8, (uint64_t)7 << 48 | 8);	 /* dest: gref 8 of domain 7 */
+	put16(1024 + 18, 3);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_GRANT_COPY, FAKE_BASE);
+	assert_int_equal(c.n_refs, 2);
+	assert_int_equal(c.refs[0], 21);
+	assert_int_equal(c.refs[1], 8);
+	assert_int_equal(c.ref_domids[1], 7);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.bad_domid, 7);
+	/* the same segment as the 20th, past what decode keeps: the walk */
+	put32(0, 20);
+	for (int i = 0; i < 19; i++) {
+		put64(1024 + 24 * i, (uint64_t)0 << 48 | 21);
+		put64(1024 + 24 * i + 8, (uint64_t)0 << 48 | 22);
+		put16(1024 + 24 * i + 18, 3);
+	}
+	put64(1024 + 24 * 19, (uint64_t)0 << 48 | 21);
+	put64(1024 + 24 * 19 + 8, (uint64_t)7 << 48 | 8);
+	put16(1024 + 24 * 19 + 18, 3);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_GRANT_COPY, FAKE_BASE);
+	assert_int_equal(c.n_refs, HV_XEN_MAX_REFS);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.bad_domid, 7);
+	assert_int_equal(c.checked, 20);
+	/* the dest flag off: that side is a local address, not a gref */
+	put16(1024 + 24 * 19 + 18, 1);
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_GRANT_COPY, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), -1);
+	assert_int_equal(c.checked, 20);
+}
+
 static void test_dmabuf_export(void **state)
 {
 	struct hv_xen_call c;
@@ -452,6 +631,10 @@ int main(void)
 	    cmocka_unit_test_setup(test_verdict_is_repeatable, setup),
 	    cmocka_unit_test_setup(test_map_grant_ref_huge_count_bounded, setup),
 	    cmocka_unit_test_setup(test_map_grant_ref_refs_run_off_the_page, setup),
+	    cmocka_unit_test_setup(test_map_grant_ref_every_ref_checked, setup),
+	    cmocka_unit_test_setup(test_map_grant_ref_walk_bound, setup),
+	    cmocka_unit_test_setup(test_map_grant_ref_walk_hits_a_hole, setup),
+	    cmocka_unit_test_setup(test_unchecked_needs_an_allowed_set, setup),
 	    cmocka_unit_test_setup(test_bad_pointer_every_op, setup),
 	    cmocka_unit_test_setup(test_mmapbatch_v2, setup),
 	    cmocka_unit_test_setup(test_mmapbatch_truncated_struct, setup),
@@ -462,6 +645,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_gntalloc_alloc_gref, setup),
 	    cmocka_unit_test_setup(test_shared_number_decoded_per_device, setup),
 	    cmocka_unit_test_setup(test_grant_copy, setup),
+	    cmocka_unit_test_setup(test_grant_copy_both_sides, setup),
 	    cmocka_unit_test_setup(test_dmabuf_export, setup),
 	    cmocka_unit_test_setup(test_domid_out_of_range, setup),
 	    cmocka_unit_test_setup(test_names, setup),

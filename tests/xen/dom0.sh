@@ -56,6 +56,14 @@ start_hvguard() { # rules [hvguard option...]
 		sleep 0.2
 	done
 	echo "HVGPHASE $phase no-ready"
+	kill -INT "$hvg_pid" 2>/dev/null
+	wait "$hvg_pid"
+	echo "HVGOP $phase hvguard pid=$hvg_pid rc=$?"
+	sed "s|^|HVGJSON $phase |" /tmp/hvg.json
+	sed "s|^|HVGERR $phase |" /tmp/hvg.err
+	# Why, in libbpf's and the verifier's words (the end of the log).
+	"$HVG" run --json --no-pin --verbose --duration 1 --rules "$rules" "$@" 2>&1 |
+		tail -n 80 | sed "s|^|HVGERR $phase verbose: |"
 	return 1
 }
 
@@ -84,6 +92,19 @@ frame() { # the grant table frame, fetched by an ordinary process
 	"$XENOPS" gnttab-frame | sed -n 's/.*frame=\([0-9]*\).*/\1/p'
 }
 
+# A backend trying to get past the checks (issue 11): a foreign ref after
+# the 16 hvguard used to read, a copy whose dest is a foreign gref, an
+# argument on a page BPF cannot read but the driver can, more refs than
+# hvguard walks, and shedding its designation by exec'ing an ordinary
+# program (not named as a backend) from a thread that is not the leader.
+attacks() {
+	op many-refs "$BACKEND" many-refs 20 16 7
+	op copy-to "$BACKEND" copy-to 7
+	op unfaulted "$BACKEND" unfaulted
+	op over-bound "$BACKEND" many-refs 65537 -1 0
+	op exec-thread "$BACKEND" exec-thread "$XENOPS" hypercall
+}
+
 phase_alert() {
 	start_hvguard "$RULES/alert.yaml" "${HOOKS[@]}" || return
 	attachments
@@ -97,6 +118,7 @@ phase_alert() {
 	op leak-mapped "$BACKEND" grant-leak
 	op leak-reserved "$BACKEND" grant-reserve-leak
 	op hostile "$BACKEND" hostile
+	attacks
 	op child "$BACKEND" spawn "$XENOPS" hypercall
 	op other-cycle "$XENOPS" grant-cycle
 	op other-mmapbatch "$XENOPS" mmapbatch "$f" 2
@@ -113,6 +135,7 @@ phase_enforce() { # rules
 	op mmapbatch "$BACKEND" mmapbatch "$f" 1
 	op hypercall "$BACKEND" hypercall
 	op grantdom "$BACKEND" reserve 7 8
+	attacks
 	op other-mmapbatch "$XENOPS" mmapbatch "$f" 1
 	op other-hypercall "$XENOPS" hypercall
 	stop_hvguard

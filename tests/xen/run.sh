@@ -190,11 +190,83 @@ checks_alert() { # phase
 		eq "$(count "$p" ".type==\"xen-bad-argument\" and .pid==${hpid:-0}"):$(count "$p" ".type==\"xen-bad-argument\" and .pid==${hpid:-0} and .count==4294967295 and .refs_read==2")" 3:1
 	alert_is "$p" hostile foreign-map 'and .decode=="unreadable" and .ret==-14' \
 		"hostile MMAPBATCH_V2 with a kernel pointer: still foreign-map (by command), marked unreadable"
+	attack_checks_alert "$p"
 	child_pid=$(markers HVGOUT "$p" | awk '$1 == "child" && $3 == "hypercall" { for (i = 4; i <= NF; i++) if ($i ~ /^pid=/) print substr($i, 5) }')
 	check "$p: a backend's child inherits the designation (fork), its HYPERCALL is reported" \
 		"child pid ${child_pid:-?}: $(json "$p" | jq -c "select(.pid==${child_pid:-0}) | {type,rule,how}" | tr '\n' ' ')" \
 		eq "$(count "$p" ".pid==${child_pid:-0} and .type==\"xen-backend\" and .how==\"inherited\""):$(count "$p" ".pid==${child_pid:-0} and .rule==\"forbidden-hypercall\"")" 1:1
 	no_alerts_for "$p" other-cycle other-mmapbatch other-hypercall
+}
+
+unchecked_is() { # phase label cause jq-extra description: one xen-unchecked event, no alert
+	local p=$1 l=$2 cause=$3 extra=$4 what=$5 pid
+	pid=$(op_field "$p" "$l" pid)
+	check "$p: $what" "events for pid $pid: $(json "$p" | jq -c "select(.pid==${pid:-0} and (.type==\"alert\" or .type==\"xen-unchecked\")) | {type,rule,ioctl,unchecked,count,checked}" | tr '\n' ' ')" \
+		eq "$(count "$p" ".type==\"xen-unchecked\" and .pid==${pid:-0} and .rule==\"grant-domain\" and .unchecked==\"$cause\" $extra"):$(count "$p" ".type==\"alert\" and .pid==${pid:-0}")" 1:0
+}
+
+# Issue 11's fail-closed attacks (dom0.sh attacks), with action alert: the
+# foreign domains found wherever they are, what cannot be checked said.
+attack_checks_alert() { # phase
+	local p=$1
+	alert_is "$p" many-refs grant-domain 'and .ioctl=="IOCTL_GNTDEV_MAP_GRANT_REF" and .domid==7 and .pages==20 and .checked==null and (.refs|length)==16 and .ret==0' \
+		"MAP_GRANT_REF of 20 refs, the 17th of domain 7: grant-domain, domid 7 (alert: the call went through)"
+	alert_is "$p" copy-to grant-domain 'and .ioctl=="IOCTL_GNTDEV_GRANT_COPY" and .domid==7 and .refs[1]==8' \
+		"GRANT_COPY gref to gref, the dest of domain 7: grant-domain, domid 7, dest ref 8"
+	check "$p: the argument on an untouched page: the driver read it (the call worked)" \
+		"xenops: $(markers HVGOUT "$p" | grep '^unfaulted ')" eq "$(out_field "$p" unfaulted ret)" 0
+	unchecked_is "$p" unfaulted unreadable 'and .ioctl=="IOCTL_GNTDEV_MAP_GRANT_REF" and .count==0' \
+		"...while hvguard could not: a xen-unchecked event (unreadable), no alert under action alert"
+	unchecked_is "$p" over-bound truncated 'and .count==65537 and .checked==0' \
+		"MAP_GRANT_REF of 65537 refs (past the walk): a xen-unchecked event (truncated), no alert"
+	alert_is "$p" exec-thread forbidden-hypercall 'and .ioctl=="IOCTL_PRIVCMD_HYPERCALL" and .comm=="xenops"' \
+		"a backend exec'ing an ordinary program from a non-leader thread stays one: its HYPERCALL is reported"
+	check "$p: ...and its designation ended once, when the process did, not at the exec" \
+		"exit records: $(json "$p" | jq -c "select(.type==\"xen-backend-exit\" and .pid==$(op_field "$p" exec-thread pid)) | {comm,violations}" | tr '\n' ' ')" \
+		eq "$(count "$p" ".type==\"xen-backend-exit\" and .pid==$(op_field "$p" exec-thread pid) and .violations==1")" 1
+	check "$p: the summary counts unchecked calls by cause, as many as were reported" \
+		"summary: $(json "$p" | jq -c 'select(.type=="summary") | .xen.unchecked'); events: $(json "$p" | jq -c 'select(.type=="xen-unchecked") | .unchecked' | sort | uniq -c | tr '\n' ' ')" \
+		eq "$(json "$p" | jq -r 'select(.type=="summary") | "\(.xen.unchecked.unreadable):\(.xen.unchecked.truncated)"')" \
+		"$(count "$p" '.type=="xen-unchecked" and .unchecked=="unreadable"'):$(count "$p" '.type=="xen-unchecked" and .unchecked=="truncated"')"
+}
+
+# The same attacks with action kill or deny: each stopped, the alert saying
+# what was found or why it could not be checked.
+attack_checks_enforce() { # phase kill|deny
+	local p=$1 mode=$2 l enf
+	if [ "$mode" = kill ]; then
+		enf='.enforcement=="killed"'
+		for l in many-refs copy-to unfaulted over-bound exec-thread; do
+			check "$p: $l with action kill: the offender dies (SIGKILL)" \
+				"rc=$(op_field "$p" $l rc)" eq "$(op_field "$p" $l rc)" 137
+		done
+	else
+		enf='.enforcement=="denied" and .ret==-1'
+		check "$p: MAP_GRANT_REF, 17th ref of domain 7, action deny: EPERM" \
+			"xenops: $(markers HVGOUT "$p" | grep '^many-refs ')" eq "$(out_field "$p" many-refs errno)" 1
+		check "$p: GRANT_COPY to a gref of domain 7, action deny: EPERM, the driver never saw the segment" \
+			"xenops: $(markers HVGOUT "$p" | grep '^copy-to ')" \
+			eq "$(out_field "$p" copy-to errno):$(out_field "$p" copy-to status)" 1:12345
+		check "$p: an argument hvguard cannot read, action deny: EPERM (fail closed)" \
+			"xenops: $(markers HVGOUT "$p" | grep '^unfaulted ')" eq "$(out_field "$p" unfaulted errno)" 1
+		check "$p: 65537 refs, action deny: EPERM from hvguard, before the driver's own EINVAL" \
+			"xenops: $(markers HVGOUT "$p" | grep '^over-bound ')" eq "$(out_field "$p" over-bound errno)" 1
+		check "$p: exec from a non-leader thread, then HYPERCALL, action deny: EPERM (still a backend)" \
+			"xenops: $(markers HVGOUT "$p" | grep '^exec-thread ')" eq "$(out_field "$p" exec-thread errno)" 1
+	fi
+	alert_is "$p" exec-thread forbidden-hypercall "and $enf and .comm==\"xenops\"" \
+		"$mode: the HYPERCALL after exec from a non-leader thread: forbidden-hypercall"
+	alert_is "$p" many-refs grant-domain "and $enf and .domid==7 and .pages==20 and .unchecked==null" \
+		"$mode: the 17th ref's domain 7 named in the alert"
+	alert_is "$p" copy-to grant-domain "and $enf and .ioctl==\"IOCTL_GNTDEV_GRANT_COPY\" and .domid==7" \
+		"$mode: the copy's dest domain 7 named in the alert"
+	alert_is "$p" unfaulted grant-domain "and $enf and .unchecked==\"unreadable\" and .domid==null" \
+		"$mode: the unreadable call is a grant-domain violation, unchecked: unreadable"
+	alert_is "$p" over-bound grant-domain "and $enf and .unchecked==\"truncated\" and .pages==65537" \
+		"$mode: the call past the walk is a grant-domain violation, unchecked: truncated"
+	check "$p: the summary counts them: 1 unreadable, 1 truncated" \
+		"summary: $(json "$p" | jq -c 'select(.type=="summary") | .xen.unchecked')" \
+		eq "$(count "$p" '.type=="summary" and .xen.unchecked.unreadable==1 and .xen.unchecked.truncated==1')" 1
 }
 
 checks_enforce() { # phase action
@@ -239,6 +311,7 @@ checks_enforce() { # phase action
 		alert_is "$p" grantdom grant-domain 'and .enforcement=="denied" and .domid==7' \
 			"deny: grant-domain alert says denied, domid 7"
 	fi
+	attack_checks_enforce "$p" "$mode"
 	no_alerts_for "$p" other-mmapbatch other-hypercall
 	check "$p: the same calls by other processes succeed" \
 		"mapped=$(out_field "$p" other-mmapbatch mapped) hypercall ok=$(out_field "$p" other-hypercall ok)" \
@@ -273,6 +346,9 @@ checks_fallback() { # phase
 		"fallback: foreign-map alert says denied"
 	check "$p: backend HYPERCALL gets EPERM" "xenops: $(markers HVGOUT "$p" | grep '^hypercall ')" \
 		eq "$(out_field "$p" hypercall errno)" 1
+	check "$p: the fail-closed attacks get EPERM too (17th ref foreign, copy to a foreign gref, unreadable, past the walk)" \
+		"errnos: $(for l in many-refs copy-to unfaulted over-bound; do printf '%s=%s ' $l "$(out_field "$p" $l errno)"; done)" \
+		eq "$(for l in many-refs copy-to unfaulted over-bound; do out_field "$p" $l errno; done | tr -d '\n')" 1111
 	no_alerts_for "$p" other-mmapbatch other-hypercall
 }
 

@@ -22,8 +22,19 @@
  *   xenops hypercall              HYPERCALL xen_version
  *   xenops resource TYPE          MMAP_RESOURCE of dom 0 (Xen says EPERM)
  *   xenops hostile                MAP_GRANT_REF with a huge count and bad pointers
+ *   xenops many-refs N AT DOMID   MAP_GRANT_REF of N refs of domain 0, ref AT
+ *                                 (from 0; -1: none) of DOMID instead, then
+ *                                 UNMAP_GRANT_REF (the driver only reserves)
+ *   xenops copy-to DOMID          GRANT_COPY of one segment from a self-granted
+ *                                 gref to gref 8 of DOMID (both sides grefs)
+ *   xenops unfaulted              MAP_GRANT_REF of a self-grant, its argument on
+ *                                 a page of a memfd mapped but never touched:
+ *                                 the driver faults it in, BPF cannot read it
  *   xenops spawn CMD [ARG...]     fork, exec CMD in the child, wait, print its status
  *                                 (a designated backend's children inherit it)
+ *   xenops exec-thread CMD [ARG...] exec CMD from a thread that is not the leader
+ *                                 (the kernel kills the leader first; the process
+ *                                 goes on under its pid as CMD)
  *   (every bench-* runs its call N times in 15 batches and prints the
  *   median batch's ns per call, and the fastest and slowest batch's)
  *   xenops bench-grant N          N x (MAP_GRANT_REF + mmap + munmap + UNMAP): ns each
@@ -35,6 +46,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -407,6 +419,108 @@ static int cmd_hostile(void)
 	return 0;
 }
 
+static int cmd_many_refs(uint32_t n, long at, uint32_t domid)
+{
+	size_t size = 16 + 8 * (size_t)n;
+	struct gntdev_map *m = calloc(1, size);
+	int gntdev = open_dev("/dev/xen/gntdev");
+	long r;
+	int e;
+
+	if (!m)
+		return 1;
+	m->count = n;
+	for (uint32_t i = 0; i < n; i++) {
+		m->refs[i].domid = i == at ? domid : 0;
+		m->refs[i].ref = 100 + i;
+	}
+	r = ioctl(gntdev, HV_GNTDEV_MAP_GRANT_REF, m);
+	e = r ? errno : 0;
+	if (!r)
+		gntdev_release(gntdev, m->index);
+	printf("XENOPS %s ok=%d ret=%ld errno=%d count=%u at=%ld domid=%u pid=%d\n", cmd_name,
+	       r == 0, r, e, n, at, domid, getpid());
+	return r == 0 ? 0 : 1;
+}
+
+struct gntdev_copy_seg {
+	union {
+		uint64_t virt;
+		struct {
+			uint32_t ref;
+			uint16_t offset;
+			uint16_t domid;
+		} foreign;
+	} source, dest;
+	uint16_t len;
+	uint16_t flags; /* 1: source is a gref, 2: dest is a gref */
+	int16_t status;
+};
+
+struct gntdev_copy {
+	uint32_t count;
+	uint32_t pad;
+	struct gntdev_copy_seg *segments;
+};
+
+static int cmd_copy_to(uint16_t domid)
+{
+	struct gntdev_copy_seg seg = {.len = 8, .flags = 3, .status = 12345};
+	struct gntdev_copy c = {.count = 1, .segments = &seg};
+	struct self_grant g;
+	int gntdev;
+	long r;
+
+	if (self_grant(&g, 0x600d))
+		return 1;
+	gntdev = open_dev("/dev/xen/gntdev");
+	seg.source.foreign.ref = g.ref;
+	seg.source.foreign.domid = 0;
+	seg.dest.foreign.ref = 8;
+	seg.dest.foreign.domid = domid;
+	r = ioctl(gntdev, HV_GNTDEV_GRANT_COPY, &c);
+	/* status 12345: the driver never saw the segment (denied before it) */
+	printf("XENOPS %s ok=%d ret=%ld errno=%d status=%d domid=%u pid=%d\n", cmd_name, r == 0, r,
+	       r ? errno : 0, seg.status, domid, getpid());
+	self_grant_release(&g);
+	return r == 0 ? 0 : 1;
+}
+
+static int cmd_unfaulted(void)
+{
+	struct gntdev_map m = {.count = 1};
+	struct self_grant g;
+	struct gntdev_map *arg;
+	int gntdev, fd;
+	long r;
+	int e;
+
+	if (self_grant(&g, 0xabcd))
+		return 1;
+	gntdev = open_dev("/dev/xen/gntdev");
+	m.refs[0].domid = 0; /* an allowed domain: only unreadable, not foreign */
+	m.refs[0].ref = g.ref;
+	fd = memfd_create("xenops-arg", MFD_CLOEXEC);
+	if (fd < 0 || write(fd, &m, sizeof(m)) != (ssize_t)sizeof(m)) {
+		printf("XENOPS %s ok=0 error=memfd errno=%d\n", cmd_name, errno);
+		return 1;
+	}
+	/* In the page cache, not in this process's page tables until touched. */
+	arg = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (arg == MAP_FAILED) {
+		printf("XENOPS %s ok=0 error=mmap-memfd errno=%d\n", cmd_name, errno);
+		return 1;
+	}
+	r = ioctl(gntdev, HV_GNTDEV_MAP_GRANT_REF, arg);
+	e = r ? errno : 0;
+	if (!r)
+		gntdev_release(gntdev, arg->index);
+	printf("XENOPS %s ok=%d ret=%ld errno=%d ref=%u arg=%llu pid=%d\n", cmd_name, r == 0, r, e,
+	       g.ref, (unsigned long long)(uintptr_t)arg, getpid());
+	self_grant_release(&g);
+	return r == 0 ? 0 : 1;
+}
+
 /* --- benchmarks ---------------------------------------------------------- */
 
 #define BENCH_BATCHES 15
@@ -573,6 +687,27 @@ static int cmd_spawn(char **argv)
 	return 0;
 }
 
+static void *exec_thread(void *arg)
+{
+	char **argv = arg;
+
+	execv(argv[0], argv);
+	printf("XENOPS %s ok=0 error=exec errno=%d\n", cmd_name, errno);
+	exit(1);
+}
+
+static int cmd_exec_thread(char **argv)
+{
+	pthread_t t;
+
+	printf("XENOPS %s ok=1 leader=%d\n", cmd_name, getpid());
+	fflush(stdout);
+	if (pthread_create(&t, NULL, exec_thread, argv))
+		return 1;
+	pthread_join(t, NULL); /* never returns: the exec ends this program */
+	return 1;
+}
+
 static int usage(void)
 {
 	fprintf(
@@ -580,7 +715,9 @@ static int usage(void)
 	    "usage: xenops grant-cycle | grant-leak | grant-reserve-leak | reserve DOMID REF |\n"
 	    "       gnttab-frame |\n"
 	    "       mmapbatch FRAME PAGES [DOM] | hypercall | resource TYPE | hostile |\n"
-	    "       spawn CMD [ARG...] | bench-grant N | bench-privcmd N | bench-hypercall N |\n"
+	    "       many-refs N AT DOMID | copy-to DOMID | unfaulted |\n"
+	    "       spawn CMD [ARG...] | exec-thread CMD [ARG...] |\n"
+	    "       bench-grant N | bench-privcmd N | bench-hypercall N |\n"
 	    "       bench-ioctl N | bench-mmap N | bench-syscall N\n");
 	return 2;
 }
@@ -612,8 +749,17 @@ int main(int argc, char **argv)
 		return cmd_resource(strtoul(argv[2], NULL, 0));
 	if (!strcmp(c, "hostile"))
 		return cmd_hostile();
+	if (!strcmp(c, "many-refs") && argc == 5)
+		return cmd_many_refs(strtoul(argv[2], NULL, 0), strtol(argv[3], NULL, 0),
+				     strtoul(argv[4], NULL, 0));
+	if (!strcmp(c, "copy-to") && argc == 3)
+		return cmd_copy_to(strtoul(argv[2], NULL, 0));
+	if (!strcmp(c, "unfaulted"))
+		return cmd_unfaulted();
 	if (!strcmp(c, "spawn") && argc >= 3)
 		return cmd_spawn(argv + 2);
+	if (!strcmp(c, "exec-thread") && argc >= 3)
+		return cmd_exec_thread(argv + 2);
 	if (!strcmp(c, "bench-grant") && argc == 3)
 		return cmd_bench_grant(strtoul(argv[2], NULL, 0));
 	if (!strcmp(c, "bench-privcmd") && argc == 3)
