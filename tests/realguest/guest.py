@@ -9,6 +9,7 @@ guest printed after the scenario began. Python 3 stdlib only.
 
 import os
 import re
+import socket
 import sys
 import time
 
@@ -38,23 +39,51 @@ class Guest:
     qcow2 drive (savevm stores its snapshots there)."""
 
     def __init__(self, name, tmp, kernel, initrd, mem=128):
-        self.serial = os.path.join(tmp, f"{name}.serial")
-        disk = os.path.join(tmp, f"{name}.qcow2")
+        self.name, self.tmp, self.kernel, self.initrd, self.mem = name, tmp, kernel, initrd, mem
+        self.t_start = time.monotonic()
+        self.vm, self.serial = self._qemu(name, tmp)
+        self.pid = self.vm.pid
+        self.ready = None
+        # Started prelaunch (-S) and then let go, as the qemu stage's QEMUs.
+        self.vm.cmd("cont")
+
+    def _qemu(self, tag, tmp, extra=()):
+        """A QEMU of this guest: its serial log and qcow2 drive named by
+        `tag`, its QMP socket in `tmp` (one per QEMU)."""
+        serial = os.path.join(self.tmp, f"{tag}.serial")
+        disk = os.path.join(self.tmp, f"{tag}.qcow2")
         if os.path.exists(disk):
             os.unlink(disk)
         rc = os.system(f"qemu-img create -q -f qcow2 {disk} 64M")
         if rc:
             raise RuntimeError(f"qemu-img create {disk}: exit {rc}")
-        self.t_start = time.monotonic()
-        self.vm = Qemu(name, tmp, mem=mem, smp=1,
-                       serial=f"file:{self.serial}",
-                       extra=("-kernel", kernel, "-initrd", initrd, "-no-reboot",
-                              "-append", "console=ttyS0 rdinit=/init quiet loglevel=3 panic=-1",
-                              "-drive", f"file={disk},if=none,id=snap,format=qcow2"))
-        self.pid = self.vm.pid
-        self.ready = None
-        # Started prelaunch (-S) and then let go, as the qemu stage's QEMUs.
-        self.vm.cmd("cont")
+        vm = Qemu(self.name, tmp, mem=self.mem, smp=1, serial=f"file:{serial}",
+                  extra=("-kernel", self.kernel, "-initrd", self.initrd, "-no-reboot",
+                         "-append", "console=ttyS0 rdinit=/init quiet loglevel=3 panic=-1",
+                         "-drive", f"file={disk},if=none,id=snap,format=qcow2", *extra))
+        return vm, serial
+
+    def incoming(self, port):
+        """A second QEMU with the same command line, waiting (-S) for this
+        guest on tcp:127.0.0.1:port: the destination of a live migration.
+        Its own serial log and drive (the guest never reads the drive: it
+        holds savevm's snapshots, and two QEMUs cannot lock one file)."""
+        n = getattr(self, "moves", 0) + 1
+        self.moves = n
+        dtmp = os.path.join(self.tmp, f"{self.name}-dst{n}")
+        os.makedirs(dtmp, exist_ok=True)
+        return self._qemu(f"{self.name}-dst{n}", dtmp,
+                          ("-incoming", f"tcp:127.0.0.1:{port}"))
+
+    def moved_to(self, vm, serial):
+        """The guest lives in `vm` now."""
+        self.vm, self.serial, self.pid = vm, serial, vm.pid
+
+    def quit_source(self):
+        """Quits the QEMU the guest migrated from, if it still runs."""
+        src, self.source = getattr(self, "source", None), None
+        if src:
+            src.quit()
 
     def log(self):
         try:
@@ -130,6 +159,7 @@ class Guest:
             time.sleep(0.5)
 
     def quit(self):
+        self.quit_source()
         self.vm.quit()
 
 
@@ -179,16 +209,78 @@ def tsc_rewrite(g, pause):
     return round((t1 - t0) * 1e9), 1
 
 
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _event_ns(vm, name):
+    """CLOCK_REALTIME in ns of the last QMP event `name` QEMU sent."""
+    vm.cmd("query-status")  # collects the events queued on the socket
+    ts = [e["timestamp"] for e in vm.qmp.events if e.get("event") == name]
+    return ts[-1]["seconds"] * 1_000_000_000 + ts[-1]["microseconds"] * 1000 if ts else None
+
+
+MIGRATE_TIMEOUT = 300 if EMULATED else 60
+
+
+def live_migration(g, pause):
+    """A live migration to a second QEMU on this host over loopback, the
+    destination started with -S and let go `pause` s after the migration
+    completed (as a management layer that starts it paused does). QEMU 7.2
+    writes the source's TSC, read at its stop, at the end of the load, and
+    the kvm-clock read at the source's save at the destination's cont: the
+    guest's kvm-clock loses the whole downtime, its TSC the transfer only.
+    The pause reported: the source's STOP event to the destination's
+    RESUME (QMP timestamps). The guest lives in the destination after."""
+    port = _free_port()
+    dst, serial = g.incoming(port)
+    src = g.vm
+    try:
+        src.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
+        src.cmd("migrate", uri=f"tcp:127.0.0.1:{port}")
+        deadline = time.monotonic() + MIGRATE_TIMEOUT
+        while True:
+            info = src.cmd("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"migration still {info.get('status')} after "
+                                   f"{MIGRATE_TIMEOUT} s")
+            time.sleep(0.1)
+        if info.get("status") != "completed":
+            raise RuntimeError(f"migration {info.get('status')}: {info}; "
+                               f"destination {dst.log_tail()}")
+        time.sleep(pause)
+        dst.cmd("cont")
+        stop, resume = _event_ns(src, "STOP"), _event_ns(dst, "RESUME")
+    except Exception:
+        dst.kill()
+        raise
+    g.moved_to(dst, serial)
+    # The source stays paused (postmigrate) until the caller has hvguard's
+    # verdict: the daemon matches an arrival against the paused VMs and
+    # the departures of the host at the destination's first entry, and a
+    # source that quits in between is neither (README, Live migration).
+    g.source = src
+    if stop is None or resume is None:
+        raise RuntimeError(f"QMP events missing: source STOP {stop}, destination RESUME {resume}")
+    return resume - stop, 1
+
+
 SCENARIOS = (("stop/cont", stop_cont), ("savevm/loadvm", savevm_loadvm),
-             ("TSC-rewriting resume", tsc_rewrite))
+             ("TSC-rewriting resume", tsc_rewrite), ("live migration", live_migration))
 
 
 def run_scenario(g, fn, pause, settle=3.0):
     """Runs one scenario; returns a record of what the guest saw: the event
     (its ev=1 sample with the largest step: the one after the last resume),
     every ev=1 sample in the window, the pause measured here."""
-    start = g.size()
+    start, serial = g.size(), g.serial
     pause_ns, resumes = fn(g, pause)
+    if g.serial != serial:
+        start = 0  # the guest moved to another QEMU, another serial log
     got = g.wait_samples(start, resumes, 120 if EMULATED else 20)
     time.sleep(settle)
     got = g.samples(start)

@@ -7,7 +7,7 @@
 # paused over QMP without hvguard, with it alerting and with --correct
 # (test_realguest.py). Prints TAP-style lines, ends with "# end of stage".
 #
-#   tests/realguest/run.sh           the stage: 3 modes x 3 scenarios
+#   tests/realguest/run.sh           the stage: 3 modes x 4 scenarios
 #   tests/realguest/run.sh --demo    make demo-guest: stop/cont only, without
 #                                    hvguard and with --correct
 set -uo pipefail
