@@ -977,6 +977,13 @@ static void export_unchecked(struct hv_ctx *ctx)
 		    "Xen device calls of backends a rule could not fully check, by cause", labels,
 		    (double)stat_sum(unchecked_stats[why]));
 	}
+	/* Counted by the BPF side as it acts: none lost with the ring full. */
+	hv_metrics_set(ctx->metrics, "hvguard_xen_enforcements_total", HV_COUNTER,
+		       "Calls of designated Xen backends hvguard stopped, by how: kill (the "
+		       "process was killed), deny (the call was refused)",
+		       "action=\"kill\"", (double)stat_sum(HV_XEN_STAT_KILLS));
+	hv_metrics_set(ctx->metrics, "hvguard_xen_enforcements_total", HV_COUNTER, NULL,
+		       "action=\"deny\"", (double)stat_sum(HV_XEN_STAT_DENIALS));
 }
 
 static void xen_poll(struct hv_ctx *ctx)

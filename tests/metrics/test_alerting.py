@@ -50,6 +50,7 @@ ABSENT_HERE = {
     "hvguard_xen_grant_ops_total":
         "appears at a designated Xen backend's first grant operation; this host has no Xen",
     "hvguard_xen_unchecked_total": "exported only where the Xen family runs; this host has no Xen",
+    "hvguard_xen_enforcements_total": "exported only where the Xen family runs; this host has no Xen",
     "hvguard_exec_total": "exported only with --exec, which this daemon does not have",
     "hvguard_rules_reloads_total": "appears at the first SIGHUP reload; this test sends none",
 }
