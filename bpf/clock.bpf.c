@@ -1337,6 +1337,7 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	fresh.tsc_offset = tsc_offset;
 	fresh.tsc_khz = BPF_CORE_READ(vcpu, arch.virtual_tsc_khz);
 	fresh.tsc_ratio = BPF_CORE_READ(vcpu, arch.l1_tsc_scaling_ratio);
+	fresh.tid = (__u32)bpf_get_current_pid_tgid(); /* clock updates run before an entry */
 	if (bpf_map_update_elem(&hv_clock_vcpus, &key, &fresh, BPF_ANY))
 		__sync_fetch_and_add(&map_full[HV_CLOCK_MAP_VCPUS], 1);
 	return 0;

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timex.h>
@@ -400,42 +401,76 @@ static void unchecked(struct hv_ctx *ctx, const char *reason, const char *what)
 	hv_warn("migration: %s not checked: %s", what, reason);
 }
 
-/* Is a thread of pid inside KVM_RUN, or on a CPU (maybe in the guest)?
- * 1 yes, 0 no, -1 cannot tell. */
-static int vmm_in_run(int pid)
+/* Is thread tid of pid inside KVM_RUN, or on a CPU (maybe in the guest)? */
+static bool thread_in_run(int pid, const char *tid)
 {
 	char path[96], buf[256];
-	struct dirent *de;
 	unsigned long nr, fd, cmd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%.16s/syscall", pid, tid);
+	if (hv_read_file(path, buf, sizeof(buf)) <= 0)
+		return false; /* gone, or not ours to read: not running a guest */
+	if (!strncmp(buf, "running", 7))
+		return true;
+	return sscanf(buf, "%lu 0x%lx 0x%lx", &nr, &fd, &cmd) == 3 && nr == 16 && cmd == HV_KVM_RUN;
+}
+
+/*
+ * The threads that run the VM's vCPUs, as KVM's last clock update of each
+ * saw them (a VMM's other threads, its main loop answering QMP or its
+ * migration thread, are on a CPU now and then and say nothing about the
+ * guest). 0 when no vCPU had one: then every thread is looked at.
+ */
+static int vcpu_threads(__u64 key, const struct vm_state *vm, __u32 *tids, int max)
+{
+	struct vcpu_clock vc;
+	int n = 0;
+
+	for (__u32 i = 0; i < vm->nr_vcpus && i < HV_MAX_VCPUS && n < max; i++)
+		if (vm->vcpu_ids[i] && !vcpu_record(key, vm->vcpu_ids[i] - 1, &vc) && vc.tid)
+			tids[n++] = vc.tid;
+	return n;
+}
+
+/* Is a vCPU thread of pid (every thread when none is known) inside
+ * KVM_RUN, or on a CPU? 1 yes, 0 no, -1 cannot tell. */
+static int vmm_in_run(int pid, const __u32 *tids, int ntids)
+{
+	char path[64], tid[16];
+	struct dirent *de;
 	int in = 0, n = 0;
 	DIR *dir;
 
+	for (int i = 0; i < ntids; i++) {
+		snprintf(tid, sizeof(tid), "%u", tids[i]);
+		if (thread_in_run(pid, tid))
+			return 1;
+	}
+	if (ntids)
+		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	dir = opendir(path);
 	if (!dir)
 		return -1;
-	while (!in && (de = readdir(dir)) && n++ < 4096) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/syscall", pid, de->d_name);
-		if (hv_read_file(path, buf, sizeof(buf)) <= 0)
-			continue;
-		if (!strncmp(buf, "running", 7))
+	while (!in && (de = readdir(dir)) && n++ < 4096)
+		if (de->d_name[0] != '.' && thread_in_run(pid, de->d_name))
 			in = 1;
-		else if (sscanf(buf, "%lu 0x%lx 0x%lx", &nr, &fd, &cmd) == 3 && nr == 16 &&
-			 cmd == HV_KVM_RUN)
-			in = 1;
-	}
 	closedir(dir);
 	return in;
 }
 
-/* Paused: no thread in KVM_RUN or on a CPU, at one of three looks 2 ms
- * apart (a paused VMM's other threads are on a CPU now and then). */
-static bool vmm_paused(int pid)
+/* Paused: no vCPU thread in KVM_RUN or on a CPU, at one of three looks 2 ms
+ * apart (a paused VMM's threads are on a CPU now and then: where its vCPU
+ * threads are not known, any of them). */
+static bool vmm_paused(int pid, __u64 key, const struct vm_state *vm)
 {
+	__u32 tids[HV_MAX_VCPUS];
+	int ntids = vcpu_threads(key, vm, tids, HV_MAX_VCPUS);
+
+	if (kill(pid, 0) && errno == ESRCH)
+		return false;
 	for (int i = 0; i < 3; i++) {
-		int in = vmm_in_run(pid);
+		int in = vmm_in_run(pid, tids, ntids);
 
 		if (in == 0)
 			return true;
@@ -456,19 +491,22 @@ struct source {
 	struct hv_mig_result r;
 };
 
+/* A candidate source: a pinned departure, or a live VM (key, vm) that must
+ * be paused in its VMM. */
 static void consider(struct source *s, const struct hv_mig_record *d, const struct hv_mig_record *a,
-		     bool live, __u32 matched_before, struct hv_mig_result *tmp)
+		     __u64 key, const struct vm_state *live, __u32 matched_before,
+		     struct hv_mig_result *tmp)
 {
 	s->looked++;
 	if (hv_mig_match(d, a, &hv_mig_default_limits, tmp) != HV_MIG_MATCH)
 		return;
-	if (live && !vmm_paused(d->pid))
+	if (live && !vmm_paused(d->pid, key, live))
 		return;
 	if (s->found++)
 		return; /* ambiguous: the first one is not reported as the source */
 	s->d = *d;
 	s->r = *tmp;
-	s->live = live;
+	s->live = live != NULL;
 	s->matched_before = matched_before;
 }
 
@@ -483,7 +521,7 @@ static void from_departures(struct source *s, const struct hv_mig_record *a,
 		if (bpf_map_lookup_elem(deps_fd, &key, &p))
 			continue;
 		from_pinned(&p, d);
-		consider(s, d, a, false, p.matched, tmp);
+		consider(s, d, a, 0, NULL, p.matched, tmp);
 	}
 }
 
@@ -513,7 +551,7 @@ static void from_live(struct source *s, const struct hv_mig_record *a, const str
 		if (departure_now(key, &vm, now, d))
 			continue;
 		d->saved_by_ns = now->real;
-		consider(s, d, a, true, 0, tmp);
+		consider(s, d, a, key, &vm, 0, tmp);
 	}
 }
 

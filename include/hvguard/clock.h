@@ -282,8 +282,8 @@ struct vcpu_clock {
 	__s64 kvmclock_offset; /* kvm->arch.kvmclock_offset at that moment */
 	__s64 tsc_offset;      /* the vCPU's offset at that moment */
 	__u32 tsc_khz;	       /* its virtual TSC frequency then */
-	__u32 pad;
-	__u64 tsc_ratio; /* vcpu->arch.l1_tsc_scaling_ratio: a power of two when unscaled */
+	__u32 tid;	       /* the thread that runs it (KVM_RUN's), at that update */
+	__u64 tsc_ratio;       /* vcpu->arch.l1_tsc_scaling_ratio: a power of two when unscaled */
 };
 
 /*
