@@ -5,7 +5,7 @@
  * and paste `xxd -p clock.bin` into CODE there).
  *
  * Real mode from the reset vector. Enables kvmclock (PVTI at 0x1000), then
- * forever, every 2^20 TSC cycles: asks KVM for a clock pairing
+ * forever, every 2^24 TSC cycles (a few ms): asks KVM for a clock pairing
  * (KVM_HC_CLOCK_PAIRING, what ptp_kvm uses: the host's CLOCK_REALTIME and
  * this guest's TSC at one host TSC reading), copies the PVTI beside it and
  * publishes both as one sample at 0x3000, for the host to read (pmemsave):
@@ -14,6 +14,12 @@
  * begin is written first, end last; checksum = seq ^ the dwords 0x0c-0x7f.
  * A reader that copies the block while it is rewritten sees begin != end or
  * a wrong checksum. No exit but the hypercall itself: the vCPU always runs.
+ * The hypercall instruction is the vendor's, as Linux picks it: VMMCALL on
+ * AMD and Hygon (CPUID 0's vendor), VMCALL elsewhere (KVM's emulation of
+ * the other one on #UD needs protected mode; this is real mode). Only the
+ * AMD path has run here (nested kvm_amd). KVM answers the pairing only
+ * while the host's clocksource is the TSC: else the result is
+ * -KVM_EOPNOTSUPP (-95), which the reader reports.
  */
 	.code16
 	.text
@@ -22,6 +28,15 @@ start:
 	xor	%ax, %ax
 	mov	%ax, %ds
 	mov	%ax, %es
+	xor	%eax, %eax		/* the vendor: 0x30f0 = 1 for VMCALL */
+	cpuid
+	movb	$0, 0x30f0
+	cmp	$0x68747541, %ebx	/* "Auth"enticAMD */
+	je	1f
+	cmp	$0x6f677948, %ebx	/* "Hygo"nGenuine */
+	je	1f
+	movb	$1, 0x30f0
+1:
 	mov	$0x4b564d01, %ecx	/* MSR_KVM_SYSTEM_TIME_NEW */
 	mov	$0x1001, %eax		/* PVTI at 0x1000, enabled */
 	xor	%edx, %edx
@@ -33,7 +48,13 @@ next:
 	mov	$9, %eax		/* KVM_HC_CLOCK_PAIRING */
 	mov	$0x3040, %ebx		/* struct kvm_clock_pairing here */
 	xor	%ecx, %ecx		/* KVM_CLOCK_PAIRING_WALLCLOCK */
+	cmpb	$0, 0x30f0
+	jne	2f
 	vmmcall
+	jmp	3f
+2:
+	vmcall
+3:
 	mov	%eax, 0x300c		/* its result: 0, or -KVM_Exxx */
 	mov	$0x1000, %si		/* the PVTI as it is now, 32 bytes */
 	mov	$0x3010, %di
@@ -49,11 +70,11 @@ sum:
 	loop	sum
 	mov	%eax, 0x3008
 	mov	%ebp, 0x3000		/* end: sample ebp complete */
-	rdtsc				/* the next in 2^20 TSC cycles */
+	rdtsc				/* the next in 2^24 TSC cycles */
 	mov	%eax, %esi
 wait:
 	rdtsc
 	sub	%esi, %eax
-	cmp	$0x100000, %eax
+	cmp	$0x1000000, %eax
 	jb	wait
 	jmp	next

@@ -55,7 +55,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
-from hvtest import EMULATED, Hvguard, HvguardError, Qemu, Tap, pin_dir  # noqa: E402
+from hvtest import EMULATED, HOOKS, Hvguard, HvguardError, Qemu, Tap, pin_dir  # noqa: E402
 from polling import wait_until  # noqa: E402
 from guestclock import NoSample, clock_bios, sample, steps  # noqa: E402
 
@@ -603,12 +603,29 @@ def with_daemon(test, name, tmp, args=()):
         with open(log + ".jsonl", "w") as f:  # for the reader of a failure
             with hv.cond:
                 f.writelines(json.dumps(o) + "\n" for o in hv.lines)
+        keep(log, f"qemu-migration-{tag}-{HOOKS or 'default'}")
         tap.eq(f"{name}: hvguard: exit status 0 after SIGINT", rc, 0)
         tap.ok(f"{name}: hvguard: a summary that counts every alert",
                summary is not None and summary.get("alerts") == len(hv.alerts()),
                f"{len(hv.alerts())} alerts", summary and summary.get("alerts"))
         tap.ok(f"{name}: hvguard: every stdout line is a JSON object", not hv.garbage,
                "none other", hv.garbage[:3])
+
+
+def keep(log, name):
+    """The daemon's records and stderr, beyond the scratch directory the
+    stage removes (HVGUARD_LOGDIR: the nested stage brings it back to
+    build/test-logs/nested-e2e-logs)."""
+    logdir = os.environ.get("HVGUARD_LOGDIR")
+    if not logdir:
+        return
+    try:
+        os.makedirs(logdir, exist_ok=True)
+        for ext in (".jsonl", ".err"):
+            if os.path.exists(log + ext):
+                shutil.copy(log + ext, os.path.join(logdir, name + ext))
+    except OSError as e:
+        tap.note(f"daemon logs not kept: {e}")
 
 
 if __name__ == "__main__":
