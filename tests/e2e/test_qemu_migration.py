@@ -194,6 +194,7 @@ class Pair:
             raise
         our_pids.add(self.dst.pid)
         self.name = name
+        self.dst_prelaunch = dst_prelaunch
 
     def sample(self, vm, after_ns=0):
         """The guest's newest sample (guestclock.sample), or None, with
@@ -204,14 +205,28 @@ class Pair:
             self.why = str(e)
             return None
 
-    def migrate(self):
+    def migrate(self, hv):
         """Migrates the running source, waits for completion; returns
         query-migrate's final answer on the source. The guest's last sample
-        on the source is taken first (self.last)."""
+        on the source is taken first (self.last).
+
+        The source is left alone from the migrate command until the
+        destination is judged (wait_arrival): hvguard judges an arrival by
+        looking at its source, which must look paused (no thread on a CPU
+        at one of three looks 2 ms apart), and a source answering a QMP
+        command right then has a thread on a CPU; on a busy host under
+        nested TCG an answer took long enough to span all three looks
+        (seen: the arrival matched to nothing, no departure). So the
+        destination's status is polled instead, then hvguard's arrival
+        record awaited, and only then the source asked."""
         self.last = self.sample(self.src)
         # No throttling (7.2's default is 32 MiB/s).
         self.src.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
         self.src.cmd("migrate", uri=f"tcp:127.0.0.1:{self.port}")
+        wait_until(lambda: self.dst.cmd("query-status").get("status") != "inmigrate",
+                   MIGRATE_TIMEOUT, 0.05)
+        if not self.dst_prelaunch:  # else it arrives at the later cont
+            self.wait_arrival(hv)
         info = {}
 
         def done():
@@ -225,6 +240,12 @@ class Pair:
                                f"source {self.src.log_tail()}; "
                                f"destination {self.dst.log_tail()}")
         return info
+
+    def wait_arrival(self, hv):
+        """Until hvguard has printed the destination's arrival record: it
+        has judged it, and looked at the source (see migrate)."""
+        hv.wait_for(lambda o: o.get("type") == "event" and o.get("event") == "arrival"
+                    and o.get("pid") == self.dst.pid, ALERT_WAIT)
 
     def close(self):
         self.dst.quit()
@@ -403,7 +424,7 @@ def test_immediate(hv, tmp):
     pair = Pair(tmp, "e2e-mig-now", dst_prelaunch=False)
     try:
         since = time.monotonic()
-        info = pair.migrate()
+        info = pair.migrate(hv)
         st = wait_status(pair.dst, "running", MIGRATE_TIMEOUT)
         tap.eq(f"{name}: QEMU: destination running, source postmigrate",
                (st, pair.src.cmd("query-status").get("status")), ("running", "postmigrate"))
@@ -452,12 +473,13 @@ def test_delayed(hv, tmp):
     pair = Pair(tmp, "e2e-mig-late", dst_prelaunch=True)
     try:
         since = time.monotonic()
-        info = pair.migrate()
+        info = pair.migrate(hv)
         # cont before the incoming side is done would only set autostart.
         st = wait_status(pair.dst, "paused", MIGRATE_TIMEOUT)
         tap.eq(f"{name}: QEMU: destination paused after the migration", st, "paused")
         time.sleep(DELAY)
         pair.dst.cmd("cont")
+        pair.wait_arrival(hv)  # before the source is asked anything
         stop = event_time(pair.src, "STOP")
         resume = event_time(pair.dst, "RESUME")
         tap.note(f"{name}: QEMU: downtime {info.get('downtime')} ms (to the end of the "
@@ -491,12 +513,13 @@ def corrected(hv, tmp, name, delayed):
     pair = Pair(tmp, "e2e-fix-late" if delayed else "e2e-fix-now", dst_prelaunch=delayed)
     try:
         since = time.monotonic()
-        pair.migrate()
+        pair.migrate(hv)
         if delayed:
             st = wait_status(pair.dst, "paused", MIGRATE_TIMEOUT)
             tap.eq(f"{name}: QEMU: destination paused after the migration", st, "paused")
             time.sleep(DELAY)
             pair.dst.cmd("cont")
+            pair.wait_arrival(hv)  # before the source is asked anything
         st = wait_status(pair.dst, "running", MIGRATE_TIMEOUT)
         tap.eq(f"{name}: QEMU: destination running, source postmigrate",
                (st, pair.src.cmd("query-status").get("status")), ("running", "postmigrate"))
