@@ -152,7 +152,15 @@ $(OUTPUT)/fuzz/fuzz_migrations: $(FUZZ_MIG_SRCS) $(HEADERS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $(FUZZ_MIG_SRCS) -ljson-c -o $@
 
-tools: $(TOOL_BINS) $(OUTPUT)/tests/rgclock
+tools: $(TOOL_BINS) $(OUTPUT)/tests/rgclock $(OUTPUT)/tests/clock-bios.code
+
+# The qemu stage's clock-reporting BIOS (tests/e2e/guestclock.py makes the
+# 64 KiB image around it): real-mode code, assembled here.
+$(OUTPUT)/tests/clock-bios.code: tests/e2e/clock-bios.S | $(OUTPUT)/tests
+	$(call msg,AS,$@)
+	$(Q)as --32 -o $@.o $<
+	$(Q)objcopy -O binary -j .text $@.o $@
+	$(Q)rm -f $@.o
 
 # The realguest stage's clock watcher runs as a Linux guest's init: static.
 $(OUTPUT)/tests/rgclock: tests/realguest/rgclock.c | $(OUTPUT)/tests

@@ -25,22 +25,21 @@ import os
 import struct
 import time
 
-# clock-bios.S, assembled (see its header).
-CODE = bytes.fromhex(
-    "fa31c08ed88ec06631c00fa2c606f030006681fb41757468740e6681fb48"
-    "79676f7405c606f0300166b9014d564b66b8011000006631d20f306631ed"
-    "664566892e803066b80900000066bb403000006631c9803ef0300075050f"
-    "01d9eb030f01c166a30c30be0010bf1030b90800fc66f3a56689e8be0c30"
-    "b91d0066330483c604e2f866a3083066892e00300f316689c60f316629f0"
-    "663d0000000172f3eb9c")
+# clock-bios.S, assembled by `make tools`.
+CODE_PATH = os.path.join(os.environ.get("HVGUARD_TOOLS") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "tests"), "clock-bios.code")
 BLOCK = 0x3000
 SIZE = 0x84
 
 
 def clock_bios(tmp):
     """Writes the image; returns its path (for -bios)."""
+    with open(CODE_PATH, "rb") as f:
+        code = f.read()
+    if not 0 < len(code) <= 0xf0:
+        raise RuntimeError(f"{CODE_PATH}: {len(code)} bytes of code, not 1..240 (make tools)")
     image = bytearray(0x10000)
-    image[0xff00:0xff00 + len(CODE)] = CODE
+    image[0xff00:0xff00 + len(code)] = code
     image[0xfff0:0xfff3] = bytes([0xe9, 0x0d, 0xff])  # jmp near 0xff00
     path = os.path.join(tmp, "clock-bios.bin")
     with open(path, "wb") as f:

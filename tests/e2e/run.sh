@@ -12,6 +12,8 @@ missing=()
 command -v qemu-system-x86_64 >/dev/null || missing+=("qemu-system-x86_64 (apt-get install qemu-system-x86)")
 command -v python3 >/dev/null || missing+=("python3")
 command -v setpriv >/dev/null || missing+=("setpriv (util-linux)")
+[ -s "${HVGUARD_TOOLS:-$PWD/build/tests}/clock-bios.code" ] ||
+	missing+=("${HVGUARD_TOOLS:-$PWD/build/tests}/clock-bios.code (make tools)")
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "not ok - qemu stage: prerequisites # missing: ${missing[*]}"
 	exit 1
