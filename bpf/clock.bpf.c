@@ -12,6 +12,13 @@
  *   is decided at the first kvm_pvclock_update after the clock moved: the
  *   change of kvm->arch.kvmclock_offset since the guest last ran is the
  *   jump, exactly as at the ioctl, and the vCPU has not entered yet.
+ * - fentry (where the kernel allows it): the kvm-tracepoints programs, plus
+ *   fentry/fexit on kvm_arch_vm_ioctl, KVM's handler of the VM ioctls that
+ *   its generic code does not handle itself: KVM_GET_CLOCK and KVM_SET_CLOCK
+ *   among them, never KVM_RUN nor any other file's ioctl. kvmclock-jump is
+ *   then decided at KVM_SET_CLOCK's return, with the pause start from
+ *   KVM_GET_CLOCK and the call's flags; the clock update's check stays, for
+ *   a change that comes any other way.
  * - syscalls: the ioctl syscall tracepoints as well, which put every thread
  *   of the host on the syscall slow path; kvmclock-jump is then decided at
  *   the KVM_SET_CLOCK itself, with the pause start from KVM_GET_CLOCK.
@@ -1303,8 +1310,8 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	if (current_vm(vcpu_id, &c)) /* no ioctl needed: a clock update */
 		return 0;
 	vcpu = c.vcpu;
-	vm = cfg.tier == HV_HOOKS_KVM_TRACEPOINTS ? vm_get(c.kvm)
-						  : bpf_map_lookup_elem(&hv_clock_vms, &c.kvm);
+	vm = cfg.tier != HV_HOOKS_SYSCALLS ? vm_get(c.kvm)
+					   : bpf_map_lookup_elem(&hv_clock_vms, &c.kvm);
 	if (!vm)
 		return 0;
 	if (bpf_probe_read_kernel(&fresh.pvti, sizeof(fresh.pvti), pvclock))
@@ -1317,7 +1324,7 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	key.kvm = c.kvm;
 	key.vcpu_id = vcpu_id;
 	st = bpf_map_lookup_elem(&hv_clock_vcpus, &key);
-	if (cfg.tier == HV_HOOKS_KVM_TRACEPOINTS)
+	if (cfg.tier != HV_HOOKS_SYSCALLS) /* kvm-tracepoints, and fentry */
 		before_entry(&c, vm, vcpu_id, offset_now, st);
 	else
 		frozen_check(c.kvm);
@@ -1340,6 +1347,121 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	fresh.tid = (__u32)bpf_get_current_pid_tgid(); /* clock updates run before an entry */
 	if (bpf_map_update_elem(&hv_clock_vcpus, &key, &fresh, BPF_ANY))
 		__sync_fetch_and_add(&map_full[HV_CLOCK_MAP_VCPUS], 1);
+	return 0;
+}
+
+/* --- fentry tier: KVM's VM ioctl handler, where the kernel allows it ------ */
+
+/* The fd of the ioctl the current thread is in (fentry is given the file,
+ * not the fd), from the syscall's saved registers as in current_ioctl();
+ * -1 when they do not hold this ioctl. */
+static __always_inline __s64 current_ioctl_fd(__u32 cmd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct kvm_call c;
+
+	current_ioctl(&c);
+	if (c.cmd != cmd)
+		return -1;
+	if (BPF_CORE_READ(task, thread_info.status) & HV_TS_COMPAT)
+		return (__u32)BPF_CORE_READ(regs, bx);
+	return (__u32)BPF_CORE_READ(regs, di);
+}
+
+/*
+ * KVM_SET_CLOCK returned 0: decide kvmclock-jump here, with what only the
+ * ioctl shows (the pause's start at KVM_GET_CLOCK, the flags), unless a
+ * vCPU's clock update already did (hv_set_clock_claim): seen_offset is
+ * claimed by compare-and-swap from either side, one alert per change.
+ */
+static __always_inline void fentry_set_clock(struct thread_ctx *tc)
+{
+	struct vm_state *vm = vm_get(tc->kvm);
+	__s64 after, seen, jump, paused_ns;
+	__u32 flags = 0;
+	bool seen_valid;
+
+	/* The corrector's own write: hv_clock_resync records it. */
+	if (!vm || tc->ignore)
+		return;
+	after = read_kvmclock_offset(tc->kvm);
+	seen = vm->seen_offset;
+	seen_valid = vm->phase != VM_SETUP && (vm->flags & VM_F_SEEN);
+	paused_ns =
+	    hv_paused_ns(vm->phase == VM_PAUSED, vm->pause_start_ns, bpf_ktime_get_boot_ns());
+	if (vm->phase == VM_PAUSED)
+		vm->phase = VM_RUNNING;
+	switch (hv_set_clock_claim(seen_valid, seen, tc->before, after)) {
+	case HV_SET_CLOCK_SETUP:
+	case HV_SET_CLOCK_CLAIMED:
+		return;
+	case HV_SET_CLOCK_UNCHANGED:
+		if (paused_ns >= 0)
+			emit_simple(CLOCK_EV_RESUME, tc->kvm, vm, -1, paused_ns, 0);
+		return;
+	case HV_SET_CLOCK_DECIDE:
+		break;
+	}
+	if (!__sync_bool_compare_and_swap(&vm->seen_offset, seen, after))
+		return; /* a vCPU's clock update took it meanwhile */
+	vm->last_clock_write_ns = bpf_ktime_get_boot_ns();
+	if (!hv_kvmclock_jump_violates(true, seen, after, cfg.tolerance_ns[HV_RULE_KVMCLOCK_JUMP],
+				       &jump) ||
+	    !rule_on(HV_RULE_KVMCLOCK_JUMP)) {
+		emit_simple(CLOCK_EV_RESUME, tc->kvm, vm, -1, paused_ns, jump);
+		return;
+	}
+	bpf_probe_read_user(&flags, sizeof(flags), (void *)(tc->arg + 8));
+	alert_kvmclock_jump(tc->kvm, vm, seen, after, paused_ns, flags, (__s32)tc->fd);
+}
+
+/* Only a VM fd's ioctls that KVM's generic code passes on reach this
+ * function: every other call returns after one compare. */
+SEC("fentry/kvm_arch_vm_ioctl")
+int BPF_PROG(hv_clock_vm_ioctl, struct file *filp, unsigned int ioctl, unsigned long arg)
+{
+	struct thread_ctx *tc;
+	__u64 kvm;
+
+	if (ioctl != HV_KVM_GET_CLOCK && ioctl != HV_KVM_SET_CLOCK)
+		return 0;
+	kvm = (__u64)BPF_CORE_READ(filp, private_data);
+	if (!kvm)
+		return 0;
+	__sync_fetch_and_add(&kvm_ioctls_seen, 1);
+	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0,
+				  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tc)
+		return 0;
+	tc->cmd = ioctl;
+	tc->kvm = kvm;
+	tc->vcpu_id = -1;
+	tc->arg = arg;
+	tc->fd = (__u32)current_ioctl_fd(ioctl);
+	tc->ignore = injected();
+	tc->before = read_kvmclock_offset(kvm);
+	return 0;
+}
+
+SEC("fexit/kvm_arch_vm_ioctl")
+int BPF_PROG(hv_clock_vm_ioctl_ret, struct file *filp, unsigned int ioctl, unsigned long arg,
+	     long ret)
+{
+	struct thread_ctx *tc;
+
+	if (ioctl != HV_KVM_GET_CLOCK && ioctl != HV_KVM_SET_CLOCK)
+		return 0;
+	tc = bpf_task_storage_get(&hv_clock_threads, bpf_get_current_task_btf(), 0, 0);
+	if (!tc || tc->cmd != ioctl)
+		return 0;
+	tc->cmd = 0;
+	if (ret)
+		return 0;
+	if (ioctl == HV_KVM_SET_CLOCK)
+		fentry_set_clock(tc);
+	else if (!tc->ignore)
+		on_get_clock(tc);
 	return 0;
 }
 

@@ -550,12 +550,43 @@ static int open_skel(struct hv_ctx *ctx)
 static const char *const tier_names[] = {
     [HV_HOOKS_KVM_TRACEPOINTS] = "kvm-tracepoints",
     [HV_HOOKS_SYSCALLS] = "syscalls",
+    [HV_HOOKS_FENTRY] = "fentry",
 };
+
+/* The tiers, best first (the fewest callers pay, the most is seen). */
+static const enum hv_hooks_tier tier_order[] = {
+    HV_HOOKS_FENTRY,
+    HV_HOOKS_KVM_TRACEPOINTS,
+    HV_HOOKS_SYSCALLS,
+};
+
+/* What the fentry tier attaches to: KVM's handler of the VM ioctls its
+ * generic code passes on (KVM_GET_CLOCK, KVM_SET_CLOCK among them). In
+ * the kvm module on most distributions: in kallsyms, and with BTF to
+ * attach through, only while it is loaded. */
+static const char *const fentry_fns[] = {"kvm_arch_vm_ioctl"};
+
+static bool fentry_functions_present(char *why, size_t len)
+{
+	uint64_t addr = 0;
+	int found = hv_kallsyms_lookup(fentry_fns, &addr, 1);
+
+	if (found < 0) {
+		snprintf(why, len, "cannot read /proc/kallsyms: %s", strerror(-found));
+		return false;
+	}
+	if (!addr) {
+		snprintf(why, len, "%s is not in /proc/kallsyms (module kvm not loaded?)",
+			 fentry_fns[0]);
+		return false;
+	}
+	return true;
+}
 
 /* Opens, configures, loads and attaches the programs of one tier. */
 static int load_tier(struct hv_ctx *ctx, enum hv_hooks_tier tier, char *why, size_t len)
 {
-	bool syscalls = tier == HV_HOOKS_SYSCALLS;
+	bool syscalls = tier == HV_HOOKS_SYSCALLS, fentry = tier == HV_HOOKS_FENTRY;
 	int err;
 
 	err = open_skel(ctx);
@@ -566,12 +597,16 @@ static int load_tier(struct hv_ctx *ctx, enum hv_hooks_tier tier, char *why, siz
 	skel->rodata->cfg.tier = tier;
 	bpf_program__set_autoload(skel->progs.hv_clock_ioctl_enter, syscalls);
 	bpf_program__set_autoload(skel->progs.hv_clock_ioctl_exit, syscalls);
+	bpf_program__set_autoload(skel->progs.hv_clock_vm_ioctl, fentry);
+	bpf_program__set_autoload(skel->progs.hv_clock_vm_ioctl_ret, fentry);
 	bpf_program__set_autoattach(skel->progs.hv_clock_resync, false);
 	if (syscalls && !tracepoint_exists("syscalls/sys_enter_ioctl")) {
 		snprintf(why, len,
 			 "the kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)");
 		return -ENOENT;
 	}
+	if (fentry && !fentry_functions_present(why, len))
+		return -ENOENT;
 	/* Pinned maps that do not fit are refused, never dropped (pindir.h). */
 	if (!ctx->opts.no_pin &&
 	    hv_pindir_check_maps(ctx->opts.pin_root, ctx->opts.pin_at, skel->obj)) {
@@ -596,18 +631,22 @@ static void unload_skel(void)
 	skel = NULL;
 }
 
-/* The tier asked for with --hooks, else the best that loads. */
+/* The tier asked for with --hooks, else the best that loads: fentry, else
+ * KVM's tracepoints alone (said in the start log: only precision is lost),
+ * else the syscall tracepoints (a warning: every thread of the host pays). */
 static int load_best_tier(struct hv_ctx *ctx)
 {
 	enum hv_hooks_tier want = 0;
 	char why[256] = "";
-	int err;
+	int err = -ENOENT;
 
-	if (ctx->opts.hooks)
-		want = strcmp(ctx->opts.hooks, "syscalls") ? HV_HOOKS_KVM_TRACEPOINTS
-							   : HV_HOOKS_SYSCALLS;
-	for (int t = HV_HOOKS_KVM_TRACEPOINTS; t <= HV_HOOKS_SYSCALLS; t++) {
-		if (want && t != (int)want)
+	for (size_t i = 0; i < sizeof(tier_order) / sizeof(tier_order[0]); i++)
+		if (ctx->opts.hooks && !strcmp(ctx->opts.hooks, tier_names[tier_order[i]]))
+			want = tier_order[i];
+	for (size_t i = 0; i < sizeof(tier_order) / sizeof(tier_order[0]); i++) {
+		enum hv_hooks_tier t = tier_order[i];
+
+		if (want && t != want)
 			continue;
 		err = load_tier(ctx, t, why, sizeof(why));
 		if (!err) {
@@ -619,6 +658,12 @@ static int load_best_tier(struct hv_ctx *ctx)
 			hv_err("clock checks on --hooks %s: %s", tier_names[t], why);
 			return err;
 		}
+		if (t == HV_HOOKS_FENTRY)
+			hv_log(ctx,
+			       "clock checks: fentry on KVM's VM ioctls did not load (%s); using "
+			       "KVM's tracepoints alone: kvmclock-jump's paused_ns and "
+			       "set_clock_flags will be null",
+			       why);
 		if (t == HV_HOOKS_KVM_TRACEPOINTS)
 			hv_warn(
 			    "clock checks: KVM's tracepoints alone did not load (%s); falling back "

@@ -97,8 +97,11 @@ static void run_usage(FILE *f)
 		"      --reset-pins=old-layout  drop it only when another version of\n"
 		"                          hvguard left it (the service's way through an\n"
 		"                          upgrade); never when a VMM it froze is recorded\n"
-		"      --hooks TIER        where the clock checks hook: kvm-tracepoints (KVM's\n"
-		"                          own tracepoints only: nothing else on the host pays)\n"
+		"      --hooks TIER        where the clock checks hook: fentry (KVM's own\n"
+		"                          tracepoints and its VM ioctl handler: only a VMM's\n"
+		"                          clock work and VM ioctls pay; sees the pause and\n"
+		"                          KVM_SET_CLOCK's flags), kvm-tracepoints (KVM's own\n"
+		"                          tracepoints only: nothing else on the host pays)\n"
 		"                          or syscalls (the ioctl syscall tracepoints: every\n"
 		"                          thread of the host pays); default: the best that\n"
 		"                          loads, said at start and in the ready line\n"
@@ -228,9 +231,11 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 			o->verbose = true;
 			break;
 		case 'H':
-			if (strcmp(optarg, "kvm-tracepoints") && strcmp(optarg, "syscalls")) {
-				hv_err("--hooks wants kvm-tracepoints or syscalls, not '%s'",
-				       optarg);
+			if (strcmp(optarg, "fentry") && strcmp(optarg, "kvm-tracepoints") &&
+			    strcmp(optarg, "syscalls")) {
+				hv_err(
+				    "--hooks wants fentry, kvm-tracepoints or syscalls, not '%s'",
+				    optarg);
 				return HV_EXIT_ERROR;
 			}
 			o->hooks = optarg;

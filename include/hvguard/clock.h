@@ -50,13 +50,17 @@ _Static_assert((HV_MAX_VCPUS & (HV_MAX_VCPUS - 1)) == 0, "indexes are masked wit
  * own tracepoints only, which fire only when KVM does clock work, so
  * nothing else on the host pays; the VM and the ioctl behind a tracepoint
  * come from the current task (vcpu_load's preempt notifier, the syscall's
- * saved registers). syscalls: the ioctl syscall tracepoints as well (every
- * thread of the host on the syscall slow path), for kernels where the
- * first tier does not load.
+ * saved registers). fentry: the same, plus fentry/fexit on KVM's VM ioctl
+ * handler (kvm_arch_vm_ioctl: only a VMM's VM ioctls pay, never KVM_RUN),
+ * which sees KVM_GET_CLOCK and KVM_SET_CLOCK, where the kernel allows
+ * fentry. syscalls: the ioctl syscall tracepoints as well (every thread of
+ * the host on the syscall slow path), for kernels where neither loads.
+ * Tried best first: fentry, kvm-tracepoints, syscalls.
  */
 enum hv_hooks_tier {
 	HV_HOOKS_KVM_TRACEPOINTS = 1,
 	HV_HOOKS_SYSCALLS,
+	HV_HOOKS_FENTRY,
 };
 
 /* The clock family's maps whose inserts can fail when full (counted). */

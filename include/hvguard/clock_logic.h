@@ -85,6 +85,42 @@ static __always_inline bool hv_kvmclock_jump_violates(bool has_run, __s64 offset
 }
 
 /*
+ * kvmclock-jump at KVM_SET_CLOCK's return, on the fentry tier, where the
+ * vCPUs' clock updates watch the same offset (the kvm-tracepoints check):
+ * one decision per change, by whoever sees it first. seen is the offset
+ * the guest last ran with (seen_valid: it ran here, and its first clock
+ * update gave the baseline); before and after are the VM's offset across
+ * the call.
+ */
+enum hv_set_clock_claim {
+	HV_SET_CLOCK_SETUP,	/* not run here yet: the first clock update takes it */
+	HV_SET_CLOCK_UNCHANGED, /* the call left the guest's clock where it was */
+	HV_SET_CLOCK_CLAIMED,	/* a vCPU's clock update already decided this change */
+	HV_SET_CLOCK_DECIDE,	/* decide here, from seen to after */
+};
+
+static __always_inline enum hv_set_clock_claim hv_set_clock_claim(bool seen_valid, __s64 seen,
+								  __s64 before, __s64 after)
+{
+	if (!seen_valid)
+		return HV_SET_CLOCK_SETUP;
+	if (after != seen)
+		return HV_SET_CLOCK_DECIDE;
+	/* The guest runs with after already: a vCPU entered between KVM's
+	 * write and this return and decided; or nothing moved at all. */
+	return before == after ? HV_SET_CLOCK_UNCHANGED : HV_SET_CLOCK_CLAIMED;
+}
+
+/* How long the VM was paused: from the KVM_GET_CLOCK that paused it to
+ * now; -1 (null) when no pause was seen. */
+static __always_inline __s64 hv_paused_ns(bool paused, __u64 pause_start_ns, __u64 now_ns)
+{
+	if (!paused || now_ns < pause_start_ns)
+		return -1;
+	return (__s64)(now_ns - pause_start_ns);
+}
+
+/*
  * tsc-offset-change: a write from the host (not the guest) that moved a
  * vCPU's TSC offset after the VM ran. Exempt: setup before the first run,
  * the guest's own TSC/TSC_ADJUST writes (decided by the caller), and a

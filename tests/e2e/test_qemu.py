@@ -111,12 +111,15 @@ def check_jump(name, vm, alerts, pause_ns):
            isinstance(jump, int) and jump < 0 and within(jump, -pause_ns),
            f"{-pause_ns} +/- 5%", jump)
     paused = a.get("paused_ns")
-    if HOOKS == "syscalls":
+    if HOOKS in ("syscalls", "fentry"):  # KVM_GET_CLOCK to KVM_SET_CLOCK
         tap.ok(f"{name}: paused_ns within {TOLERANCE:.0%} of the pause",
                isinstance(paused, int) and within(paused, pause_ns),
                f"{pause_ns} +/- 5%", paused)
+        tap.ok(f"{name}: set_clock_flags given (QEMU's own, an integer)",
+               isinstance(a.get("set_clock_flags"), int), "an int", a.get("set_clock_flags"))
     else:  # no hook sees KVM_GET_CLOCK on this tier (docs/hooks.md)
         tap.eq(f"{name}: paused_ns null", paused, None)
+        tap.eq(f"{name}: set_clock_flags null", a.get("set_clock_flags"), None)
     return a
 
 

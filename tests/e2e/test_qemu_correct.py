@@ -82,9 +82,10 @@ def hundred_cycles(hv, tmp):
             vm.cmd("stop")
             time.sleep(0.02)
             vm.cmd("cont")
-        corr = settled(hv, vm.pid, CYCLES if HOOKS == "syscalls" else 1, 30)
+        at_set_clock = HOOKS in ("syscalls", "fentry")
+        corr = settled(hv, vm.pid, CYCLES if at_set_clock else 1, 30)
         alerts = hv.alerts(lambda a: a["pid"] == vm.pid)
-        if HOOKS == "syscalls":  # decided at each KVM_SET_CLOCK
+        if at_set_clock:  # decided at each KVM_SET_CLOCK
             tap.eq(f"{name}: one correction per cont", len(corr), CYCLES)
         else:  # decided before the guest runs: conts it did not run between are one
             tap.ok(f"{name}: one correction per alert, at most one per cont",

@@ -17,6 +17,9 @@
 #   HVGJSON  PHASE LINE                 what hvguard printed on stdout (JSON)
 #   HVGERR   PHASE LINE                 what hvguard printed on stderr
 #   HVGPHASE PHASE start|end|no-ready|ready uptime=S
+#   HVGHOOKS PHASE links|progs|perf JSON
+#                                       bpftool's link, prog and perf lists
+#                                       while hvguard runs (detect phases)
 # Usage: guest.sh HVGUARD MINIVMM PHASE...   (phases: detect-TIER correct-TIER,
 #                                             TIER a hook tier: hvguard run --hooks)
 # set -u only: one failed step must not stop the others, the host judges.
@@ -75,7 +78,7 @@ environment() {
 	echo "HVGENV dev_kvm $([ -c /dev/kvm ] && echo yes || echo no)"
 	echo "HVGENV btf_vmlinux $([ -f /sys/kernel/btf/vmlinux ] && echo yes || echo no)"
 	# The function symbols hvguard resolves, with the module they live in.
-	awk '$3 == "kvm_vm_ioctl" || $3 == "kvm_vcpu_ioctl" || $3 == "kvm_dev_ioctl" {
+	awk '$3 == "kvm_vm_ioctl" || $3 == "kvm_vcpu_ioctl" || $3 == "kvm_dev_ioctl" || $3 == "kvm_arch_vm_ioctl" {
 		print "HVGENV kallsyms_" $3, ($4 == "" ? "[vmlinux]" : $4) }' /proc/kallsyms
 	echo "HVGENV clocksource $(val /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 }
@@ -162,8 +165,17 @@ migration() { # label
 	op "$1-dst" migrate-restore --state "$state" --how qemu --downtime-ms 1000
 }
 
+# What the kernel says hvguard attached (bpftool), for the host to judge:
+# the tier's hooks, not hvguard's own word.
+hooks_seen() {
+	echo "HVGHOOKS $phase links $(bpftool -j link list 2>&1 | jq -c '[.[] | {type, prog_id, attach_type, tp_name}]' 2>&1 | tr -d '\n')"
+	echo "HVGHOOKS $phase progs $(bpftool -j prog show 2>&1 | jq -c '[.[] | {id, name}]' 2>&1 | tr -d '\n')"
+	echo "HVGHOOKS $phase perf $(bpftool -j perf list 2>&1 | jq -c '[.[] | {pid, tracepoint}]' 2>&1 | tr -d '\n')"
+}
+
 phase_detect() {
 	start_hvguard || return
+	hooks_seen
 	scenarios
 	op stopcont qemu-stopcont --pause-ms 500 --cycles 3
 	migration mig

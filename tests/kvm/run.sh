@@ -175,6 +175,31 @@ checks_phase() { # phase tier: hvguard's own health in that run
 	check "$p: hvguard printed only JSON on stdout" "$((all - good)) of $all lines are not JSON" eq "$all" "$good"
 }
 
+# The tier's hooks as the kernel lists them (bpftool in the guest, while
+# hvguard ran): no tier but syscalls has a program on a syscall
+# tracepoint; fentry has exactly its fentry and fexit on kvm_arch_vm_ioctl,
+# and the others none.
+checks_hooks() { # phase tier
+	local p=$1 tier=$2
+	hooks_json() { # links|progs|perf: that list, or null
+		local j
+		j=$(markers HVGHOOKS "$p" | awk -v k="$1" '$1 == k { sub("^[^ ]+ ", ""); print }' | jq -c -s '.[0]' 2>/dev/null) || j=null
+		echo "${j:-null}"
+	}
+	CTX=$(jq -n -c --argjson links "$(hooks_json links)" --argjson progs "$(hooks_json progs)" \
+		--argjson perf "$(hooks_json perf)" '{links: $links, progs: $progs, perf: $perf}') || CTX='{}'
+	local sys='([.perf[]? | select(.tracepoint? // "" | startswith("sys_"))] | length) == 0'
+	[ "$tier" != syscalls ] || sys='([.perf[]? | select(.tracepoint? // "" | startswith("sys_")) | .tracepoint] | sort) == ["sys_enter_ioctl", "sys_exit_ioctl"]'
+	expect "$p: bpftool: $([ "$tier" = syscalls ] && echo "sys_enter_ioctl/sys_exit_ioctl attached" || echo "no program on a syscall tracepoint")" \
+		"(.perf | type) == \"array\" and $sys" '[.perf[]? | {pid, tracepoint}]'
+	local want='[]'
+	[ "$tier" != fentry ] || want='[["hv_clock_vm_ioctl", "trace_fentry"], ["hv_clock_vm_ioctl_ret", "trace_fexit"]]'
+	expect "$p: bpftool: fentry/fexit links of hvguard's: $want" \
+		'(.links | type) == "array" and ([.progs[] | {key: (.id | tostring), value: .name}] | from_entries) as $n |
+		 ([.links[] | select(.type == "tracing") | [$n[.prog_id | tostring], .attach_type] | select(.[0] // "" | startswith("hv_clock"))] | sort) == '"$want" \
+		'[.links[]? | select(.type == "tracing")]'
+}
+
 checks_environment() {
 	CTX=$(jq -n -c --arg kv "$(tr -d '\r' <"$log" | awk '$1 == "HVGENV" { $1 = ""; print substr($0, 2) }')" \
 		'$kv | split("\n") | map(select(length > 0) | split(" ") | {(.[0]): (.[1:] | join(" "))}) | add // {}')
@@ -182,8 +207,8 @@ checks_environment() {
 		'(.kernel | startswith("6.1.")) and .kvm_initstate == "live" and .kvm_amd_initstate == "live" and .nested == "1" and .dev_kvm == "yes"'
 	expect "guest: BTF for vmlinux and for the kvm, kvm_amd modules" \
 		'.btf_vmlinux == "yes" and .btf_kvm == "yes" and .btf_kvm_amd == "yes"'
-	expect "guest: kvm_vm_ioctl, kvm_vcpu_ioctl, kvm_dev_ioctl are kallsyms symbols of the kvm module" \
-		'.kallsyms_kvm_vm_ioctl == "[kvm]" and .kallsyms_kvm_vcpu_ioctl == "[kvm]" and .kallsyms_kvm_dev_ioctl == "[kvm]"'
+	expect "guest: kvm_vm_ioctl, kvm_vcpu_ioctl, kvm_dev_ioctl, kvm_arch_vm_ioctl (the fentry tier's) are kallsyms symbols of the kvm module" \
+		'.kallsyms_kvm_vm_ioctl == "[kvm]" and .kallsyms_kvm_vcpu_ioctl == "[kvm]" and .kallsyms_kvm_dev_ioctl == "[kvm]" and .kallsyms_kvm_arch_vm_ioctl == "[kvm]"'
 	# KVM's master clock and KVM_GET_CLOCK's REALTIME flag (the kvmclock
 	# correction's exact path) need the TSC as the host clocksource.
 	expect "guest: clocksource tsc (KVM master clock, KVM_GET_CLOCK with REALTIME)" '.clocksource == "tsc"'
@@ -197,14 +222,19 @@ checks_stopcont_detect() {
 	expect "$p: qemu-stopcont: one kvmclock-jump per pause, nothing else" \
 		'(.cycles | length) == 3 and rules == ["kvmclock-jump", "kvmclock-jump", "kvmclock-jump"]' \
 		'{cycles: (.cycles | length), rules: rules}'
-	# paused_ns: from KVM_GET_CLOCK on the syscalls tier; null on the
-	# kvm-tracepoints tier, which sees no KVM_GET_CLOCK (docs/hooks.md).
-	local paused='($a.paused_ns | within($pause; 0.05))' what="within 5% of it"
-	[ "${p#*-}" = syscalls ] || { paused='($a.paused_ns == null)'; what="null"; }
+	# paused_ns: from KVM_GET_CLOCK on the syscalls and fentry tiers; null
+	# on the kvm-tracepoints tier, which sees no KVM_GET_CLOCK
+	# (docs/hooks.md). set_clock_flags likewise: QEMU's cont passes 0.
+	local paused='($a.paused_ns | within($pause; 0.05)) and $a.set_clock_flags == 0'
+	local what="within 5% of it, set_clock_flags 0"
+	[ "${p#*-}" != kvm-tracepoints ] || {
+		paused='($a.paused_ns == null) and ($a.set_clock_flags == null)'
+		what="and set_clock_flags null"
+	}
 	expect "$p: qemu-stopcont: jump_ns within 5% of minus the pause, paused_ns $what" \
 		'[range(0; 3) as $i | .alerts[$i] as $a | .cycles[$i].pause_ns as $pause |
 		  ($a.jump_ns < 0) and ($a.jump_ns | within(-$pause; 0.05)) and '"$paused"'] | all' \
-		'[range(0; .cycles | length) as $i | {pause: .cycles[$i].pause_ns, jump: .alerts[$i].jump_ns, paused: .alerts[$i].paused_ns}]'
+		'[range(0; .cycles | length) as $i | {pause: .cycles[$i].pause_ns, jump: .alerts[$i].jump_ns, paused: .alerts[$i].paused_ns, flags: .alerts[$i].set_clock_flags}]'
 	expect "$p: qemu-stopcont: the guest itself saw its kvmclock rewound (skew within 5% of minus the pause)" \
 		'(.cycles | length) == 3 and ([.cycles[] | .pause_ns as $pause | .skew_ns | within(-$pause; 0.05)] | all)' \
 		'[.cycles[] | {pause_ns, skew_ns}]'
@@ -395,8 +425,9 @@ checks_nothing() { # phase
 
 # --- the stage ---------------------------------------------------------------
 
-# Each phase once per hook tier of the clock checks (hvguard run --hooks).
-TIERS=(kvm-tracepoints syscalls)
+# Each phase once per hook tier of the clock checks (hvguard run --hooks):
+# Debian's 6.1 allows fentry, so all three.
+TIERS=(fentry kvm-tracepoints syscalls)
 PHASES=()
 for t in "${TIERS[@]}"; do PHASES+=("detect-$t" "correct-$t"); done
 work=$(mktemp -d)
@@ -433,6 +464,7 @@ done
 checks_environment
 for t in "${TIERS[@]}"; do
 	checks_phase "detect-$t" "$t"
+	checks_hooks "detect-$t" "$t"
 	checks_nothing "detect-$t"
 	checks_mismatch "detect-$t"
 	checks_rewrite_detect "detect-$t"

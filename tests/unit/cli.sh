@@ -142,6 +142,9 @@ check "a --pin-dir bpffs cannot hold is refused with the reason" 2 $? "$tmp/out"
 $HV run --xen-hooks kprobes >"$tmp/out" 2>&1
 check "an unknown --xen-hooks tier is refused, the tiers named" 2 $? "$tmp/out" "--xen-hooks wants fentry or syscalls, not 'kprobes'"
 
+$HV run --hooks kprobes >"$tmp/out" 2>&1
+check "an unknown --hooks tier is refused, the tiers named" 2 $? "$tmp/out" "--hooks wants fentry, kvm-tracepoints or syscalls, not 'kprobes'"
+
 $HV run --metrics nonsense >"$tmp/out" 2>&1
 check "a bad --metrics address is refused" 2 $? "$tmp/out" "ADDR:PORT"
 

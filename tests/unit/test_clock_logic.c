@@ -133,6 +133,37 @@ static void test_kvmclock_jump(void **state)
 	assert_false(hv_kvmclock_jump_violates(true, 0, 100000, 100000, &jump));
 }
 
+/* The fentry tier's decision at KVM_SET_CLOCK's return, shared with the
+ * vCPUs' clock updates: one decision per change. */
+static void test_set_clock_claim(void **state)
+{
+	(void)state;
+	/* QEMU's cont after a stop: the guest ran with -5000, rewound by 1 s */
+	assert_int_equal(hv_set_clock_claim(true, -5000, -5000, -5000 - 1000000000),
+			 HV_SET_CLOCK_DECIDE);
+	/* decided from what the guest ran with, even when an earlier call,
+	 * not run with yet, moved it (the guest sees the pair) */
+	assert_int_equal(hv_set_clock_claim(true, -5000, 7, -5000 - 1000000000),
+			 HV_SET_CLOCK_DECIDE);
+	/* a vCPU entered between KVM's write and the return: it decided */
+	assert_int_equal(hv_set_clock_claim(true, -1000005000, -5000, -1000005000),
+			 HV_SET_CLOCK_CLAIMED);
+	/* the same offset written back: nothing moved */
+	assert_int_equal(hv_set_clock_claim(true, -5000, -5000, -5000), HV_SET_CLOCK_UNCHANGED);
+	/* before the guest first ran here: setup, whatever the values */
+	assert_int_equal(hv_set_clock_claim(false, 0, -5000, -5000 - 1000000000),
+			 HV_SET_CLOCK_SETUP);
+}
+
+static void test_paused_ns(void **state)
+{
+	(void)state;
+	assert_int_equal(hv_paused_ns(true, 1000, 301000), 300000);
+	assert_int_equal(hv_paused_ns(true, 1000, 1000), 0);
+	assert_int_equal(hv_paused_ns(false, 1000, 301000), -1); /* no KVM_GET_CLOCK seen */
+	assert_int_equal(hv_paused_ns(true, 301000, 1000), -1);	 /* a clock read before it */
+}
+
 static void test_tsc_offset(void **state)
 {
 	(void)state;
@@ -332,6 +363,8 @@ int main(void)
 	    cmocka_unit_test(test_comparable_needs_tsc_stable_on_both),
 	    cmocka_unit_test(test_residual_removes_the_kvmclock_write),
 	    cmocka_unit_test(test_kvmclock_jump),
+	    cmocka_unit_test(test_set_clock_claim),
+	    cmocka_unit_test(test_paused_ns),
 	    cmocka_unit_test(test_tsc_offset),
 	    cmocka_unit_test(test_tsc_reference_spans_writes_until_run),
 	    cmocka_unit_test(test_tsc_khz),

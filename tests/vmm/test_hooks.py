@@ -2,8 +2,11 @@
 """The hook tiers, from the outside: on the default tier no program of
 hvguard's is attached to a syscall tracepoint (the whole point: processes
 that are not VMMs pay nothing), and --hooks syscalls does attach there (so
-the check below can tell the two apart). Read from the kernel with bpftool,
-not from hvguard's own word."""
+the check below can tell the two apart). The default is fentry where the
+kernel allows it (Debian's 6.1 here: its fentry and fexit on
+kvm_arch_vm_ioctl, KVM's tracepoints, nothing on a syscall tracepoint),
+else kvm-tracepoints. Read from the kernel with bpftool, not from hvguard's
+own word."""
 
 import json
 import os
@@ -41,12 +44,61 @@ def attachments(pid):
     return tps, raw
 
 
+def tracing_links(pid):
+    """[program name, attach type] of the fentry/fexit links pid holds."""
+    links = json.loads(subprocess.run(["bpftool", "-j", "link", "list"], capture_output=True,
+                                      text=True).stdout or "[]")
+    progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True,
+                                      text=True).stdout or "[]")
+    names = {p.get("id"): p.get("name") for p in progs}
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                held.update(int(line.split()[1]) for line in f
+                            if line.startswith("link_id:"))
+        except OSError:
+            continue
+    return sorted([names.get(l.get("prog_id")), l.get("attach_type")] for l in links
+                  if l.get("id") in held and l.get("type") == "tracing")
+
+
+def fentry_offered():
+    """Does this kernel load hvguard's fentry tier? (Asked of hvguard.)"""
+    with tempfile.TemporaryDirectory(prefix="hvguard-hooks-") as tmp:
+        try:
+            hv = Hvguard(["--no-pin", "--hooks", "fentry"], log=os.path.join(tmp, "err"),
+                         ready_timeout=180.0)
+        except HvguardError as e:
+            tap.note(f"fentry tier not offered here: {e}")
+            return False
+        hv.stop()
+        return hv.hooks == "fentry"
+
+
+FENTRY_LINKS = [["hv_clock_vm_ioctl", "trace_fentry"], ["hv_clock_vm_ioctl_ret", "trace_fexit"]]
+
+
 def syscall_hooks(tps, raw):
     return [t for t in tps if t.startswith("sys_")] + \
         [t for t in raw if t in ("sys_enter", "sys_exit")]
 
 
+def check_kvm_tier(hv, tag, fentry):
+    tps, raw = attachments(hv.proc.pid)
+    tap.note(f"{tag}: perf tracepoints {tps}, raw_tp links {raw}")
+    tap.eq(f"hooks: {tag}: no program on a syscall tracepoint (bpftool)",
+           syscall_hooks(tps, raw), [])
+    tap.ok(f"hooks: {tag}: on KVM's own tracepoints (bpftool)",
+           {"kvm_pvclock_update", "kvm_write_tsc_offset", "kvm_msr"} <= set(raw),
+           "kvm_pvclock_update, kvm_write_tsc_offset, kvm_msr", raw)
+    tap.eq(f"hooks: {tag}: fentry/fexit links (bpftool)", tracing_links(hv.proc.pid),
+           FENTRY_LINKS if fentry else [])
+
+
 def main():
+    fentry = fentry_offered()
+    default = "fentry" if fentry else "kvm-tracepoints"
     with tempfile.TemporaryDirectory(prefix="hvguard-hooks-") as tmp:
         try:
             hv = Hvguard(["--no-pin"], log=os.path.join(tmp, "default.err"))
@@ -54,17 +106,34 @@ def main():
             tap.fail("hooks: hvguard starts on its default tier", str(e))
             return 1
         try:
-            tap.eq("hooks: the default tier is kvm-tracepoints (ready line)", hv.hooks,
-                   "kvm-tracepoints")
-            tps, raw = attachments(hv.proc.pid)
-            tap.note(f"default tier: perf tracepoints {tps}, raw_tp links {raw}")
-            tap.eq("hooks: default tier: no program on a syscall tracepoint (bpftool)",
-                   syscall_hooks(tps, raw), [])
-            tap.ok("hooks: default tier: on KVM's own tracepoints (bpftool)",
-                   {"kvm_pvclock_update", "kvm_write_tsc_offset", "kvm_msr"} <= set(raw),
-                   "kvm_pvclock_update, kvm_write_tsc_offset, kvm_msr", raw)
+            tap.eq(f"hooks: the default tier is {default}, the best this kernel loads "
+                   "(ready line)", hv.hooks, default)
+            check_kvm_tier(hv, "default tier", fentry)
         finally:
             hv.stop_and_check(tap)
+        if fentry:  # the default covered fentry: kvm-tracepoints on its own
+            try:
+                hv = Hvguard(["--no-pin", "--hooks", "kvm-tracepoints"],
+                             log=os.path.join(tmp, "kvm-tracepoints.err"))
+            except HvguardError as e:
+                tap.fail("hooks: hvguard starts with --hooks kvm-tracepoints", str(e))
+                return 1
+            try:
+                tap.eq("hooks: --hooks kvm-tracepoints is said in the ready line", hv.hooks,
+                       "kvm-tracepoints")
+                check_kvm_tier(hv, "--hooks kvm-tracepoints", False)
+            finally:
+                hv.stop_and_check(tap)
+        else:  # forced where it cannot load: a clear refusal, no fallback
+            with open(os.path.join(tmp, "fentry.err"), "w+") as err:
+                p = subprocess.run([os.environ.get("HVGUARD", "build/hvguard"), "run",
+                                    "--no-pin", "--hooks", "fentry"], stdout=subprocess.PIPE,
+                                   stderr=err, text=True, timeout=120)
+                err.seek(0)
+                msg = err.read()
+            tap.ok("hooks: --hooks fentry where it cannot load: exits non-zero, says why",
+                   p.returncode != 0 and "--hooks fentry" in msg, "an error naming the tier",
+                   (p.returncode, msg.strip()[-300:]))
         try:
             hv = Hvguard(["--no-pin", "--hooks", "syscalls"],
                          log=os.path.join(tmp, "syscalls.err"))

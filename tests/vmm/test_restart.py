@@ -58,11 +58,12 @@ def main():
                                     and o.get("pid") == vmm.pid, 5)
             tap.ok("the restarted daemon catches the resume", alert is not None
                    and alert["rule"] == "kvmclock-jump", "kvmclock-jump", alert)
-            if alert and second.hooks == "syscalls":
+            seen_pause = second.hooks in ("syscalls", "fentry")  # KVM_GET_CLOCK
+            if alert and seen_pause:
                 tap.ok("with the whole pause, begun before the restart",
                        within(alert["paused_ns"] or 0, cycle["pause_ns"], 0.05),
                        cycle["pause_ns"], alert["paused_ns"])
-            if alert and second.hooks != "syscalls":
+            if alert and not seen_pause:
                 tap.eq("paused_ns null on this tier", alert["paused_ns"], None)
                 tap.ok("and the rewind it caused",
                        within(alert["jump_ns"], -cycle["pause_ns"], 0.05),

@@ -61,15 +61,19 @@ def expect_rewind(name, alerts, cycles, done):
         tap.ok(f"{name}: jump_ns within {REL:.0%} of minus the pause",
                a["jump_ns"] < 0 and within(a["jump_ns"], -pause, REL),
                f"~{-pause}", a["jump_ns"])
-        # syscalls: from KVM_GET_CLOCK to KVM_SET_CLOCK; kvm-tracepoints:
-        # null, that tier sees no KVM_GET_CLOCK (docs/hooks.md).
-        if HOOKS["tier"] == "syscalls":
+        # syscalls and fentry: from KVM_GET_CLOCK to KVM_SET_CLOCK, and the
+        # call's flags (0 in every rewind here); kvm-tracepoints: null, that
+        # tier sees neither (docs/hooks.md).
+        if HOOKS["tier"] in ("syscalls", "fentry"):
             tap.ok(f"{name}: paused_ns within {REL:.0%} of the pause",
                    a["paused_ns"] is not None and within(a["paused_ns"], pause, REL),
                    f"~{pause}", a["paused_ns"])
+            tap.eq(f"{name}: set_clock_flags is the call's (0)", a["set_clock_flags"], 0)
         else:
             tap.eq(f"{name}: paused_ns null (the pause start is not seen on this tier)",
                    a["paused_ns"], None)
+            tap.eq(f"{name}: set_clock_flags null (the call is not seen on this tier)",
+                   a["set_clock_flags"], None)
         tap.eq(f"{name}: kvmclock-jump is per VM (vcpu null)", a["vcpu"], None)
         tap.ok(f"{name}: the guest itself saw its kvmclock rewound",
                within(c["skew_ns"], -pause, REL), f"skew ~{-pause}", c["skew_ns"])
