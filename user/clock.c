@@ -87,25 +87,24 @@ static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert 
 {
 	char jump[32], paused[32];
 
-	ADD(a->fields, "jump_ns", json_object_new_int64(e->v[EV_JUMP_NS]));
+	ADD(a->fields, "jump_ns", json_object_new_int64(e->jump.ns));
 	ADD(a->fields, "paused_ns",
-	    e->v[EV_PAUSED_NS] >= 0 ? json_object_new_int64(e->v[EV_PAUSED_NS]) : NULL);
-	ADD(a->fields, "kvmclock_offset_before", json_object_new_int64(e->v[EV_OFFSET_BEFORE]));
-	ADD(a->fields, "kvmclock_offset_after", json_object_new_int64(e->v[EV_OFFSET_AFTER]));
+	    e->jump.paused_ns >= 0 ? json_object_new_int64(e->jump.paused_ns) : NULL);
+	ADD(a->fields, "kvmclock_offset_before", json_object_new_int64(e->jump.offset_before));
+	ADD(a->fields, "kvmclock_offset_after", json_object_new_int64(e->jump.offset_after));
 	ADD(a->fields, "set_clock_flags",
-	    e->v[EV_SET_FLAGS] >= 0 ? json_object_new_int64(e->v[EV_SET_FLAGS]) : NULL);
-	hv_format_ns(jump, sizeof(jump),
-		     e->v[EV_JUMP_NS] < 0 ? -e->v[EV_JUMP_NS] : e->v[EV_JUMP_NS]);
-	if (e->v[EV_PAUSED_NS] >= 0)
-		hv_format_ns(paused, sizeof(paused), e->v[EV_PAUSED_NS]);
+	    e->jump.set_flags >= 0 ? json_object_new_int64(e->jump.set_flags) : NULL);
+	hv_format_ns(jump, sizeof(jump), e->jump.ns < 0 ? -e->jump.ns : e->jump.ns);
+	if (e->jump.paused_ns >= 0)
+		hv_format_ns(paused, sizeof(paused), e->jump.paused_ns);
 	snprintf(a->message, sizeof(a->message),
 		 "KVM_SET_CLOCK %s the VM's kvmclock by %s%s%s%s: the guest's kvmclock and TSC now "
 		 "disagree by that much. %s",
-		 e->v[EV_JUMP_NS] < 0 ? "rewound" : "advanced", jump,
-		 e->v[EV_PAUSED_NS] >= 0 ? " after a " : "", e->v[EV_PAUSED_NS] >= 0 ? paused : "",
-		 e->v[EV_PAUSED_NS] >= 0 ? " pause" : "",
-		 e->v[EV_JUMP_NS] < 0 &&
-			 (e->v[EV_SET_FLAGS] < 0 || !(e->v[EV_SET_FLAGS] & HV_KVM_CLOCK_REALTIME))
+		 e->jump.ns < 0 ? "rewound" : "advanced", jump,
+		 e->jump.paused_ns >= 0 ? " after a " : "", e->jump.paused_ns >= 0 ? paused : "",
+		 e->jump.paused_ns >= 0 ? " pause" : "",
+		 e->jump.ns < 0 &&
+			 (e->jump.set_flags < 0 || !(e->jump.set_flags & HV_KVM_CLOCK_REALTIME))
 		     ? "This is the stop/cont rewind of QEMU and crosvm; --correct repairs it "
 		       "in place."
 		     : "The VMM restored the clock to the wrong value; --correct repairs it.");
@@ -113,25 +112,24 @@ static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert 
 
 static void describe_tsc_offset(const struct clock_event *e, struct hv_alert *a)
 {
-	ADD(a->fields, "offset_before", json_object_new_int64(e->v[EV_TSC_BEFORE]));
-	ADD(a->fields, "offset_after", json_object_new_int64(e->v[EV_TSC_AFTER]));
+	ADD(a->fields, "offset_before", json_object_new_int64(e->tsc.before));
+	ADD(a->fields, "offset_after", json_object_new_int64(e->tsc.after));
 	ADD(a->fields, "tsc_written",
-	    e->v[EV_TSC_WRITTEN] >= 0 ? json_object_new_int64(e->v[EV_TSC_WRITTEN]) : NULL);
-	ADD(a->fields, "ioctl", json_object_new_string(ioctl_name(e->v[EV_TSC_IOCTL])));
+	    e->tsc.written >= 0 ? json_object_new_int64(e->tsc.written) : NULL);
+	ADD(a->fields, "ioctl", json_object_new_string(ioctl_name(e->tsc.ioctl)));
 	snprintf(a->message, sizeof(a->message),
 		 "%s moved vCPU %d's TSC offset by %lld cycles after the VM ran: the guest's TSC "
 		 "jumped. Across pause and resume the offset must stay bitwise the same; --correct "
 		 "writes it back.",
-		 ioctl_name(e->v[EV_TSC_IOCTL]), e->vcpu,
-		 (long long)(e->v[EV_TSC_AFTER] - e->v[EV_TSC_BEFORE]));
+		 ioctl_name(e->tsc.ioctl), e->vcpu, (long long)(e->tsc.after - e->tsc.before));
 }
 
 static void describe_tsc_khz(const struct clock_event *e, struct hv_alert *a)
 {
-	long long result = e->v[EV_KHZ_RESULT];
+	long long result = e->khz.result;
 
-	ADD(a->fields, "khz_before", json_object_new_int64(e->v[EV_KHZ_BEFORE]));
-	ADD(a->fields, "khz_after", json_object_new_int64(e->v[EV_KHZ_AFTER]));
+	ADD(a->fields, "khz_before", json_object_new_int64(e->khz.before));
+	ADD(a->fields, "khz_after", json_object_new_int64(e->khz.after));
 	bool known = result != HV_RESULT_UNKNOWN;
 
 	ADD(a->fields, "applied", known ? json_object_new_boolean(result == 0) : NULL);
@@ -140,7 +138,7 @@ static void describe_tsc_khz(const struct clock_event *e, struct hv_alert *a)
 	snprintf(a->message, sizeof(a->message),
 		 "KVM_SET_TSC_KHZ asked to change vCPU %d from %lld to %lld kHz after it ran (%s). "
 		 "No safe correction exists: alert only. Fix the VMM; the VM may need a restart.",
-		 e->vcpu, (long long)e->v[EV_KHZ_BEFORE], (long long)e->v[EV_KHZ_AFTER],
+		 e->vcpu, (long long)e->khz.before, (long long)e->khz.after,
 		 !known	  ? "seen at its next clock update"
 		 : result ? "KVM refused it"
 			  : "KVM applied it");
@@ -148,28 +146,28 @@ static void describe_tsc_khz(const struct clock_event *e, struct hv_alert *a)
 
 static void describe_mismatch(const struct clock_event *e, struct hv_alert *a)
 {
-	ADD(a->fields, "offset", json_object_new_int64(e->v[EV_MM_OFFSET]));
-	ADD(a->fields, "reference_vcpu", json_object_new_int64(e->v[EV_MM_REF_VCPU]));
-	ADD(a->fields, "reference_offset", json_object_new_int64(e->v[EV_MM_REF_OFFSET]));
-	ADD(a->fields, "vcpus_different", json_object_new_int64(e->v[EV_MM_NR_DIFFERENT]));
+	ADD(a->fields, "offset", json_object_new_int64(e->mismatch.offset));
+	ADD(a->fields, "reference_vcpu", json_object_new_int64(e->mismatch.ref_vcpu));
+	ADD(a->fields, "reference_offset", json_object_new_int64(e->mismatch.ref_offset));
+	ADD(a->fields, "vcpus_different", json_object_new_int64(e->mismatch.nr_different));
 	snprintf(a->message, sizeof(a->message),
 		 "vCPU %d runs with TSC offset %lld but vCPU %lld with %lld (%lld vCPU(s) differ): "
 		 "the guest's CPUs disagree on the time. --correct aligns them on vCPU %lld.",
-		 e->vcpu, (long long)e->v[EV_MM_OFFSET], (long long)e->v[EV_MM_REF_VCPU],
-		 (long long)e->v[EV_MM_REF_OFFSET], (long long)e->v[EV_MM_NR_DIFFERENT],
-		 (long long)e->v[EV_MM_REF_VCPU]);
+		 e->vcpu, (long long)e->mismatch.offset, (long long)e->mismatch.ref_vcpu,
+		 (long long)e->mismatch.ref_offset, (long long)e->mismatch.nr_different,
+		 (long long)e->mismatch.ref_vcpu);
 }
 
 static void describe_pvclock(const struct clock_event *e, struct hv_alert *a)
 {
 	char resid[32], raw[32];
 
-	ADD(a->fields, "discontinuity_ns", json_object_new_int64(e->v[EV_PV_RESIDUAL]));
-	ADD(a->fields, "raw_discontinuity_ns", json_object_new_int64(e->v[EV_PV_RAW]));
-	ADD(a->fields, "explained_ns", json_object_new_int64(e->v[EV_PV_EXPLAINED]));
-	ADD(a->fields, "pvclock_flags", json_object_new_int64(e->v[EV_PV_FLAGS]));
-	hv_format_ns(resid, sizeof(resid), e->v[EV_PV_RESIDUAL]);
-	hv_format_ns(raw, sizeof(raw), e->v[EV_PV_RAW]);
+	ADD(a->fields, "discontinuity_ns", json_object_new_int64(e->pvclock.residual_ns));
+	ADD(a->fields, "raw_discontinuity_ns", json_object_new_int64(e->pvclock.raw_ns));
+	ADD(a->fields, "explained_ns", json_object_new_int64(e->pvclock.explained_ns));
+	ADD(a->fields, "pvclock_flags", json_object_new_int64(e->pvclock.flags));
+	hv_format_ns(resid, sizeof(resid), e->pvclock.residual_ns);
+	hv_format_ns(raw, sizeof(raw), e->pvclock.raw_ns);
 	snprintf(a->message, sizeof(a->message),
 		 "the kvmclock KVM published to vCPU %d jumped by %s that no clock write explains "
 		 "(raw discontinuity %s) while the TSC was stable: look for host clocksource "
@@ -243,7 +241,8 @@ static const char *const quota_names[HV_QUOTA_COUNT] = {
 static void describe_untracked(const struct clock_event *e, const char *comm, struct json_object *o)
 {
 	const struct clock_config *cfg = &skel->rodata->cfg;
-	unsigned q = e->v[0] > 0 && e->v[0] < HV_QUOTA_COUNT ? e->v[0] : 0;
+	__s64 refused = e->untracked.quota;
+	unsigned q = refused > 0 && refused < HV_QUOTA_COUNT ? refused : 0;
 	const long quota_limits[HV_QUOTA_COUNT] = {
 	    [HV_QUOTA_VMM] = cfg->quotas.per_vmm,
 	    [HV_QUOTA_USER] = cfg->quotas.per_user,
@@ -252,11 +251,11 @@ static void describe_untracked(const struct clock_event *e, const char *comm, st
 
 	ADD(o, "quota", q ? json_object_new_string(quota_names[q]) : NULL);
 	ADD(o, "limit", q ? json_object_new_int64(quota_limits[q]) : NULL);
-	ADD(o, "uid", json_object_new_int64(e->v[1]));
+	ADD(o, "uid", json_object_new_int64(e->untracked.uid));
 	hv_warn("%s[%u] (uid %lld) was refused a VM by the %s quota of %ld VMs: the clocks of its "
 		"VMs past the quota are not checked (hvguard_quota_refused_total counts their "
 		"events)",
-		comm, e->pid, (long long)e->v[1], q ? quota_names[q] : "?",
+		comm, e->pid, (long long)e->untracked.uid, q ? quota_names[q] : "?",
 		q ? quota_limits[q] : 0);
 }
 
@@ -265,17 +264,16 @@ static void describe_flood(struct hv_ctx *ctx, const struct clock_event *e, cons
 {
 	char window[32];
 
-	ADD(o, "suppressed", json_object_new_int64(e->v[EV_FLOOD_SUPPRESSED]));
-	ADD(o, "window_start_ns", json_object_new_int64(e->v[EV_FLOOD_WINDOW_START]));
-	ADD(o, "window_end_ns", json_object_new_int64(e->v[EV_FLOOD_WINDOW_END]));
-	ADD(o, "total", json_object_new_int64(e->v[EV_FLOOD_TOTAL]));
-	hv_format_ns(window, sizeof(window),
-		     e->v[EV_FLOOD_WINDOW_END] - e->v[EV_FLOOD_WINDOW_START]);
+	ADD(o, "suppressed", json_object_new_int64(e->flood.suppressed));
+	ADD(o, "window_start_ns", json_object_new_int64(e->flood.window_start_ns));
+	ADD(o, "window_end_ns", json_object_new_int64(e->flood.window_end_ns));
+	ADD(o, "total", json_object_new_int64(e->flood.total));
+	hv_format_ns(window, sizeof(window), e->flood.window_end_ns - e->flood.window_start_ns);
 	hv_log(ctx,
 	       "info guest-tsc-writes %s[%u] vm %llu: %lld more guest TSC writes over %s, counted "
 	       "and not logged one by one (%lld in all; legitimate, not an alert)",
-	       comm, e->pid, (unsigned long long)e->vm_id, (long long)e->v[EV_FLOOD_SUPPRESSED],
-	       window, (long long)e->v[EV_FLOOD_TOTAL]);
+	       comm, e->pid, (unsigned long long)e->vm_id, (long long)e->flood.suppressed, window,
+	       (long long)e->flood.total);
 }
 
 static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
@@ -296,25 +294,26 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 	switch (e->type) {
 	case CLOCK_EV_GUEST_TSC_WRITE:
 	case CLOCK_EV_TSC_RESET:
-		ADD(o, "offset_before", json_object_new_int64(e->v[0]));
-		ADD(o, "offset_after", json_object_new_int64(e->v[1]));
+		ADD(o, "offset_before", json_object_new_int64(e->tsc.before));
+		ADD(o, "offset_after", json_object_new_int64(e->tsc.after));
 		hv_log(ctx,
 		       "info %s %s[%u] vm %llu vcpu %d: offset %lld -> %lld (legitimate, not an "
 		       "alert)",
 		       name, comm, e->pid, (unsigned long long)e->vm_id, e->vcpu,
-		       (long long)e->v[0], (long long)e->v[1]);
+		       (long long)e->tsc.before, (long long)e->tsc.after);
 		break;
 	case CLOCK_EV_RESUME:
-		ADD(o, "paused_ns", e->v[0] >= 0 ? json_object_new_int64(e->v[0]) : NULL);
-		ADD(o, "jump_ns", json_object_new_int64(e->v[1]));
-		hv_format_ns(d, sizeof(d), e->v[1]);
+		ADD(o, "paused_ns",
+		    e->resume.paused_ns >= 0 ? json_object_new_int64(e->resume.paused_ns) : NULL);
+		ADD(o, "jump_ns", json_object_new_int64(e->resume.jump_ns));
+		hv_format_ns(d, sizeof(d), e->resume.jump_ns);
 		if (ctx->opts.verbose)
 			hv_log(ctx, "info resume %s[%u] vm %llu: kvmclock moved by %s", comm,
 			       e->pid, (unsigned long long)e->vm_id, d);
 		break;
 	case CLOCK_EV_PROC_EXIT:
 	case CLOCK_EV_PROC_EXEC:
-		ADD(o, "vmm_pid", json_object_new_int64(e->v[0]));
+		ADD(o, "vmm_pid", json_object_new_int64(e->vmm.tgid));
 		break;
 	case CLOCK_EV_GUEST_TSC_SUMMARY:
 		describe_flood(ctx, e, comm, o);
@@ -348,10 +347,10 @@ static void flood_tail(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm,
 		return;
 	__atomic_add_fetch(&skel->bss->guest_writes_suppressed, vm->guest_writes.suppressed,
 			   __ATOMIC_RELAXED);
-	e.v[EV_FLOOD_SUPPRESSED] = vm->guest_writes.suppressed;
-	e.v[EV_FLOOD_WINDOW_START] = vm->guest_writes.window_start;
-	e.v[EV_FLOOD_WINDOW_END] = e.ts_ns;
-	e.v[EV_FLOOD_TOTAL] = vm->guest_writes.total;
+	e.flood.suppressed = vm->guest_writes.suppressed;
+	e.flood.window_start_ns = vm->guest_writes.window_start;
+	e.flood.window_end_ns = e.ts_ns;
+	e.flood.total = vm->guest_writes.total;
 	if (!comm) {
 		hv_proc_comm(e.pid, own, sizeof(own));
 		comm = own;
@@ -486,9 +485,9 @@ static int clock_ring_event(void *data_ctx, void *data, size_t len)
 	else if (e->type < sizeof(info_names) / sizeof(info_names[0]) && info_names[e->type])
 		handle_info(ctx, e, comm, name);
 	if (e->type == CLOCK_EV_PROC_EXIT)
-		sweep_vms(ctx, (int)e->v[0], comm, e->ts_ns, "vmm-exit");
+		sweep_vms(ctx, (int)e->vmm.tgid, comm, e->ts_ns, "vmm-exit");
 	else if (e->type == CLOCK_EV_PROC_EXEC) /* its VMs went with the old image */
-		sweep_vms(ctx, (int)e->v[0], comm, e->ts_ns, "exec");
+		sweep_vms(ctx, (int)e->vmm.tgid, comm, e->ts_ns, "exec");
 	return 0;
 }
 

@@ -550,10 +550,10 @@ static int arrival_at_entry(const struct clock_event *e, const struct vm_state *
 
 	memset(a, 0, sizeof(*a));
 	a->kind = HV_MIG_ARRIVAL;
-	a->tsc_khz = (uint32_t)e->v[EV_ARR_TSC_KHZ];
-	a->pvti_mul = (uint32_t)(e->v[EV_ARR_PVTI_SCALE] >> 8);
-	a->pvti_shift = (__s8)(e->v[EV_ARR_PVTI_SCALE] & 0xff);
-	err = sample_vm(vm, now, e->v[EV_ARR_KVMCLOCK_OFFSET], a);
+	a->tsc_khz = (uint32_t)e->arrival.tsc_khz;
+	a->pvti_mul = (uint32_t)(e->arrival.pvti_scale >> 8);
+	a->pvti_shift = (__s8)(e->arrival.pvti_scale & 0xff);
+	err = sample_vm(vm, now, e->arrival.kvmclock_offset, a);
 	if (err)
 		return err;
 	for (uint32_t i = 0; i < a->nr_vcpus; i++)
@@ -561,7 +561,7 @@ static int arrival_at_entry(const struct clock_event *e, const struct vm_state *
 	a->realtime_ns = entry;
 	a->tai_ns -= back;
 	a->kvmclock_ns -= back;
-	a->written_ns = realtime_of(now, e->v[EV_ARR_WRITTEN_NS]);
+	a->written_ns = realtime_of(now, e->arrival.written_ns);
 	a->pid = (int32_t)e->pid;
 	a->vm = e->vm_id;
 	names_of(a->pid, a);
@@ -702,7 +702,7 @@ static void build_fix(const struct vm_state *vm, const struct clock_event *e,
 {
 	int64_t elapsed = a->realtime_ns - s->d.realtime_ns;
 
-	fix->kvmclock_offset_now = e->v[EV_ARR_KVMCLOCK_OFFSET];
+	fix->kvmclock_offset_now = e->arrival.kvmclock_offset;
 	fix->kvmclock_offset_wanted = fix->kvmclock_offset_now - s->r.kvmclock_warp_ns;
 	fix->nr_vcpus = 0;
 	for (uint32_t i = 0; i < a->nr_vcpus; i++) {
@@ -794,7 +794,7 @@ void hv_mig_arrival(struct hv_ctx *ctx, const struct clock_event *e, const char 
 		unchecked(ctx, "out-of-memory", "an arrival");
 		goto release;
 	}
-	if ((__u64)e->v[EV_ARR_TSC_RATIO] & ((__u64)e->v[EV_ARR_TSC_RATIO] - 1)) {
+	if ((__u64)e->arrival.tsc_ratio & ((__u64)e->arrival.tsc_ratio - 1)) {
 		unchecked(ctx, "scaled-tsc", "an arrival");
 		goto release;
 	}

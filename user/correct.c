@@ -354,7 +354,7 @@ static int set_kvmclock_offset(__u64 kvm, int fd, __s64 from, __s64 wanted, stru
 
 static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
 {
-	int fd = (int)e->v[EV_FD];
+	int fd = (int)e->jump.fd;
 	struct vcpu_scan vs;
 
 	if (fd < 0) { /* not seen on the kvm-tracepoints tier */
@@ -362,8 +362,8 @@ static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, st
 			return -1;
 		fd = vs.vm_fd;
 	}
-	return set_kvmclock_offset(e->vm_key, fd, e->v[EV_OFFSET_AFTER], e->v[EV_OFFSET_BEFORE],
-				   inj, c);
+	return set_kvmclock_offset(e->vm_key, fd, e->jump.offset_after, e->jump.offset_before, inj,
+				   c);
 }
 
 /* KVM_SET_DEVICE_ATTR(KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET) with a
@@ -422,20 +422,20 @@ static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
 	 * from the same offset the vCPU ran with: that one restores it. */
 	if (recorded_offset(e, e->vcpu, &now))
 		return refuse(c, "the VM is gone");
-	if (now != e->v[EV_TSC_AFTER])
+	if (now != e->tsc.after)
 		return refuse(c, "vCPU %d's offset moved again since the alert (%lld, not %lld)",
-			      e->vcpu, (long long)now, (long long)e->v[EV_TSC_AFTER]);
-	if (set_tsc_offset(inj, fd, e->v[EV_TSC_BEFORE], c))
+			      e->vcpu, (long long)now, (long long)e->tsc.after);
+	if (set_tsc_offset(inj, fd, e->tsc.before, c))
 		return -1;
 	/* On kernels where the offset reads back as 0 the tracepoint's value,
 	 * recorded by the BPF side, is the proof. */
 	if (recorded_offset(e, e->vcpu, &now))
 		return failed(c, "the VM vanished during the correction");
-	ADDI(c->before, "offset", e->v[EV_TSC_AFTER]);
+	ADDI(c->before, "offset", e->tsc.after);
 	ADDI(c->after, "offset", now);
-	if (now != e->v[EV_TSC_BEFORE])
+	if (now != e->tsc.before)
 		return failed(c, "vCPU %d's offset is %lld after the write, not %lld", e->vcpu,
-			      (long long)now, (long long)e->v[EV_TSC_BEFORE]);
+			      (long long)now, (long long)e->tsc.before);
 	return 0;
 }
 
@@ -443,7 +443,7 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 {
 	struct vcpu_scan vs;
 	struct vm_state vm;
-	__s64 ref = e->v[EV_MM_REF_OFFSET];
+	__s64 ref = e->mismatch.ref_offset;
 	int n, fixed = 0;
 
 	if (scan_fds(e->pid, &vs, c))
@@ -451,9 +451,9 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 	n = vs.found;
 	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &e->vm_key, &vm))
 		return refuse(c, "the VM is gone");
-	if ((long long)vm.nr_vcpus != e->v[EV_MM_NR_VCPUS] || n != (int)vm.nr_vcpus)
+	if ((long long)vm.nr_vcpus != e->mismatch.nr_vcpus || n != (int)vm.nr_vcpus)
 		return refuse(c, "the vCPU count changed (%u now, %lld then, %d fds)", vm.nr_vcpus,
-			      (long long)e->v[EV_MM_NR_VCPUS], n);
+			      (long long)e->mismatch.nr_vcpus, n);
 	ADDI(c->before, "reference_offset", ref);
 	for (__u32 i = 0; i < vm.nr_vcpus && i < HV_MAX_VCPUS; i++) {
 		int id = (int)vm.vcpu_ids[i] - 1, fd = vcpu_fd(&vs, id);
@@ -549,8 +549,8 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 	c->stopped = since_freeze(c);
 	/* The syscalls tier saw the VM's fd at KVM_SET_CLOCK: is it still
 	 * that VM's? (Otherwise the fds are found in /proc at the repair.) */
-	if (e->rule == HV_RULE_KVMCLOCK_JUMP && e->v[EV_FD] >= 0 &&
-	    !fd_is(e->pid, e->v[EV_FD], "kvm-vm"))
+	if (e->rule == HV_RULE_KVMCLOCK_JUMP && e->jump.fd >= 0 &&
+	    !fd_is(e->pid, e->jump.fd, "kvm-vm"))
 		return refuse(c, "the VM's fd is gone from the VMM (closed, or the VMM exec'd)");
 	if (inject_begin(e->pid, &inj, c))
 		return -1;
