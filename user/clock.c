@@ -18,6 +18,7 @@
 #include "clock.skel.h"
 #include "clock_user.h"
 #include "hvguard.h"
+#include "json_util.h"
 #include "kallsyms.h"
 #include "metrics.h"
 #include "pindir.h"
@@ -81,19 +82,16 @@ static const char *ioctl_name(long long cmd)
 	return "ioctl";
 }
 
-#define ADD(o, k, v) json_object_object_add((o), (k), (v))
-
 static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert *a)
 {
 	char jump[32], paused[32];
 
-	ADD(a->fields, "jump_ns", json_object_new_int64(e->jump.ns));
-	ADD(a->fields, "paused_ns",
-	    e->jump.paused_ns >= 0 ? json_object_new_int64(e->jump.paused_ns) : NULL);
-	ADD(a->fields, "kvmclock_offset_before", json_object_new_int64(e->jump.offset_before));
-	ADD(a->fields, "kvmclock_offset_after", json_object_new_int64(e->jump.offset_after));
-	ADD(a->fields, "set_clock_flags",
-	    e->jump.set_flags >= 0 ? json_object_new_int64(e->jump.set_flags) : NULL);
+	hv_json_add_int(a->fields, "jump_ns", e->jump.ns);
+	hv_json_add_int_or_null(a->fields, "paused_ns", e->jump.paused_ns >= 0, e->jump.paused_ns);
+	hv_json_add_int(a->fields, "kvmclock_offset_before", e->jump.offset_before);
+	hv_json_add_int(a->fields, "kvmclock_offset_after", e->jump.offset_after);
+	hv_json_add_int_or_null(a->fields, "set_clock_flags", e->jump.set_flags >= 0,
+				e->jump.set_flags);
 	hv_format_ns(jump, sizeof(jump), e->jump.ns < 0 ? -e->jump.ns : e->jump.ns);
 	if (e->jump.paused_ns >= 0)
 		hv_format_ns(paused, sizeof(paused), e->jump.paused_ns);
@@ -112,11 +110,10 @@ static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert 
 
 static void describe_tsc_offset(const struct clock_event *e, struct hv_alert *a)
 {
-	ADD(a->fields, "offset_before", json_object_new_int64(e->tsc.before));
-	ADD(a->fields, "offset_after", json_object_new_int64(e->tsc.after));
-	ADD(a->fields, "tsc_written",
-	    e->tsc.written >= 0 ? json_object_new_int64(e->tsc.written) : NULL);
-	ADD(a->fields, "ioctl", json_object_new_string(ioctl_name(e->tsc.ioctl)));
+	hv_json_add_int(a->fields, "offset_before", e->tsc.before);
+	hv_json_add_int(a->fields, "offset_after", e->tsc.after);
+	hv_json_add_int_or_null(a->fields, "tsc_written", e->tsc.written >= 0, e->tsc.written);
+	hv_json_add_str(a->fields, "ioctl", ioctl_name(e->tsc.ioctl));
 	snprintf(a->message, sizeof(a->message),
 		 "%s moved vCPU %d's TSC offset by %lld cycles after the VM ran: the guest's TSC "
 		 "jumped. Across pause and resume the offset must stay bitwise the same; --correct "
@@ -128,13 +125,13 @@ static void describe_tsc_khz(const struct clock_event *e, struct hv_alert *a)
 {
 	long long result = e->khz.result;
 
-	ADD(a->fields, "khz_before", json_object_new_int64(e->khz.before));
-	ADD(a->fields, "khz_after", json_object_new_int64(e->khz.after));
+	hv_json_add_int(a->fields, "khz_before", e->khz.before);
+	hv_json_add_int(a->fields, "khz_after", e->khz.after);
 	bool known = result != HV_RESULT_UNKNOWN;
 
-	ADD(a->fields, "applied", known ? json_object_new_boolean(result == 0) : NULL);
-	ADD(a->fields, "error", known && result ? json_object_new_string(strerror(-result)) : NULL);
-	ADD(a->fields, "correction", json_object_new_string("none: no safe correction exists"));
+	hv_json_add_bool_or_null(a->fields, "applied", known, result == 0);
+	hv_json_add_str(a->fields, "error", known && result ? strerror(-result) : NULL);
+	hv_json_add_str(a->fields, "correction", "none: no safe correction exists");
 	snprintf(a->message, sizeof(a->message),
 		 "KVM_SET_TSC_KHZ asked to change vCPU %d from %lld to %lld kHz after it ran (%s). "
 		 "No safe correction exists: alert only. Fix the VMM; the VM may need a restart.",
@@ -146,10 +143,10 @@ static void describe_tsc_khz(const struct clock_event *e, struct hv_alert *a)
 
 static void describe_mismatch(const struct clock_event *e, struct hv_alert *a)
 {
-	ADD(a->fields, "offset", json_object_new_int64(e->mismatch.offset));
-	ADD(a->fields, "reference_vcpu", json_object_new_int64(e->mismatch.ref_vcpu));
-	ADD(a->fields, "reference_offset", json_object_new_int64(e->mismatch.ref_offset));
-	ADD(a->fields, "vcpus_different", json_object_new_int64(e->mismatch.nr_different));
+	hv_json_add_int(a->fields, "offset", e->mismatch.offset);
+	hv_json_add_int(a->fields, "reference_vcpu", e->mismatch.ref_vcpu);
+	hv_json_add_int(a->fields, "reference_offset", e->mismatch.ref_offset);
+	hv_json_add_int(a->fields, "vcpus_different", e->mismatch.nr_different);
 	snprintf(a->message, sizeof(a->message),
 		 "vCPU %d runs with TSC offset %lld but vCPU %lld with %lld (%lld vCPU(s) differ): "
 		 "the guest's CPUs disagree on the time. --correct aligns them on vCPU %lld.",
@@ -162,10 +159,10 @@ static void describe_pvclock(const struct clock_event *e, struct hv_alert *a)
 {
 	char resid[32], raw[32];
 
-	ADD(a->fields, "discontinuity_ns", json_object_new_int64(e->pvclock.residual_ns));
-	ADD(a->fields, "raw_discontinuity_ns", json_object_new_int64(e->pvclock.raw_ns));
-	ADD(a->fields, "explained_ns", json_object_new_int64(e->pvclock.explained_ns));
-	ADD(a->fields, "pvclock_flags", json_object_new_int64(e->pvclock.flags));
+	hv_json_add_int(a->fields, "discontinuity_ns", e->pvclock.residual_ns);
+	hv_json_add_int(a->fields, "raw_discontinuity_ns", e->pvclock.raw_ns);
+	hv_json_add_int(a->fields, "explained_ns", e->pvclock.explained_ns);
+	hv_json_add_int(a->fields, "pvclock_flags", e->pvclock.flags);
 	hv_format_ns(resid, sizeof(resid), e->pvclock.residual_ns);
 	hv_format_ns(raw, sizeof(raw), e->pvclock.raw_ns);
 	snprintf(a->message, sizeof(a->message),
@@ -249,9 +246,9 @@ static void describe_untracked(const struct clock_event *e, const char *comm, st
 	    [HV_QUOTA_NON_ROOT] = cfg->quotas.non_root,
 	};
 
-	ADD(o, "quota", q ? json_object_new_string(quota_names[q]) : NULL);
-	ADD(o, "limit", q ? json_object_new_int64(quota_limits[q]) : NULL);
-	ADD(o, "uid", json_object_new_int64(e->untracked.uid));
+	hv_json_add_str(o, "quota", q ? quota_names[q] : NULL);
+	hv_json_add_int_or_null(o, "limit", q, quota_limits[q]);
+	hv_json_add_int(o, "uid", e->untracked.uid);
 	hv_warn("%s[%u] (uid %lld) was refused a VM by the %s quota of %ld VMs: the clocks of its "
 		"VMs past the quota are not checked (hvguard_quota_refused_total counts their "
 		"events)",
@@ -264,10 +261,10 @@ static void describe_flood(struct hv_ctx *ctx, const struct clock_event *e, cons
 {
 	char window[32];
 
-	ADD(o, "suppressed", json_object_new_int64(e->flood.suppressed));
-	ADD(o, "window_start_ns", json_object_new_int64(e->flood.window_start_ns));
-	ADD(o, "window_end_ns", json_object_new_int64(e->flood.window_end_ns));
-	ADD(o, "total", json_object_new_int64(e->flood.total));
+	hv_json_add_int(o, "suppressed", e->flood.suppressed);
+	hv_json_add_int(o, "window_start_ns", e->flood.window_start_ns);
+	hv_json_add_int(o, "window_end_ns", e->flood.window_end_ns);
+	hv_json_add_int(o, "total", e->flood.total);
 	hv_format_ns(window, sizeof(window), e->flood.window_end_ns - e->flood.window_start_ns);
 	hv_log(ctx,
 	       "info guest-tsc-writes %s[%u] vm %llu: %lld more guest TSC writes over %s, counted "
@@ -283,19 +280,19 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 	const char *name = info_names[e->type];
 	char d[32];
 
-	ADD(o, "type", json_object_new_string("event"));
-	ADD(o, "event", json_object_new_string(name));
-	ADD(o, "ts_ns", json_object_new_uint64(e->ts_ns));
-	ADD(o, "pid", json_object_new_int(e->pid));
-	ADD(o, "comm", json_object_new_string(comm));
-	ADD(o, "vm", e->vm_id ? json_object_new_int64(e->vm_id) : NULL);
-	ADD(o, "vm_name", vm_name ? json_object_new_string(vm_name) : NULL);
-	ADD(o, "vcpu", e->vcpu >= 0 ? json_object_new_int(e->vcpu) : NULL);
+	hv_json_add_str(o, "type", "event");
+	hv_json_add_str(o, "event", name);
+	hv_json_add_uint(o, "ts_ns", e->ts_ns);
+	hv_json_add_int(o, "pid", e->pid);
+	hv_json_add_str(o, "comm", comm);
+	hv_json_add_int_or_null(o, "vm", e->vm_id, e->vm_id);
+	hv_json_add_str(o, "vm_name", vm_name);
+	hv_json_add_int_or_null(o, "vcpu", e->vcpu >= 0, e->vcpu);
 	switch (e->type) {
 	case CLOCK_EV_GUEST_TSC_WRITE:
 	case CLOCK_EV_TSC_RESET:
-		ADD(o, "offset_before", json_object_new_int64(e->tsc.before));
-		ADD(o, "offset_after", json_object_new_int64(e->tsc.after));
+		hv_json_add_int(o, "offset_before", e->tsc.before);
+		hv_json_add_int(o, "offset_after", e->tsc.after);
 		hv_log(ctx,
 		       "info %s %s[%u] vm %llu vcpu %d: offset %lld -> %lld (legitimate, not an "
 		       "alert)",
@@ -303,9 +300,9 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 		       (long long)e->tsc.before, (long long)e->tsc.after);
 		break;
 	case CLOCK_EV_RESUME:
-		ADD(o, "paused_ns",
-		    e->resume.paused_ns >= 0 ? json_object_new_int64(e->resume.paused_ns) : NULL);
-		ADD(o, "jump_ns", json_object_new_int64(e->resume.jump_ns));
+		hv_json_add_int_or_null(o, "paused_ns", e->resume.paused_ns >= 0,
+					e->resume.paused_ns);
+		hv_json_add_int(o, "jump_ns", e->resume.jump_ns);
 		hv_format_ns(d, sizeof(d), e->resume.jump_ns);
 		if (ctx->opts.verbose)
 			hv_log(ctx, "info resume %s[%u] vm %llu: kvmclock moved by %s", comm,
@@ -313,7 +310,7 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 		break;
 	case CLOCK_EV_PROC_EXIT:
 	case CLOCK_EV_PROC_EXEC:
-		ADD(o, "vmm_pid", json_object_new_int64(e->vmm.tgid));
+		hv_json_add_int(o, "vmm_pid", e->vmm.tgid);
 		break;
 	case CLOCK_EV_GUEST_TSC_SUMMARY:
 		describe_flood(ctx, e, comm, o);
@@ -782,36 +779,35 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 	struct clock_bpf__bss *b = skel->bss;
 
 	(void)ctx;
-	ADD(o, "hooks", json_object_new_string(hv_clock_family.hooks));
-	ADD(o, "vms", json_object_new_int(count_vms()));
-	ADD(o, "kvm_ioctls", json_object_new_uint64(b->kvm_ioctls_seen));
-	ADD(o, "pvclock_updates", json_object_new_uint64(b->pvclock_updates_seen));
-	ADD(o, "tsc_offset_writes", json_object_new_uint64(b->tsc_writes_seen));
-	ADD(o, "unattributed_tsc_writes", json_object_new_uint64(b->unattributed_tsc_writes));
-	ADD(o, "tsc_record_stale", json_object_new_uint64(b->tsc_record_stale));
-	ADD(o, "vcpus_untracked", json_object_new_uint64(b->vcpus_untracked));
-	ADD(o, "events_lost", json_object_new_uint64(b->events_lost));
+	hv_json_add_str(o, "hooks", hv_clock_family.hooks);
+	hv_json_add_int(o, "vms", count_vms());
+	hv_json_add_uint(o, "kvm_ioctls", b->kvm_ioctls_seen);
+	hv_json_add_uint(o, "pvclock_updates", b->pvclock_updates_seen);
+	hv_json_add_uint(o, "tsc_offset_writes", b->tsc_writes_seen);
+	hv_json_add_uint(o, "unattributed_tsc_writes", b->unattributed_tsc_writes);
+	hv_json_add_uint(o, "tsc_record_stale", b->tsc_record_stale);
+	hv_json_add_uint(o, "vcpus_untracked", b->vcpus_untracked);
+	hv_json_add_uint(o, "events_lost", b->events_lost);
 	struct json_object *full = json_object_new_object();
 
 	for (int i = 0; i < HV_CLOCK_MAP_COUNT; i++)
-		ADD(full, map_names[i], json_object_new_uint64(b->map_full[i]));
-	ADD(o, "map_full", full);
+		hv_json_add_uint(full, map_names[i], b->map_full[i]);
+	json_object_object_add(o, "map_full", full);
 	struct json_object *missed = json_object_new_object();
 
 	for (int i = 0; i < HV_RULE_COUNT; i++)
 		if (hv_rule_table[i].family == HV_FAM_CLOCK)
-			ADD(missed, hv_rule_table[i].id,
-			    json_object_new_uint64(b->alerts_missed[i]));
-	ADD(o, "alerts_missed", missed);
+			hv_json_add_uint(missed, hv_rule_table[i].id, b->alerts_missed[i]);
+	json_object_object_add(o, "alerts_missed", missed);
 	struct json_object *quota = json_object_new_object();
 
 	for (int q = HV_QUOTA_VMM; q < HV_QUOTA_COUNT; q++)
-		ADD(quota, quota_names[q], json_object_new_uint64(b->quota_refused[q]));
-	ADD(o, "quota_refused", quota);
-	ADD(o, "guest_tsc_writes_suppressed", json_object_new_uint64(b->guest_writes_suppressed));
-	ADD(o, "arrivals_demoted", json_object_new_uint64(b->arrivals_demoted));
+		hv_json_add_uint(quota, quota_names[q], b->quota_refused[q]);
+	json_object_object_add(o, "quota_refused", quota);
+	hv_json_add_uint(o, "guest_tsc_writes_suppressed", b->guest_writes_suppressed);
+	hv_json_add_uint(o, "arrivals_demoted", b->arrivals_demoted);
 	hv_mig_summary(o);
-	ADD(summary, "clock", o);
+	json_object_object_add(summary, "clock", o);
 }
 
 static void clock_unload(struct hv_ctx *ctx)

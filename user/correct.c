@@ -32,6 +32,7 @@
 #include "clock_user.h"
 #include "hvguard/clock_logic.h"
 #include "inject.h"
+#include "json_util.h"
 #include "metrics.h"
 #include "rules.h"
 
@@ -241,8 +242,6 @@ static int kvmclock_offset_now(__u64 kvm, __s64 *offset)
 	return 0;
 }
 
-#define ADDI(o, k, v) json_object_object_add((o), (k), json_object_new_int64(v))
-
 /* A VMM's KVM fds, from /proc/PID/fd ("anon_inode:kvm-vm", "kvm-vcpu:N"). */
 struct vcpu_scan {
 	struct {
@@ -344,9 +343,9 @@ static int set_kvmclock_offset(__u64 kvm, int fd, __s64 from, __s64 wanted, stru
 	rc = kvmclock_offset_now(kvm, &now);
 	if (rc)
 		return failed(c, "cannot read the offset back: %s", strerror(-rc));
-	ADDI(c->before, "kvmclock_offset", from);
-	ADDI(c->after, "kvmclock_offset", now);
-	ADDI(c->after, "wanted_kvmclock_offset", wanted);
+	hv_json_add_int(c->before, "kvmclock_offset", from);
+	hv_json_add_int(c->after, "kvmclock_offset", now);
+	hv_json_add_int(c->after, "wanted_kvmclock_offset", wanted);
 	c->residual_ns = now - wanted;
 	c->has_residual = true;
 	return 0;
@@ -431,8 +430,8 @@ static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
 	 * recorded by the BPF side, is the proof. */
 	if (recorded_offset(e, e->vcpu, &now))
 		return failed(c, "the VM vanished during the correction");
-	ADDI(c->before, "offset", e->tsc.after);
-	ADDI(c->after, "offset", now);
+	hv_json_add_int(c->before, "offset", e->tsc.after);
+	hv_json_add_int(c->after, "offset", now);
 	if (now != e->tsc.before)
 		return failed(c, "vCPU %d's offset is %lld after the write, not %lld", e->vcpu,
 			      (long long)now, (long long)e->tsc.before);
@@ -454,7 +453,7 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 	if ((long long)vm.nr_vcpus != e->mismatch.nr_vcpus || n != (int)vm.nr_vcpus)
 		return refuse(c, "the vCPU count changed (%u now, %lld then, %d fds)", vm.nr_vcpus,
 			      (long long)e->mismatch.nr_vcpus, n);
-	ADDI(c->before, "reference_offset", ref);
+	hv_json_add_int(c->before, "reference_offset", ref);
 	for (__u32 i = 0; i < vm.nr_vcpus && i < HV_MAX_VCPUS; i++) {
 		int id = (int)vm.vcpu_ids[i] - 1, fd = vcpu_fd(&vs, id);
 
@@ -474,7 +473,7 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 		    vm.tsc_offset[i] != ref)
 			return failed(c, "vCPU %d's offset is still %lld", (int)vm.vcpu_ids[i] - 1,
 				      (long long)vm.tsc_offset[i]);
-	ADDI(c->after, "vcpus_aligned", fixed);
+	hv_json_add_int(c->after, "vcpus_aligned", fixed);
 	return 0;
 }
 
@@ -584,26 +583,24 @@ static struct json_object *correction_json(struct hv_ctx *ctx, const struct cloc
 	char comm[17] = "", d[32], r[32] = "";
 
 	memcpy(comm, e->comm, sizeof(e->comm));
-	json_object_object_add(o, "type", json_object_new_string("correction"));
-	json_object_object_add(o, "rule", json_object_new_string(rule));
-	json_object_object_add(o, "pid", json_object_new_int(e->pid));
-	json_object_object_add(o, "comm", json_object_new_string(comm));
-	json_object_object_add(o, "vm", json_object_new_int64(e->vm_id));
-	json_object_object_add(o, "vcpu", e->vcpu >= 0 ? json_object_new_int(e->vcpu) : NULL);
+	hv_json_add_str(o, "type", "correction");
+	hv_json_add_str(o, "rule", rule);
+	hv_json_add_int(o, "pid", e->pid);
+	hv_json_add_str(o, "comm", comm);
+	hv_json_add_int(o, "vm", e->vm_id);
+	hv_json_add_int_or_null(o, "vcpu", e->vcpu >= 0, e->vcpu);
 	json_object_object_add(o, "before", c->before);
 	json_object_object_add(o, "after", c->after);
-	json_object_object_add(o, "result", json_object_new_string(c->result));
-	json_object_object_add(o, "reason",
-			       c->reason[0] ? json_object_new_string(c->reason) : NULL);
-	json_object_object_add(o, "frozen_ns", json_object_new_uint64(frozen_ns));
-	json_object_object_add(o, "residual_ns",
-			       c->has_residual ? json_object_new_int64(c->residual_ns) : NULL);
+	hv_json_add_str(o, "result", c->result);
+	hv_json_add_str(o, "reason", c->reason[0] ? c->reason : NULL);
+	hv_json_add_uint(o, "frozen_ns", frozen_ns);
+	hv_json_add_int_or_null(o, "residual_ns", c->has_residual, c->residual_ns);
 	struct json_object *t = json_object_new_object();
-	ADDI(t, "noticed", c->noticed / 1000);
-	ADDI(t, "stopped", c->stopped / 1000);
-	ADDI(t, "seized", c->seized / 1000);
-	ADDI(t, "repaired", c->repaired / 1000);
-	ADDI(t, "released", frozen_ns / 1000);
+	hv_json_add_int(t, "noticed", c->noticed / 1000);
+	hv_json_add_int(t, "stopped", c->stopped / 1000);
+	hv_json_add_int(t, "seized", c->seized / 1000);
+	hv_json_add_int(t, "repaired", c->repaired / 1000);
+	hv_json_add_int(t, "released", frozen_ns / 1000);
 	json_object_object_add(o, "timeline_us", t);
 	hv_metrics_correction(ctx->metrics, rule, c->result);
 	hv_format_ns(d, sizeof(d), frozen_ns);
