@@ -17,6 +17,7 @@
 #include "hvguard/clock.h" /* before the skeleton, which uses its types */
 #include "clock.skel.h"
 #include "clock_user.h"
+#include "format.h"
 #include "hvguard.h"
 #include "json_util.h"
 #include "kallsyms.h"
@@ -48,21 +49,6 @@ static bool clock_present(struct hv_ctx *ctx, char *why, size_t len)
 		return false;
 	}
 	return true;
-}
-
-/* Prints "-1.000 s", "150.2 us", "12 ns": sizes a person reads at a glance. */
-void hv_format_ns(char *buf, size_t len, long long ns)
-{
-	long long a = ns < 0 ? -ns : ns;
-
-	if (a >= 1000000000LL)
-		snprintf(buf, len, "%.3f s", ns / 1e9);
-	else if (a >= 1000000)
-		snprintf(buf, len, "%.3f ms", ns / 1e6);
-	else if (a >= 1000)
-		snprintf(buf, len, "%.1f us", ns / 1e3);
-	else
-		snprintf(buf, len, "%lld ns", ns);
 }
 
 static const char *ioctl_name(long long cmd)

@@ -26,6 +26,7 @@
 #include <x86intrin.h>
 
 #include "clock_user.h"
+#include "format.h"
 #include "hvguard/clock_logic.h" /* hv_abs64 */
 #include "hvguard.h"
 #include "json_util.h"

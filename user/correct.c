@@ -30,6 +30,7 @@
 #include "hvguard/clock.h"
 #include "clock.skel.h"
 #include "clock_user.h"
+#include "format.h"
 #include "hvguard/clock_logic.h"
 #include "inject.h"
 #include "json_util.h"

@@ -40,8 +40,6 @@ enum hv_severity {
 	HV_SEV_CRITICAL,
 };
 
-const char *hv_severity_name(enum hv_severity s);
-
 /* What the daemon does when a rule fires. */
 enum hv_action {
 	HV_ACT_ALERT,
@@ -49,8 +47,6 @@ enum hv_action {
 	HV_ACT_KILL,	/* xen rules: SIGKILL from BPF at the offending ioctl */
 	HV_ACT_DENY,	/* xen rules: BPF LSM returns -EPERM */
 };
-
-const char *hv_action_name(enum hv_action a);
 
 struct hv_opts {
 	bool json;

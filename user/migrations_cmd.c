@@ -22,8 +22,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "clock_user.h" /* hv_format_ns */
 #include "commands.h"
+#include "format.h"
 #include "hvguard.h"
 #include "hvguard/clock_logic.h" /* hv_abs64 */
 #include "json_util.h"

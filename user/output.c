@@ -22,6 +22,7 @@
 #include "journal.h"
 #include "json_util.h"
 #include "metrics.h"
+#include "rules.h"
 
 bool hv_json_errors;
 
