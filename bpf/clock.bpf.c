@@ -370,8 +370,7 @@ static __always_inline void fill_event(struct clock_event *e, __u32 type, __u32 
 	e->vcpu = vcpu;
 	e->frozen = 0;
 	e->ts_ns = bpf_ktime_get_boot_ns();
-	for (int i = 0; i < EV_NR_VALUES; i++)
-		e->v[i] = 0;
+	__builtin_memset(&e->jump, 0, sizeof(e->jump)); /* the whole payload */
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 }
 
@@ -399,16 +398,50 @@ static __always_inline struct clock_event *reserve_alert(enum hv_rule_id rule, _
 	return e;
 }
 
-static __always_inline void emit_simple(__u32 type, __u64 kvm, const struct vm_state *vm,
-					__s32 vcpu, __s64 v0, __s64 v1)
+/* An information record's, from the information ring; its payload zero. */
+static __always_inline struct clock_event *reserve_info(__u32 type, __u64 kvm,
+							const struct vm_state *vm, __s32 vcpu)
 {
 	struct clock_event *e = reserve_event();
 
+	if (e)
+		fill_event(e, type, 0, kvm, vm, vcpu);
+	return e;
+}
+
+/* A legitimate TSC write, logged: CLOCK_EV_GUEST_TSC_WRITE or _TSC_RESET. */
+static __always_inline void emit_tsc_write(__u32 type, __u64 kvm, const struct vm_state *vm,
+					   __s32 vcpu, __s64 before, __s64 after)
+{
+	struct clock_event *e = reserve_info(type, kvm, vm, vcpu);
+
 	if (!e)
 		return;
-	fill_event(e, type, 0, kvm, vm, vcpu);
-	e->v[0] = v0;
-	e->v[1] = v1;
+	e->tsc.before = before;
+	e->tsc.after = after;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void emit_resume(__u64 kvm, const struct vm_state *vm, __s64 paused_ns,
+					__s64 jump_ns)
+{
+	struct clock_event *e = reserve_info(CLOCK_EV_RESUME, kvm, vm, -1);
+
+	if (!e)
+		return;
+	e->resume.paused_ns = paused_ns;
+	e->resume.jump_ns = jump_ns;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* A VMM process exited or exec'd: CLOCK_EV_PROC_EXIT or _PROC_EXEC. */
+static __always_inline void emit_vmm(__u32 type, __u32 tgid)
+{
+	struct clock_event *e = reserve_info(type, 0, NULL, -1);
+
+	if (!e)
+		return;
+	e->vmm.tgid = tgid;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -426,18 +459,17 @@ static __always_inline void emit_guest_write(__u64 kvm, struct vm_state *vm, __s
 
 	if (closed) {
 		__sync_fetch_and_add(&guest_writes_suppressed, closed);
-		e = reserve_event();
+		e = reserve_info(CLOCK_EV_GUEST_TSC_SUMMARY, kvm, vm, -1);
 		if (e) {
-			fill_event(e, CLOCK_EV_GUEST_TSC_SUMMARY, 0, kvm, vm, -1);
-			e->v[EV_FLOOD_SUPPRESSED] = closed;
-			e->v[EV_FLOOD_WINDOW_START] = closed_start;
-			e->v[EV_FLOOD_WINDOW_END] = now;
-			e->v[EV_FLOOD_TOTAL] = vm->guest_writes.total;
+			e->flood.suppressed = closed;
+			e->flood.window_start_ns = closed_start;
+			e->flood.window_end_ns = now;
+			e->flood.total = vm->guest_writes.total;
 			bpf_ringbuf_submit(e, 0);
 		}
 	}
 	if (send)
-		emit_simple(CLOCK_EV_GUEST_TSC_WRITE, kvm, vm, vcpu, before, after);
+		emit_tsc_write(CLOCK_EV_GUEST_TSC_WRITE, kvm, vm, vcpu, before, after);
 }
 
 /* A new VM state, replacing whatever stale one had the same key; says so
@@ -457,6 +489,18 @@ static __always_inline void *map_entry(void *map, const void *key, const void *z
 	if (!v)
 		__sync_fetch_and_add(&map_full[which], 1);
 	return v;
+}
+
+/* A VMM was refused a VM by quota q: said once per VMM. */
+static __always_inline void emit_untracked(__u64 kvm, enum hv_quota q, __u32 uid)
+{
+	struct clock_event *e = reserve_info(CLOCK_EV_VM_UNTRACKED, kvm, NULL, -1);
+
+	if (!e)
+		return;
+	e->untracked.quota = q;
+	e->untracked.uid = uid;
+	bpf_ringbuf_submit(e, 0);
 }
 
 /*
@@ -493,7 +537,7 @@ static __always_inline bool vm_quota_take(__u64 kvm)
 	if (q != HV_QUOTA_OK) {
 		__sync_fetch_and_add(&quota_refused[q], 1);
 		if (!vmm->refused && __sync_bool_compare_and_swap(&vmm->refused, 0, q))
-			emit_simple(CLOCK_EV_VM_UNTRACKED, kvm, NULL, -1, q, uid);
+			emit_untracked(kvm, q, uid);
 		return false;
 	}
 	__sync_fetch_and_add(&vmm->vms, 1);
@@ -509,6 +553,7 @@ static __always_inline struct vm_state *vm_init(__u64 kvm)
 	struct clock_globals *g = globals();
 	struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
 	__u32 tgid = hv_current_tgid();
+	struct clock_event *e;
 
 	if (!g)
 		return NULL;
@@ -526,7 +571,9 @@ static __always_inline struct vm_state *vm_init(__u64 kvm)
 	vm->id = __sync_fetch_and_add(&g->next_vm_id, 1) + 1;
 	vm->owner_tgid = tgid;
 	vm->phase = VM_SETUP;
-	emit_simple(CLOCK_EV_VM_NEW, kvm, vm, -1, 0, 0);
+	e = reserve_info(CLOCK_EV_VM_NEW, kvm, vm, -1);
+	if (e)
+		bpf_ringbuf_submit(e, 0);
 	return vm;
 }
 
@@ -679,11 +726,11 @@ static __always_inline void check_mismatch(__u64 kvm)
 	e = reserve_alert(HV_RULE_VCPU_TSC_MISMATCH, kvm, vm, slot_vcpu_id(vm, r->bad_vcpu));
 	if (!e)
 		return;
-	e->v[EV_MM_OFFSET] = vm->tsc_offset[r->bad_vcpu % HV_MAX_VCPUS];
-	e->v[EV_MM_REF_OFFSET] = r->ref_offset;
-	e->v[EV_MM_REF_VCPU] = slot_vcpu_id(vm, r->ref_vcpu);
-	e->v[EV_MM_NR_DIFFERENT] = r->different;
-	e->v[EV_MM_NR_VCPUS] = vm->nr_vcpus;
+	e->mismatch.offset = vm->tsc_offset[r->bad_vcpu % HV_MAX_VCPUS];
+	e->mismatch.ref_offset = r->ref_offset;
+	e->mismatch.ref_vcpu = slot_vcpu_id(vm, r->ref_vcpu);
+	e->mismatch.nr_different = r->different;
+	e->mismatch.nr_vcpus = vm->nr_vcpus;
 	freeze_for_correction(e, vm, HV_RULE_VCPU_TSC_MISMATCH);
 	bpf_ringbuf_submit(e, 0);
 }
@@ -823,12 +870,12 @@ static __always_inline void alert_kvmclock_jump(__u64 kvm, struct vm_state *vm, 
 	if (!e)
 		return;
 	e->ts_ns = vm->last_clock_write_ns;
-	e->v[EV_JUMP_NS] = after - before;
-	e->v[EV_PAUSED_NS] = paused_ns;
-	e->v[EV_OFFSET_BEFORE] = before;
-	e->v[EV_OFFSET_AFTER] = after;
-	e->v[EV_SET_FLAGS] = flags;
-	e->v[EV_FD] = fd;
+	e->jump.ns = after - before;
+	e->jump.paused_ns = paused_ns;
+	e->jump.offset_before = before;
+	e->jump.offset_after = after;
+	e->jump.set_flags = flags;
+	e->jump.fd = fd;
 	freeze_for_correction(e, vm, HV_RULE_KVMCLOCK_JUMP);
 	bpf_ringbuf_submit(e, 0);
 }
@@ -836,13 +883,18 @@ static __always_inline void alert_kvmclock_jump(__u64 kvm, struct vm_state *vm, 
 static __always_inline void on_get_clock(struct thread_ctx *tc)
 {
 	struct vm_state *vm = vm_get(tc->kvm);
+	struct clock_event *e;
 
 	if (!vm || vm->phase != VM_RUNNING)
 		return;
 	vm->phase = VM_PAUSED;
 	vm->pause_start_ns = bpf_ktime_get_boot_ns();
 	vm->pause_offset = read_kvmclock_offset(tc->kvm);
-	emit_simple(CLOCK_EV_PAUSE, tc->kvm, vm, -1, vm->pause_offset, 0);
+	e = reserve_info(CLOCK_EV_PAUSE, tc->kvm, vm, -1);
+	if (!e)
+		return;
+	e->pause.kvmclock_offset = vm->pause_offset;
+	bpf_ringbuf_submit(e, 0);
 }
 
 static __always_inline void on_set_clock(struct thread_ctx *tc)
@@ -868,7 +920,7 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 	if (!violates || !rule_on(HV_RULE_KVMCLOCK_JUMP)) {
 		/* An alert says all a resume event would: one wakeup, not two. */
 		if (paused_ns >= 0)
-			emit_simple(CLOCK_EV_RESUME, tc->kvm, vm, -1, paused_ns, jump);
+			emit_resume(tc->kvm, vm, paused_ns, jump);
 		return;
 	}
 	alert_kvmclock_jump(tc->kvm, vm, tc->before, after, paused_ns, flags, tc->fd);
@@ -887,9 +939,9 @@ static __always_inline void on_set_tsc_khz(struct thread_ctx *tc, long ret)
 	e = reserve_alert(HV_RULE_TSC_KHZ_CHANGE, tc->kvm, vm, tc->vcpu_id);
 	if (!e)
 		return;
-	e->v[EV_KHZ_BEFORE] = tc->before;
-	e->v[EV_KHZ_AFTER] = requested;
-	e->v[EV_KHZ_RESULT] = ret;
+	e->khz.before = tc->before;
+	e->khz.after = requested;
+	e->khz.result = ret;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -963,10 +1015,10 @@ static __always_inline void alert_tsc_offset(const struct kvm_call *c, struct vm
 
 	if (!e)
 		return;
-	e->v[EV_TSC_BEFORE] = before;
-	e->v[EV_TSC_AFTER] = after;
-	e->v[EV_TSC_WRITTEN] = written;
-	e->v[EV_TSC_IOCTL] = c->cmd; /* (the corrector finds the vCPU's fd itself) */
+	e->tsc.before = before;
+	e->tsc.after = after;
+	e->tsc.written = written;
+	e->tsc.ioctl = c->cmd; /* (the corrector finds the vCPU's fd itself) */
 	freeze_for_correction(e, vm, HV_RULE_TSC_OFFSET_CHANGE);
 	bpf_ringbuf_submit(e, 0);
 }
@@ -1075,7 +1127,7 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	    arrival_write(&c, written, before, (__s64)next))
 		mark_arriving(vm);
 	if (reset && vm->phase != VM_SETUP && before != (__s64)next)
-		emit_simple(CLOCK_EV_TSC_RESET, c.kvm, vm, vcpu_id, before, next);
+		emit_tsc_write(CLOCK_EV_TSC_RESET, c.kvm, vm, vcpu_id, before, next);
 	if (!rule_on(HV_RULE_TSC_OFFSET_CHANGE) || injected())
 		return 0;
 	if (hv_tsc_offset_violates(vm->phase != VM_SETUP, known || previous, before, next, reset))
@@ -1121,10 +1173,10 @@ static __always_inline void alert_pvclock(__u64 kvm, struct vm_state *vm, __u32 
 
 	if (!e)
 		return;
-	e->v[EV_PV_RESIDUAL] = residual;
-	e->v[EV_PV_RAW] = raw;
-	e->v[EV_PV_EXPLAINED] = explained;
-	e->v[EV_PV_FLAGS] = flags;
+	e->pvclock.residual_ns = residual;
+	e->pvclock.raw_ns = raw;
+	e->pvclock.explained_ns = explained;
+	e->pvclock.flags = flags;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -1147,7 +1199,7 @@ static __always_inline void check_kvmclock_jump(const struct kvm_call *c, struct
 	if (!hv_kvmclock_jump_violates(true, seen, offset_now,
 				       cfg.tolerance_ns[HV_RULE_KVMCLOCK_JUMP], &jump) ||
 	    !rule_on(HV_RULE_KVMCLOCK_JUMP)) {
-		emit_simple(CLOCK_EV_RESUME, c->kvm, vm, -1, -1, jump);
+		emit_resume(c->kvm, vm, -1, jump);
 		return;
 	}
 	/* KVM_SET_CLOCK's argument and fd are not seen on this tier. */
@@ -1166,9 +1218,9 @@ static __always_inline void check_tsc_khz(const struct kvm_call *c, struct vm_st
 	e = reserve_alert(HV_RULE_TSC_KHZ_CHANGE, c->kvm, vm, vcpu_id);
 	if (!e)
 		return;
-	e->v[EV_KHZ_BEFORE] = khz_then;
-	e->v[EV_KHZ_AFTER] = khz_now;
-	e->v[EV_KHZ_RESULT] = HV_RESULT_UNKNOWN;
+	e->khz.before = khz_then;
+	e->khz.after = khz_now;
+	e->khz.result = HV_RESULT_UNKNOWN;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -1275,11 +1327,11 @@ static __always_inline void send_arrival(const struct kvm_call *c, struct vm_sta
 	e = arrival_reserve(c->kvm, vm, vcpu_id);
 	if (!e)
 		return;
-	e->v[EV_ARR_KVMCLOCK_OFFSET] = offset_now;
-	e->v[EV_ARR_WRITTEN_NS] = vm->migrated_in_ns;
-	e->v[EV_ARR_TSC_KHZ] = BPF_CORE_READ(vcpu, arch.virtual_tsc_khz);
-	e->v[EV_ARR_PVTI_SCALE] = ((__s64)pvti->tsc_to_system_mul << 8) | (__u8)pvti->tsc_shift;
-	e->v[EV_ARR_TSC_RATIO] = BPF_CORE_READ(vcpu, arch.l1_tsc_scaling_ratio);
+	e->arrival.kvmclock_offset = offset_now;
+	e->arrival.written_ns = vm->migrated_in_ns;
+	e->arrival.tsc_khz = BPF_CORE_READ(vcpu, arch.virtual_tsc_khz);
+	e->arrival.pvti_scale = ((__s64)pvti->tsc_to_system_mul << 8) | (__u8)pvti->tsc_shift;
+	e->arrival.tsc_ratio = BPF_CORE_READ(vcpu, arch.l1_tsc_scaling_ratio);
 	/* Correcting: stopped until the daemon has compared it with its
 	 * source (and repaired it, or let it go as it is). */
 	if ((cfg.correct_mask & (1u << HV_RULE_MIGRATION_CLOCK_WARP)) && !frozen_already(c->kvm))
@@ -1398,7 +1450,7 @@ static __always_inline void fentry_set_clock(struct thread_ctx *tc)
 		return;
 	case HV_SET_CLOCK_UNCHANGED:
 		if (paused_ns >= 0)
-			emit_simple(CLOCK_EV_RESUME, tc->kvm, vm, -1, paused_ns, 0);
+			emit_resume(tc->kvm, vm, paused_ns, 0);
 		return;
 	case HV_SET_CLOCK_DECIDE:
 		break;
@@ -1409,7 +1461,7 @@ static __always_inline void fentry_set_clock(struct thread_ctx *tc)
 	if (!hv_kvmclock_jump_violates(true, seen, after, cfg.tolerance_ns[HV_RULE_KVMCLOCK_JUMP],
 				       &jump) ||
 	    !rule_on(HV_RULE_KVMCLOCK_JUMP)) {
-		emit_simple(CLOCK_EV_RESUME, tc->kvm, vm, -1, paused_ns, jump);
+		emit_resume(tc->kvm, vm, paused_ns, jump);
 		return;
 	}
 	bpf_probe_read_user(&flags, sizeof(flags), (void *)(tc->arg + 8));
@@ -1530,7 +1582,7 @@ int hv_clock_process_exec(void *ctx)
 	if (!vmm)
 		return 0;
 	vmm_quota_return(vmm);
-	emit_simple(CLOCK_EV_PROC_EXEC, 0, NULL, -1, tgid, 0);
+	emit_vmm(CLOCK_EV_PROC_EXEC, tgid);
 	return 0;
 }
 
@@ -1549,6 +1601,6 @@ int hv_clock_process_exit(void *ctx)
 		return 0;
 	vmm_quota_return(vmm);
 	bpf_map_delete_elem(&hv_clock_vmms, &tgid);
-	emit_simple(CLOCK_EV_PROC_EXIT, 0, NULL, -1, tgid, 0);
+	emit_vmm(CLOCK_EV_PROC_EXIT, tgid);
 	return 0;
 }

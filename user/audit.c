@@ -28,6 +28,7 @@
 #include "hvguard.h"
 #include "host_probe.h"
 #include "hvguard/clock_logic.h"
+#include "json_util.h"
 #include "pindir.h"
 #include "preflight.h"
 #include "privmount.h"
@@ -249,12 +250,12 @@ static void add_finding(struct audit *a, const struct found_vm *vm, const char *
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_object_object_add(o, "rule", json_object_new_string(rule));
-	json_object_object_add(o, "severity", json_object_new_string(hv_severity_name(sev)));
-	json_object_object_add(o, "pid", json_object_new_int(vm->pid));
-	json_object_object_add(o, "comm", json_object_new_string(vm->comm));
-	json_object_object_add(o, "vm_name", vm->name[0] ? json_object_new_string(vm->name) : NULL);
-	json_object_object_add(o, "message", json_object_new_string(msg));
+	hv_json_add_str(o, "rule", rule);
+	hv_json_add_str(o, "severity", hv_severity_name(sev));
+	hv_json_add_int(o, "pid", vm->pid);
+	hv_json_add_str(o, "comm", vm->comm);
+	hv_json_add_str(o, "vm_name", vm->name[0] ? vm->name : NULL);
+	hv_json_add_str(o, "message", msg);
 	json_object_array_add(a->findings, o);
 	if (sev >= HV_SEV_WARNING)
 		a->violations++;
@@ -273,11 +274,11 @@ static bool check_debugfs_offsets(struct audit *a, const struct found_vm *vm)
 			continue;
 		struct json_object *f = json_object_new_object();
 
-		json_object_object_add(f, "vcpu", json_object_new_int(v->id));
-		json_object_object_add(f, "offset", json_object_new_int64(v->offset));
-		json_object_object_add(f, "reference_vcpu", json_object_new_int(ref->id));
-		json_object_object_add(f, "reference_offset", json_object_new_int64(ref->offset));
-		json_object_object_add(f, "source", json_object_new_string("debugfs"));
+		hv_json_add_int(f, "vcpu", v->id);
+		hv_json_add_int(f, "offset", v->offset);
+		hv_json_add_int(f, "reference_vcpu", ref->id);
+		hv_json_add_int(f, "reference_offset", ref->offset);
+		hv_json_add_str(f, "source", "debugfs");
 		add_finding(a, vm, "vcpu-tsc-mismatch", HV_SEV_CRITICAL, f,
 			    "vCPU %d runs with TSC offset %lld, vCPU %d with %lld (KVM debugfs)",
 			    v->id, v->offset, ref->id, ref->offset);
@@ -296,9 +297,9 @@ static void check_record_room(struct audit *a, const struct found_vm *vm)
 		return;
 	struct json_object *f = json_object_new_object();
 
-	json_object_object_add(f, "vcpus", json_object_new_int(vm->nr_vcpus));
-	json_object_object_add(f, "beyond_record", json_object_new_int(beyond));
-	json_object_object_add(f, "record_vcpus", json_object_new_int(HV_MAX_VCPUS));
+	hv_json_add_int(f, "vcpus", vm->nr_vcpus);
+	hv_json_add_int(f, "beyond_record", beyond);
+	hv_json_add_int(f, "record_vcpus", HV_MAX_VCPUS);
 	add_finding(a, vm, "vcpus-beyond-record", HV_SEV_INFO, f,
 		    "%d of the VM's %d vCPUs are past the %d hvguard's record holds: the daemon "
 		    "does not check their TSC offsets (audit reads them from KVM's debugfs)",
@@ -319,12 +320,11 @@ static void check_record(struct audit *a, const struct found_vm *vm, bool mismat
 		int bad = (int)vm->record.vcpu_ids[w.bad_vcpu] - 1;
 		int ref = (int)vm->record.vcpu_ids[w.ref_vcpu] - 1;
 
-		json_object_object_add(f, "vcpu", json_object_new_int(bad));
-		json_object_object_add(f, "offset",
-				       json_object_new_int64(vm->record.tsc_offset[w.bad_vcpu]));
-		json_object_object_add(f, "reference_vcpu", json_object_new_int(w.ref_vcpu));
-		json_object_object_add(f, "reference_offset", json_object_new_int64(w.ref_offset));
-		json_object_object_add(f, "source", json_object_new_string("hvguard-record"));
+		hv_json_add_int(f, "vcpu", bad);
+		hv_json_add_int(f, "offset", vm->record.tsc_offset[w.bad_vcpu]);
+		hv_json_add_int(f, "reference_vcpu", w.ref_vcpu);
+		hv_json_add_int(f, "reference_offset", w.ref_offset);
+		hv_json_add_str(f, "source", "hvguard-record");
 		add_finding(a, vm, "vcpu-tsc-mismatch", HV_SEV_CRITICAL, f,
 			    "vCPU %d's last TSC offset KVM reported is %lld, vCPU %d's %lld "
 			    "(%u differ)",
@@ -354,25 +354,22 @@ static struct json_object *vm_json(const struct found_vm *vm)
 {
 	struct json_object *o = json_object_new_object(), *v = json_object_new_array();
 
-	json_object_object_add(o, "pid", json_object_new_int(vm->pid));
-	json_object_object_add(o, "comm", json_object_new_string(vm->comm));
-	json_object_object_add(o, "vm_name", vm->name[0] ? json_object_new_string(vm->name) : NULL);
-	json_object_object_add(o, "fd", json_object_new_int(vm->fd));
-	json_object_object_add(o, "vm",
-			       vm->have_record ? json_object_new_int64(vm->record.id) : NULL);
-	json_object_object_add(o, "phase", json_object_new_string(phase_name(vm)));
+	hv_json_add_int(o, "pid", vm->pid);
+	hv_json_add_str(o, "comm", vm->comm);
+	hv_json_add_str(o, "vm_name", vm->name[0] ? vm->name : NULL);
+	hv_json_add_int(o, "fd", vm->fd);
+	hv_json_add_int_or_null(o, "vm", vm->have_record, vm->record.id);
+	hv_json_add_str(o, "phase", phase_name(vm));
 	for (int i = 0; i < vm->nr_vcpus; i++) {
 		struct json_object *c = json_object_new_object();
 		int id = vm->vcpus[i].id;
 		int slot = vm->have_record ? hv_vcpu_slot_of(&vm->record, id) : -1;
 		bool recorded = slot >= 0 && hv_bit_test(vm->record.tsc_known, slot);
+		__s64 recorded_offset = recorded ? vm->record.tsc_offset[slot] : 0;
 
-		json_object_object_add(c, "vcpu", json_object_new_int(id));
-		json_object_object_add(c, "debugfs_tsc_offset",
-				       json_object_new_int64(vm->vcpus[i].offset));
-		json_object_object_add(c, "recorded_tsc_offset",
-				       recorded ? json_object_new_int64(vm->record.tsc_offset[slot])
-						: NULL);
+		hv_json_add_int(c, "vcpu", id);
+		hv_json_add_int(c, "debugfs_tsc_offset", vm->vcpus[i].offset);
+		hv_json_add_int_or_null(c, "recorded_tsc_offset", recorded, recorded_offset);
 		json_object_array_add(v, c);
 	}
 	json_object_object_add(o, "vcpus", v);
@@ -448,15 +445,15 @@ static void print_json(struct audit *a, struct json_object *host)
 {
 	struct json_object *out = json_object_new_object(), *vms = json_object_new_array();
 
-	json_object_object_add(out, "type", json_object_new_string("audit"));
-	json_object_object_add(out, "version", json_object_new_string(HVGUARD_VERSION));
+	hv_json_add_str(out, "type", "audit");
+	hv_json_add_str(out, "version", HVGUARD_VERSION);
 	json_object_object_add(out, "host", json_object_get(host));
 	for (int i = 0; i < a->nr_vms; i++)
 		json_object_array_add(vms, vm_json(&a->vms[i]));
 	json_object_object_add(out, "vms", vms);
 	json_object_object_add(out, "findings", json_object_get(a->findings));
-	json_object_object_add(out, "violations", json_object_new_int(a->violations));
-	json_object_object_add(out, "pinned_state", json_object_new_boolean(a->pinned_state));
+	hv_json_add_int(out, "violations", a->violations);
+	hv_json_add_bool(out, "pinned_state", a->pinned_state);
 	printf("%s\n", json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN));
 	json_object_put(out);
 }

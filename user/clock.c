@@ -17,7 +17,9 @@
 #include "hvguard/clock.h" /* before the skeleton, which uses its types */
 #include "clock.skel.h"
 #include "clock_user.h"
+#include "format.h"
 #include "hvguard.h"
+#include "json_util.h"
 #include "kallsyms.h"
 #include "metrics.h"
 #include "pindir.h"
@@ -49,21 +51,6 @@ static bool clock_present(struct hv_ctx *ctx, char *why, size_t len)
 	return true;
 }
 
-/* Prints "-1.000 s", "150.2 us", "12 ns": sizes a person reads at a glance. */
-void hv_format_ns(char *buf, size_t len, long long ns)
-{
-	long long a = ns < 0 ? -ns : ns;
-
-	if (a >= 1000000000LL)
-		snprintf(buf, len, "%.3f s", ns / 1e9);
-	else if (a >= 1000000)
-		snprintf(buf, len, "%.3f ms", ns / 1e6);
-	else if (a >= 1000)
-		snprintf(buf, len, "%.1f us", ns / 1e3);
-	else
-		snprintf(buf, len, "%lld ns", ns);
-}
-
 static const char *ioctl_name(long long cmd)
 {
 	switch ((unsigned)cmd) {
@@ -81,31 +68,27 @@ static const char *ioctl_name(long long cmd)
 	return "ioctl";
 }
 
-#define ADD(o, k, v) json_object_object_add((o), (k), (v))
-
 static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert *a)
 {
 	char jump[32], paused[32];
 
-	ADD(a->fields, "jump_ns", json_object_new_int64(e->v[EV_JUMP_NS]));
-	ADD(a->fields, "paused_ns",
-	    e->v[EV_PAUSED_NS] >= 0 ? json_object_new_int64(e->v[EV_PAUSED_NS]) : NULL);
-	ADD(a->fields, "kvmclock_offset_before", json_object_new_int64(e->v[EV_OFFSET_BEFORE]));
-	ADD(a->fields, "kvmclock_offset_after", json_object_new_int64(e->v[EV_OFFSET_AFTER]));
-	ADD(a->fields, "set_clock_flags",
-	    e->v[EV_SET_FLAGS] >= 0 ? json_object_new_int64(e->v[EV_SET_FLAGS]) : NULL);
-	hv_format_ns(jump, sizeof(jump),
-		     e->v[EV_JUMP_NS] < 0 ? -e->v[EV_JUMP_NS] : e->v[EV_JUMP_NS]);
-	if (e->v[EV_PAUSED_NS] >= 0)
-		hv_format_ns(paused, sizeof(paused), e->v[EV_PAUSED_NS]);
+	hv_json_add_int(a->fields, "jump_ns", e->jump.ns);
+	hv_json_add_int_or_null(a->fields, "paused_ns", e->jump.paused_ns >= 0, e->jump.paused_ns);
+	hv_json_add_int(a->fields, "kvmclock_offset_before", e->jump.offset_before);
+	hv_json_add_int(a->fields, "kvmclock_offset_after", e->jump.offset_after);
+	hv_json_add_int_or_null(a->fields, "set_clock_flags", e->jump.set_flags >= 0,
+				e->jump.set_flags);
+	hv_format_ns(jump, sizeof(jump), e->jump.ns < 0 ? -e->jump.ns : e->jump.ns);
+	if (e->jump.paused_ns >= 0)
+		hv_format_ns(paused, sizeof(paused), e->jump.paused_ns);
 	snprintf(a->message, sizeof(a->message),
 		 "KVM_SET_CLOCK %s the VM's kvmclock by %s%s%s%s: the guest's kvmclock and TSC now "
 		 "disagree by that much. %s",
-		 e->v[EV_JUMP_NS] < 0 ? "rewound" : "advanced", jump,
-		 e->v[EV_PAUSED_NS] >= 0 ? " after a " : "", e->v[EV_PAUSED_NS] >= 0 ? paused : "",
-		 e->v[EV_PAUSED_NS] >= 0 ? " pause" : "",
-		 e->v[EV_JUMP_NS] < 0 &&
-			 (e->v[EV_SET_FLAGS] < 0 || !(e->v[EV_SET_FLAGS] & HV_KVM_CLOCK_REALTIME))
+		 e->jump.ns < 0 ? "rewound" : "advanced", jump,
+		 e->jump.paused_ns >= 0 ? " after a " : "", e->jump.paused_ns >= 0 ? paused : "",
+		 e->jump.paused_ns >= 0 ? " pause" : "",
+		 e->jump.ns < 0 &&
+			 (e->jump.set_flags < 0 || !(e->jump.set_flags & HV_KVM_CLOCK_REALTIME))
 		     ? "This is the stop/cont rewind of QEMU and crosvm; --correct repairs it "
 		       "in place."
 		     : "The VMM restored the clock to the wrong value; --correct repairs it.");
@@ -113,34 +96,32 @@ static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert 
 
 static void describe_tsc_offset(const struct clock_event *e, struct hv_alert *a)
 {
-	ADD(a->fields, "offset_before", json_object_new_int64(e->v[EV_TSC_BEFORE]));
-	ADD(a->fields, "offset_after", json_object_new_int64(e->v[EV_TSC_AFTER]));
-	ADD(a->fields, "tsc_written",
-	    e->v[EV_TSC_WRITTEN] >= 0 ? json_object_new_int64(e->v[EV_TSC_WRITTEN]) : NULL);
-	ADD(a->fields, "ioctl", json_object_new_string(ioctl_name(e->v[EV_TSC_IOCTL])));
+	hv_json_add_int(a->fields, "offset_before", e->tsc.before);
+	hv_json_add_int(a->fields, "offset_after", e->tsc.after);
+	hv_json_add_int_or_null(a->fields, "tsc_written", e->tsc.written >= 0, e->tsc.written);
+	hv_json_add_str(a->fields, "ioctl", ioctl_name(e->tsc.ioctl));
 	snprintf(a->message, sizeof(a->message),
 		 "%s moved vCPU %d's TSC offset by %lld cycles after the VM ran: the guest's TSC "
 		 "jumped. Across pause and resume the offset must stay bitwise the same; --correct "
 		 "writes it back.",
-		 ioctl_name(e->v[EV_TSC_IOCTL]), e->vcpu,
-		 (long long)(e->v[EV_TSC_AFTER] - e->v[EV_TSC_BEFORE]));
+		 ioctl_name(e->tsc.ioctl), e->vcpu, (long long)(e->tsc.after - e->tsc.before));
 }
 
 static void describe_tsc_khz(const struct clock_event *e, struct hv_alert *a)
 {
-	long long result = e->v[EV_KHZ_RESULT];
+	long long result = e->khz.result;
 
-	ADD(a->fields, "khz_before", json_object_new_int64(e->v[EV_KHZ_BEFORE]));
-	ADD(a->fields, "khz_after", json_object_new_int64(e->v[EV_KHZ_AFTER]));
+	hv_json_add_int(a->fields, "khz_before", e->khz.before);
+	hv_json_add_int(a->fields, "khz_after", e->khz.after);
 	bool known = result != HV_RESULT_UNKNOWN;
 
-	ADD(a->fields, "applied", known ? json_object_new_boolean(result == 0) : NULL);
-	ADD(a->fields, "error", known && result ? json_object_new_string(strerror(-result)) : NULL);
-	ADD(a->fields, "correction", json_object_new_string("none: no safe correction exists"));
+	hv_json_add_bool_or_null(a->fields, "applied", known, result == 0);
+	hv_json_add_str(a->fields, "error", known && result ? strerror(-result) : NULL);
+	hv_json_add_str(a->fields, "correction", "none: no safe correction exists");
 	snprintf(a->message, sizeof(a->message),
 		 "KVM_SET_TSC_KHZ asked to change vCPU %d from %lld to %lld kHz after it ran (%s). "
 		 "No safe correction exists: alert only. Fix the VMM; the VM may need a restart.",
-		 e->vcpu, (long long)e->v[EV_KHZ_BEFORE], (long long)e->v[EV_KHZ_AFTER],
+		 e->vcpu, (long long)e->khz.before, (long long)e->khz.after,
 		 !known	  ? "seen at its next clock update"
 		 : result ? "KVM refused it"
 			  : "KVM applied it");
@@ -148,28 +129,28 @@ static void describe_tsc_khz(const struct clock_event *e, struct hv_alert *a)
 
 static void describe_mismatch(const struct clock_event *e, struct hv_alert *a)
 {
-	ADD(a->fields, "offset", json_object_new_int64(e->v[EV_MM_OFFSET]));
-	ADD(a->fields, "reference_vcpu", json_object_new_int64(e->v[EV_MM_REF_VCPU]));
-	ADD(a->fields, "reference_offset", json_object_new_int64(e->v[EV_MM_REF_OFFSET]));
-	ADD(a->fields, "vcpus_different", json_object_new_int64(e->v[EV_MM_NR_DIFFERENT]));
+	hv_json_add_int(a->fields, "offset", e->mismatch.offset);
+	hv_json_add_int(a->fields, "reference_vcpu", e->mismatch.ref_vcpu);
+	hv_json_add_int(a->fields, "reference_offset", e->mismatch.ref_offset);
+	hv_json_add_int(a->fields, "vcpus_different", e->mismatch.nr_different);
 	snprintf(a->message, sizeof(a->message),
 		 "vCPU %d runs with TSC offset %lld but vCPU %lld with %lld (%lld vCPU(s) differ): "
 		 "the guest's CPUs disagree on the time. --correct aligns them on vCPU %lld.",
-		 e->vcpu, (long long)e->v[EV_MM_OFFSET], (long long)e->v[EV_MM_REF_VCPU],
-		 (long long)e->v[EV_MM_REF_OFFSET], (long long)e->v[EV_MM_NR_DIFFERENT],
-		 (long long)e->v[EV_MM_REF_VCPU]);
+		 e->vcpu, (long long)e->mismatch.offset, (long long)e->mismatch.ref_vcpu,
+		 (long long)e->mismatch.ref_offset, (long long)e->mismatch.nr_different,
+		 (long long)e->mismatch.ref_vcpu);
 }
 
 static void describe_pvclock(const struct clock_event *e, struct hv_alert *a)
 {
 	char resid[32], raw[32];
 
-	ADD(a->fields, "discontinuity_ns", json_object_new_int64(e->v[EV_PV_RESIDUAL]));
-	ADD(a->fields, "raw_discontinuity_ns", json_object_new_int64(e->v[EV_PV_RAW]));
-	ADD(a->fields, "explained_ns", json_object_new_int64(e->v[EV_PV_EXPLAINED]));
-	ADD(a->fields, "pvclock_flags", json_object_new_int64(e->v[EV_PV_FLAGS]));
-	hv_format_ns(resid, sizeof(resid), e->v[EV_PV_RESIDUAL]);
-	hv_format_ns(raw, sizeof(raw), e->v[EV_PV_RAW]);
+	hv_json_add_int(a->fields, "discontinuity_ns", e->pvclock.residual_ns);
+	hv_json_add_int(a->fields, "raw_discontinuity_ns", e->pvclock.raw_ns);
+	hv_json_add_int(a->fields, "explained_ns", e->pvclock.explained_ns);
+	hv_json_add_int(a->fields, "pvclock_flags", e->pvclock.flags);
+	hv_format_ns(resid, sizeof(resid), e->pvclock.residual_ns);
+	hv_format_ns(raw, sizeof(raw), e->pvclock.raw_ns);
 	snprintf(a->message, sizeof(a->message),
 		 "the kvmclock KVM published to vCPU %d jumped by %s that no clock write explains "
 		 "(raw discontinuity %s) while the TSC was stable: look for host clocksource "
@@ -243,20 +224,21 @@ static const char *const quota_names[HV_QUOTA_COUNT] = {
 static void describe_untracked(const struct clock_event *e, const char *comm, struct json_object *o)
 {
 	const struct clock_config *cfg = &skel->rodata->cfg;
-	unsigned q = e->v[0] > 0 && e->v[0] < HV_QUOTA_COUNT ? e->v[0] : 0;
+	__s64 refused = e->untracked.quota;
+	unsigned q = refused > 0 && refused < HV_QUOTA_COUNT ? refused : 0;
 	const long quota_limits[HV_QUOTA_COUNT] = {
 	    [HV_QUOTA_VMM] = cfg->quotas.per_vmm,
 	    [HV_QUOTA_USER] = cfg->quotas.per_user,
 	    [HV_QUOTA_NON_ROOT] = cfg->quotas.non_root,
 	};
 
-	ADD(o, "quota", q ? json_object_new_string(quota_names[q]) : NULL);
-	ADD(o, "limit", q ? json_object_new_int64(quota_limits[q]) : NULL);
-	ADD(o, "uid", json_object_new_int64(e->v[1]));
+	hv_json_add_str(o, "quota", q ? quota_names[q] : NULL);
+	hv_json_add_int_or_null(o, "limit", q, quota_limits[q]);
+	hv_json_add_int(o, "uid", e->untracked.uid);
 	hv_warn("%s[%u] (uid %lld) was refused a VM by the %s quota of %ld VMs: the clocks of its "
 		"VMs past the quota are not checked (hvguard_quota_refused_total counts their "
 		"events)",
-		comm, e->pid, (long long)e->v[1], q ? quota_names[q] : "?",
+		comm, e->pid, (long long)e->untracked.uid, q ? quota_names[q] : "?",
 		q ? quota_limits[q] : 0);
 }
 
@@ -265,17 +247,16 @@ static void describe_flood(struct hv_ctx *ctx, const struct clock_event *e, cons
 {
 	char window[32];
 
-	ADD(o, "suppressed", json_object_new_int64(e->v[EV_FLOOD_SUPPRESSED]));
-	ADD(o, "window_start_ns", json_object_new_int64(e->v[EV_FLOOD_WINDOW_START]));
-	ADD(o, "window_end_ns", json_object_new_int64(e->v[EV_FLOOD_WINDOW_END]));
-	ADD(o, "total", json_object_new_int64(e->v[EV_FLOOD_TOTAL]));
-	hv_format_ns(window, sizeof(window),
-		     e->v[EV_FLOOD_WINDOW_END] - e->v[EV_FLOOD_WINDOW_START]);
+	hv_json_add_int(o, "suppressed", e->flood.suppressed);
+	hv_json_add_int(o, "window_start_ns", e->flood.window_start_ns);
+	hv_json_add_int(o, "window_end_ns", e->flood.window_end_ns);
+	hv_json_add_int(o, "total", e->flood.total);
+	hv_format_ns(window, sizeof(window), e->flood.window_end_ns - e->flood.window_start_ns);
 	hv_log(ctx,
 	       "info guest-tsc-writes %s[%u] vm %llu: %lld more guest TSC writes over %s, counted "
 	       "and not logged one by one (%lld in all; legitimate, not an alert)",
-	       comm, e->pid, (unsigned long long)e->vm_id, (long long)e->v[EV_FLOOD_SUPPRESSED],
-	       window, (long long)e->v[EV_FLOOD_TOTAL]);
+	       comm, e->pid, (unsigned long long)e->vm_id, (long long)e->flood.suppressed, window,
+	       (long long)e->flood.total);
 }
 
 static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
@@ -285,36 +266,37 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 	const char *name = info_names[e->type];
 	char d[32];
 
-	ADD(o, "type", json_object_new_string("event"));
-	ADD(o, "event", json_object_new_string(name));
-	ADD(o, "ts_ns", json_object_new_uint64(e->ts_ns));
-	ADD(o, "pid", json_object_new_int(e->pid));
-	ADD(o, "comm", json_object_new_string(comm));
-	ADD(o, "vm", e->vm_id ? json_object_new_int64(e->vm_id) : NULL);
-	ADD(o, "vm_name", vm_name ? json_object_new_string(vm_name) : NULL);
-	ADD(o, "vcpu", e->vcpu >= 0 ? json_object_new_int(e->vcpu) : NULL);
+	hv_json_add_str(o, "type", "event");
+	hv_json_add_str(o, "event", name);
+	hv_json_add_uint(o, "ts_ns", e->ts_ns);
+	hv_json_add_int(o, "pid", e->pid);
+	hv_json_add_str(o, "comm", comm);
+	hv_json_add_int_or_null(o, "vm", e->vm_id, e->vm_id);
+	hv_json_add_str(o, "vm_name", vm_name);
+	hv_json_add_int_or_null(o, "vcpu", e->vcpu >= 0, e->vcpu);
 	switch (e->type) {
 	case CLOCK_EV_GUEST_TSC_WRITE:
 	case CLOCK_EV_TSC_RESET:
-		ADD(o, "offset_before", json_object_new_int64(e->v[0]));
-		ADD(o, "offset_after", json_object_new_int64(e->v[1]));
+		hv_json_add_int(o, "offset_before", e->tsc.before);
+		hv_json_add_int(o, "offset_after", e->tsc.after);
 		hv_log(ctx,
 		       "info %s %s[%u] vm %llu vcpu %d: offset %lld -> %lld (legitimate, not an "
 		       "alert)",
 		       name, comm, e->pid, (unsigned long long)e->vm_id, e->vcpu,
-		       (long long)e->v[0], (long long)e->v[1]);
+		       (long long)e->tsc.before, (long long)e->tsc.after);
 		break;
 	case CLOCK_EV_RESUME:
-		ADD(o, "paused_ns", e->v[0] >= 0 ? json_object_new_int64(e->v[0]) : NULL);
-		ADD(o, "jump_ns", json_object_new_int64(e->v[1]));
-		hv_format_ns(d, sizeof(d), e->v[1]);
+		hv_json_add_int_or_null(o, "paused_ns", e->resume.paused_ns >= 0,
+					e->resume.paused_ns);
+		hv_json_add_int(o, "jump_ns", e->resume.jump_ns);
+		hv_format_ns(d, sizeof(d), e->resume.jump_ns);
 		if (ctx->opts.verbose)
 			hv_log(ctx, "info resume %s[%u] vm %llu: kvmclock moved by %s", comm,
 			       e->pid, (unsigned long long)e->vm_id, d);
 		break;
 	case CLOCK_EV_PROC_EXIT:
 	case CLOCK_EV_PROC_EXEC:
-		ADD(o, "vmm_pid", json_object_new_int64(e->v[0]));
+		hv_json_add_int(o, "vmm_pid", e->vmm.tgid);
 		break;
 	case CLOCK_EV_GUEST_TSC_SUMMARY:
 		describe_flood(ctx, e, comm, o);
@@ -348,10 +330,10 @@ static void flood_tail(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm,
 		return;
 	__atomic_add_fetch(&skel->bss->guest_writes_suppressed, vm->guest_writes.suppressed,
 			   __ATOMIC_RELAXED);
-	e.v[EV_FLOOD_SUPPRESSED] = vm->guest_writes.suppressed;
-	e.v[EV_FLOOD_WINDOW_START] = vm->guest_writes.window_start;
-	e.v[EV_FLOOD_WINDOW_END] = e.ts_ns;
-	e.v[EV_FLOOD_TOTAL] = vm->guest_writes.total;
+	e.flood.suppressed = vm->guest_writes.suppressed;
+	e.flood.window_start_ns = vm->guest_writes.window_start;
+	e.flood.window_end_ns = e.ts_ns;
+	e.flood.total = vm->guest_writes.total;
 	if (!comm) {
 		hv_proc_comm(e.pid, own, sizeof(own));
 		comm = own;
@@ -486,9 +468,9 @@ static int clock_ring_event(void *data_ctx, void *data, size_t len)
 	else if (e->type < sizeof(info_names) / sizeof(info_names[0]) && info_names[e->type])
 		handle_info(ctx, e, comm, name);
 	if (e->type == CLOCK_EV_PROC_EXIT)
-		sweep_vms(ctx, (int)e->v[0], comm, e->ts_ns, "vmm-exit");
+		sweep_vms(ctx, (int)e->vmm.tgid, comm, e->ts_ns, "vmm-exit");
 	else if (e->type == CLOCK_EV_PROC_EXEC) /* its VMs went with the old image */
-		sweep_vms(ctx, (int)e->v[0], comm, e->ts_ns, "exec");
+		sweep_vms(ctx, (int)e->vmm.tgid, comm, e->ts_ns, "exec");
 	return 0;
 }
 
@@ -831,36 +813,35 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 	struct clock_bpf__bss *b = skel->bss;
 
 	(void)ctx;
-	ADD(o, "hooks", json_object_new_string(hv_clock_family.hooks));
-	ADD(o, "vms", json_object_new_int(count_vms()));
-	ADD(o, "kvm_ioctls", json_object_new_uint64(b->kvm_ioctls_seen));
-	ADD(o, "pvclock_updates", json_object_new_uint64(b->pvclock_updates_seen));
-	ADD(o, "tsc_offset_writes", json_object_new_uint64(b->tsc_writes_seen));
-	ADD(o, "unattributed_tsc_writes", json_object_new_uint64(b->unattributed_tsc_writes));
-	ADD(o, "tsc_record_stale", json_object_new_uint64(b->tsc_record_stale));
-	ADD(o, "vcpus_untracked", json_object_new_uint64(b->vcpus_untracked));
-	ADD(o, "events_lost", json_object_new_uint64(b->events_lost));
+	hv_json_add_str(o, "hooks", hv_clock_family.hooks);
+	hv_json_add_int(o, "vms", count_vms());
+	hv_json_add_uint(o, "kvm_ioctls", b->kvm_ioctls_seen);
+	hv_json_add_uint(o, "pvclock_updates", b->pvclock_updates_seen);
+	hv_json_add_uint(o, "tsc_offset_writes", b->tsc_writes_seen);
+	hv_json_add_uint(o, "unattributed_tsc_writes", b->unattributed_tsc_writes);
+	hv_json_add_uint(o, "tsc_record_stale", b->tsc_record_stale);
+	hv_json_add_uint(o, "vcpus_untracked", b->vcpus_untracked);
+	hv_json_add_uint(o, "events_lost", b->events_lost);
 	struct json_object *full = json_object_new_object();
 
 	for (int i = 0; i < HV_CLOCK_MAP_COUNT; i++)
-		ADD(full, map_names[i], json_object_new_uint64(b->map_full[i]));
-	ADD(o, "map_full", full);
+		hv_json_add_uint(full, map_names[i], b->map_full[i]);
+	json_object_object_add(o, "map_full", full);
 	struct json_object *missed = json_object_new_object();
 
 	for (int i = 0; i < HV_RULE_COUNT; i++)
 		if (hv_rule_table[i].family == HV_FAM_CLOCK)
-			ADD(missed, hv_rule_table[i].id,
-			    json_object_new_uint64(b->alerts_missed[i]));
-	ADD(o, "alerts_missed", missed);
+			hv_json_add_uint(missed, hv_rule_table[i].id, b->alerts_missed[i]);
+	json_object_object_add(o, "alerts_missed", missed);
 	struct json_object *quota = json_object_new_object();
 
 	for (int q = HV_QUOTA_VMM; q < HV_QUOTA_COUNT; q++)
-		ADD(quota, quota_names[q], json_object_new_uint64(b->quota_refused[q]));
-	ADD(o, "quota_refused", quota);
-	ADD(o, "guest_tsc_writes_suppressed", json_object_new_uint64(b->guest_writes_suppressed));
-	ADD(o, "arrivals_demoted", json_object_new_uint64(b->arrivals_demoted));
+		hv_json_add_uint(quota, quota_names[q], b->quota_refused[q]);
+	json_object_object_add(o, "quota_refused", quota);
+	hv_json_add_uint(o, "guest_tsc_writes_suppressed", b->guest_writes_suppressed);
+	hv_json_add_uint(o, "arrivals_demoted", b->arrivals_demoted);
 	hv_mig_summary(o);
-	ADD(summary, "clock", o);
+	json_object_object_add(summary, "clock", o);
 }
 
 static void clock_unload(struct hv_ctx *ctx)

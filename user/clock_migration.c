@@ -27,8 +27,10 @@
 #include <x86intrin.h>
 
 #include "clock_user.h"
+#include "format.h"
 #include "hvguard/clock_logic.h" /* hv_abs64 */
 #include "hvguard.h"
+#include "json_util.h"
 #include "metrics.h"
 #include "migration.h"
 #include "migration_json.h"
@@ -322,16 +324,14 @@ static void emit_record(struct hv_ctx *ctx, const struct hv_mig_record *r, const
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "type", json_object_new_string("event"));
-	json_object_object_add(
-	    o, "event",
-	    json_object_new_string(r->kind == HV_MIG_DEPARTURE ? "departure" : "arrival"));
-	json_object_object_add(o, "ts_ns", json_object_new_uint64(ts_ns));
-	json_object_object_add(o, "pid", json_object_new_int(r->pid));
-	json_object_object_add(o, "comm", json_object_new_string(comm ? comm : ""));
-	json_object_object_add(o, "vm", json_object_new_int64((int64_t)r->vm));
-	json_object_object_add(o, "vm_name", r->name[0] ? json_object_new_string(r->name) : NULL);
-	json_object_object_add(o, "vcpu", NULL);
+	hv_json_add_str(o, "type", "event");
+	hv_json_add_str(o, "event", r->kind == HV_MIG_DEPARTURE ? "departure" : "arrival");
+	hv_json_add_uint(o, "ts_ns", ts_ns);
+	hv_json_add_int(o, "pid", r->pid);
+	hv_json_add_str(o, "comm", comm ? comm : "");
+	hv_json_add_int(o, "vm", (int64_t)r->vm);
+	hv_json_add_str(o, "vm_name", r->name[0] ? r->name : NULL);
+	hv_json_add_null(o, "vcpu");
 	hv_mig_record_to_json(r, o);
 	json_object_object_foreach(more, k, v) {
 		json_object_object_add(o, k, json_object_get(v));
@@ -353,7 +353,7 @@ static void depart(struct hv_ctx *ctx, struct hv_mig_record *d, const char *comm
 		hv_warn("migration: departure of VM %llu not kept (%s): an arrival from it will "
 			"not be matched",
 			(unsigned long long)d->vm, strerror(errno));
-	json_object_object_add(more, "reason", json_object_new_string(reason));
+	hv_json_add_str(more, "reason", reason);
 	emit_record(ctx, d, comm, ts_ns, more);
 	if (ctx->opts.verbose || !strcmp(reason, "paused"))
 		hv_log(ctx, "info departure %s[%d] vm %llu: its clocks left with it (%s)", comm,
@@ -571,11 +571,10 @@ static struct json_object *source_json(const struct source *s)
 	if (s->found != 1)
 		return NULL;
 	o = json_object_new_object();
-	json_object_object_add(o, "pid", json_object_new_int(s->d.pid));
-	json_object_object_add(o, "vm", json_object_new_int64((int64_t)s->d.vm));
-	json_object_object_add(o, "vm_name",
-			       s->d.name[0] ? json_object_new_string(s->d.name) : NULL);
-	json_object_object_add(o, "host", json_object_new_string(s->d.host));
+	hv_json_add_int(o, "pid", s->d.pid);
+	hv_json_add_int(o, "vm", (int64_t)s->d.vm);
+	hv_json_add_str(o, "vm_name", s->d.name[0] ? s->d.name : NULL);
+	hv_json_add_str(o, "host", s->d.host);
 	return o;
 }
 
@@ -588,10 +587,10 @@ static int arrival_at_entry(const struct clock_event *e, const struct vm_state *
 
 	memset(a, 0, sizeof(*a));
 	a->kind = HV_MIG_ARRIVAL;
-	a->tsc_khz = (uint32_t)e->v[EV_ARR_TSC_KHZ];
-	a->pvti_mul = (uint32_t)(e->v[EV_ARR_PVTI_SCALE] >> 8);
-	a->pvti_shift = (__s8)(e->v[EV_ARR_PVTI_SCALE] & 0xff);
-	err = sample_vm(vm, now, e->v[EV_ARR_KVMCLOCK_OFFSET], a);
+	a->tsc_khz = (uint32_t)e->arrival.tsc_khz;
+	a->pvti_mul = (uint32_t)(e->arrival.pvti_scale >> 8);
+	a->pvti_shift = (__s8)(e->arrival.pvti_scale & 0xff);
+	err = sample_vm(vm, now, e->arrival.kvmclock_offset, a);
 	if (err)
 		return err;
 	for (uint32_t i = 0; i < a->nr_vcpus; i++)
@@ -599,7 +598,7 @@ static int arrival_at_entry(const struct clock_event *e, const struct vm_state *
 	a->realtime_ns = entry;
 	a->tai_ns -= back;
 	a->kvmclock_ns -= back;
-	a->written_ns = realtime_of(now, e->v[EV_ARR_WRITTEN_NS]);
+	a->written_ns = realtime_of(now, e->arrival.written_ns);
 	a->pid = (int32_t)e->pid;
 	a->vm = e->vm_id;
 	names_of(a->pid, a);
@@ -612,20 +611,19 @@ static void migration_fields(const struct source *s, const struct hv_mig_record 
 	const struct hv_mig_result *r = &s->r;
 	struct json_object *vcpus = json_object_new_array();
 
-	json_object_object_add(o, "downtime_ns", json_object_new_int64(r->downtime_ns));
-	json_object_object_add(o, "kvmclock_warp_ns", json_object_new_int64(r->kvmclock_warp_ns));
-	json_object_object_add(o, "tsc_warp_ns", json_object_new_int64(r->worst_tsc_warp_ns));
+	hv_json_add_int(o, "downtime_ns", r->downtime_ns);
+	hv_json_add_int(o, "kvmclock_warp_ns", r->kvmclock_warp_ns);
+	hv_json_add_int(o, "tsc_warp_ns", r->worst_tsc_warp_ns);
 	for (uint32_t i = 0; i < a->nr_vcpus; i++) {
 		struct json_object *v = json_object_new_object();
 
-		json_object_object_add(v, "vcpu", json_object_new_int64(a->vcpu[i].id));
-		json_object_object_add(v, "tsc_warp_ns", json_object_new_int64(r->tsc_warp_ns[i]));
+		hv_json_add_int(v, "vcpu", a->vcpu[i].id);
+		hv_json_add_int(v, "tsc_warp_ns", r->tsc_warp_ns[i]);
 		json_object_array_add(vcpus, v);
 	}
 	json_object_object_add(o, "vcpus", vcpus);
-	json_object_object_add(o, "pvti_changed_ns",
-			       r->pvti_known ? json_object_new_int64(r->pvti_changed_ns) : NULL);
-	json_object_object_add(o, "saved_ns", json_object_new_int64(r->saved_ns));
+	hv_json_add_int_or_null(o, "pvti_changed_ns", r->pvti_known, r->pvti_changed_ns);
+	hv_json_add_int(o, "saved_ns", r->saved_ns);
 	json_object_object_add(o, "source", source_json(s));
 }
 
@@ -648,7 +646,7 @@ void hv_mig_summary(struct json_object *clock)
 	struct json_object *o = json_object_new_object();
 
 	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
-		json_object_object_add(o, result_names[i], json_object_new_uint64(results[i]));
+		hv_json_add_uint(o, result_names[i], results[i]);
 	json_object_object_add(clock, "migrations", o);
 }
 
@@ -690,14 +688,14 @@ static void migration_event(struct hv_ctx *ctx, const char *comm, const struct s
 	struct json_object *o = json_object_new_object();
 	char down[32];
 
-	json_object_object_add(o, "type", json_object_new_string("event"));
-	json_object_object_add(o, "event", json_object_new_string("migration"));
-	json_object_object_add(o, "ts_ns", json_object_new_uint64(ts_ns));
-	json_object_object_add(o, "pid", json_object_new_int(a->pid));
-	json_object_object_add(o, "comm", json_object_new_string(comm));
-	json_object_object_add(o, "vm", json_object_new_int64((int64_t)a->vm));
-	json_object_object_add(o, "vm_name", a->name[0] ? json_object_new_string(a->name) : NULL);
-	json_object_object_add(o, "result", json_object_new_string(result));
+	hv_json_add_str(o, "type", "event");
+	hv_json_add_str(o, "event", "migration");
+	hv_json_add_uint(o, "ts_ns", ts_ns);
+	hv_json_add_int(o, "pid", a->pid);
+	hv_json_add_str(o, "comm", comm);
+	hv_json_add_int(o, "vm", (int64_t)a->vm);
+	hv_json_add_str(o, "vm_name", a->name[0] ? a->name : NULL);
+	hv_json_add_str(o, "result", result);
 	migration_fields(s, a, o);
 	hv_emit_json(ctx, o);
 	hv_format_ns(down, sizeof(down), s->r.downtime_ns);
@@ -740,7 +738,7 @@ static void build_fix(const struct vm_state *vm, const struct clock_event *e,
 {
 	int64_t elapsed = a->realtime_ns - s->d.realtime_ns;
 
-	fix->kvmclock_offset_now = e->v[EV_ARR_KVMCLOCK_OFFSET];
+	fix->kvmclock_offset_now = e->arrival.kvmclock_offset;
 	fix->kvmclock_offset_wanted = fix->kvmclock_offset_now - s->r.kvmclock_warp_ns;
 	fix->nr_vcpus = 0;
 	for (uint32_t i = 0; i < a->nr_vcpus; i++) {
@@ -806,12 +804,11 @@ static void arrival_json(struct hv_ctx *ctx, const struct source *s, const struc
 {
 	struct json_object *more = json_object_new_object();
 
-	json_object_object_add(more, "match", json_object_new_string(match_name(s)));
-	json_object_object_add(more, "candidates", json_object_new_int(s->found));
+	hv_json_add_str(more, "match", match_name(s));
+	hv_json_add_int(more, "candidates", s->found);
 	json_object_object_add(more, "source", source_json(s));
 	if (s->live_skipped)
-		json_object_object_add(more, "live_vms_not_compared",
-				       json_object_new_int(s->live_skipped));
+		hv_json_add_int(more, "live_vms_not_compared", s->live_skipped);
 	emit_record(ctx, a, comm, ts_ns, more);
 	hv_log(ctx,
 	       "info arrival %s[%d] vm %llu: a VM that migrated in, source %s (%d candidate(s) "
@@ -832,7 +829,7 @@ void hv_mig_arrival(struct hv_ctx *ctx, const struct clock_event *e, const char 
 		unchecked(ctx, "out-of-memory", "an arrival");
 		goto release;
 	}
-	if ((__u64)e->v[EV_ARR_TSC_RATIO] & ((__u64)e->v[EV_ARR_TSC_RATIO] - 1)) {
+	if ((__u64)e->arrival.tsc_ratio & ((__u64)e->arrival.tsc_ratio - 1)) {
 		unchecked(ctx, "scaled-tsc", "an arrival");
 		goto release;
 	}

@@ -10,8 +10,6 @@
 
 struct clock_bpf;
 
-void hv_format_ns(char *buf, size_t len, long long ns);
-
 int hv_correct_init(struct hv_ctx *ctx, struct clock_bpf *skel);
 struct json_object;
 struct hv_correction_report {

@@ -30,8 +30,10 @@
 #include "hvguard/clock.h"
 #include "clock.skel.h"
 #include "clock_user.h"
+#include "format.h"
 #include "hvguard/clock_logic.h"
 #include "inject.h"
+#include "json_util.h"
 #include "metrics.h"
 #include "rules.h"
 
@@ -241,8 +243,6 @@ static int kvmclock_offset_now(__u64 kvm, __s64 *offset)
 	return 0;
 }
 
-#define ADDI(o, k, v) json_object_object_add((o), (k), json_object_new_int64(v))
-
 /* A VMM's KVM fds, from /proc/PID/fd ("anon_inode:kvm-vm", "kvm-vcpu:N"). */
 struct vcpu_scan {
 	struct {
@@ -344,9 +344,9 @@ static int set_kvmclock_offset(__u64 kvm, int fd, __s64 from, __s64 wanted, stru
 	rc = kvmclock_offset_now(kvm, &now);
 	if (rc)
 		return failed(c, "cannot read the offset back: %s", strerror(-rc));
-	ADDI(c->before, "kvmclock_offset", from);
-	ADDI(c->after, "kvmclock_offset", now);
-	ADDI(c->after, "wanted_kvmclock_offset", wanted);
+	hv_json_add_int(c->before, "kvmclock_offset", from);
+	hv_json_add_int(c->after, "kvmclock_offset", now);
+	hv_json_add_int(c->after, "wanted_kvmclock_offset", wanted);
 	c->residual_ns = now - wanted;
 	c->has_residual = true;
 	return 0;
@@ -354,7 +354,7 @@ static int set_kvmclock_offset(__u64 kvm, int fd, __s64 from, __s64 wanted, stru
 
 static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
 {
-	int fd = (int)e->v[EV_FD];
+	int fd = (int)e->jump.fd;
 	struct vcpu_scan vs;
 
 	if (fd < 0) { /* not seen on the kvm-tracepoints tier */
@@ -362,8 +362,8 @@ static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, st
 			return -1;
 		fd = vs.vm_fd;
 	}
-	return set_kvmclock_offset(e->vm_key, fd, e->v[EV_OFFSET_AFTER], e->v[EV_OFFSET_BEFORE],
-				   inj, c);
+	return set_kvmclock_offset(e->vm_key, fd, e->jump.offset_after, e->jump.offset_before, inj,
+				   c);
 }
 
 /* KVM_SET_DEVICE_ATTR(KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET) with a
@@ -422,20 +422,20 @@ static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
 	 * from the same offset the vCPU ran with: that one restores it. */
 	if (recorded_offset(e, e->vcpu, &now))
 		return refuse(c, "the VM is gone");
-	if (now != e->v[EV_TSC_AFTER])
+	if (now != e->tsc.after)
 		return refuse(c, "vCPU %d's offset moved again since the alert (%lld, not %lld)",
-			      e->vcpu, (long long)now, (long long)e->v[EV_TSC_AFTER]);
-	if (set_tsc_offset(inj, fd, e->v[EV_TSC_BEFORE], c))
+			      e->vcpu, (long long)now, (long long)e->tsc.after);
+	if (set_tsc_offset(inj, fd, e->tsc.before, c))
 		return -1;
 	/* On kernels where the offset reads back as 0 the tracepoint's value,
 	 * recorded by the BPF side, is the proof. */
 	if (recorded_offset(e, e->vcpu, &now))
 		return failed(c, "the VM vanished during the correction");
-	ADDI(c->before, "offset", e->v[EV_TSC_AFTER]);
-	ADDI(c->after, "offset", now);
-	if (now != e->v[EV_TSC_BEFORE])
+	hv_json_add_int(c->before, "offset", e->tsc.after);
+	hv_json_add_int(c->after, "offset", now);
+	if (now != e->tsc.before)
 		return failed(c, "vCPU %d's offset is %lld after the write, not %lld", e->vcpu,
-			      (long long)now, (long long)e->v[EV_TSC_BEFORE]);
+			      (long long)now, (long long)e->tsc.before);
 	return 0;
 }
 
@@ -443,7 +443,7 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 {
 	struct vcpu_scan vs;
 	struct vm_state vm;
-	__s64 ref = e->v[EV_MM_REF_OFFSET];
+	__s64 ref = e->mismatch.ref_offset;
 	int n, fixed = 0;
 
 	if (scan_fds(e->pid, &vs, c))
@@ -451,10 +451,10 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 	n = vs.found;
 	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &e->vm_key, &vm))
 		return refuse(c, "the VM is gone");
-	if ((long long)vm.nr_vcpus != e->v[EV_MM_NR_VCPUS] || n != (int)vm.nr_vcpus)
+	if ((long long)vm.nr_vcpus != e->mismatch.nr_vcpus || n != (int)vm.nr_vcpus)
 		return refuse(c, "the vCPU count changed (%u now, %lld then, %d fds)", vm.nr_vcpus,
-			      (long long)e->v[EV_MM_NR_VCPUS], n);
-	ADDI(c->before, "reference_offset", ref);
+			      (long long)e->mismatch.nr_vcpus, n);
+	hv_json_add_int(c->before, "reference_offset", ref);
 	for (__u32 i = 0; i < vm.nr_vcpus && i < HV_MAX_VCPUS; i++) {
 		int id = (int)vm.vcpu_ids[i] - 1, fd = vcpu_fd(&vs, id);
 
@@ -474,7 +474,7 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
 		    vm.tsc_offset[i] != ref)
 			return failed(c, "vCPU %d's offset is still %lld", (int)vm.vcpu_ids[i] - 1,
 				      (long long)vm.tsc_offset[i]);
-	ADDI(c->after, "vcpus_aligned", fixed);
+	hv_json_add_int(c->after, "vcpus_aligned", fixed);
 	return 0;
 }
 
@@ -549,8 +549,8 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 	c->stopped = since_freeze(c);
 	/* The syscalls tier saw the VM's fd at KVM_SET_CLOCK: is it still
 	 * that VM's? (Otherwise the fds are found in /proc at the repair.) */
-	if (e->rule == HV_RULE_KVMCLOCK_JUMP && e->v[EV_FD] >= 0 &&
-	    !fd_is(e->pid, e->v[EV_FD], "kvm-vm"))
+	if (e->rule == HV_RULE_KVMCLOCK_JUMP && e->jump.fd >= 0 &&
+	    !fd_is(e->pid, e->jump.fd, "kvm-vm"))
 		return refuse(c, "the VM's fd is gone from the VMM (closed, or the VMM exec'd)");
 	if (inject_begin(e->pid, &inj, c))
 		return -1;
@@ -584,26 +584,24 @@ static struct json_object *correction_json(struct hv_ctx *ctx, const struct cloc
 	char comm[17] = "", d[32], r[32] = "";
 
 	memcpy(comm, e->comm, sizeof(e->comm));
-	json_object_object_add(o, "type", json_object_new_string("correction"));
-	json_object_object_add(o, "rule", json_object_new_string(rule));
-	json_object_object_add(o, "pid", json_object_new_int(e->pid));
-	json_object_object_add(o, "comm", json_object_new_string(comm));
-	json_object_object_add(o, "vm", json_object_new_int64(e->vm_id));
-	json_object_object_add(o, "vcpu", e->vcpu >= 0 ? json_object_new_int(e->vcpu) : NULL);
+	hv_json_add_str(o, "type", "correction");
+	hv_json_add_str(o, "rule", rule);
+	hv_json_add_int(o, "pid", e->pid);
+	hv_json_add_str(o, "comm", comm);
+	hv_json_add_int(o, "vm", e->vm_id);
+	hv_json_add_int_or_null(o, "vcpu", e->vcpu >= 0, e->vcpu);
 	json_object_object_add(o, "before", c->before);
 	json_object_object_add(o, "after", c->after);
-	json_object_object_add(o, "result", json_object_new_string(c->result));
-	json_object_object_add(o, "reason",
-			       c->reason[0] ? json_object_new_string(c->reason) : NULL);
-	json_object_object_add(o, "frozen_ns", json_object_new_uint64(frozen_ns));
-	json_object_object_add(o, "residual_ns",
-			       c->has_residual ? json_object_new_int64(c->residual_ns) : NULL);
+	hv_json_add_str(o, "result", c->result);
+	hv_json_add_str(o, "reason", c->reason[0] ? c->reason : NULL);
+	hv_json_add_uint(o, "frozen_ns", frozen_ns);
+	hv_json_add_int_or_null(o, "residual_ns", c->has_residual, c->residual_ns);
 	struct json_object *t = json_object_new_object();
-	ADDI(t, "noticed", c->noticed / 1000);
-	ADDI(t, "stopped", c->stopped / 1000);
-	ADDI(t, "seized", c->seized / 1000);
-	ADDI(t, "repaired", c->repaired / 1000);
-	ADDI(t, "released", frozen_ns / 1000);
+	hv_json_add_int(t, "noticed", c->noticed / 1000);
+	hv_json_add_int(t, "stopped", c->stopped / 1000);
+	hv_json_add_int(t, "seized", c->seized / 1000);
+	hv_json_add_int(t, "repaired", c->repaired / 1000);
+	hv_json_add_int(t, "released", frozen_ns / 1000);
 	json_object_object_add(o, "timeline_us", t);
 	hv_metrics_correction(ctx->metrics, rule, c->result);
 	hv_format_ns(d, sizeof(d), frozen_ns);

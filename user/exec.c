@@ -21,6 +21,7 @@
 
 #include "exec.h"
 #include "fdlimit.h"
+#include "json_util.h"
 #include "metrics.h"
 
 extern char **environ;
@@ -227,10 +228,10 @@ struct json_object *hv_exec_json(void)
 		return NULL;
 	o = json_object_new_object();
 	for (int r = 0; r < HV_EXEC_RESULT_COUNT; r++)
-		json_object_object_add(o, result_names[r], json_object_new_uint64(counts[r]));
+		hv_json_add_uint(o, result_names[r], counts[r]);
 	for (int i = 0; i < n_hooks; i++)
 		running += !!hooks[i].pid;
-	json_object_object_add(o, "running", json_object_new_int(running));
+	hv_json_add_int(o, "running", running);
 	return o;
 }
 

@@ -15,6 +15,7 @@
 
 #include "host_probe.h"
 #include "hvguard.h"
+#include "json_util.h"
 #include "privmount.h"
 
 #define TRACEFS_DIR	 "/sys/kernel/tracing"
@@ -37,11 +38,6 @@ static const char *const syscall_tier_tps[] = {
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-static struct json_object *json_bool_or_null(int v)
-{
-	return v < 0 ? NULL : json_object_new_boolean(v);
-}
-
 /* 1, 0, or -1 when tracefs is not readable. */
 static int tracepoint_state(bool tracefs, const char *name)
 {
@@ -61,7 +57,7 @@ static int add_tracepoints(struct json_object *tps, bool tracefs, const char *co
 	for (size_t i = 0; i < n; i++) {
 		int st = tracepoint_state(tracefs, names[i]);
 
-		json_object_object_add(tps, names[i], json_bool_or_null(st));
+		hv_json_add_bool_or_null(tps, names[i], st >= 0, st);
 		if (st < 0)
 			all = -1;
 		else if (!st && all > 0)
@@ -84,11 +80,10 @@ static void probe_tiers(struct json_object *host, struct hv_privmount *m, bool b
 		sys = sys && kvm;
 	else
 		sys = -1;
-	json_object_object_add(host, "tracefs", json_object_new_boolean(tracefs));
+	hv_json_add_bool(host, "tracefs", tracefs);
 	json_object_object_add(host, "tracepoints", tps);
-	json_object_object_add(tiers, "kvm-tracepoints",
-			       json_bool_or_null(kvm < 0 ? -1 : kvm && btf));
-	json_object_object_add(tiers, "syscalls", json_bool_or_null(sys < 0 ? -1 : sys && btf));
+	hv_json_add_bool_or_null(tiers, "kvm-tracepoints", kvm >= 0, kvm && btf);
+	hv_json_add_bool_or_null(tiers, "syscalls", sys >= 0, sys && btf);
 	json_object_object_add(host, "hook_tiers", tiers);
 }
 
@@ -102,15 +97,15 @@ static void probe_lsm(struct json_object *host, struct hv_privmount *m)
 		char *save = NULL, *tok;
 
 		buf[strcspn(buf, "\n")] = '\0';
-		json_object_object_add(host, "lsm", json_object_new_string(buf));
+		hv_json_add_str(host, "lsm", buf);
 		active = 0;
 		for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
 			if (!strcmp(tok, "bpf"))
 				active = 1;
 	} else {
-		json_object_object_add(host, "lsm", NULL);
+		hv_json_add_null(host, "lsm");
 	}
-	json_object_object_add(host, "bpf_lsm", json_bool_or_null(active));
+	hv_json_add_bool_or_null(host, "bpf_lsm", active >= 0, active);
 }
 
 struct prog_names {
@@ -157,10 +152,10 @@ static struct json_object *link_json(__u32 id, const struct bpf_link_info *info,
 	struct json_object *o = json_object_new_object();
 	const char *type = libbpf_bpf_link_type_str(info->type);
 
-	json_object_object_add(o, "id", json_object_new_int64(id));
-	json_object_object_add(o, "type", json_object_new_string(type ? type : "unknown"));
-	json_object_object_add(o, "prog_id", json_object_new_int64(info->prog_id));
-	json_object_object_add(o, "program", json_object_new_string(prog));
+	hv_json_add_int(o, "id", id);
+	hv_json_add_str(o, "type", type ? type : "unknown");
+	hv_json_add_int(o, "prog_id", info->prog_id);
+	hv_json_add_str(o, "program", prog);
 	return o;
 }
 
@@ -204,20 +199,18 @@ static void probe_daemon(struct json_object *host)
 	for (size_t i = 0; i < ARRAY_SIZE(families); i++)
 		families[i]->prog_names(note_prog_name, &pn);
 	if (!pn.n) {
-		json_object_object_add(d, "attached", NULL);
-		json_object_object_add(d, "error",
-				       json_object_new_string("cannot open hvguard's BPF objects"));
+		hv_json_add_null(d, "attached");
+		hv_json_add_str(d, "error", "cannot open hvguard's BPF objects");
 	} else if (scan_links(&pn, links)) {
 		char why[160];
 
 		snprintf(why, sizeof(why), "cannot list the kernel's BPF links: %s",
 			 strerror(errno));
-		json_object_object_add(d, "attached", NULL);
-		json_object_object_add(d, "error", json_object_new_string(why));
+		hv_json_add_null(d, "attached");
+		hv_json_add_str(d, "error", why);
 	} else {
-		json_object_object_add(
-		    d, "attached", json_object_new_boolean(json_object_array_length(links) > 0));
-		json_object_object_add(d, "error", NULL);
+		hv_json_add_bool(d, "attached", json_object_array_length(links) > 0);
+		hv_json_add_null(d, "error");
 	}
 	json_object_object_add(d, "links", links);
 	json_object_object_add(host, "daemon", d);
@@ -231,9 +224,8 @@ struct json_object *hv_host_probe(struct hv_privmount *m)
 	struct utsname u;
 	bool btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
 
-	json_object_object_add(host, "kernel",
-			       uname(&u) ? NULL : json_object_new_string(u.release));
-	json_object_object_add(host, "btf", json_object_new_boolean(btf));
+	hv_json_add_str(host, "kernel", uname(&u) ? NULL : u.release);
+	hv_json_add_bool(host, "btf", btf);
 	probe_tiers(host, m, btf);
 	probe_lsm(host, m);
 	probe_daemon(host);

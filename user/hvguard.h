@@ -41,8 +41,6 @@ enum hv_severity {
 	HV_SEV_CRITICAL,
 };
 
-const char *hv_severity_name(enum hv_severity s);
-
 /* What the daemon does when a rule fires. */
 enum hv_action {
 	HV_ACT_ALERT,
@@ -50,8 +48,6 @@ enum hv_action {
 	HV_ACT_KILL,	/* xen rules: SIGKILL from BPF at the offending ioctl */
 	HV_ACT_DENY,	/* xen rules: BPF LSM returns -EPERM */
 };
-
-const char *hv_action_name(enum hv_action a);
 
 /* --reset-pins: never, always (the pinned state is dropped first), or only
  * when it has another layout (left by another version: an upgrade). */

@@ -16,6 +16,7 @@
 #include <systemd/sd-journal.h>
 
 #include "journal.h"
+#include "rules.h"
 
 bool hv_journal_on;
 

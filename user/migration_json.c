@@ -7,44 +7,31 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json_util.h"
 #include "migration_json.h"
-
-static void add_str(struct json_object *o, const char *k, const char *v)
-{
-	json_object_object_add(o, k, v && *v ? json_object_new_string(v) : NULL);
-}
-
-static void add_int(struct json_object *o, const char *k, int64_t v)
-{
-	json_object_object_add(o, k, json_object_new_int64(v));
-}
 
 void hv_mig_record_to_json(const struct hv_mig_record *r, struct json_object *o)
 {
 	struct json_object *vcpus = json_object_new_array();
 
-	add_str(o, "host", r->host);
-	add_str(o, "vm_uuid", r->uuid);
-	add_int(o, "realtime_ns", r->realtime_ns);
-	add_int(o, "tai_ns", r->tai_ns);
-	add_int(o, "kvmclock_ns", r->kvmclock_ns);
-	add_int(o, "tsc_khz", r->tsc_khz);
-	json_object_object_add(o, "pvti_mul",
-			       r->pvti_mul ? json_object_new_int64(r->pvti_mul) : NULL);
-	json_object_object_add(o, "pvti_shift",
-			       r->pvti_mul ? json_object_new_int64(r->pvti_shift) : NULL);
-	json_object_object_add(o, "clock_error_ns",
-			       r->clock_error_ns >= 0 ? json_object_new_int64(r->clock_error_ns)
-						      : NULL);
+	hv_json_add_str(o, "host", r->host[0] ? r->host : NULL);
+	hv_json_add_str(o, "vm_uuid", r->uuid[0] ? r->uuid : NULL);
+	hv_json_add_int(o, "realtime_ns", r->realtime_ns);
+	hv_json_add_int(o, "tai_ns", r->tai_ns);
+	hv_json_add_int(o, "kvmclock_ns", r->kvmclock_ns);
+	hv_json_add_int(o, "tsc_khz", r->tsc_khz);
+	hv_json_add_int_or_null(o, "pvti_mul", r->pvti_mul, r->pvti_mul);
+	hv_json_add_int_or_null(o, "pvti_shift", r->pvti_mul, r->pvti_shift);
+	hv_json_add_int_or_null(o, "clock_error_ns", r->clock_error_ns >= 0, r->clock_error_ns);
 	if (r->kind == HV_MIG_DEPARTURE)
-		add_int(o, "saved_by_ns", r->saved_by_ns);
+		hv_json_add_int(o, "saved_by_ns", r->saved_by_ns);
 	else
-		add_int(o, "written_ns", r->written_ns);
+		hv_json_add_int(o, "written_ns", r->written_ns);
 	for (uint32_t i = 0; i < r->nr_vcpus; i++) {
 		struct json_object *v = json_object_new_object();
 
-		add_int(v, "vcpu", r->vcpu[i].id);
-		add_int(v, "tsc", r->vcpu[i].tsc);
+		hv_json_add_int(v, "vcpu", r->vcpu[i].id);
+		hv_json_add_int(v, "tsc", r->vcpu[i].tsc);
 		json_object_array_add(vcpus, v);
 	}
 	json_object_object_add(o, "vcpus", vcpus);

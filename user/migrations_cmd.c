@@ -22,10 +22,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "clock_user.h" /* hv_format_ns */
 #include "commands.h"
+#include "format.h"
 #include "hvguard.h"
 #include "hvguard/clock_logic.h" /* hv_abs64 */
+#include "json_util.h"
 #include "migration_json.h"
 
 #define MAX_LINE	  (64 * 1024) /* a record of 256 vCPUs is ~12 KiB */
@@ -591,16 +592,14 @@ static struct json_object *who_json(const struct rec *rec, const struct hv_mig_r
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "host", r->host[0] ? json_object_new_string(r->host) : NULL);
-	json_object_object_add(o, "pid", json_object_new_int(r->pid));
-	json_object_object_add(o, "vm", json_object_new_uint64(r->vm));
-	json_object_object_add(o, "vm_name", r->name[0] ? json_object_new_string(r->name) : NULL);
-	json_object_object_add(o, "vm_uuid", r->uuid[0] ? json_object_new_string(r->uuid) : NULL);
-	json_object_object_add(o, "clock_error_ns",
-			       r->clock_error_ns >= 0 ? json_object_new_int64(r->clock_error_ns)
-						      : NULL);
-	json_object_object_add(o, "file", json_object_new_string(rec->file));
-	json_object_object_add(o, "line", json_object_new_uint64(rec->line));
+	hv_json_add_str(o, "host", r->host[0] ? r->host : NULL);
+	hv_json_add_int(o, "pid", r->pid);
+	hv_json_add_uint(o, "vm", r->vm);
+	hv_json_add_str(o, "vm_name", r->name[0] ? r->name : NULL);
+	hv_json_add_str(o, "vm_uuid", r->uuid[0] ? r->uuid : NULL);
+	hv_json_add_int_or_null(o, "clock_error_ns", r->clock_error_ns >= 0, r->clock_error_ns);
+	hv_json_add_str(o, "file", rec->file);
+	hv_json_add_uint(o, "line", rec->line);
 	return o;
 }
 
@@ -608,11 +607,6 @@ static void print_json(struct json_object *o)
 {
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
-}
-
-static void add_i64(struct json_object *o, const char *k, int64_t v)
-{
-	json_object_object_add(o, k, json_object_new_int64(v));
 }
 
 /* A JSON string (null if empty), written directly: a migration line is
@@ -768,10 +762,10 @@ static void report_ambiguous(struct join *j, size_t ai)
 		return;
 	}
 	o = json_object_new_object();
-	json_object_object_add(o, "type", json_object_new_string("ambiguous"));
+	hv_json_add_str(o, "type", "ambiguous");
 	json_object_object_add(o, "arrival", who_json(a, j->scratch_a));
 	json_object_object_add(o, "departures", l.json);
-	add_i64(o, "count", a->matches);
+	hv_json_add_int(o, "count", a->matches);
 	print_json(o);
 }
 
@@ -792,10 +786,10 @@ static void report_conflict(struct join *j, size_t ai)
 		return;
 	}
 	o = json_object_new_object();
-	json_object_object_add(o, "type", json_object_new_string("conflict"));
+	hv_json_add_str(o, "type", "conflict");
 	json_object_object_add(o, "arrival", who_json(a, j->scratch_a));
 	json_object_object_add(o, "departure", who_json(d, j->scratch_d));
-	add_i64(o, "arrivals", d->matches);
+	hv_json_add_int(o, "arrivals", d->matches);
 	print_json(o);
 }
 
@@ -821,12 +815,10 @@ static void report_lone(struct join *j, size_t i, const struct hv_mig_record *r)
 		return;
 	}
 	o = json_object_new_object();
-	json_object_object_add(
-	    o, "type",
-	    json_object_new_string(arrival ? "unmatched_arrival" : "unmatched_departure"));
+	hv_json_add_str(o, "type", arrival ? "unmatched_arrival" : "unmatched_departure");
 	json_object_object_add(o, arrival ? "arrival" : "departure", who_json(rec, r));
 	if (!arrival)
-		add_i64(o, "candidates", rec->matches);
+		hv_json_add_int(o, "candidates", rec->matches);
 	print_json(o);
 }
 
@@ -877,19 +869,19 @@ static void summary(const struct join *j)
 		return;
 	}
 	o = json_object_new_object();
-	json_object_object_add(o, "type", json_object_new_string("summary"));
-	add_i64(o, "migrations", c->migrations);
-	add_i64(o, "warped", c->warped);
-	add_i64(o, "ambiguous", c->ambiguous);
-	add_i64(o, "conflicts", c->conflicts);
-	add_i64(o, "unmatched_arrivals", c->lone_arrivals);
-	add_i64(o, "unmatched_departures", c->lone_departures);
-	add_i64(o, "records", j->n);
-	add_i64(o, "lines", c->lines);
-	add_i64(o, "ignored", c->ignored);
-	add_i64(o, "malformed", c->malformed);
-	add_i64(o, "too_long", c->too_long);
-	add_i64(o, "unreadable", c->unreadable);
+	hv_json_add_str(o, "type", "summary");
+	hv_json_add_int(o, "migrations", c->migrations);
+	hv_json_add_int(o, "warped", c->warped);
+	hv_json_add_int(o, "ambiguous", c->ambiguous);
+	hv_json_add_int(o, "conflicts", c->conflicts);
+	hv_json_add_int(o, "unmatched_arrivals", c->lone_arrivals);
+	hv_json_add_int(o, "unmatched_departures", c->lone_departures);
+	hv_json_add_int(o, "records", j->n);
+	hv_json_add_int(o, "lines", c->lines);
+	hv_json_add_int(o, "ignored", c->ignored);
+	hv_json_add_int(o, "malformed", c->malformed);
+	hv_json_add_int(o, "too_long", c->too_long);
+	hv_json_add_int(o, "unreadable", c->unreadable);
 	print_json(o);
 }
 

@@ -20,6 +20,7 @@
 #include "exec.h"
 #include "hvguard.h"
 #include "journal.h"
+#include "json_util.h"
 #include "metrics.h"
 #include "rules.h"
 
@@ -69,9 +70,8 @@ static void vsay(const char *prefix, const char *fmt, va_list ap)
 	if (hv_json_errors) {
 		struct json_object *o = json_object_new_object();
 
-		json_object_object_add(o, "type",
-				       json_object_new_string(error ? "error" : "warning"));
-		json_object_object_add(o, "message", json_object_new_string(msg));
+		hv_json_add_str(o, "type", error ? "error" : "warning");
+		hv_json_add_str(o, "message", msg);
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		fflush(stdout);
 		json_object_put(o);
@@ -214,26 +214,24 @@ static struct json_object *alert_json(const struct hv_alert *a, const char *when
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "type", json_object_new_string("alert"));
-	json_object_object_add(o, "time", json_object_new_string(when));
-	json_object_object_add(o, "ts_ns", json_object_new_uint64(a->ts_ns));
-	json_object_object_add(o, "rule", json_object_new_string(a->rule));
-	json_object_object_add(o, "severity",
-			       json_object_new_string(hv_severity_name(a->severity)));
-	json_object_object_add(o, "action", json_object_new_string(hv_action_name(a->action)));
-	json_object_object_add(o, "pid", json_object_new_int(a->pid));
-	json_object_object_add(o, "tid", json_object_new_int(a->tid));
-	json_object_object_add(o, "comm", json_object_new_string(a->comm ? a->comm : ""));
-	json_object_object_add(o, "vm", a->vm >= 0 ? json_object_new_int64(a->vm) : NULL);
-	json_object_object_add(o, "vm_name",
-			       a->vm_name ? json_object_new_string(a->vm_name) : NULL);
-	json_object_object_add(o, "vcpu", a->vcpu >= 0 ? json_object_new_int(a->vcpu) : NULL);
+	hv_json_add_str(o, "type", "alert");
+	hv_json_add_str(o, "time", when);
+	hv_json_add_uint(o, "ts_ns", a->ts_ns);
+	hv_json_add_str(o, "rule", a->rule);
+	hv_json_add_str(o, "severity", hv_severity_name(a->severity));
+	hv_json_add_str(o, "action", hv_action_name(a->action));
+	hv_json_add_int(o, "pid", a->pid);
+	hv_json_add_int(o, "tid", a->tid);
+	hv_json_add_str(o, "comm", a->comm ? a->comm : "");
+	hv_json_add_int_or_null(o, "vm", a->vm >= 0, a->vm);
+	hv_json_add_str(o, "vm_name", a->vm_name);
+	hv_json_add_int_or_null(o, "vcpu", a->vcpu >= 0, a->vcpu);
 	if (a->fields) {
 		json_object_object_foreach(a->fields, key, val) {
 			json_object_object_add(o, key, json_object_get(val));
 		}
 	}
-	json_object_object_add(o, "message", json_object_new_string(a->message));
+	hv_json_add_str(o, "message", a->message);
 	return o;
 }
 

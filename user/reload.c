@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <string.h>
 
+#include "json_util.h"
 #include "metrics.h"
 #include "notify.h"
 #include "reload.h"
@@ -114,8 +115,8 @@ static void report(struct hv_ctx *ctx, struct json_object *changed, struct json_
 			"value(s) stay in force",
 			kept, ctx->rules->source);
 	hv_log(ctx, "rules reloaded from %s: changed %s", ctx->rules->source, what);
-	json_object_object_add(o, "type", json_object_new_string("reload"));
-	json_object_object_add(o, "rules", json_object_new_string(ctx->rules->source));
+	hv_json_add_str(o, "type", "reload");
+	hv_json_add_str(o, "rules", ctx->rules->source);
 	json_object_object_add(o, "changed", changed);
 	json_object_object_add(o, "restart_needed", restart);
 	hv_emit_json(ctx, o);

@@ -31,6 +31,11 @@ struct hv_rule_info {
 extern const struct hv_rule_info hv_rule_table[HV_RULE_COUNT];
 int hv_rule_by_id(const char *id); /* -1 if unknown */
 
+/* The rules file's words for a severity and an action ("critical",
+ * "correct"), which alerts and the journal print as they are. */
+const char *hv_severity_name(enum hv_severity s);
+const char *hv_action_name(enum hv_action a);
+
 struct hv_rule {
 	bool enabled;
 	enum hv_severity severity;

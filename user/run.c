@@ -26,6 +26,7 @@
 #include "hvguard/clock.h"
 #include "hvguard.h"
 #include "journal.h"
+#include "json_util.h"
 #include "metrics.h"
 #include "notify.h"
 #include "pindir.h"
@@ -362,7 +363,7 @@ static int load_families(struct hv_ctx *ctx, struct json_object *status)
 			continue;
 		why[0] = '\0';
 		if (!f->present(ctx, why, sizeof(why))) {
-			json_object_object_add(status, f->name, json_object_new_string(why));
+			hv_json_add_str(status, f->name, why);
 			hv_log(ctx, "%s checks off: %s", f->name, why);
 			continue;
 		}
@@ -370,7 +371,7 @@ static int load_families(struct hv_ctx *ctx, struct json_object *status)
 			return -1;
 		f->loaded = true;
 		loaded++;
-		json_object_object_add(status, f->name, json_object_new_string("attached"));
+		hv_json_add_str(status, f->name, "attached");
 		hv_log(ctx, "%s checks attached on %s hooks", f->name, f->hooks ? f->hooks : "?");
 	}
 	if (!loaded) {
@@ -418,8 +419,7 @@ static struct json_object *hooks_json(void)
 
 	for (int i = 0; i < 2; i++)
 		if (families[i] && families[i]->loaded)
-			json_object_object_add(o, families[i]->name,
-					       json_object_new_string(families[i]->hooks));
+			hv_json_add_str(o, families[i]->name, families[i]->hooks);
 	return o;
 }
 
@@ -427,16 +427,13 @@ static void print_ready(struct hv_ctx *ctx, struct json_object *status)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "type", json_object_new_string("ready"));
-	json_object_object_add(o, "version", json_object_new_string(HVGUARD_VERSION));
-	json_object_object_add(o, "pid", json_object_new_int(getpid()));
-	json_object_object_add(o, "rules", json_object_new_string(ctx->rules->source));
-	json_object_object_add(o, "correct", json_object_new_boolean(ctx->opts.correct));
-	json_object_object_add(
-	    o, "pin_dir", ctx->opts.no_pin ? NULL : json_object_new_string(ctx->opts.pin_root));
-	json_object_object_add(
-	    o, "metrics",
-	    ctx->opts.metrics_addr ? json_object_new_string(ctx->opts.metrics_addr) : NULL);
+	hv_json_add_str(o, "type", "ready");
+	hv_json_add_str(o, "version", HVGUARD_VERSION);
+	hv_json_add_int(o, "pid", getpid());
+	hv_json_add_str(o, "rules", ctx->rules->source);
+	hv_json_add_bool(o, "correct", ctx->opts.correct);
+	hv_json_add_str(o, "pin_dir", ctx->opts.no_pin ? NULL : ctx->opts.pin_root);
+	hv_json_add_str(o, "metrics", ctx->opts.metrics_addr);
 	json_object_object_add(o, "families", json_object_get(status));
 	json_object_object_add(o, "hooks", hooks_json());
 	hv_log(ctx, "hvguard %s watching (rules: %s%s); Ctrl-C to stop", HVGUARD_VERSION,
@@ -468,13 +465,12 @@ static struct json_object *counters_json(struct hv_ctx *ctx, const char *type, d
 	struct json_object *exec = hv_exec_json();
 
 	for (int i = 0; i < HV_RULE_COUNT; i++)
-		json_object_object_add(by_rule, hv_rule_table[i].id,
-				       json_object_new_uint64(ctx->violations[i]));
-	json_object_object_add(o, "type", json_object_new_string(type));
-	json_object_object_add(o, "duration_s", json_object_new_double(elapsed));
-	json_object_object_add(o, "alerts", json_object_new_uint64(ctx->alerts));
+		hv_json_add_uint(by_rule, hv_rule_table[i].id, ctx->violations[i]);
+	hv_json_add_str(o, "type", type);
+	hv_json_add_double(o, "duration_s", elapsed);
+	hv_json_add_uint(o, "alerts", ctx->alerts);
 	json_object_object_add(o, "violations", by_rule);
-	json_object_object_add(o, "events_lost", json_object_new_uint64(ctx->events_lost));
+	hv_json_add_uint(o, "events_lost", ctx->events_lost);
 	if (exec)
 		json_object_object_add(o, "exec", exec);
 	for (int i = 0; i < 2; i++)
@@ -532,8 +528,8 @@ static void print_state(struct hv_ctx *ctx, double elapsed)
 	       "state: up %.1f s, rules %s, families %s%s; %llu alert(s), %llu event(s) lost%s",
 	       elapsed, ctx->rules->source, fams, tracked, (unsigned long long)ctx->alerts,
 	       (unsigned long long)ctx->events_lost, exec);
-	json_object_object_add(o, "pid", json_object_new_int(getpid()));
-	json_object_object_add(o, "rules", json_object_new_string(ctx->rules->source));
+	hv_json_add_int(o, "pid", getpid());
+	hv_json_add_str(o, "rules", ctx->rules->source);
 	json_object_object_add(o, "hooks", hooks);
 	hv_emit_json(ctx, o);
 }

@@ -102,7 +102,7 @@ struct hv_vmm {
 	__u32 pad;
 };
 
-/* EV_KHZ_RESULT when the tier did not see the ioctl's return value. */
+/* clock_ev_khz.result when the tier did not see the ioctl's return value. */
 #define HV_RESULT_UNKNOWN (-(1ll << 62))
 
 enum clock_event_type {
@@ -114,9 +114,9 @@ enum clock_event_type {
 	CLOCK_EV_RESUME,	    /* first KVM_RUN after a pause */
 	CLOCK_EV_PROC_EXIT,	    /* a VMM process ended: its VMs are gone */
 	CLOCK_EV_GUEST_TSC_SUMMARY, /* guest TSC writes counted, not sent one by one */
-	CLOCK_EV_VM_UNTRACKED,	    /* a VMM's VM is over a quota: v[0] quota, v[1] uid */
+	CLOCK_EV_VM_UNTRACKED,	    /* a VMM's VM is over a quota */
 	CLOCK_EV_ARRIVAL,	    /* first guest entry of a VM whose TSC was set before it ran */
-	CLOCK_EV_PROC_EXEC,	    /* a VMM exec'd (CPR's cpr-exec): v[0] its tgid */
+	CLOCK_EV_PROC_EXEC,	    /* a VMM exec'd (CPR's cpr-exec) */
 };
 
 /*
@@ -136,50 +136,92 @@ struct hv_flood {
 	__u64 total;	    /* every event ever seen for this VM */
 };
 
-/* The guest-tsc-writes summary, v[] of its record. */
-enum {
-	EV_FLOOD_SUPPRESSED = 0, /* events of the window not sent one by one */
-	EV_FLOOD_WINDOW_START = 1,
-	EV_FLOOD_WINDOW_END = 2,
-	EV_FLOOD_TOTAL = 3, /* the VM's events so far, this one included */
+/*
+ * The record's payload, one struct per kind of record: its tag is type,
+ * and rule for an alert. Every value is an __s64, as BPF writes them.
+ */
+
+/* Alert kvmclock-jump. */
+struct clock_ev_jump {
+	__s64 ns;	     /* kvmclock_offset after - before */
+	__s64 paused_ns;     /* -1 when the pause start was not seen */
+	__s64 offset_before; /* kvm->arch.kvmclock_offset before KVM_SET_CLOCK */
+	__s64 offset_after;
+	__s64 set_flags; /* flags passed to KVM_SET_CLOCK, -1 if unknown */
+	__s64 fd;	 /* the VM or vCPU fd the ioctl used, -1 if unknown */
 };
 
-/* The rule-specific payload, v[] of struct clock_event. */
-enum {
-	/* kvmclock-jump */
-	EV_JUMP_NS = 0,
-	EV_PAUSED_NS,	  /* -1 when the pause start was not seen */
-	EV_OFFSET_BEFORE, /* kvm->arch.kvmclock_offset before KVM_SET_CLOCK */
-	EV_OFFSET_AFTER,
-	EV_SET_FLAGS, /* flags passed to KVM_SET_CLOCK, -1 if unknown */
-	EV_FD,	      /* the VM or vCPU fd the ioctl used, -1 if unknown */
-	/* tsc-offset-change: EV_TSC_BEFORE/AFTER alias 0/1; written value, ioctl */
-	EV_TSC_BEFORE = 0,
-	EV_TSC_AFTER = 1,
-	EV_TSC_WRITTEN = 2, /* MSR_IA32_TSC value written, -1 if by attribute */
-	EV_TSC_IOCTL = 3,
-	/* tsc-khz-change */
-	EV_KHZ_BEFORE = 0,
-	EV_KHZ_AFTER = 1,
-	EV_KHZ_RESULT = 2, /* the ioctl's return value */
-	/* vcpu-tsc-mismatch */
-	EV_MM_OFFSET = 0,
-	EV_MM_REF_OFFSET = 1,
-	EV_MM_REF_VCPU = 2,
-	EV_MM_NR_DIFFERENT = 3,
-	EV_MM_NR_VCPUS = 4,
-	/* pvclock-discontinuity */
-	EV_PV_RESIDUAL = 0, /* discontinuity_ns: what no kvmclock write explains */
-	EV_PV_RAW = 1,	    /* D computed from the two PVTIs */
-	EV_PV_EXPLAINED = 2,
-	EV_PV_FLAGS = 3,
-	/* arrival (sent on the alert ring: migration-clock-warp is decided on it) */
-	EV_ARR_KVMCLOCK_OFFSET = 0, /* kvm->arch.kvmclock_offset at the first entry */
-	EV_ARR_WRITTEN_NS = 1,	    /* CLOCK_BOOTTIME of the host TSC write before it */
-	EV_ARR_TSC_KHZ = 2,	    /* vcpu->arch.virtual_tsc_khz */
-	EV_ARR_PVTI_SCALE = 3,	    /* the PVTI's tsc_to_system_mul << 8 | (__u8)tsc_shift */
-	EV_ARR_TSC_RATIO = 4,	    /* vcpu->arch.l1_tsc_scaling_ratio */
-	EV_NR_VALUES = 6,
+/* Alert tsc-offset-change; CLOCK_EV_GUEST_TSC_WRITE and CLOCK_EV_TSC_RESET
+ * carry before and after only. */
+struct clock_ev_tsc {
+	__s64 before; /* the vCPU's TSC offset */
+	__s64 after;
+	__s64 written; /* MSR_IA32_TSC value written, -1 if by attribute */
+	__s64 ioctl;   /* the ioctl that wrote it */
+};
+
+/* Alert tsc-khz-change. */
+struct clock_ev_khz {
+	__s64 before;
+	__s64 after;
+	__s64 result; /* the ioctl's return value, HV_RESULT_UNKNOWN if not seen */
+};
+
+/* Alert vcpu-tsc-mismatch. */
+struct clock_ev_mismatch {
+	__s64 offset; /* the vCPU's TSC offset */
+	__s64 ref_offset;
+	__s64 ref_vcpu;
+	__s64 nr_different;
+	__s64 nr_vcpus;
+};
+
+/* Alert pvclock-discontinuity. */
+struct clock_ev_pvclock {
+	__s64 residual_ns; /* discontinuity_ns: what no kvmclock write explains */
+	__s64 raw_ns;	   /* D computed from the two PVTIs */
+	__s64 explained_ns;
+	__s64 flags; /* the PVTI's */
+};
+
+/* CLOCK_EV_ARRIVAL (sent on the alert ring: migration-clock-warp is
+ * decided on it). */
+struct clock_ev_arrival {
+	__s64 kvmclock_offset; /* kvm->arch.kvmclock_offset at the first entry */
+	__s64 written_ns;      /* CLOCK_BOOTTIME of the host TSC write before it */
+	__s64 tsc_khz;	       /* vcpu->arch.virtual_tsc_khz */
+	__s64 pvti_scale;      /* the PVTI's tsc_to_system_mul << 8 | (__u8)tsc_shift */
+	__s64 tsc_ratio;       /* vcpu->arch.l1_tsc_scaling_ratio */
+};
+
+/* CLOCK_EV_GUEST_TSC_SUMMARY. */
+struct clock_ev_flood {
+	__s64 suppressed; /* events of the window not sent one by one */
+	__s64 window_start_ns;
+	__s64 window_end_ns;
+	__s64 total; /* the VM's events so far, this one included */
+};
+
+/* CLOCK_EV_PAUSE. */
+struct clock_ev_pause {
+	__s64 kvmclock_offset; /* when the pause began */
+};
+
+/* CLOCK_EV_RESUME. */
+struct clock_ev_resume {
+	__s64 paused_ns; /* -1 when the pause start was not seen */
+	__s64 jump_ns;	 /* how far kvmclock moved */
+};
+
+/* CLOCK_EV_VM_UNTRACKED. */
+struct clock_ev_untracked {
+	__s64 quota; /* enum hv_quota that refused the VM */
+	__s64 uid;   /* the VMM's user */
+};
+
+/* CLOCK_EV_PROC_EXIT and CLOCK_EV_PROC_EXEC. */
+struct clock_ev_vmm {
+	__s64 tgid;
 };
 
 enum hv_frozen {
@@ -198,9 +240,29 @@ struct clock_event {
 	__s32 vcpu;   /* -1 when not per vCPU */
 	__u32 frozen; /* enum hv_frozen: did BPF stop the VMM for a correction */
 	__u64 ts_ns;  /* CLOCK_BOOTTIME at the hook */
-	__s64 v[EV_NR_VALUES];
+	union {	      /* by type, and by rule for CLOCK_EV_ALERT */
+		struct clock_ev_jump jump; /* the largest: the whole payload */
+		struct clock_ev_tsc tsc;
+		struct clock_ev_khz khz;
+		struct clock_ev_mismatch mismatch;
+		struct clock_ev_pvclock pvclock;
+		struct clock_ev_arrival arrival;
+		struct clock_ev_flood flood;
+		struct clock_ev_pause pause;
+		struct clock_ev_resume resume;
+		struct clock_ev_untracked untracked;
+		struct clock_ev_vmm vmm;
+	};
 	char comm[16];
 };
+
+/* The ring record keeps its 112 bytes; jump, the largest kind, spans the
+ * whole payload (fill_event() in clock.bpf.c zeroes it through jump). */
+_Static_assert(sizeof(struct clock_event) == 112, "the clock ring record's size");
+_Static_assert(__builtin_offsetof(struct clock_event, comm) -
+		       __builtin_offsetof(struct clock_event, jump) ==
+		   sizeof(struct clock_ev_jump),
+	       "jump spans the whole payload");
 
 /* The VM table's quotas in force (--max-vms-per-vmm, --max-vms-per-user). */
 struct hv_quotas {
