@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from clock_tiers import fentry_loads  # noqa: E402
 from hvtest import Hvguard, HvguardError, Tap  # noqa: E402
 
 tap = Tap()
@@ -63,19 +64,6 @@ def tracing_links(pid):
                   if l.get("id") in held and l.get("type") == "tracing")
 
 
-def fentry_offered():
-    """Does this kernel load hvguard's fentry tier? (Asked of hvguard.)"""
-    with tempfile.TemporaryDirectory(prefix="hvguard-hooks-") as tmp:
-        try:
-            hv = Hvguard(["--no-pin", "--hooks", "fentry"], log=os.path.join(tmp, "err"),
-                         ready_timeout=180.0)
-        except HvguardError as e:
-            tap.note(f"fentry tier not offered here: {e}")
-            return False
-        hv.stop()
-        return hv.hooks == "fentry"
-
-
 FENTRY_LINKS = [["hv_clock_vm_ioctl", "trace_fentry"], ["hv_clock_vm_ioctl_ret", "trace_fexit"]]
 
 
@@ -97,7 +85,7 @@ def check_kvm_tier(hv, tag, fentry):
 
 
 def main():
-    fentry = fentry_offered()
+    fentry = fentry_loads(tap.note)
     default = "fentry" if fentry else "kvm-tracepoints"
     with tempfile.TemporaryDirectory(prefix="hvguard-hooks-") as tmp:
         try:
