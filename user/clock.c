@@ -795,9 +795,9 @@ static void clock_poll(struct hv_ctx *ctx)
 		       "", b->arrivals_demoted);
 	hv_metrics_set(ctx->metrics, "hvguard_vms", HV_GAUGE, NULL, "", count_vms());
 	hv_metrics_set(ctx->metrics, "hvguard_kvm_clock_ioctls_total", HV_COUNTER,
-		       "KVM_CREATE_VM, KVM_CREATE_VCPU, KVM_GET_CLOCK, KVM_SET_CLOCK and "
-		       "KVM_SET_TSC_KHZ calls inspected at the ioctl (the syscalls tier; the "
-		       "kvm-tracepoints tier sees the clock changes instead).",
+		       "KVM ioctls inspected at the call: KVM_CREATE_VM, KVM_CREATE_VCPU, "
+		       "KVM_GET_CLOCK, KVM_SET_CLOCK and KVM_SET_TSC_KHZ on the syscalls tier, "
+		       "KVM_GET_CLOCK and KVM_SET_CLOCK on fentry, none on kvm-tracepoints.",
 		       "", b->kvm_ioctls_seen);
 	hv_metrics_set(ctx->metrics, "hvguard_pvclock_updates_total", HV_COUNTER,
 		       "PVTI updates KVM published that were checked.", "",
