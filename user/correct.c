@@ -48,6 +48,9 @@ static bool watchdog_running;
 static atomic_bool watchdog_stop;
 static atomic_ullong working_on; /* struct kvm * being corrected, or 0 */
 static atomic_uint working_pid;	 /* its VMM */
+/* Held while the watchdog decides on a freeze and while a correction claims
+ * one: a freeze is either released or claimed, never both. */
+static pthread_mutex_t freeze_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_ullong watchdog_releases;
 static atomic_ullong not_continued; /* see release_stale_one */
 
@@ -518,10 +521,14 @@ static int fix_migration(const struct clock_event *e, struct hv_injector *inj, s
 static bool still_frozen(const struct clock_event *e)
 {
 	__u64 since;
+	bool frozen;
 
+	pthread_mutex_lock(&freeze_lock);
 	atomic_store(&working_pid, e->pid);
 	atomic_store(&working_on, e->vm_key);
-	return !bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &e->vm_key, &since);
+	frozen = !bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &e->vm_key, &since);
+	pthread_mutex_unlock(&freeze_lock);
+	return frozen;
 }
 
 static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct correction *c)
@@ -725,22 +732,48 @@ static void say_not_continued(void)
 			n);
 }
 
+/*
+ * Is the freeze recorded at since (CLOCK_BOOTTIME) older than max_age_ns
+ * (0: every freeze is)? The clock is read after the record: a freeze made
+ * while the walk ran is younger than any "now" read before it, and an
+ * unsigned now - since would have made it the oldest of all.
+ */
+static bool freeze_expired(__u64 since, uint64_t max_age_ns)
+{
+	__u64 now = hv_now_ns(CLOCK_BOOTTIME);
+
+	return !max_age_ns || (now > since && now - since >= max_age_ns);
+}
+
+/* Releases one frozen VMM if it is older than max_age_ns and no
+ * correction claimed it. */
+static bool release_if_stale(int fd, __u64 key, uint64_t max_age_ns)
+{
+	bool released = false;
+	__u64 since;
+
+	pthread_mutex_lock(&freeze_lock);
+	if (!bpf_map_lookup_elem(fd, &key, &since) && key != atomic_load(&working_on) &&
+	    freeze_expired(since, max_age_ns))
+		released = release_stale_one(key, since);
+	pthread_mutex_unlock(&freeze_lock);
+	return released;
+}
+
 /* Releases every frozen VMM older than max_age_ns (0: all). */
 static unsigned release_stale(uint64_t max_age_ns)
 {
 	int fd = bpf_map__fd(skel->maps.hv_clock_frozen);
-	__u64 key, next, since, *prev = NULL, now = hv_now_ns(CLOCK_BOOTTIME);
+	__u64 key, next, *prev = NULL;
 	unsigned n = 0;
 
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &since) || key == atomic_load(&working_on))
-			continue;
-		if (max_age_ns && now - since < max_age_ns)
-			continue;
-		n += release_stale_one(key, since);
-		prev = NULL; /* the walk restarts after a delete */
+		if (release_if_stale(fd, key, max_age_ns)) {
+			n++;
+			prev = NULL; /* the walk restarts after a delete */
+		}
 	}
 	return n;
 }
