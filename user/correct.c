@@ -37,8 +37,11 @@
 #include "metrics.h"
 #include "rules.h"
 
-#define FREEZE_WAIT_MS	500
-#define MAX_TRACKED_VMS 256
+#define FREEZE_WAIT_MS 500
+/* From the seize to the VMM's stop: microseconds on a stopped VMM, a few
+ * milliseconds nested under TCG. */
+#define SEIZE_DEADLINE_MS HV_INJECT_SEIZE_MS
+#define MAX_TRACKED_VMS	  256
 /* See the watchdog, below. */
 #define FREEZE_DEADLINE_MS 500
 #define WATCHDOG_PERIOD_MS 20
@@ -201,9 +204,12 @@ static int inject_begin(int pid, struct hv_injector **inj, struct correction *c)
 	/* Mark the VMM first: our injected ioctls must not trip the rules. */
 	if (bpf_map_update_elem(probe_map_fd(), &key, &zero, BPF_ANY))
 		return failed(c, "cannot mark the VMM as being corrected: %s", strerror(errno));
-	rc = hv_inject_begin(pid, inj, err, sizeof(err));
+	rc = hv_inject_begin_within(pid, SEIZE_DEADLINE_MS, inj, err, sizeof(err));
 	if (rc) {
 		bpf_map_delete_elem(probe_map_fd(), &key);
+		if (rc == -ETIMEDOUT)
+			return refuse(c, "the VMM did not stop within %d ms of the seize: %s",
+				      SEIZE_DEADLINE_MS, err);
 		return rc == -ESRCH ? refuse(c, "the VMM exited: %s", err)
 				    : failed(c, "cannot seize the VMM: %s", err);
 	}
@@ -524,34 +530,12 @@ static bool still_frozen(const struct clock_event *e)
 	return !bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_frozen), &e->vm_key, &since);
 }
 
-static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct correction *c)
+/* The round itself, in a thread of its own (see run_round). */
+static int round_in_vmm(const struct clock_event *e, struct correction *c)
 {
-	const struct hv_rule *rule = &ctx->rules->rule[e->rule];
 	struct hv_injector *inj = NULL;
-	struct vm_state vm;
 	int rc;
 
-	if (lookup_vm(e, &vm, c))
-		return -1;
-	if (!still_frozen(e)) {
-		return refuse(c,
-			      "the watchdog already let the VMM go: the daemon came over %d ms "
-			      "late",
-			      FREEZE_DEADLINE_MS);
-	}
-	if (e->rule == HV_RULE_KVMCLOCK_JUMP && vm.last_clock_write_ns != e->ts_ns)
-		return refuse(c, "another clock write happened since the violation");
-	if (!rate_ok(e->vm_id, rule->max_corrections_per_min))
-		return refuse(c, "rate limit: %u corrections of this VM in the last minute",
-			      rule->max_corrections_per_min);
-	if (wait_frozen(e->pid, c))
-		return -1;
-	c->stopped = since_freeze(c);
-	/* The syscalls tier saw the VM's fd at KVM_SET_CLOCK: is it still
-	 * that VM's? (Otherwise the fds are found in /proc at the repair.) */
-	if (e->rule == HV_RULE_KVMCLOCK_JUMP && e->jump.fd >= 0 &&
-	    !fd_is(e->pid, e->jump.fd, "kvm-vm"))
-		return refuse(c, "the VM's fd is gone from the VMM (closed, or the VMM exec'd)");
 	if (inject_begin(e->pid, &inj, c))
 		return -1;
 	c->seized = since_freeze(c);
@@ -574,6 +558,74 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 	c->repaired = since_freeze(c);
 	inject_end(e->pid, inj);
 	return rc;
+}
+
+struct round {
+	const struct clock_event *e;
+	struct correction *c;
+	int rc;
+};
+
+static void *round_main(void *arg)
+{
+	struct round *r = arg;
+
+	r->rc = round_in_vmm(r->e, r->c);
+	return NULL;
+}
+
+/*
+ * The seize, the repair and the release run in a thread that exits after
+ * the round: a VMM that does not stop within SEIZE_DEADLINE_MS stays
+ * seized by the thread that tried (ptrace cannot detach a task that is not
+ * stopped), and the kernel detaches it, stop pending and all, as that
+ * thread exits. Every wait of the round then has a deadline; the event
+ * loop waits for the round, no longer.
+ */
+static int run_round(const struct clock_event *e, struct correction *c)
+{
+	struct round r = {.e = e, .c = c, .rc = -1};
+	sigset_t all, old;
+	pthread_t t;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&t, NULL, round_main, &r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		return failed(c, "cannot start the correction's thread: %s", strerror(err));
+	pthread_join(t, NULL);
+	return r.rc;
+}
+
+static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct correction *c)
+{
+	const struct hv_rule *rule = &ctx->rules->rule[e->rule];
+	struct vm_state vm;
+
+	if (lookup_vm(e, &vm, c))
+		return -1;
+	if (!still_frozen(e)) {
+		return refuse(c,
+			      "the watchdog already let the VMM go: the daemon came over %d ms "
+			      "late",
+			      FREEZE_DEADLINE_MS);
+	}
+	if (e->rule == HV_RULE_KVMCLOCK_JUMP && vm.last_clock_write_ns != e->ts_ns)
+		return refuse(c, "another clock write happened since the violation");
+	if (!rate_ok(e->vm_id, rule->max_corrections_per_min))
+		return refuse(c, "rate limit: %u corrections of this VM in the last minute",
+			      rule->max_corrections_per_min);
+	if (wait_frozen(e->pid, c))
+		return -1;
+	c->stopped = since_freeze(c);
+	/* The syscalls tier saw the VM's fd at KVM_SET_CLOCK: is it still
+	 * that VM's? (Otherwise the fds are found in /proc at the repair.) */
+	if (e->rule == HV_RULE_KVMCLOCK_JUMP && e->jump.fd >= 0 &&
+	    !fd_is(e->pid, e->jump.fd, "kvm-vm"))
+		return refuse(c, "the VM's fd is gone from the VMM (closed, or the VMM exec'd)");
+	return run_round(e, c);
 }
 
 static struct json_object *correction_json(struct hv_ctx *ctx, const struct clock_event *e,
