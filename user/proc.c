@@ -194,7 +194,9 @@ static int cached_args(int pid, char *buf, size_t *len)
 
 	if (!start)
 		return -1;
-	if (args_cache[i].pid != pid || args_cache[i].start_ns != start) {
+	/* An empty or unreadable command line is not kept: read again. */
+	if (args_cache[i].pid != pid || args_cache[i].start_ns != start ||
+	    (!args_cache[i].timed_out && !args_cache[i].len)) {
 		free(args_cache[i].buf);
 		memset(&args_cache[i], 0, sizeof(args_cache[i]));
 		n = read_args(pid, buf);
