@@ -42,7 +42,7 @@
  * milliseconds nested under TCG. */
 #define SEIZE_DEADLINE_MS HV_INJECT_SEIZE_MS
 /* From the seize to the release (see run_round). */
-#define ROUND_DEADLINE_MS 1000
+#define ROUND_DEADLINE_MS 2000
 #define STUCK_ROUNDS_MAX  4
 #define MAX_TRACKED_VMS	  256
 /* See the watchdog, below. */
