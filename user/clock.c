@@ -169,7 +169,7 @@ static const describe_fn describers[HV_RULE_COUNT] = {
 };
 
 static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
-			 const char *vm_name)
+			 const char *vm_name, bool name_unread)
 {
 	struct hv_correction_report report = {};
 	const struct hv_rule *rule;
@@ -179,6 +179,7 @@ static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const 
 	    .comm = comm,
 	    .vm = (long long)e->vm_id,
 	    .vm_name = vm_name,
+	    .vm_name_unread = name_unread,
 	    .vcpu = e->vcpu,
 	    .ts_ns = e->ts_ns,
 	};
@@ -453,20 +454,25 @@ static int clock_ring_event(void *data_ctx, void *data, size_t len)
 	const struct clock_event *e = data;
 	char comm[17] = "", vm_name[64];
 	const char *name = NULL;
+	int rc = -1;
 
 	if (len < sizeof(*e))
 		return 0;
 	memcpy(comm, e->comm, sizeof(e->comm));
-	if (e->pid && hv_proc_vm_name(e->pid, vm_name, sizeof(vm_name)) == 0)
-		name = vm_name;
+	if (e->pid)
+		rc = hv_proc_vm_name(e->pid, vm_name, sizeof(vm_name));
+	if (!rc || rc == -ETIMEDOUT) /* a VMM whose /proc/PID/cmdline hangs */
+		name = rc ? "unknown" : vm_name;
 	if (e->type == CLOCK_EV_VM_NEW)
 		hv_mig_vmm_seen(e->pid);
 	if (e->type == CLOCK_EV_ALERT)
-		handle_alert(ctx, e, comm, name);
+		handle_alert(ctx, e, comm, name, rc == -ETIMEDOUT);
 	else if (e->type == CLOCK_EV_ARRIVAL)
 		hv_mig_arrival(ctx, e, comm);
 	else if (e->type < sizeof(info_names) / sizeof(info_names[0]) && info_names[e->type])
 		handle_info(ctx, e, comm, name);
+	if (e->type == CLOCK_EV_PROC_EXIT || e->type == CLOCK_EV_PROC_EXEC)
+		hv_proc_forget((int)e->vmm.tgid);
 	if (e->type == CLOCK_EV_PROC_EXIT)
 		sweep_vms(ctx, (int)e->vmm.tgid, comm, e->ts_ns, "vmm-exit");
 	else if (e->type == CLOCK_EV_PROC_EXEC) /* its VMs went with the old image */
@@ -778,11 +784,30 @@ static void report_alerts_missed(struct hv_ctx *ctx)
 	}
 }
 
+/* VMMs whose /proc/PID/cmdline did not answer: their VM name is unknown. */
+static void report_args_timeouts(struct hv_ctx *ctx)
+{
+	static unsigned long long said;
+	unsigned long long n = hv_proc_args_timeouts();
+
+	hv_metrics_set(ctx->metrics, "hvguard_proc_read_timeouts_total", HV_COUNTER,
+		       "Reads of a VMM's /proc/PID/cmdline (its VM name) that did not answer "
+		       "within the deadline: its records say vm_name unknown.",
+		       "", n);
+	if (n == said)
+		return;
+	hv_warn("%llu read(s) of a VMM's /proc/PID/cmdline did not answer within %d ms: its VM "
+		"name is reported unknown (%llu in all)",
+		n - said, HV_PROC_ARGS_DEADLINE_MS, n);
+	said = n;
+}
+
 static void clock_poll(struct hv_ctx *ctx)
 {
 	struct clock_bpf__bss *b = skel->bss;
 
 	report_map_full(ctx);
+	report_args_timeouts(ctx);
 	report_alerts_missed(ctx);
 	report_quotas(ctx);
 	hv_metrics_set(ctx->metrics, "hvguard_guest_tsc_writes_suppressed_total", HV_COUNTER,

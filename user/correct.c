@@ -37,8 +37,14 @@
 #include "metrics.h"
 #include "rules.h"
 
-#define FREEZE_WAIT_MS	500
-#define MAX_TRACKED_VMS 256
+#define FREEZE_WAIT_MS 500
+/* From the seize to the VMM's stop: microseconds on a stopped VMM, a few
+ * milliseconds nested under TCG. */
+#define SEIZE_DEADLINE_MS HV_INJECT_SEIZE_MS
+/* From the seize to the release (see run_round). */
+#define ROUND_DEADLINE_MS 2000
+#define STUCK_ROUNDS_MAX  4
+#define MAX_TRACKED_VMS	  256
 /* See the watchdog, below. */
 #define FREEZE_DEADLINE_MS 500
 #define WATCHDOG_PERIOD_MS 20
@@ -79,6 +85,7 @@ struct correction {
 	const struct clock_event *event;
 	const struct hv_mig_fix *mig; /* migration-clock-warp: the clocks wanted */
 	uint64_t noticed, stopped, seized, repaired;
+	const atomic_bool *abandoned; /* set when the event loop gave up on the round */
 };
 
 /*
@@ -204,9 +211,12 @@ static int inject_begin(int pid, struct hv_injector **inj, struct correction *c)
 	/* Mark the VMM first: our injected ioctls must not trip the rules. */
 	if (bpf_map_update_elem(probe_map_fd(), &key, &zero, BPF_ANY))
 		return failed(c, "cannot mark the VMM as being corrected: %s", strerror(errno));
-	rc = hv_inject_begin(pid, inj, err, sizeof(err));
+	rc = hv_inject_begin_within(pid, SEIZE_DEADLINE_MS, inj, err, sizeof(err));
 	if (rc) {
 		bpf_map_delete_elem(probe_map_fd(), &key);
+		if (rc == -ETIMEDOUT)
+			return refuse(c, "the VMM did not stop within %d ms of the seize: %s",
+				      SEIZE_DEADLINE_MS, err);
 		return rc == -ESRCH ? refuse(c, "the VMM exited: %s", err)
 				    : failed(c, "cannot seize the VMM: %s", err);
 	}
@@ -531,12 +541,214 @@ static bool still_frozen(const struct clock_event *e)
 	return frozen;
 }
 
+/* The round itself, in a thread of its own (see run_round). */
+static int round_in_vmm(const struct clock_event *e, struct correction *c)
+{
+	struct hv_injector *inj = NULL;
+	int rc;
+
+	if (inject_begin(e->pid, &inj, c))
+		return -1;
+	c->seized = since_freeze(c);
+	if (atomic_load(c->abandoned)) /* too late: the daemon reported it failed */
+		goto release;
+	switch (e->rule) {
+	case HV_RULE_KVMCLOCK_JUMP:
+		rc = fix_kvmclock(e, inj, c);
+		break;
+	case HV_RULE_TSC_OFFSET_CHANGE:
+		rc = fix_tsc_offset(e, inj, c);
+		break;
+	case HV_RULE_VCPU_TSC_MISMATCH:
+		rc = fix_mismatch(e, inj, c);
+		break;
+	case HV_RULE_MIGRATION_CLOCK_WARP:
+		rc = c->mig ? fix_migration(e, inj, c) : refuse(c, "no source to correct from");
+		break;
+	default:
+		rc = refuse(c, "no safe correction exists for this rule");
+	}
+	c->repaired = since_freeze(c);
+	inject_end(e->pid, inj);
+	return rc;
+release:
+	inject_end(e->pid, inj);
+	return -1;
+}
+
+/*
+ * A round's copies of what it works on: the event lives in the ring and the
+ * correction on the caller's stack, and a round past its deadline goes on
+ * without its caller.
+ */
+struct round {
+	struct clock_event e;
+	struct hv_mig_fix mig;
+	struct correction c;
+	atomic_bool abandoned;
+	bool done;
+	int rc;
+};
+
+static pthread_mutex_t round_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t round_done;
+static pthread_once_t round_once = PTHREAD_ONCE_INIT;
+static unsigned stuck_rounds;
+
+static void round_init(void)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&round_done, &a);
+	pthread_condattr_destroy(&a);
+}
+
+static void round_free(struct round *r)
+{
+	json_object_put(r->c.before);
+	json_object_put(r->c.after);
+	free(r);
+}
+
+static void *round_main(void *arg)
+{
+	struct round *r = arg;
+	int rc = round_in_vmm(&r->e, &r->c);
+
+	pthread_mutex_lock(&round_lock);
+	r->rc = rc;
+	r->done = true;
+	if (atomic_load(&r->abandoned)) {
+		stuck_rounds--;
+		pthread_mutex_unlock(&round_lock);
+		round_free(r);
+		return NULL;
+	}
+	pthread_cond_broadcast(&round_done);
+	pthread_mutex_unlock(&round_lock);
+	return NULL;
+}
+
+static struct round *round_new(const struct clock_event *e, const struct correction *c)
+{
+	struct round *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->e = *e;
+	r->c = *c;
+	r->c.event = &r->e;
+	if (c->mig) {
+		r->mig = *c->mig;
+		r->c.mig = &r->mig;
+	}
+	r->c.abandoned = &r->abandoned;
+	r->c.before = json_object_new_object();
+	r->c.after = json_object_new_object();
+	return r;
+}
+
+/* The round's verdict and findings into the caller's correction. */
+static int round_take(struct round *r, struct correction *c)
+{
+	struct json_object *before = c->before, *after = c->after;
+	const struct clock_event *e = c->event;
+	const struct hv_mig_fix *mig = c->mig;
+	int rc = r->rc;
+
+	*c = r->c;
+	c->event = e;
+	c->mig = mig;
+	c->abandoned = NULL;
+	r->c.before = before; /* freed with r */
+	r->c.after = after;
+	round_free(r);
+	return rc;
+}
+
+static int start_round(struct round *r)
+{
+	sigset_t all, old;
+	pthread_attr_t at;
+	pthread_t t;
+	int err;
+
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&t, &at, round_main, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&at);
+	return err;
+}
+
+/*
+ * The seize, the repair and the release run in a thread that exits after
+ * the round: a VMM that does not stop within SEIZE_DEADLINE_MS stays
+ * seized by the thread that tried (ptrace cannot detach a task that is not
+ * stopped), and the kernel detaches it, stop pending and all, as that
+ * thread exits. The event loop waits ROUND_DEADLINE_MS for the round, no
+ * longer: past it the round was held up in the VMM's memory (its mmap lock
+ * kept taken: /proc/PID/maps, process_vm_writev and the injected mmap all
+ * wait on it), and its thread is left to finish when the VMM lets it, which
+ * then changes nothing in the VMM (c->abandoned). STUCK_ROUNDS_MAX such
+ * threads at most; past that no correction is tried.
+ */
+static int run_round(const struct clock_event *e, struct correction *c)
+{
+	struct timespec until;
+	struct round *r;
+	int err, rc = 0;
+
+	pthread_once(&round_once, round_init);
+	pthread_mutex_lock(&round_lock);
+	err = stuck_rounds >= STUCK_ROUNDS_MAX;
+	pthread_mutex_unlock(&round_lock);
+	if (err)
+		return refuse(c,
+			      "%d earlier corrections are still held up in VMMs that do not answer",
+			      STUCK_ROUNDS_MAX);
+	r = round_new(e, c);
+	if (!r || !r->c.before || !r->c.after) {
+		if (r)
+			round_free(r);
+		return failed(c, "out of memory");
+	}
+	err = start_round(r);
+	if (err) {
+		round_free(r);
+		return failed(c, "cannot start the correction's thread: %s", strerror(err));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ROUND_DEADLINE_MS / 1000;
+	until.tv_nsec += (ROUND_DEADLINE_MS % 1000) * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&round_lock);
+	while (!r->done && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&round_done, &round_lock, &until);
+	if (!r->done) {
+		atomic_store(&r->abandoned, true);
+		stuck_rounds++;
+		pthread_mutex_unlock(&round_lock);
+		return failed(
+		    c,
+		    "the correction did not finish within %d ms: the VMM's memory does not "
+		    "answer (its mmap lock kept taken?); it stays seized until it does, and "
+		    "is then let go unchanged",
+		    ROUND_DEADLINE_MS);
+	}
+	pthread_mutex_unlock(&round_lock);
+	return round_take(r, c);
+}
+
 static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct correction *c)
 {
 	const struct hv_rule *rule = &ctx->rules->rule[e->rule];
-	struct hv_injector *inj = NULL;
 	struct vm_state vm;
-	int rc;
 
 	if (lookup_vm(e, &vm, c))
 		return -1;
@@ -559,28 +771,7 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 	if (e->rule == HV_RULE_KVMCLOCK_JUMP && e->jump.fd >= 0 &&
 	    !fd_is(e->pid, e->jump.fd, "kvm-vm"))
 		return refuse(c, "the VM's fd is gone from the VMM (closed, or the VMM exec'd)");
-	if (inject_begin(e->pid, &inj, c))
-		return -1;
-	c->seized = since_freeze(c);
-	switch (e->rule) {
-	case HV_RULE_KVMCLOCK_JUMP:
-		rc = fix_kvmclock(e, inj, c);
-		break;
-	case HV_RULE_TSC_OFFSET_CHANGE:
-		rc = fix_tsc_offset(e, inj, c);
-		break;
-	case HV_RULE_VCPU_TSC_MISMATCH:
-		rc = fix_mismatch(e, inj, c);
-		break;
-	case HV_RULE_MIGRATION_CLOCK_WARP:
-		rc = c->mig ? fix_migration(e, inj, c) : refuse(c, "no source to correct from");
-		break;
-	default:
-		rc = refuse(c, "no safe correction exists for this rule");
-	}
-	c->repaired = since_freeze(c);
-	inject_end(e->pid, inj);
-	return rc;
+	return run_round(e, c);
 }
 
 static struct json_object *correction_json(struct hv_ctx *ctx, const struct clock_event *e,

@@ -86,6 +86,7 @@ struct hv_alert {
 	const char *comm;
 	long long vm;		    /* stable VM id, -1 when not a VM */
 	const char *vm_name;	    /* -name of the VMM, or NULL */
+	bool vm_name_unread;	    /* "unknown": its /proc/PID/cmdline did not answer */
 	int vcpu;		    /* -1 when not per-vCPU */
 	uint64_t ts_ns;		    /* CLOCK_BOOTTIME of the event */
 	struct json_object *fields; /* rule-specific, consumed by hv_emit_alert */
@@ -157,7 +158,12 @@ void hv_proc_for_each_pid(hv_pid_fn fn, void *arg); /* until fn returns non-zero
 int hv_proc_comm(int pid, char *buf, size_t len);
 int hv_proc_vm_name(int pid, char *buf, size_t len);		      /* QEMU -name */
 int hv_proc_vmm_arg(int pid, const char *opt, char *buf, size_t len); /* -uuid... */
-char hv_proc_state(int pid);					      /* R, S, T..., 0 when gone */
+/* How long a read of a VMM's /proc/PID/cmdline may take (proc.c): those two
+ * return -ETIMEDOUT past it, and hv_proc_args_timeouts() counts it. */
+#define HV_PROC_ARGS_DEADLINE_MS 100
+unsigned long long hv_proc_args_timeouts(void);
+void hv_proc_forget(int pid);	    /* it exec'd or exited: its command line is new */
+char hv_proc_state(int pid);	    /* R, S, T..., 0 when gone */
 uint64_t hv_proc_start_ns(int pid); /* CLOCK_BOOTTIME of its start, 0 when gone */
 typedef int (*hv_fd_fn)(int fd, const char *link, void *arg);
 int hv_proc_for_each_fd(int pid, hv_fd_fn fn, void *arg);

@@ -23,6 +23,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -296,6 +297,100 @@ static int seize_error(int pid, int seize_errno, char *err, size_t errlen)
 	return -EIO;
 }
 
+/* compel_wait_task()'s view of the task, read as compel_stop_task() does. */
+static int seize_status(int pid, struct seize_task_status *ss, void *data)
+{
+	char path[64], line[128];
+	FILE *f;
+
+	(void)data;
+	memset(ss, 0, sizeof(*ss));
+	ss->ppid = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "State:", 6))
+			sscanf(line + 6, " %c", &ss->state);
+		else if (!strncmp(line, "Seccomp:", 8))
+			sscanf(line + 8, "%d", &ss->seccomp_mode);
+		else if (!strncmp(line, "ShdPnd:", 7))
+			sscanf(line + 7, "%llx", &ss->shdpnd);
+		else if (!strncmp(line, "SigPnd:", 7))
+			sscanf(line + 7, "%llx", &ss->sigpnd);
+	}
+	fclose(f);
+	return ss->state ? 0 : -1;
+}
+
+/*
+ * Has the seized task something to report (a stop, or its exit)? Peeks
+ * with WNOWAIT, so that compel_wait_task()'s wait4() then finds it at once.
+ */
+static bool stop_reported(int pid)
+{
+	siginfo_t si = {0};
+
+	if (waitid(P_PID, pid, &si, WSTOPPED | WEXITED | __WALL | WNOHANG | WNOWAIT))
+		return true; /* nothing to wait for: compel's wait4() fails at once */
+	return si.si_pid == pid;
+}
+
+static bool wait_reported(int pid, int timeout_ms)
+{
+	long long start = now_ns(), t;
+	struct timespec nap = {0, 100000};
+
+	for (;;) {
+		if (stop_reported(pid))
+			return true;
+		t = now_ns() - start;
+		if (t >= timeout_ms * 1000000LL)
+			return stop_reported(pid);
+		if (t < 500000)
+			sched_yield();
+		else
+			nanosleep(&nap, NULL);
+	}
+}
+
+/*
+ * compel_stop_task() with a deadline: COMPEL_TASK_* or a negative errno. compel waits for the
+ * seized task's first stop with a wait4() that has no timeout, and a task that never gets to a stop
+ * (uninterruptible sleep: a vfork() parent whose child never exits, a fault on memory nobody
+ * provides) would hold us there: the wait starts only once the stop is reported. The later wait4()s
+ * of compel_wait_task() are on a task already in a ptrace stop, which the kernel stops again
+ * (PTRACE_INTERRUPT's trap is pending) before it returns to user space.
+ *
+ * On timeout the task stays seized with a stop pending: ptrace cannot
+ * detach a task that is not stopped. The kernel detaches it when the
+ * calling thread exits; until then it runs (or sleeps) as before and stops
+ * in a ptrace stop if it gets there.
+ */
+static int seize(int pid, int timeout_ms, char *err, size_t errlen)
+{
+	struct seize_task_status ss;
+	struct proc_status ps;
+	int st;
+
+	errno = 0;
+	if (compel_interrupt_task(pid))
+		return seize_error(pid, errno, err, errlen);
+	if (!wait_reported(pid, timeout_ms)) {
+		if (read_status(pid, &ps))
+			ps.state = '?';
+		snprintf(err, errlen,
+			 "pid %d did not stop within %d ms of the seize (state %c): left to the "
+			 "kernel to detach",
+			 pid, timeout_ms, ps.state);
+		return -ETIMEDOUT;
+	}
+	errno = 0;
+	st = compel_wait_task(pid, -1, seize_status, NULL, &ss, NULL);
+	return st < 0 ? seize_error(pid, errno, err, errlen) : st;
+}
+
 static int prepare(struct hv_injector *inj, char *err, size_t errlen)
 {
 	struct infect_ctx *ictx;
@@ -331,7 +426,8 @@ static void abort_begin(struct hv_injector *inj)
 		warn("pid %d: detach failed: %s", inj->pid, compel_err);
 }
 
-int hv_inject_begin(int pid, struct hv_injector **out, char *err, size_t errlen)
+int hv_inject_begin_within(int pid, int timeout_ms, struct hv_injector **out, char *err,
+			   size_t errlen)
 {
 	struct hv_injector *inj;
 	sigset_t old;
@@ -352,10 +448,9 @@ int hv_inject_begin(int pid, struct hv_injector **out, char *err, size_t errlen)
 
 	block_signals(&old);
 	compel_err[0] = '\0';
-	errno = 0;
-	st = compel_stop_task(pid);
+	st = seize(pid, timeout_ms, err, errlen);
 	if (st < 0) {
-		ret = seize_error(pid, errno, err, errlen);
+		ret = st;
 		goto fail;
 	}
 	if (st != COMPEL_TASK_ALIVE && st != COMPEL_TASK_STOPPED) {
@@ -379,6 +474,11 @@ fail:
 	restore_signals(&old);
 	free(inj);
 	return ret;
+}
+
+int hv_inject_begin(int pid, struct hv_injector **out, char *err, size_t errlen)
+{
+	return hv_inject_begin_within(pid, HV_INJECT_SEIZE_MS, out, err, errlen);
 }
 
 /* ---- injection ---- */

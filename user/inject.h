@@ -33,7 +33,8 @@
  *   restart_block, which the syscall we interrupted may need to restart.
  *   ioctl, mmap and munmap are safe.
  * - hv_inject_begin() waits until the thread can be interrupted: a thread
- *   in uninterruptible sleep (state D) delays it.
+ *   in uninterruptible sleep (state D) delays it, HV_INJECT_SEIZE_MS at
+ *   most (see hv_inject_begin_within() for what a timeout leaves).
  * - compel swaps 8 bytes of code ("syscall; int3") in at the start of the
  *   target's first executable mapping during each injection: harmless when
  *   the process is stopped; when it runs, another thread executing exactly
@@ -77,6 +78,20 @@ void hv_inject_set_log(hv_inject_log_fn fn, unsigned int max_level, void *arg);
  * -EOPNOTSUPP (32-bit task), -EIO (libcompel failed).
  */
 int hv_inject_begin(int pid, struct hv_injector **out, char *err, size_t errlen);
+
+/* How long hv_inject_begin() waits for the seized thread to stop. */
+#define HV_INJECT_SEIZE_MS 250
+
+/*
+ * hv_inject_begin(), waiting at most timeout_ms for the thread to stop once
+ * seized. -ETIMEDOUT when it did not (uninterruptible sleep, say: a vfork()
+ * parent whose child never exits). The thread then stays attached to the
+ * calling thread, with a ptrace stop pending (ptrace cannot detach a task
+ * that is not stopped), until the calling thread exits and the kernel
+ * detaches it: call from a thread of its own, which exits after the round.
+ */
+int hv_inject_begin_within(int pid, int timeout_ms, struct hv_injector **out, char *err,
+			   size_t errlen);
 
 /*
  * Run syscall nr with args inside the target; *ret gets its return value

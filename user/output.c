@@ -225,6 +225,8 @@ static struct json_object *alert_json(const struct hv_alert *a, const char *when
 	hv_json_add_str(o, "comm", a->comm ? a->comm : "");
 	hv_json_add_int_or_null(o, "vm", a->vm >= 0, a->vm);
 	hv_json_add_str(o, "vm_name", a->vm_name);
+	if (a->vm_name_unread)
+		hv_json_add_int(o, "vm_name_unread_ms", HV_PROC_ARGS_DEADLINE_MS);
 	hv_json_add_int_or_null(o, "vcpu", a->vcpu >= 0, a->vcpu);
 	if (a->fields) {
 		json_object_object_foreach(a->fields, key, val) {

@@ -4,6 +4,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,17 +50,207 @@ int hv_proc_comm(int pid, char *buf, size_t len)
 	return 0;
 }
 
-/* The value of a VMM's command-line option (QEMU's "-name NAME", "-uuid
- * UUID"), up to the first comma and without a "guest=" prefix. */
-int hv_proc_vmm_arg(int pid, const char *opt, char *buf, size_t len)
+/*
+ * /proc/PID/cmdline is read out of the process's own memory
+ * (access_remote_vm: under its mmap lock, faulting its pages in), and the
+ * process is a VMM we do not trust: it can make that read wait (its mmap
+ * lock held, argv on memory whose faults nobody resolves). So the read runs
+ * in a thread of its own, and the caller waits HV_PROC_ARGS_DEADLINE_MS at
+ * most. A read that did not answer leaves its thread behind, blocked in
+ * the kernel, at most SLOW_READERS of them (past that, no read is tried);
+ * the pid is then unreadable until it execs or exits. What was read is
+ * kept per process (pid and start time): one read per VMM, not per event.
+ */
+#define ARGS_MAX     8192
+#define ARGS_CACHE   64
+#define SLOW_READERS 4
+
+struct args_read {
+	int pid;
+	int refs; /* the caller's and the reader's, under read_lock */
+	bool done, abandoned;
+	ssize_t n;
+	char buf[ARGS_MAX];
+};
+
+static struct {
+	int pid;
+	uint64_t start_ns;
+	bool timed_out;
+	size_t len;
+	char *buf;
+} args_cache[ARGS_CACHE];
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t read_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t read_done;
+static pthread_once_t read_once = PTHREAD_ONCE_INIT;
+static unsigned slow_readers;
+static atomic_ullong args_timeouts;
+
+static void read_init(void)
 {
-	char path[64], cmdline[8192];
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&read_done, &a);
+	pthread_condattr_destroy(&a);
+}
+
+/* Under read_lock. */
+static void put_read(struct args_read *r)
+{
+	if (!--r->refs)
+		free(r);
+}
+
+static void *args_reader(void *arg)
+{
+	struct args_read *r = arg;
+	char path[64];
 	ssize_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	n = hv_read_file(path, cmdline, sizeof(cmdline));
-	if (n <= 0)
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", r->pid);
+	n = hv_read_file(path, r->buf, sizeof(r->buf));
+	pthread_mutex_lock(&read_lock);
+	r->n = n;
+	r->done = true;
+	if (r->abandoned)
+		slow_readers--;
+	pthread_cond_broadcast(&read_done);
+	put_read(r);
+	pthread_mutex_unlock(&read_lock);
+	return NULL;
+}
+
+static int start_reader(struct args_read *r)
+{
+	sigset_t all, old;
+	pthread_attr_t at;
+	pthread_t t;
+	int err;
+
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 64 * 1024);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&t, &at, args_reader, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&at);
+	return -err;
+}
+
+/* pid's command line into buf (ARGS_MAX bytes): its length, -1 if unreadable,
+ * -ETIMEDOUT if the read did not answer in time (or could not be tried). */
+static ssize_t read_args(int pid, char *buf)
+{
+	struct args_read *r = calloc(1, sizeof(*r));
+	struct timespec until;
+	ssize_t n;
+	int rc = 0;
+
+	if (!r)
 		return -1;
+	pthread_once(&read_once, read_init);
+	r->pid = pid;
+	r->refs = 2;
+	pthread_mutex_lock(&read_lock);
+	n = slow_readers >= SLOW_READERS ? -ETIMEDOUT : 0;
+	pthread_mutex_unlock(&read_lock);
+	if (n || start_reader(r)) {
+		free(r);
+		return n ?: -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += HV_PROC_ARGS_DEADLINE_MS * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&read_lock);
+	while (!r->done && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&read_done, &read_lock, &until);
+	if (r->done) {
+		n = r->n;
+		if (n > 0)
+			memcpy(buf, r->buf, n);
+	} else {
+		r->abandoned = true;
+		slow_readers++;
+		n = -ETIMEDOUT;
+	}
+	put_read(r);
+	pthread_mutex_unlock(&read_lock);
+	return n;
+}
+
+/* pid's command line into buf (ARGS_MAX), read unless cached, its length
+ * in *len: 0, -1 (gone, or empty) or -ETIMEDOUT. Under cache_lock. */
+static int cached_args(int pid, char *buf, size_t *len)
+{
+	unsigned i = (unsigned)pid % ARGS_CACHE;
+	uint64_t start = hv_proc_start_ns(pid);
+	ssize_t n;
+
+	if (!start)
+		return -1;
+	/* An empty or unreadable command line is not kept: read again. */
+	if (args_cache[i].pid != pid || args_cache[i].start_ns != start ||
+	    (!args_cache[i].timed_out && !args_cache[i].len)) {
+		free(args_cache[i].buf);
+		memset(&args_cache[i], 0, sizeof(args_cache[i]));
+		n = read_args(pid, buf);
+		args_cache[i].pid = pid;
+		args_cache[i].start_ns = start;
+		args_cache[i].timed_out = n == -ETIMEDOUT;
+		if (n == -ETIMEDOUT)
+			atomic_fetch_add(&args_timeouts, 1);
+		args_cache[i].buf = n > 0 ? malloc(n) : NULL;
+		if (args_cache[i].buf) {
+			memcpy(args_cache[i].buf, buf, n);
+			args_cache[i].len = n;
+		}
+	}
+	if (args_cache[i].timed_out)
+		return -ETIMEDOUT;
+	*len = args_cache[i].len;
+	if (*len)
+		memcpy(buf, args_cache[i].buf, *len);
+	return *len ? 0 : -1;
+}
+
+void hv_proc_forget(int pid)
+{
+	unsigned i = (unsigned)pid % ARGS_CACHE;
+
+	pthread_mutex_lock(&cache_lock);
+	if (args_cache[i].pid == pid) {
+		free(args_cache[i].buf);
+		memset(&args_cache[i], 0, sizeof(args_cache[i]));
+	}
+	pthread_mutex_unlock(&cache_lock);
+}
+
+unsigned long long hv_proc_args_timeouts(void)
+{
+	return atomic_load(&args_timeouts);
+}
+
+/* The value of a VMM's command-line option (QEMU's "-name NAME", "-uuid
+ * UUID"), up to the first comma and without a "guest=" prefix: 0, -1 when
+ * absent, -ETIMEDOUT when the command line could not be read in time. */
+int hv_proc_vmm_arg(int pid, const char *opt, char *buf, size_t len)
+{
+	char cmdline[ARGS_MAX];
+	size_t n = 0;
+	int rc;
+
+	pthread_mutex_lock(&cache_lock);
+	rc = cached_args(pid, cmdline, &n);
+	pthread_mutex_unlock(&cache_lock);
+	if (rc)
+		return rc;
+	cmdline[n < sizeof(cmdline) ? n : sizeof(cmdline) - 1] = '\0';
 	for (char *arg = cmdline; arg < cmdline + n; arg += strlen(arg) + 1) {
 		char *val = arg + strlen(arg) + 1;
 

@@ -42,7 +42,7 @@ done
 mkdir -p "$KVM_CACHE" build/test-logs
 msg=$(debian_kernel_fetch "$DEBIAN_KERNEL_CACHE" 2>&1) || fail "fetching Debian's kernel: $msg"
 msg=$(debian_build_initramfs "$DEBIAN_KERNEL_CACHE" "$KVM_CACHE/initrd.gz" "$repo/tests/kvm/init" \
-	kvm_amd virtio_pci 9pnet_virtio 9p 2>&1) || fail "building the initramfs: $msg"
+	kvm_amd virtio_pci 9pnet_virtio 9p fuse 2>&1) || fail "building the initramfs: $msg"
 
 out=$(mktemp -d "$repo/build/nested-$name.XXXXXX")
 serial=build/test-logs/nested-$name.serial

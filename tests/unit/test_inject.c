@@ -640,6 +640,102 @@ static void test_stop_during_injection(void **state)
 	assert_int_equal(vmm.last.err, 0);
 }
 
+/* ---- (h) a thread that does not stop: the seize has a deadline ---- */
+
+#define SEIZE_MS     200
+#define VFORK_D_MS   2500
+#define SEIZE_MAX_MS 1500 /* the deadline, and slack for a loaded TCG guest */
+
+struct seize_try {
+	pid_t pid;
+	int ret;
+	long long took_ns;
+	char err[256];
+};
+
+/* From a thread of its own, which exits after: see hv_inject_begin_within. */
+static void *seize_from_thread(void *arg)
+{
+	struct seize_try *t = arg;
+	struct hv_injector *inj = NULL;
+	long long t0 = mono_ns();
+
+	t->ret = hv_inject_begin_within(t->pid, SEIZE_MS, &inj, t->err, sizeof(t->err));
+	t->took_ns = mono_ns() - t0;
+	if (!t->ret)
+		hv_inject_end(inj);
+	return NULL;
+}
+
+/* A vfork() parent: in uninterruptible sleep (D) until its child exits, at
+ * VFORK_D_MS; then it exits 0 itself. */
+static pid_t spawn_vfork_parent(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct timespec d = {VFORK_D_MS / 1000, (VFORK_D_MS % 1000) * 1000000L};
+		pid_t c = vfork();
+
+		if (c == 0) {
+			syscall(SYS_nanosleep, &d, NULL);
+			_exit(0);
+		}
+		_exit(c > 0 ? 0 : 1);
+	}
+	return pid;
+}
+
+static int tracer_of(pid_t pid)
+{
+	char path[64], line[128];
+	int tracer = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "TracerPid:", 10))
+			tracer = atoi(line + 10);
+	fclose(f);
+	return tracer;
+}
+
+static void test_seize_deadline(void **state)
+{
+	struct seize_try t = {.ret = 1};
+	long long t0;
+	pthread_t th;
+	int status, tracer = -1;
+
+	(void)state;
+	t.pid = spawn_vfork_parent();
+	assert_int_equal(hv_inject_wait_state(t.pid, 'D', 2000), 0);
+	assert_int_equal(pthread_create(&th, NULL, seize_from_thread, &t), 0);
+	pthread_join(th, NULL);
+	print_message("# seize of a task in D: %d after %lld ms: %s\n", t.ret, t.took_ns / 1000000,
+		      t.err);
+	assert_int_equal(t.ret, -ETIMEDOUT);
+	assert_true(t.took_ns < SEIZE_MAX_MS * 1000000LL);
+	assert_non_null(strstr(t.err, "did not stop within 200 ms"));
+
+	/* The seizing thread has exited: the kernel let the task go, though it
+	 * never stopped; it is still in D. */
+	t0 = mono_ns();
+	while (mono_ns() - t0 < 1000 * 1000000LL && (tracer = tracer_of(t.pid)) > 0)
+		sleep_ms(10);
+	assert_int_equal(tracer, 0);
+	assert_int_equal(hv_inject_task_state(t.pid), 'D');
+
+	/* Once its child exits it runs on, not stopped in a pending trap. */
+	assert_int_equal(waitpid(t.pid, &status, 0), t.pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	/* clang-format off */
@@ -651,6 +747,7 @@ int main(void)
 		cmocka_unit_test(test_rounds),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_stop_during_injection),
+		cmocka_unit_test(test_seize_deadline),
 	};
 	/* clang-format on */
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The mini VMM stage: detection (test_vmm.py), then correction
 # (test_correct.py), restarts, audit, signals/--exec/journal (test_service.py,
-# test_journal.py), live migration between two mini VMMs
-# (test_migration.py); first the unit-level checks that need
+# test_journal.py), a hostile VMM (test_hostile.py), live migration
+# between two mini VMMs (test_migration.py); first the unit-level checks that need
 # a real KVM (kvm_unit.sh). Needs root and /dev/kvm.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,6 +15,9 @@ python3 tests/vmm/test_pindir.py || rc=1
 # The service's side (signals, --exec, the journal): not tier-dependent.
 python3 tests/vmm/test_service.py || rc=1
 python3 tests/vmm/test_journal.py || rc=1
+# A hostile VMM against the daemon's deadlines (the seize, the name read):
+# not tier-dependent.
+python3 tests/vmm/test_hostile.py || rc=1
 # Every test once per hook tier of the clock checks (hvguard run --hooks)
 # the kernel offers: fentry too where it loads (Debian's 6.1). On fentry,
 # only the clock scenarios whose decision that tier moves (stop/cont in
