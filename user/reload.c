@@ -122,10 +122,11 @@ static void report(struct hv_ctx *ctx, struct json_object *changed, struct json_
 	hv_emit_json(ctx, o);
 }
 
-int hv_reload_rules(struct hv_ctx *ctx, struct hv_family *const *families, int n)
+int hv_reload_rules(struct hv_ctx *ctx)
 {
 	struct json_object *restart, *changed;
 	struct hv_rules *next, *old;
+	struct hv_family *f;
 	char err[512];
 
 	if (!ctx->opts.rules_path) {
@@ -142,9 +143,9 @@ int hv_reload_rules(struct hv_ctx *ctx, struct hv_family *const *families, int n
 	hv_notify_reloading();
 	restart = json_object_new_array();
 	keep_clock_rodata(ctx->rules, next, restart);
-	for (int i = 0; i < n; i++)
-		if (families[i] && families[i]->loaded && families[i]->reload)
-			families[i]->reload(ctx, next, restart);
+	for_each_family(f)
+		if (f->loaded && f->reload)
+			f->reload(ctx, next, restart);
 	changed = changes(ctx->rules, next);
 	old = ctx->rules;
 	ctx->rules = next;
