@@ -97,9 +97,7 @@ static void count_reload(struct hv_ctx *ctx, const char *result)
 	char labels[32];
 
 	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
-	hv_metrics_add(ctx->metrics, "hvguard_rules_reloads_total", HV_COUNTER,
-		       "Rules reloads on SIGHUP: ok (in force) or failed (old rules kept).", labels,
-		       1);
+	hv_metric_add(ctx->metrics, HV_METRIC_RULES_RELOADS, labels, 1);
 }
 
 static void report(struct hv_ctx *ctx, struct json_object *changed, struct json_object *restart)

@@ -401,10 +401,7 @@ static void export_families(struct hv_ctx *ctx, struct json_object *status)
 					json_object_get_string(state));
 		snprintf(labels, sizeof(labels), "family=\"%s\",hooks=\"%s\"", name,
 			 on ? f->hooks : "none");
-		hv_metrics_set(ctx->metrics, "hvguard_family_attached", HV_GAUGE,
-			       "1 for each watcher family attached, with the hook tier it runs on; "
-			       "0 for a family off on this host.",
-			       labels, on);
+		hv_metric_set(ctx->metrics, HV_METRIC_FAMILY_ATTACHED, labels, on);
 	}
 	hv_http_set_families(ctx->http, text);
 }
@@ -453,7 +450,7 @@ static void check_lost(struct hv_ctx *ctx)
 	hv_warn("%llu event(s) lost: the ring buffer was full (%llu in all)",
 		(unsigned long long)(lost - ctx->events_lost), (unsigned long long)lost);
 	ctx->events_lost = lost;
-	hv_metrics_set(ctx->metrics, "hvguard_events_lost_total", HV_COUNTER, NULL, "", lost);
+	hv_metric_set(ctx->metrics, HV_METRIC_EVENTS_LOST, "", lost);
 }
 
 /* The summary's counters: what SIGUSR1's state and the exit summary share. */
