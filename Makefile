@@ -154,9 +154,9 @@ $(OUTPUT)/fuzz/fuzz_migrations: $(FUZZ_MIG_SRCS) $(HEADERS)
 
 tools: $(TOOL_BINS) $(OUTPUT)/tests/rgclock $(OUTPUT)/tests/clock-bios.code
 
-# The qemu stage's clock-reporting BIOS (tests/e2e/guestclock.py makes the
+# The qemu stage's clock-reporting BIOS (tests/qemu/guestclock.py makes the
 # 64 KiB image around it): real-mode code, assembled here.
-$(OUTPUT)/tests/clock-bios.code: tests/e2e/clock-bios.S | $(OUTPUT)/tests
+$(OUTPUT)/tests/clock-bios.code: tests/qemu/clock-bios.S | $(OUTPUT)/tests
 	$(call msg,AS,$@)
 	$(Q)as --32 -o $@.o $<
 	$(Q)objcopy -O binary -j .text $@.o $@
@@ -216,7 +216,7 @@ bench-xen: test-deps
 demo: deps test-deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/mount-fs.sh
-	$(Q)tests/e2e/demo.sh
+	$(Q)tests/qemu/demo.sh
 
 # A real Linux guest paused with and without hvguard: what it saw, in a table.
 demo-guest: deps test-deps
