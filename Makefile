@@ -32,8 +32,10 @@ LIB_OBJS  := $(filter-out $(OUTPUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 SAN_BINS  := $(patsubst tests/unit/%.c,$(OUTPUT)/asan/tests/%,$(UNIT_SRCS))
-TOOL_SRCS := $(wildcard tests/vmm/*.c tests/xen/*.c bench/*.c)
+TOOL_SRCS := $(wildcard tests/vmm/*.c tests/xen/*.c)
 TOOL_BINS := $(foreach s,$(TOOL_SRCS),$(OUTPUT)/tests/$(basename $(notdir $(s))))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(OUTPUT)/bench/%,$(BENCH_SRCS))
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 ifeq ($(V),1)
@@ -57,7 +59,7 @@ deps:
 test-deps:
 	$(Q)scripts/install-deps.sh --tests
 
-$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/asan/user $(OUTPUT)/asan/tests \
+$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/bench $(OUTPUT)/asan/user $(OUTPUT)/asan/tests \
 $(OUTPUT)/fuzz $(OUTPUT)/fuzz/user:
 	$(Q)mkdir -p $@
 
@@ -103,13 +105,15 @@ $(OUTPUT)/asan/hvguard: $(patsubst $(OUTPUT)/%,$(OUTPUT)/asan/%,$(USER_OBJS))
 	$(call msg,LINK-SAN,$@)
 	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) $^ $(LIBS) -o $@
 
-# Test and benchmark helpers: one C file, one program.
+# Test helpers (build/tests) and benchmark tools (build/bench, beside
+# bench/run's results): one C file, one program.
 define tool_rule
-$(OUTPUT)/tests/$(basename $(notdir $(1))): $(1) | $(OUTPUT)/tests
+$(2)/$(basename $(notdir $(1))): $(1) | $(2)
 	$$(call msg,CC,$$@)
 	$$(Q)$$(CC) $$(CFLAGS) $$(DEPFLAGS) $$< -lpthread -o $$@
 endef
-$(foreach s,$(TOOL_SRCS),$(eval $(call tool_rule,$(s))))
+$(foreach s,$(TOOL_SRCS),$(eval $(call tool_rule,$(s),$(OUTPUT)/tests)))
+$(foreach s,$(BENCH_SRCS),$(eval $(call tool_rule,$(s),$(OUTPUT)/bench)))
 
 # libFuzzer target for the rules parser (clang; runtime: libclang-rt-14-dev).
 FUZZ_SECONDS ?= 600
@@ -136,7 +140,7 @@ $(OUTPUT)/user/rules.o $(OUTPUT)/asan/user/rules.o $(OUTPUT)/fuzz/user/rules.o: 
 
 # What the compiles above wrote (absent before the first build).
 DEPS := $(BPF_OBJS) $(USER_OBJS) $(patsubst $(OUTPUT)/%,$(OUTPUT)/asan/%,$(USER_OBJS)) \
-	$(UNIT_BINS) $(SAN_BINS) $(TOOL_BINS) $(FUZZ_OBJS)
+	$(UNIT_BINS) $(SAN_BINS) $(TOOL_BINS) $(BENCH_BINS) $(FUZZ_OBJS)
 DEPS += $(OUTPUT)/tests/rgclock
 -include $(addsuffix .d,$(DEPS))
 # A target that exists without its .d file was built by a Makefile without
@@ -152,7 +156,9 @@ $(OUTPUT)/fuzz/fuzz_migrations: $(FUZZ_MIG_SRCS) $(HEADERS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $(FUZZ_MIG_SRCS) -ljson-c -o $@
 
-tools: $(TOOL_BINS) $(OUTPUT)/tests/rgclock $(OUTPUT)/tests/clock-bios.code
+# The test stages' helpers, and the benchmark's tools (built with them so
+# that `make check` compiles every C file).
+tools: $(TOOL_BINS) $(BENCH_BINS) $(OUTPUT)/tests/rgclock $(OUTPUT)/tests/clock-bios.code
 
 # The qemu stage's clock-reporting BIOS (tests/qemu/guestclock.py makes the
 # 64 KiB image around it): real-mode code, assembled here.
