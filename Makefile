@@ -115,15 +115,19 @@ endef
 $(foreach s,$(TOOL_SRCS),$(eval $(call tool_rule,$(s),$(OUTPUT)/tests)))
 $(foreach s,$(BENCH_SRCS),$(eval $(call tool_rule,$(s),$(OUTPUT)/bench)))
 
-# libFuzzer target for the rules parser (clang; runtime: libclang-rt-14-dev).
+# libFuzzer targets: the rules parser and the departure/arrival record reader
+# (clang; runtime: libclang-rt-14-dev).
 FUZZ_SECONDS ?= 600
 FUZZ_FLAGS   := -g -O1 -std=gnu11 $(WARN) -Iinclude -Iuser -D_GNU_SOURCE \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # One object per source: a dependency file describes one compile.
 FUZZ_OBJS    := $(OUTPUT)/fuzz/fuzz_rules.o $(OUTPUT)/fuzz/user/rules.o \
 		$(OUTPUT)/fuzz/user/rules_write.o
+# The same for the record reader (hvguard migrations).
+FUZZ_MIG_OBJS := $(OUTPUT)/fuzz/fuzz_migrations.o $(OUTPUT)/fuzz/user/migration.o \
+		 $(OUTPUT)/fuzz/user/migration_json.o
 
-$(OUTPUT)/fuzz/fuzz_rules.o: tests/fuzz/fuzz_rules.c | $(OUTPUT)/fuzz
+$(OUTPUT)/fuzz/%.o: tests/fuzz/%.c | $(OUTPUT)/fuzz
 	$(call msg,CC-FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $(DEPFLAGS) -c $< -o $@
 
@@ -135,26 +139,22 @@ $(OUTPUT)/fuzz/fuzz_rules: $(FUZZ_OBJS)
 	$(call msg,LINK-FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -lyaml -o $@
 
+$(OUTPUT)/fuzz/fuzz_migrations: $(FUZZ_MIG_OBJS)
+	$(call msg,LINK-FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -ljson-c -o $@
+
 # rules.c embeds the built-in rules with .incbin, which -MMD does not see.
 $(OUTPUT)/user/rules.o $(OUTPUT)/asan/user/rules.o $(OUTPUT)/fuzz/user/rules.o: rules/default.yaml
 
 # What the compiles above wrote (absent before the first build).
 DEPS := $(BPF_OBJS) $(USER_OBJS) $(patsubst $(OUTPUT)/%,$(OUTPUT)/asan/%,$(USER_OBJS)) \
-	$(UNIT_BINS) $(SAN_BINS) $(TOOL_BINS) $(BENCH_BINS) $(FUZZ_OBJS)
+	$(UNIT_BINS) $(SAN_BINS) $(TOOL_BINS) $(BENCH_BINS) $(FUZZ_OBJS) $(FUZZ_MIG_OBJS)
 DEPS += $(OUTPUT)/tests/rgclock
 -include $(addsuffix .d,$(DEPS))
 # A target that exists without its .d file was built by a Makefile without
 # -MMD (an older checkout's build/): what it read is unknown, so it is
 # built again once, or a header change would never reach it.
 $(foreach t,$(DEPS),$(if $(wildcard $(t)),$(if $(wildcard $(t).d),,$(eval $(t): FORCE))))
-
-# The same for the departure/arrival record reader (hvguard migrations).
-FUZZ_MIG_SRCS := tests/fuzz/fuzz_migrations.c user/migration.c user/migration_json.c
-
-$(OUTPUT)/fuzz/fuzz_migrations: $(FUZZ_MIG_SRCS) $(HEADERS)
-	$(call msg,CC-FUZZ,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) $(FUZZ_MIG_SRCS) -ljson-c -o $@
 
 # The test stages' helpers, and the benchmark's tools (built with them so
 # that `make check` compiles every C file).
