@@ -32,8 +32,10 @@ LIB_OBJS  := $(filter-out $(OUTPUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 SAN_BINS  := $(patsubst tests/unit/%.c,$(OUTPUT)/asan/tests/%,$(UNIT_SRCS))
-TOOL_SRCS := $(wildcard tests/vmm/*.c tests/xen/*.c bench/*.c)
+TOOL_SRCS := $(wildcard tests/vmm/*.c tests/xen/*.c)
 TOOL_BINS := $(foreach s,$(TOOL_SRCS),$(OUTPUT)/tests/$(basename $(notdir $(s))))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(OUTPUT)/bench/%,$(BENCH_SRCS))
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 ifeq ($(V),1)
@@ -57,7 +59,7 @@ deps:
 test-deps:
 	$(Q)scripts/install-deps.sh --tests
 
-$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/asan/user $(OUTPUT)/asan/tests \
+$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/bench $(OUTPUT)/asan/user $(OUTPUT)/asan/tests \
 $(OUTPUT)/fuzz $(OUTPUT)/fuzz/user:
 	$(Q)mkdir -p $@
 
@@ -103,23 +105,29 @@ $(OUTPUT)/asan/hvguard: $(patsubst $(OUTPUT)/%,$(OUTPUT)/asan/%,$(USER_OBJS))
 	$(call msg,LINK-SAN,$@)
 	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) $^ $(LIBS) -o $@
 
-# Test and benchmark helpers: one C file, one program.
+# Test helpers (build/tests) and benchmark tools (build/bench, beside
+# bench/run's results): one C file, one program.
 define tool_rule
-$(OUTPUT)/tests/$(basename $(notdir $(1))): $(1) | $(OUTPUT)/tests
+$(2)/$(basename $(notdir $(1))): $(1) | $(2)
 	$$(call msg,CC,$$@)
 	$$(Q)$$(CC) $$(CFLAGS) $$(DEPFLAGS) $$< -lpthread -o $$@
 endef
-$(foreach s,$(TOOL_SRCS),$(eval $(call tool_rule,$(s))))
+$(foreach s,$(TOOL_SRCS),$(eval $(call tool_rule,$(s),$(OUTPUT)/tests)))
+$(foreach s,$(BENCH_SRCS),$(eval $(call tool_rule,$(s),$(OUTPUT)/bench)))
 
-# libFuzzer target for the rules parser (clang; runtime: libclang-rt-14-dev).
+# libFuzzer targets: the rules parser and the departure/arrival record reader
+# (clang; runtime: libclang-rt-14-dev).
 FUZZ_SECONDS ?= 600
 FUZZ_FLAGS   := -g -O1 -std=gnu11 $(WARN) -Iinclude -Iuser -D_GNU_SOURCE \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # One object per source: a dependency file describes one compile.
 FUZZ_OBJS    := $(OUTPUT)/fuzz/fuzz_rules.o $(OUTPUT)/fuzz/user/rules.o \
 		$(OUTPUT)/fuzz/user/rules_write.o
+# The same for the record reader (hvguard migrations).
+FUZZ_MIG_OBJS := $(OUTPUT)/fuzz/fuzz_migrations.o $(OUTPUT)/fuzz/user/migration.o \
+		 $(OUTPUT)/fuzz/user/migration_json.o
 
-$(OUTPUT)/fuzz/fuzz_rules.o: tests/fuzz/fuzz_rules.c | $(OUTPUT)/fuzz
+$(OUTPUT)/fuzz/%.o: tests/fuzz/%.c | $(OUTPUT)/fuzz
 	$(call msg,CC-FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $(DEPFLAGS) -c $< -o $@
 
@@ -131,12 +139,16 @@ $(OUTPUT)/fuzz/fuzz_rules: $(FUZZ_OBJS)
 	$(call msg,LINK-FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -lyaml -o $@
 
+$(OUTPUT)/fuzz/fuzz_migrations: $(FUZZ_MIG_OBJS)
+	$(call msg,LINK-FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -ljson-c -o $@
+
 # rules.c embeds the built-in rules with .incbin, which -MMD does not see.
 $(OUTPUT)/user/rules.o $(OUTPUT)/asan/user/rules.o $(OUTPUT)/fuzz/user/rules.o: rules/default.yaml
 
 # What the compiles above wrote (absent before the first build).
 DEPS := $(BPF_OBJS) $(USER_OBJS) $(patsubst $(OUTPUT)/%,$(OUTPUT)/asan/%,$(USER_OBJS)) \
-	$(UNIT_BINS) $(SAN_BINS) $(TOOL_BINS) $(FUZZ_OBJS)
+	$(UNIT_BINS) $(SAN_BINS) $(TOOL_BINS) $(BENCH_BINS) $(FUZZ_OBJS) $(FUZZ_MIG_OBJS)
 DEPS += $(OUTPUT)/tests/rgclock
 -include $(addsuffix .d,$(DEPS))
 # A target that exists without its .d file was built by a Makefile without
@@ -144,19 +156,13 @@ DEPS += $(OUTPUT)/tests/rgclock
 # built again once, or a header change would never reach it.
 $(foreach t,$(DEPS),$(if $(wildcard $(t)),$(if $(wildcard $(t).d),,$(eval $(t): FORCE))))
 
-# The same for the departure/arrival record reader (hvguard migrations).
-FUZZ_MIG_SRCS := tests/fuzz/fuzz_migrations.c user/migration.c user/migration_json.c
+# The test stages' helpers, and the benchmark's tools (built with them so
+# that `make check` compiles every C file).
+tools: $(TOOL_BINS) $(BENCH_BINS) $(OUTPUT)/tests/rgclock $(OUTPUT)/tests/clock-bios.code
 
-$(OUTPUT)/fuzz/fuzz_migrations: $(FUZZ_MIG_SRCS) $(HEADERS)
-	$(call msg,CC-FUZZ,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) $(FUZZ_MIG_SRCS) -ljson-c -o $@
-
-tools: $(TOOL_BINS) $(OUTPUT)/tests/rgclock $(OUTPUT)/tests/clock-bios.code
-
-# The qemu stage's clock-reporting BIOS (tests/e2e/guestclock.py makes the
+# The qemu stage's clock-reporting BIOS (tests/qemu/guestclock.py makes the
 # 64 KiB image around it): real-mode code, assembled here.
-$(OUTPUT)/tests/clock-bios.code: tests/e2e/clock-bios.S | $(OUTPUT)/tests
+$(OUTPUT)/tests/clock-bios.code: tests/qemu/clock-bios.S | $(OUTPUT)/tests
 	$(call msg,AS,$@)
 	$(Q)as --32 -o $@.o $<
 	$(Q)objcopy -O binary -j .text $@.o $@
@@ -216,7 +222,7 @@ bench-xen: test-deps
 demo: deps test-deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/mount-fs.sh
-	$(Q)tests/e2e/demo.sh
+	$(Q)tests/qemu/demo.sh
 
 # A real Linux guest paused with and without hvguard: what it saw, in a table.
 demo-guest: deps test-deps

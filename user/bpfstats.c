@@ -61,12 +61,8 @@ void hv_bpf_stats_export(struct hv_ctx *ctx, struct bpf_object *obj)
 		if (bpf_obj_get_info_by_fd(fd, &info, &len))
 			continue;
 		snprintf(labels, sizeof(labels), "program=\"%s\"", bpf_program__name(p));
-		hv_metrics_set(ctx->metrics, "hvguard_bpf_program_runs_total", HV_COUNTER,
-			       "Runs of each of hvguard's BPF programs (kernel BPF stats, on while "
-			       "the exporter runs).",
-			       labels, info.run_cnt);
-		hv_metrics_set(ctx->metrics, "hvguard_bpf_program_run_seconds_total", HV_COUNTER,
-			       "Time spent in each of hvguard's BPF programs (kernel BPF stats).",
-			       labels, info.run_time_ns / 1e9);
+		hv_metric_set(ctx->metrics, HV_METRIC_BPF_PROGRAM_RUNS, labels, info.run_cnt);
+		hv_metric_set(ctx->metrics, HV_METRIC_BPF_PROGRAM_RUN_SECONDS, labels,
+			      info.run_time_ns / 1e9);
 	}
 }

@@ -729,10 +729,8 @@ static void report_quotas(struct hv_ctx *ctx)
 
 	for (int q = HV_QUOTA_VMM; q < HV_QUOTA_COUNT; q++) {
 		snprintf(labels, sizeof(labels), "quota=\"%s\"", quota_names[q]);
-		hv_metrics_set(ctx->metrics, "hvguard_quota_refused_total", HV_COUNTER,
-			       "Events of VMs left untracked because their VMM or user used up a "
-			       "quota of the VM table.",
-			       labels, skel->bss->quota_refused[q]);
+		hv_metric_set(ctx->metrics, HV_METRIC_QUOTA_REFUSED, labels,
+			      skel->bss->quota_refused[q]);
 	}
 }
 
@@ -746,9 +744,7 @@ static void report_map_full(struct hv_ctx *ctx)
 		__u64 n = skel->bss->map_full[i];
 
 		snprintf(labels, sizeof(labels), "map=\"%s\"", map_names[i]);
-		hv_metrics_set(ctx->metrics, "hvguard_map_full_total", HV_COUNTER,
-			       "Inserts refused because a BPF map was full: what was not tracked.",
-			       labels, n);
+		hv_metric_set(ctx->metrics, HV_METRIC_MAP_FULL, labels, n);
 		if (n == said[i])
 			continue;
 		hv_warn("%llu insert(s) into %s refused: the map is full, so what they carried "
@@ -770,10 +766,7 @@ static void report_alerts_missed(struct hv_ctx *ctx)
 		if (hv_rule_table[i].family != HV_FAM_CLOCK)
 			continue;
 		snprintf(labels, sizeof(labels), "rule=\"%s\"", hv_rule_table[i].id);
-		hv_metrics_set(ctx->metrics, "hvguard_alerts_missed_total", HV_COUNTER,
-			       "Violations decided in the kernel whose alert found no room in the "
-			       "alert ring: not reported, not corrected.",
-			       labels, n);
+		hv_metric_set(ctx->metrics, HV_METRIC_ALERTS_MISSED, labels, n);
 		if (n == said[i])
 			continue;
 		hv_warn("%llu %s alert(s) lost: the alert ring was full, so they were neither "
@@ -810,25 +803,13 @@ static void clock_poll(struct hv_ctx *ctx)
 	report_args_timeouts(ctx);
 	report_alerts_missed(ctx);
 	report_quotas(ctx);
-	hv_metrics_set(ctx->metrics, "hvguard_guest_tsc_writes_suppressed_total", HV_COUNTER,
-		       "Guest TSC writes counted in a per-VM summary instead of a record of "
-		       "their own (a guest writing its TSC faster than the per-VM burst).",
-		       "", b->guest_writes_suppressed);
-	hv_metrics_set(ctx->metrics, "hvguard_migration_arrivals_demoted_total", HV_COUNTER,
-		       "Arrivals of non-root VMMs past 8 a second, sent on the information ring "
-		       "instead of the alert ring.",
-		       "", b->arrivals_demoted);
-	hv_metrics_set(ctx->metrics, "hvguard_vms", HV_GAUGE, NULL, "", count_vms());
-	hv_metrics_set(ctx->metrics, "hvguard_kvm_clock_ioctls_total", HV_COUNTER,
-		       "KVM ioctls inspected at the call: KVM_CREATE_VM, KVM_CREATE_VCPU, "
-		       "KVM_GET_CLOCK, KVM_SET_CLOCK and KVM_SET_TSC_KHZ on the syscalls tier, "
-		       "KVM_GET_CLOCK and KVM_SET_CLOCK on fentry, none on kvm-tracepoints.",
-		       "", b->kvm_ioctls_seen);
-	hv_metrics_set(ctx->metrics, "hvguard_pvclock_updates_total", HV_COUNTER,
-		       "PVTI updates KVM published that were checked.", "",
-		       b->pvclock_updates_seen);
-	hv_metrics_set(ctx->metrics, "hvguard_tsc_offset_writes_total", HV_COUNTER,
-		       "TSC offset writes seen.", "", b->tsc_writes_seen);
+	hv_metric_set(ctx->metrics, HV_METRIC_GUEST_TSC_WRITES_SUPPRESSED, "",
+		      b->guest_writes_suppressed);
+	hv_metric_set(ctx->metrics, HV_METRIC_MIGRATION_ARRIVALS_DEMOTED, "", b->arrivals_demoted);
+	hv_metric_set(ctx->metrics, HV_METRIC_VMS, "", count_vms());
+	hv_metric_set(ctx->metrics, HV_METRIC_KVM_CLOCK_IOCTLS, "", b->kvm_ioctls_seen);
+	hv_metric_set(ctx->metrics, HV_METRIC_PVCLOCK_UPDATES, "", b->pvclock_updates_seen);
+	hv_metric_set(ctx->metrics, HV_METRIC_TSC_OFFSET_WRITES, "", b->tsc_writes_seen);
 	hv_correct_poll(ctx);
 }
 

@@ -89,20 +89,10 @@ static int64_t clock_error_ns(void)
 
 /* Arrivals by what their check found: the summary's and the metric's. */
 static const char *const result_names[] = {"ok", "warped", "unmatched", "ambiguous", "conflict"};
-#define RESULTS_HELP   "Arrivals of VMs on this host, by what their clocks' check found."
-#define UNCHECKED_HELP "Departures or arrivals whose clocks could not be checked, by reason."
-#define DROPPED_HELP   "Departures forgotten before the window ended: the table was full."
-
-/* The warp of matched migrations, in seconds: a microsecond to minutes. */
-static const double warp_le[] = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100};
-#define WARP_HELP                                                                                  \
-	"The larger of a matched migration's kvmclock warp and worst TSC warp, in seconds "        \
-	"(where the guest's clocks are from where the source's would be)."
 
 static void observe_warp(struct hv_ctx *ctx, double seconds)
 {
-	hv_metrics_observe(ctx->metrics, "hvguard_migration_clock_warp_seconds", WARP_HELP, warp_le,
-			   sizeof(warp_le) / sizeof(warp_le[0]), seconds);
+	hv_metric_observe(ctx->metrics, HV_METRIC_MIGRATION_CLOCK_WARP, seconds);
 }
 
 static const char *const unchecked_reasons[] = {"scaled-tsc", "vm-gone", "no-tsc-offset",
@@ -116,16 +106,13 @@ static void series_at_zero(struct hv_ctx *ctx)
 	observe_warp(ctx, NAN);
 	for (size_t i = 0; i < sizeof(result_names) / sizeof(result_names[0]); i++) {
 		snprintf(labels, sizeof(labels), "result=\"%s\"", result_names[i]);
-		hv_metrics_add(ctx->metrics, "hvguard_migrations_total", HV_COUNTER, RESULTS_HELP,
-			       labels, 0);
+		hv_metric_add(ctx->metrics, HV_METRIC_MIGRATIONS, labels, 0);
 	}
 	for (size_t i = 0; i < sizeof(unchecked_reasons) / sizeof(unchecked_reasons[0]); i++) {
 		snprintf(labels, sizeof(labels), "reason=\"%s\"", unchecked_reasons[i]);
-		hv_metrics_add(ctx->metrics, "hvguard_migration_unchecked_total", HV_COUNTER,
-			       UNCHECKED_HELP, labels, 0);
+		hv_metric_add(ctx->metrics, HV_METRIC_MIGRATION_UNCHECKED, labels, 0);
 	}
-	hv_metrics_add(ctx->metrics, "hvguard_migration_departures_dropped_total", HV_COUNTER,
-		       DROPPED_HELP, "", 0);
+	hv_metric_add(ctx->metrics, HV_METRIC_MIGRATION_DEPARTURES_DROPPED, "", 0);
 }
 
 void hv_mig_init(struct hv_ctx *ctx, int vms, int vcpus, int departures)
@@ -314,8 +301,7 @@ static void departures_prune(struct hv_ctx *ctx, int64_t now_real)
 		bpf_map_delete_elem(deps_fd, &gone[i]);
 	if (n - ng >= HV_DEPARTURES && oldest) {
 		bpf_map_delete_elem(deps_fd, &oldest);
-		hv_metrics_add(ctx->metrics, "hvguard_migration_departures_dropped_total",
-			       HV_COUNTER, DROPPED_HELP, "", 1);
+		hv_metric_add(ctx->metrics, HV_METRIC_MIGRATION_DEPARTURES_DROPPED, "", 1);
 	}
 }
 
@@ -396,8 +382,7 @@ static void unchecked(struct hv_ctx *ctx, const char *reason, const char *what)
 	char labels[64];
 
 	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
-	hv_metrics_add(ctx->metrics, "hvguard_migration_unchecked_total", HV_COUNTER,
-		       UNCHECKED_HELP, labels, 1);
+	hv_metric_add(ctx->metrics, HV_METRIC_MIGRATION_UNCHECKED, labels, 1);
 	hv_warn("migration: %s not checked: %s", what, reason);
 }
 
@@ -637,8 +622,7 @@ static void count_result(struct hv_ctx *ctx, const char *result)
 		if (!strcmp(result_names[i], result))
 			results[i]++;
 	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
-	hv_metrics_add(ctx->metrics, "hvguard_migrations_total", HV_COUNTER, RESULTS_HELP, labels,
-		       1);
+	hv_metric_add(ctx->metrics, HV_METRIC_MIGRATIONS, labels, 1);
 }
 
 void hv_mig_summary(struct json_object *clock)

@@ -50,10 +50,7 @@ static void export(struct hv_ctx *ctx, enum hv_exec_result r)
 	char labels[32];
 
 	snprintf(labels, sizeof(labels), "result=\"%s\"", result_names[r]);
-	hv_metrics_set(ctx->metrics, "hvguard_exec_total", HV_COUNTER,
-		       "--exec hook runs by outcome: ran (exit 0), dropped (--exec-max were "
-		       "running), failed, timeout (killed).",
-		       labels, counts[r]);
+	hv_metric_set(ctx->metrics, HV_METRIC_EXEC, labels, counts[r]);
 }
 
 static void count(struct hv_ctx *ctx, enum hv_exec_result r)

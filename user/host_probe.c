@@ -192,12 +192,12 @@ static int scan_links(const struct prog_names *pn, struct json_object *links)
 
 static void probe_daemon(struct json_object *host)
 {
-	struct hv_family *families[] = {&hv_clock_family, &hv_xen_family};
 	struct json_object *d = json_object_new_object(), *links = json_object_new_array();
 	struct prog_names pn = {};
+	struct hv_family *f;
 
-	for (size_t i = 0; i < ARRAY_SIZE(families); i++)
-		families[i]->prog_names(note_prog_name, &pn);
+	for_each_family(f)
+		f->prog_names(note_prog_name, &pn);
 	if (!pn.n) {
 		hv_json_add_null(d, "attached");
 		hv_json_add_str(d, "error", "cannot open hvguard's BPF objects");

@@ -55,16 +55,6 @@ struct hv_http {
 	_Atomic(char *) families;      /* for /healthz, set once after load */
 };
 
-static const char REFUSED[] = "hvguard_http_connections_refused_total";
-static const char REFUSED_HELP[] =
-    "Connections the exporter closed at once: over its total or per-address limit.";
-static const char SUPPRESSED[] = "hvguard_http_log_suppressed_total";
-static const char SUPPRESSED_HELP[] = "Exporter log lines dropped by its rate limit.";
-static const char CONNECTIONS[] = "hvguard_http_connections";
-static const char CONNECTIONS_HELP[] = "Connections the exporter holds open now.";
-static const char QUEUED[] = "hvguard_http_accept_queue";
-static const char QUEUED_HELP[] =
-    "Connections waiting in the kernel's accept queue (the total limit was reached).";
 /* libmicrohttpd's message for a connection it accepted and closed at once
  * because of MHD_OPTION_CONNECTION_LIMIT or _PER_IP_CONNECTION_LIMIT: the
  * only place where it tells, hence the count. */
@@ -105,12 +95,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	char msg[512];
 
 	if (!strncmp(fmt, MHD_REFUSAL, sizeof(MHD_REFUSAL) - 1))
-		hv_metrics_add(h->m, REFUSED, HV_COUNTER, REFUSED_HELP, "", 1);
+		hv_metric_add(h->m, HV_METRIC_HTTP_REFUSED, "", 1);
 	pthread_mutex_lock(&h->log_lock);
 	if (!take_token(h)) {
 		h->suppressed++;
 		pthread_mutex_unlock(&h->log_lock);
-		hv_metrics_add(h->m, SUPPRESSED, HV_COUNTER, SUPPRESSED_HELP, "", 1);
+		hv_metric_add(h->m, HV_METRIC_HTTP_LOG_SUPPRESSED, "", 1);
 		return;
 	}
 	say_suppressed(h);
@@ -176,12 +166,11 @@ static void update_gauges(struct hv_http *h)
 
 	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 	if (info)
-		hv_metrics_set(h->m, CONNECTIONS, HV_GAUGE, CONNECTIONS_HELP, "",
-			       info->num_connections);
+		hv_metric_set(h->m, HV_METRIC_HTTP_CONNECTIONS, "", info->num_connections);
 	/* On a listening socket, tcpi_unacked is the accept queue's length. */
 	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_LISTEN_FD);
 	if (info && !getsockopt(info->listen_fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
-		hv_metrics_set(h->m, QUEUED, HV_GAUGE, QUEUED_HELP, "", ti.tcpi_unacked);
+		hv_metric_set(h->m, HV_METRIC_HTTP_ACCEPT_QUEUE, "", ti.tcpi_unacked);
 }
 
 static char *healthz(struct hv_http *h, unsigned *code)
@@ -248,10 +237,10 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 /* Every series of the exporter exists from the start, at zero. */
 static void register_series(struct hv_metrics *m)
 {
-	hv_metrics_add(m, REFUSED, HV_COUNTER, REFUSED_HELP, "", 0);
-	hv_metrics_add(m, SUPPRESSED, HV_COUNTER, SUPPRESSED_HELP, "", 0);
-	hv_metrics_set(m, CONNECTIONS, HV_GAUGE, CONNECTIONS_HELP, "", 0);
-	hv_metrics_set(m, QUEUED, HV_GAUGE, QUEUED_HELP, "", 0);
+	hv_metric_add(m, HV_METRIC_HTTP_REFUSED, "", 0);
+	hv_metric_add(m, HV_METRIC_HTTP_LOG_SUPPRESSED, "", 0);
+	hv_metric_set(m, HV_METRIC_HTTP_CONNECTIONS, "", 0);
+	hv_metric_set(m, HV_METRIC_HTTP_ACCEPT_QUEUE, "", 0);
 }
 
 struct hv_http *hv_http_start(struct hv_metrics *m, const struct hv_listen_addr *a,

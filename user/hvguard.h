@@ -135,6 +135,12 @@ struct hv_family {
 extern struct hv_family hv_clock_family;
 extern struct hv_family hv_xen_family;
 
+/* Every watcher family, in load order, NULL-terminated (run.c). */
+extern struct hv_family *const hv_families[];
+/* f: a struct hv_family *, each family of hv_families in turn. */
+#define for_each_family(f)                                                                         \
+	for (struct hv_family *const *f##_at = hv_families; ((f) = *f##_at); f##_at++)
+
 /* Each family adds its ring buffer map here (the daemon polls them all). */
 typedef int (*hv_ring_fn)(void *ctx, void *data, size_t size);
 int hv_ring_add(struct hv_ctx *ctx, int map_fd, hv_ring_fn fn);

@@ -130,9 +130,26 @@ double hv_metrics_get(struct hv_metrics *m, const char *name, const char *labels
 	return v;
 }
 
-static const char VIOLATIONS_HELP[] =
-    "Rule violations seen, by rule and by the severity the rule had when it fired.";
-static const char CORRECTIONS_HELP[] = "Correcting writes, by rule and result.";
+void hv_metric_add(struct hv_metrics *m, enum hv_metric_id id, const char *labels, double delta)
+{
+	const struct hv_metric_def *d = &hv_metric_defs[id];
+
+	hv_metrics_add(m, d->name, d->type, d->help, labels, delta);
+}
+
+void hv_metric_set(struct hv_metrics *m, enum hv_metric_id id, const char *labels, double value)
+{
+	const struct hv_metric_def *d = &hv_metric_defs[id];
+
+	hv_metrics_set(m, d->name, d->type, d->help, labels, value);
+}
+
+void hv_metric_observe(struct hv_metrics *m, enum hv_metric_id id, double value)
+{
+	const struct hv_metric_def *d = &hv_metric_defs[id];
+
+	hv_metrics_observe(m, d->name, d->help, d->le, d->n_le, value);
+}
 
 static void violations(struct hv_metrics *m, const char *rule, enum hv_severity severity,
 		       double add)
@@ -141,7 +158,7 @@ static void violations(struct hv_metrics *m, const char *rule, enum hv_severity 
 
 	snprintf(labels, sizeof(labels), "rule=\"%s\",severity=\"%s\"", rule,
 		 hv_severity_name(severity));
-	hv_metrics_add(m, "hvguard_violations_total", HV_COUNTER, VIOLATIONS_HELP, labels, add);
+	hv_metric_add(m, HV_METRIC_VIOLATIONS, labels, add);
 }
 
 void hv_metrics_alert(struct hv_metrics *m, const char *rule, enum hv_severity severity)
@@ -163,7 +180,7 @@ void hv_metrics_correction(struct hv_metrics *m, const char *rule, const char *r
 	char labels[128];
 
 	snprintf(labels, sizeof(labels), "rule=\"%s\",result=\"%s\"", rule, result);
-	hv_metrics_add(m, "hvguard_corrections_total", HV_COUNTER, CORRECTIONS_HELP, labels, 1);
+	hv_metric_add(m, HV_METRIC_CORRECTIONS, labels, 1);
 }
 
 struct hv_metrics *hv_metrics_new(void)
@@ -175,8 +192,7 @@ struct hv_metrics *hv_metrics_new(void)
 		return NULL;
 	pthread_mutex_init(&m->lock, NULL);
 	snprintf(labels, sizeof(labels), "version=\"%s\"", HVGUARD_VERSION);
-	hv_metrics_set(m, "hvguard_build_info", HV_GAUGE, "hvguard's version; always 1.", labels,
-		       1);
+	hv_metric_set(m, HV_METRIC_BUILD_INFO, labels, 1);
 	/* Every series a dashboard expects exists from the start, at zero. */
 	for (int i = 0; i < HV_RULE_COUNT; i++) {
 		if (!(hv_rule_table[i].actions & (1u << HV_ACT_CORRECT)))
@@ -186,13 +202,11 @@ struct hv_metrics *hv_metrics_new(void)
 
 			snprintf(labels, sizeof(labels), "rule=\"%s\",result=\"%s\"",
 				 hv_rule_table[i].id, results[r]);
-			hv_metrics_add(m, "hvguard_corrections_total", HV_COUNTER, CORRECTIONS_HELP,
-				       labels, 0);
+			hv_metric_add(m, HV_METRIC_CORRECTIONS, labels, 0);
 		}
 	}
-	hv_metrics_set(m, "hvguard_events_lost_total", HV_COUNTER,
-		       "Events the BPF programs could not queue (ring buffer full).", "", 0);
-	hv_metrics_set(m, "hvguard_vms", HV_GAUGE, "KVM VMs hvguard tracks now.", "", 0);
+	hv_metric_set(m, HV_METRIC_EVENTS_LOST, "", 0);
+	hv_metric_set(m, HV_METRIC_VMS, "", 0);
 	return m;
 }
 

@@ -6,15 +6,24 @@
 #include <stddef.h>
 
 #include "hvguard.h"
+#include "metric_defs.h"
 
 struct hv_metrics;
-
-enum hv_metric_type { HV_COUNTER, HV_GAUGE, HV_HISTOGRAM };
 
 struct hv_metrics *hv_metrics_new(void);
 void hv_metrics_free(struct hv_metrics *m);
 
-/* labels: the inside of {...}, e.g. rule="kvmclock-jump", or "" for none. */
+/* One of hvguard's series (metric_defs.h), by id. labels: the inside of
+ * {...}, e.g. rule="kvmclock-jump", or "" for none. A series exists from
+ * its first add or set, at the value given (0 makes it exist at zero). */
+void hv_metric_add(struct hv_metrics *m, enum hv_metric_id id, const char *labels, double delta);
+void hv_metric_set(struct hv_metrics *m, enum hv_metric_id id, const char *labels, double value);
+/* A histogram's observation (its buckets are in its definition); with no
+ * value (NAN), only makes its series exist. */
+void hv_metric_observe(struct hv_metrics *m, enum hv_metric_id id, double value);
+
+/* The registry underneath, by name: any series (the unit tests', and the
+ * callers not yet on metric_defs.h). */
 void hv_metrics_add(struct hv_metrics *m, const char *name, enum hv_metric_type type,
 		    const char *help, const char *labels, double delta);
 void hv_metrics_set(struct hv_metrics *m, const char *name, enum hv_metric_type type,

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Departure and arrival records as JSON: what the daemon writes (one event
- * per line, docs/migration.md) and what `hvguard migrations` reads back
- * from any host's log. One schema, one writer, one reader.
+ * per line; README.md's JSON table lists their fields) and what `hvguard
+ * migrations` reads back from any host's log. One schema, one writer, one
+ * reader.
  */
 #ifndef HVGUARD_USER_MIGRATION_JSON_H
 #define HVGUARD_USER_MIGRATION_JSON_H

@@ -97,9 +97,7 @@ static void count_reload(struct hv_ctx *ctx, const char *result)
 	char labels[32];
 
 	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
-	hv_metrics_add(ctx->metrics, "hvguard_rules_reloads_total", HV_COUNTER,
-		       "Rules reloads on SIGHUP: ok (in force) or failed (old rules kept).", labels,
-		       1);
+	hv_metric_add(ctx->metrics, HV_METRIC_RULES_RELOADS, labels, 1);
 }
 
 static void report(struct hv_ctx *ctx, struct json_object *changed, struct json_object *restart)
@@ -122,10 +120,11 @@ static void report(struct hv_ctx *ctx, struct json_object *changed, struct json_
 	hv_emit_json(ctx, o);
 }
 
-int hv_reload_rules(struct hv_ctx *ctx, struct hv_family *const *families, int n)
+int hv_reload_rules(struct hv_ctx *ctx)
 {
 	struct json_object *restart, *changed;
 	struct hv_rules *next, *old;
+	struct hv_family *f;
 	char err[512];
 
 	if (!ctx->opts.rules_path) {
@@ -142,9 +141,9 @@ int hv_reload_rules(struct hv_ctx *ctx, struct hv_family *const *families, int n
 	hv_notify_reloading();
 	restart = json_object_new_array();
 	keep_clock_rodata(ctx->rules, next, restart);
-	for (int i = 0; i < n; i++)
-		if (families[i] && families[i]->loaded && families[i]->reload)
-			families[i]->reload(ctx, next, restart);
+	for_each_family(f)
+		if (f->loaded && f->reload)
+			f->reload(ctx, next, restart);
 	changed = changes(ctx->rules, next);
 	old = ctx->rules;
 	ctx->rules = next;

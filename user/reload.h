@@ -11,7 +11,8 @@
 
 #include "hvguard.h"
 
-/* Returns 0 when the new rules are in force, -1 when the old ones stay. */
-int hv_reload_rules(struct hv_ctx *ctx, struct hv_family *const *families, int n);
+/* Each loaded family applies what it can (hv_family.reload). Returns 0
+ * when the new rules are in force, -1 when the old ones stay. */
+int hv_reload_rules(struct hv_ctx *ctx);
 
 #endif

@@ -35,9 +35,7 @@
 #include "rules.h"
 #include "signals.h"
 
-/* The Xen family is linked in where it is built (weak, so a tree without
- * it still links). */
-extern struct hv_family hv_xen_family __attribute__((weak));
+struct hv_family *const hv_families[] = {&hv_clock_family, &hv_xen_family, NULL};
 
 int hv_ring_add(struct hv_ctx *ctx, int map_fd, hv_ring_fn fn)
 {
@@ -347,20 +345,13 @@ static int take_pindir(struct hv_ctx *ctx)
 	return rc;
 }
 
-static struct hv_family *families[2];
-
 static int load_families(struct hv_ctx *ctx, struct json_object *status)
 {
+	struct hv_family *f;
 	char why[256];
 	int loaded = 0;
 
-	families[0] = &hv_clock_family;
-	families[1] = &hv_xen_family ? &hv_xen_family : NULL;
-	for (int i = 0; i < 2; i++) {
-		struct hv_family *f = families[i];
-
-		if (!f)
-			continue;
+	for_each_family(f) {
 		why[0] = '\0';
 		if (!f->present(ctx, why, sizeof(why))) {
 			hv_json_add_str(status, f->name, why);
@@ -381,6 +372,16 @@ static int load_families(struct hv_ctx *ctx, struct json_object *status)
 	return 0;
 }
 
+static struct hv_family *family_named(const char *name)
+{
+	struct hv_family *f;
+
+	for_each_family(f)
+		if (!strcmp(f->name, name))
+			return f;
+	return NULL;
+}
+
 /* Each family's state for the exporter: /healthz's lines and
  * hvguard_family_attached{family,hooks}. */
 static void export_families(struct hv_ctx *ctx, struct json_object *status)
@@ -389,11 +390,7 @@ static void export_families(struct hv_ctx *ctx, struct json_object *status)
 	size_t off = 0;
 
 	json_object_object_foreach(status, name, state) {
-		struct hv_family *f = NULL;
-
-		for (int i = 0; i < 2; i++)
-			if (families[i] && !strcmp(families[i]->name, name))
-				f = families[i];
+		struct hv_family *f = family_named(name);
 		bool on = f && f->loaded;
 
 		if (off < sizeof(text) && on)
@@ -404,10 +401,7 @@ static void export_families(struct hv_ctx *ctx, struct json_object *status)
 					json_object_get_string(state));
 		snprintf(labels, sizeof(labels), "family=\"%s\",hooks=\"%s\"", name,
 			 on ? f->hooks : "none");
-		hv_metrics_set(ctx->metrics, "hvguard_family_attached", HV_GAUGE,
-			       "1 for each watcher family attached, with the hook tier it runs on; "
-			       "0 for a family off on this host.",
-			       labels, on);
+		hv_metric_set(ctx->metrics, HV_METRIC_FAMILY_ATTACHED, labels, on);
 	}
 	hv_http_set_families(ctx->http, text);
 }
@@ -416,10 +410,11 @@ static void export_families(struct hv_ctx *ctx, struct json_object *status)
 static struct json_object *hooks_json(void)
 {
 	struct json_object *o = json_object_new_object();
+	struct hv_family *f;
 
-	for (int i = 0; i < 2; i++)
-		if (families[i] && families[i]->loaded)
-			hv_json_add_str(o, families[i]->name, families[i]->hooks);
+	for_each_family(f)
+		if (f->loaded)
+			hv_json_add_str(o, f->name, f->hooks);
 	return o;
 }
 
@@ -444,17 +439,18 @@ static void print_ready(struct hv_ctx *ctx, struct json_object *status)
 
 static void check_lost(struct hv_ctx *ctx)
 {
+	struct hv_family *f;
 	uint64_t lost = 0;
 
-	for (int i = 0; i < 2; i++)
-		if (families[i] && families[i]->loaded && families[i]->lost)
-			lost += families[i]->lost(ctx);
+	for_each_family(f)
+		if (f->loaded && f->lost)
+			lost += f->lost(ctx);
 	if (lost == ctx->events_lost)
 		return;
 	hv_warn("%llu event(s) lost: the ring buffer was full (%llu in all)",
 		(unsigned long long)(lost - ctx->events_lost), (unsigned long long)lost);
 	ctx->events_lost = lost;
-	hv_metrics_set(ctx->metrics, "hvguard_events_lost_total", HV_COUNTER, NULL, "", lost);
+	hv_metric_set(ctx->metrics, HV_METRIC_EVENTS_LOST, "", lost);
 }
 
 /* The summary's counters: what SIGUSR1's state and the exit summary share. */
@@ -463,6 +459,7 @@ static struct json_object *counters_json(struct hv_ctx *ctx, const char *type, d
 	struct json_object *o = json_object_new_object();
 	struct json_object *by_rule = json_object_new_object();
 	struct json_object *exec = hv_exec_json();
+	struct hv_family *f;
 
 	for (int i = 0; i < HV_RULE_COUNT; i++)
 		hv_json_add_uint(by_rule, hv_rule_table[i].id, ctx->violations[i]);
@@ -473,9 +470,9 @@ static struct json_object *counters_json(struct hv_ctx *ctx, const char *type, d
 	hv_json_add_uint(o, "events_lost", ctx->events_lost);
 	if (exec)
 		json_object_object_add(o, "exec", exec);
-	for (int i = 0; i < 2; i++)
-		if (families[i] && families[i]->loaded && families[i]->summary)
-			families[i]->summary(ctx, o);
+	for_each_family(f)
+		if (f->loaded && f->summary)
+			f->summary(ctx, o);
 	return o;
 }
 
@@ -538,13 +535,14 @@ static void print_state(struct hv_ctx *ctx, double elapsed)
 static void export_bpf_stats(struct hv_ctx *ctx, double now)
 {
 	static double next;
+	struct hv_family *f;
 
 	if (now < next)
 		return;
 	next = now + 1;
-	for (int i = 0; i < 2; i++)
-		if (families[i] && families[i]->loaded && families[i]->object)
-			hv_bpf_stats_export(ctx, families[i]->object());
+	for_each_family(f)
+		if (f->loaded && f->object)
+			hv_bpf_stats_export(ctx, f->object());
 }
 
 /* SIGHUP: first the output (so what the reload says lands in the new
@@ -552,7 +550,16 @@ static void export_bpf_stats(struct hv_ctx *ctx, double now)
 static void on_hangup(struct hv_ctx *ctx)
 {
 	hv_output_reopen(ctx);
-	hv_reload_rules(ctx, families, 2);
+	hv_reload_rules(ctx);
+}
+
+static void poll_families(struct hv_ctx *ctx)
+{
+	struct hv_family *f;
+
+	for_each_family(f)
+		if (f->loaded && f->poll)
+			f->poll(ctx);
 }
 
 static int watch(int ep, int fd)
@@ -598,9 +605,7 @@ static int event_loop(struct hv_ctx *ctx, int sfd)
 			on_hangup(ctx);
 		if (sigs & HV_SIG_STATE)
 			print_state(ctx, now - start);
-		for (int i = 0; i < 2; i++)
-			if (families[i] && families[i]->loaded && families[i]->poll)
-				families[i]->poll(ctx);
+		poll_families(ctx);
 		check_lost(ctx);
 		hv_exec_poll(ctx);
 		export_bpf_stats(ctx, now);
@@ -631,6 +636,22 @@ static int load_rules(struct hv_ctx *ctx)
 		return -1;
 	}
 	return 0;
+}
+
+/* In the reverse of load order: the first loaded goes last. */
+static void unload_families(struct hv_ctx *ctx)
+{
+	size_t n = 0;
+
+	while (hv_families[n])
+		n++;
+	while (n--) {
+		struct hv_family *f = hv_families[n];
+
+		if (f->loaded)
+			f->unload(ctx);
+		f->loaded = false;
+	}
 }
 
 int cmd_run(int argc, char **argv)
@@ -689,11 +710,7 @@ int cmd_run(int argc, char **argv)
 	print_ready(&ctx, status);
 	rc = event_loop(&ctx, sfd) ? HV_EXIT_ERROR : HV_EXIT_OK;
 cleanup:
-	for (int i = 1; i >= 0; i--)
-		if (families[i] && families[i]->loaded) {
-			families[i]->unload(&ctx);
-			families[i]->loaded = false;
-		}
+	unload_families(&ctx);
 	ring_buffer__free(ctx.rb);
 	hv_bpf_stats_stop();
 	hv_exec_fini();

@@ -228,7 +228,7 @@ class Qemu:
     def __init__(self, name, tmpdir, mem=128, smp=2, extra=(), prelaunch=True,
                  serial=None):
         # Imported here so that users of Tap/Hvguard need not have qmp.py.
-        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "qemu"))
         from qmp import QMP
 
         self.name = name

@@ -125,7 +125,7 @@ def check_jump(name, vm, alerts, pause_ns):
 
 def test_lifecycle(hv, tmp):
     """start (-S), first cont, run, system_reset, quit: nothing to say."""
-    vm = start_vm(tmp, "e2e-life")
+    vm = start_vm(tmp, "qemu-life")
     try:
         t = time.monotonic()
         vm.cmd("cont")
@@ -142,7 +142,7 @@ def test_lifecycle(hv, tmp):
 
 def test_pauses(hv, tmp):
     """stop/cont of several lengths: one kvmclock-jump each."""
-    vm = start_vm(tmp, "e2e-pause")
+    vm = start_vm(tmp, "qemu-pause")
     try:
         vm.cmd("cont")
         time.sleep(0.5)
@@ -161,8 +161,8 @@ def test_pauses(hv, tmp):
 
 def test_two_vms(hv, tmp):
     """Two VMs, one paused: the alert names that one only."""
-    a = start_vm(tmp, "e2e-two-a")
-    b = start_vm(tmp, "e2e-two-b")
+    a = start_vm(tmp, "qemu-two-a")
+    b = start_vm(tmp, "qemu-two-b")
     try:
         a.cmd("cont")
         b.cmd("cont")
@@ -187,10 +187,10 @@ def main():
     # run.sh hands us directories it removes however we end; by hand we make
     # our own. The pin directory is ours alone, so that another hvguard on
     # this host neither shares nor disturbs this one's state (bpffs refuses
-    # names with dots: hence "hvguard-e2e-XXXXXX").
-    given = os.environ.get("HVGUARD_E2E_TMP")
-    tmp = given or tempfile.mkdtemp(prefix="hvguard-e2e-")
-    pin_dir = os.environ.get("HVGUARD_E2E_PIN") or f"/sys/fs/bpf/{os.path.basename(tmp)}"
+    # names with dots: hence "hvguard-qemu-XXXXXX").
+    given = os.environ.get("HVGUARD_QEMU_TMP")
+    tmp = given or tempfile.mkdtemp(prefix="hvguard-qemu-")
+    pin_dir = os.environ.get("HVGUARD_QEMU_PIN") or f"/sys/fs/bpf/{os.path.basename(tmp)}"
     try:
         run(tmp, pin_dir)
     finally:

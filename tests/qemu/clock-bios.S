@@ -1,7 +1,7 @@
 /*
  * The clock-reporting BIOS of the qemu stage's migration tests: `make
  * tools` assembles its code (build/tests/clock-bios.code), and
- * tests/e2e/guestclock.py puts it below the reset vector of a 64 KiB image.
+ * tests/qemu/guestclock.py puts it below the reset vector of a 64 KiB image.
  *
  * Real mode from the reset vector. Enables kvmclock (PVTI at 0x1000), then
  * forever, every 2^24 TSC cycles (a few ms): asks KVM for a clock pairing

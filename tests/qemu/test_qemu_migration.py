@@ -421,7 +421,7 @@ def check_running(pair, name):
 
 def test_immediate(hv, tmp):
     name = IMMEDIATE
-    pair = Pair(tmp, "e2e-mig-now", dst_prelaunch=False)
+    pair = Pair(tmp, "qemu-mig-now", dst_prelaunch=False)
     try:
         since = time.monotonic()
         info = pair.migrate(hv)
@@ -470,7 +470,7 @@ def check_downtime(name, a, info, stop, resume):
 
 def test_delayed(hv, tmp):
     name = DELAYED
-    pair = Pair(tmp, "e2e-mig-late", dst_prelaunch=True)
+    pair = Pair(tmp, "qemu-mig-late", dst_prelaunch=True)
     try:
         since = time.monotonic()
         info = pair.migrate(hv)
@@ -510,7 +510,7 @@ def corrected(hv, tmp, name, delayed):
     """A migration that warps (QEMU 7.2's way), under --correct: the
     arrival is frozen at its first guest entry and its clocks moved to
     where the source's would be; the guest must not see the downtime."""
-    pair = Pair(tmp, "e2e-fix-late" if delayed else "e2e-fix-now", dst_prelaunch=delayed)
+    pair = Pair(tmp, "qemu-fix-late" if delayed else "qemu-fix-now", dst_prelaunch=delayed)
     try:
         since = time.monotonic()
         pair.migrate(hv)
@@ -581,8 +581,8 @@ def test_fixed_late(hv, tmp):
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    given = os.environ.get("HVGUARD_E2E_TMP")
-    tmp = given or tempfile.mkdtemp(prefix="hvguard-e2e-")
+    given = os.environ.get("HVGUARD_QEMU_TMP")
+    tmp = given or tempfile.mkdtemp(prefix="hvguard-qemu-")
     try:
         only = set(filter(None, os.environ.get("HVGUARD_MIGRATION_ONLY", "").split(",")))
         for test, name, args in ((test_immediate, IMMEDIATE, ()),
@@ -638,7 +638,7 @@ def with_daemon(test, name, tmp, args=()):
 def keep(log, name):
     """The daemon's records and stderr, beyond the scratch directory the
     stage removes (HVGUARD_LOGDIR: the nested stage brings it back to
-    build/test-logs/nested-e2e-logs)."""
+    build/test-logs/nested-qemu-logs)."""
     logdir = os.environ.get("HVGUARD_LOGDIR")
     if not logdir:
         return

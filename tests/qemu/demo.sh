@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 HVGUARD="${HVGUARD:-$PWD/build/hvguard}"
 PAUSE=${PAUSE:-3}
-qmp() { python3 tests/e2e/qmp.py "$tmp/qmp.sock" "$@"; }
+qmp() { python3 tests/qemu/qmp.py "$tmp/qmp.sock" "$@"; }
 
 if [ -t 1 ]; then
 	B=$'\e[1m' R=$'\e[1;31m' D=$'\e[2m' N=$'\e[0m'

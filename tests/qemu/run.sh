@@ -23,14 +23,14 @@ scripts/mount-fs.sh
 
 # Our own scratch and pin directories, removed however the tests end. QEMU
 # and hvguard die with the test process (setpriv --pdeathsig, see hvtest.py).
-export HVGUARD_E2E_TMP HVGUARD_E2E_PIN
-HVGUARD_E2E_TMP=$(mktemp -d /tmp/hvguard-e2e-XXXXXX)
-HVGUARD_E2E_PIN=/sys/fs/bpf/$(basename "$HVGUARD_E2E_TMP")
+export HVGUARD_QEMU_TMP HVGUARD_QEMU_PIN
+HVGUARD_QEMU_TMP=$(mktemp -d /tmp/hvguard-qemu-XXXXXX)
+HVGUARD_QEMU_PIN=/sys/fs/bpf/$(basename "$HVGUARD_QEMU_TMP")
 child=
 cleanup() {
 	[ -z "$child" ] || kill -TERM "$child" 2>/dev/null || true
 	wait 2>/dev/null || true
-	rm -rf "$HVGUARD_E2E_TMP" "$HVGUARD_E2E_PIN"
+	rm -rf "$HVGUARD_QEMU_TMP" "$HVGUARD_QEMU_PIN"
 }
 trap cleanup EXIT
 trap 'exit 143' TERM
@@ -45,7 +45,7 @@ read -ra tiers <<<"$(python3 tests/lib/clock_tiers.py)"
 echo "# clock hook tiers offered here: ${tiers[*]}"
 for hooks in "${tiers[@]}"; do
 	for t in test_qemu.py test_qemu_migration.py test_qemu_correct.py; do
-		HVGUARD_HOOKS=$hooks python3 "tests/e2e/$t" &
+		HVGUARD_HOOKS=$hooks python3 "tests/qemu/$t" &
 		child=$!
 		wait "$child" || rc=1
 		child=

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from hvtest import EMULATED, HOOKS, Hvguard, HvguardError, Qemu, Tap, pin_dir  # noqa: E402
 from polling import wait_until  # noqa: E402
 
-CYCLES = int(os.environ.get("HVGUARD_E2E_CYCLES", "100"))
+CYCLES = int(os.environ.get("HVGUARD_QEMU_CYCLES", "100"))
 tap = Tap()
 
 
@@ -170,8 +170,8 @@ def _ignore(fn, *args):
 
 
 def main():
-    given = os.environ.get("HVGUARD_E2E_TMP")
-    tmp = given or tempfile.mkdtemp(prefix="hvguard-e2e-")
+    given = os.environ.get("HVGUARD_QEMU_TMP")
+    tmp = given or tempfile.mkdtemp(prefix="hvguard-qemu-")
     try:
         return run(tmp)
     finally:
