@@ -783,10 +783,7 @@ static void report_args_timeouts(struct hv_ctx *ctx)
 	static unsigned long long said;
 	unsigned long long n = hv_proc_args_timeouts();
 
-	hv_metrics_set(ctx->metrics, "hvguard_proc_read_timeouts_total", HV_COUNTER,
-		       "Reads of a VMM's /proc/PID/cmdline (its VM name) that did not answer "
-		       "within the deadline: its records say vm_name unknown.",
-		       "", n);
+	hv_metric_set(ctx->metrics, HV_METRIC_PROC_READ_TIMEOUTS, "", n);
 	if (n == said)
 		return;
 	hv_warn("%llu read(s) of a VMM's /proc/PID/cmdline did not answer within %d ms: its VM "

@@ -1049,8 +1049,7 @@ void hv_correct_poll(struct hv_ctx *ctx)
 			"(output blocked? host overloaded?)",
 			n, FREEZE_DEADLINE_MS);
 	say_not_continued();
-	hv_metrics_add(ctx->metrics, "hvguard_watchdog_releases_total", HV_COUNTER,
-		       "Frozen VMMs the watchdog let go because the daemon was late.", "", n);
+	hv_metric_add(ctx->metrics, HV_METRIC_WATCHDOG_RELEASES, "", n);
 }
 
 void hv_correct_fini(struct hv_ctx *ctx)

@@ -67,6 +67,9 @@ const struct hv_metric_def hv_metric_defs[HV_METRIC_COUNT] = {
 	    "PVTI updates KVM published that were checked."),
     COUNTER(HV_METRIC_TSC_OFFSET_WRITES, "hvguard_tsc_offset_writes_total",
 	    "TSC offset writes seen."),
+    COUNTER(HV_METRIC_PROC_READ_TIMEOUTS, "hvguard_proc_read_timeouts_total",
+	    "Reads of a VMM's /proc/PID/cmdline (its VM name) that did not answer "
+	    "within the deadline: its records say vm_name unknown."),
 
     [HV_METRIC_MIGRATION_CLOCK_WARP] =
 	{
