@@ -151,6 +151,15 @@ struct {
 	__type(value, struct hv_mismatch_result);
 } hv_clock_mismatch SEC(".maps");
 
+/* The frequency walk's result (vcpu-tsc-khz-mismatch; not on the stack,
+ * for the same reason). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hv_khz_result);
+} hv_clock_khz SEC(".maps");
+
 /* VMMs stopped for a correction and not yet released, by struct kvm *:
  * what `hvguard audit` reads to find a VMM left frozen. Pinned. */
 struct {
@@ -652,6 +661,11 @@ static long mismatch_step_cb(__u32 i, void *ctx)
 	return hv_mismatch_step(i, ctx);
 }
 
+static long khz_step_cb(__u32 i, void *ctx)
+{
+	return hv_khz_step(i, ctx);
+}
+
 static long slot_step_cb(__u32 i, void *ctx)
 {
 	return hv_slot_step(i, ctx);
@@ -732,6 +746,37 @@ static __always_inline void check_mismatch(__u64 kvm)
 	e->mismatch.nr_different = r->different;
 	e->mismatch.nr_vcpus = vm->nr_vcpus;
 	freeze_for_correction(e, vm, HV_RULE_VCPU_TSC_MISMATCH);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* vcpu-tsc-khz-mismatch, at every clock update, on every tier: a vCPU's
+ * first update, or one after its frequency changed, records it in its slot
+ * and checks it against the other vCPUs' (clock_logic.h). */
+static __always_inline void check_khz_mismatch(__u64 kvm, struct vm_state *vm, __u32 vcpu_id,
+					       __u32 slot, __u32 khz)
+{
+	struct hv_khz_walk w = {.vm = vm, .slot = slot % HV_MAX_VCPUS, .khz = khz};
+	struct hv_khz_result *r;
+	struct clock_event *e;
+	__u32 zero = 0;
+
+	if (!hv_tsc_khz_record(vm, w.slot, khz) || !rule_on(HV_RULE_VCPU_TSC_KHZ_MISMATCH))
+		return;
+	r = bpf_map_lookup_elem(&hv_clock_khz, &zero);
+	if (!r)
+		return;
+	__builtin_memset(r, 0, sizeof(*r));
+	w.res = r;
+	bpf_loop(HV_MAX_VCPUS, khz_step_cb, &w, 0);
+	if (!hv_tsc_khz_mismatch_violates(r))
+		return;
+	e = reserve_alert(HV_RULE_VCPU_TSC_KHZ_MISMATCH, kvm, vm, vcpu_id);
+	if (!e)
+		return;
+	e->khz_mismatch.tsc_khz = khz;
+	e->khz_mismatch.ref_vcpu = slot_vcpu_id(vm, r->ref_vcpu);
+	e->khz_mismatch.ref_tsc_khz = r->ref_khz;
+	e->khz_mismatch.nr_different = r->different;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -1356,6 +1401,7 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	struct kvm_vcpu *vcpu;
 	struct vm_state *vm;
 	__s64 offset_now, tsc_offset, raw, residual;
+	__u32 khz;
 	int slot;
 
 	__sync_fetch_and_add(&pvclock_updates_seen, 1);
@@ -1373,6 +1419,9 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 	slot = vcpu_slot(vm, vcpu_id);
 	tsc_offset = slot >= 0 ? vm->tsc_offset[slot % HV_MAX_VCPUS]
 			       : BPF_CORE_READ(vcpu, arch.l1_tsc_offset);
+	khz = BPF_CORE_READ(vcpu, arch.virtual_tsc_khz);
+	if (slot >= 0)
+		check_khz_mismatch(c.kvm, vm, vcpu_id, slot, khz);
 	key.kvm = c.kvm;
 	key.vcpu_id = vcpu_id;
 	st = bpf_map_lookup_elem(&hv_clock_vcpus, &key);
@@ -1394,7 +1443,7 @@ int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_
 		send_arrival(&c, vm, vcpu_id, offset_now, &fresh.pvti);
 	fresh.kvmclock_offset = offset_now;
 	fresh.tsc_offset = tsc_offset;
-	fresh.tsc_khz = BPF_CORE_READ(vcpu, arch.virtual_tsc_khz);
+	fresh.tsc_khz = khz;
 	fresh.tsc_ratio = BPF_CORE_READ(vcpu, arch.l1_tsc_scaling_ratio);
 	fresh.tid = (__u32)bpf_get_current_pid_tgid(); /* clock updates run before an entry */
 	if (bpf_map_update_elem(&hv_clock_vcpus, &key, &fresh, BPF_ANY))

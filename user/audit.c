@@ -306,6 +306,36 @@ static void check_record_room(struct audit *a, const struct found_vm *vm)
 		    beyond, vm->nr_vcpus, HV_MAX_VCPUS);
 }
 
+/* vcpu-tsc-khz-mismatch in hvguard's record: each vCPU's frequency at its
+ * last clock update, against the first vCPU's with one (debugfs does not
+ * show the frequency KVM_SET_TSC_KHZ set). */
+static void check_record_khz(struct audit *a, const struct found_vm *vm)
+{
+	const struct vm_state *r = &vm->record;
+	struct hv_khz_result w;
+	__u32 ref = 0;
+
+	while (ref < HV_MAX_VCPUS && ref < r->nr_vcpus && !r->tsc_khz[ref])
+		ref++;
+	if (ref >= HV_MAX_VCPUS || ref >= r->nr_vcpus)
+		return;
+	hv_tsc_khz_mismatch(r, ref, r->tsc_khz[ref], &w);
+	if (!w.different)
+		return;
+	struct json_object *f = json_object_new_object();
+	/* The walk gives slots; people read vCPU ids. */
+	int bad = (int)r->vcpu_ids[w.ref_vcpu] - 1, good = (int)r->vcpu_ids[ref] - 1;
+
+	hv_json_add_int(f, "vcpu", bad);
+	hv_json_add_int(f, "tsc_khz", w.ref_khz);
+	hv_json_add_int(f, "reference_vcpu", good);
+	hv_json_add_int(f, "reference_tsc_khz", r->tsc_khz[ref]);
+	hv_json_add_str(f, "source", "hvguard-record");
+	add_finding(a, vm, "vcpu-tsc-khz-mismatch", HV_SEV_CRITICAL, f,
+		    "vCPU %d's TSC runs at %u kHz, vCPU %d's at %u kHz (%u differ)", bad, w.ref_khz,
+		    good, r->tsc_khz[ref], w.different);
+}
+
 /* hvguard's own record, where debugfs did not already show a mismatch
  * (on kernels whose debugfs offsets read 0 it is the only witness). */
 static void check_record(struct audit *a, const struct found_vm *vm, bool mismatch_found)
@@ -331,6 +361,7 @@ static void check_record(struct audit *a, const struct found_vm *vm, bool mismat
 			    bad, (long long)vm->record.tsc_offset[w.bad_vcpu], ref,
 			    (long long)w.ref_offset, w.different);
 	}
+	check_record_khz(a, vm);
 	if (vm->frozen && hv_proc_state(vm->pid) == 'T')
 		add_finding(a, vm, "correction-stuck", HV_SEV_CRITICAL, NULL,
 			    "the VMM is stopped and hvguard froze it for a correction: if no "

@@ -141,6 +141,24 @@ static void describe_mismatch(const struct clock_event *e, struct hv_alert *a)
 		 (long long)e->mismatch.ref_vcpu);
 }
 
+static void describe_khz_mismatch(const struct clock_event *e, struct hv_alert *a)
+{
+	const struct clock_ev_khz_mismatch *m = &e->khz_mismatch;
+
+	hv_json_add_int(a->fields, "tsc_khz", m->tsc_khz);
+	hv_json_add_int(a->fields, "reference_vcpu", m->ref_vcpu);
+	hv_json_add_int(a->fields, "reference_tsc_khz", m->ref_tsc_khz);
+	hv_json_add_int(a->fields, "vcpus_different", m->nr_different);
+	hv_json_add_str(a->fields, "correction", "none: no safe correction exists");
+	snprintf(
+	    a->message, sizeof(a->message),
+	    "vCPU %d runs its TSC at %lld kHz but vCPU %lld at %lld kHz (%lld vCPU(s) differ): "
+	    "the guest's TSCs drift apart. No safe correction exists: alert only. Give every "
+	    "vCPU the same KVM_SET_TSC_KHZ.",
+	    e->vcpu, (long long)m->tsc_khz, (long long)m->ref_vcpu, (long long)m->ref_tsc_khz,
+	    (long long)m->nr_different);
+}
+
 static void describe_pvclock(const struct clock_event *e, struct hv_alert *a)
 {
 	char resid[32], raw[32];
@@ -166,6 +184,7 @@ static const describe_fn describers[HV_RULE_COUNT] = {
     [HV_RULE_TSC_KHZ_CHANGE] = describe_tsc_khz,
     [HV_RULE_VCPU_TSC_MISMATCH] = describe_mismatch,
     [HV_RULE_PVCLOCK_DISCONTINUITY] = describe_pvclock,
+    [HV_RULE_VCPU_TSC_KHZ_MISMATCH] = describe_khz_mismatch,
 };
 
 static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,

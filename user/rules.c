@@ -48,6 +48,9 @@ const struct hv_rule_info hv_rule_table[HV_RULE_COUNT] = {
     [HV_RULE_MIGRATION_CLOCK_WARP] = {"migration-clock-warp", HV_FAM_CLOCK, HV_SEV_CRITICAL, 100000,
 				      CLOCK_FIXABLE,
 				      "a migrated VM's clocks are not where the source's would be"},
+    [HV_RULE_VCPU_TSC_KHZ_MISMATCH] = {"vcpu-tsc-khz-mismatch", HV_FAM_CLOCK, HV_SEV_CRITICAL, -1,
+				       A(HV_ACT_ALERT),
+				       "vCPUs of one VM run at different TSC frequencies"},
 };
 
 int hv_rule_by_id(const char *id)

@@ -176,6 +176,14 @@ struct clock_ev_mismatch {
 	__s64 nr_vcpus;
 };
 
+/* Alert vcpu-tsc-khz-mismatch. */
+struct clock_ev_khz_mismatch {
+	__s64 tsc_khz;	    /* the vCPU's vcpu->arch.virtual_tsc_khz, new at this update */
+	__s64 ref_vcpu;	    /* the first vCPU at another frequency */
+	__s64 ref_tsc_khz;  /* its frequency */
+	__s64 nr_different; /* other vCPUs at another frequency than this one */
+};
+
 /* Alert pvclock-discontinuity. */
 struct clock_ev_pvclock {
 	__s64 residual_ns; /* discontinuity_ns: what no kvmclock write explains */
@@ -245,6 +253,7 @@ struct clock_event {
 		struct clock_ev_tsc tsc;
 		struct clock_ev_khz khz;
 		struct clock_ev_mismatch mismatch;
+		struct clock_ev_khz_mismatch khz_mismatch;
 		struct clock_ev_pvclock pvclock;
 		struct clock_ev_arrival arrival;
 		struct clock_ev_flood flood;
@@ -322,6 +331,9 @@ struct vm_state {
 	__u64 tsc_ran_known[HV_MAX_VCPUS / 64];
 	__u32 tsc_ran_exits[HV_MAX_VCPUS];
 	__s64 tsc_ran[HV_MAX_VCPUS];
+	/* Each slot's vcpu->arch.virtual_tsc_khz at its last clock update, 0
+	 * before its first (vcpu-tsc-khz-mismatch). */
+	__u32 tsc_khz[HV_MAX_VCPUS];
 	struct hv_flood guest_writes; /* the guest's own TSC writes */
 };
 
@@ -401,6 +413,6 @@ struct hv_departure {
  * or a pinned map's definition changes, even at the same size. A daemon
  * refuses pinned state of another layout (user/pindir.c).
  */
-#define HV_CLOCK_LAYOUT_VERSION 3
+#define HV_CLOCK_LAYOUT_VERSION 4
 
 #endif

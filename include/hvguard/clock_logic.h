@@ -233,6 +233,67 @@ static __always_inline int hv_mismatch_step(__u32 i, struct hv_mismatch_walk *w)
 	return 0;
 }
 
+/*
+ * vcpu-tsc-khz-mismatch: the vCPUs of one VM must run at one TSC frequency
+ * (vcpu->arch.virtual_tsc_khz), or their TSCs drift apart. Decided when a
+ * vCPU's frequency is new (its first clock update, or a change), against
+ * the other vCPUs' last known ones (vm->tsc_khz, 0: none yet). A new
+ * disagreement is a frequency no other vCPU runs at while some other runs
+ * at another: a vCPU joining others already at its frequency adds none (it
+ * was said when the first of them got it), so a VM says each disagreement
+ * once, not once per vCPU nor per clock update. One step per vCPU, under
+ * bpf_loop() in BPF, with the result in a map: as for the offsets' walk.
+ */
+struct hv_khz_result {
+	__u32 ref_vcpu;	 /* slot of the first other vCPU at another frequency */
+	__u32 ref_khz;	 /* its frequency */
+	__u32 different; /* other vCPUs at another frequency */
+	__u32 same;	 /* other vCPUs at this one */
+};
+
+struct hv_khz_walk {
+	const struct vm_state *vm;
+	struct hv_khz_result *res;
+	__u32 slot; /* the vCPU whose frequency is new */
+	__u32 khz;  /* and that frequency */
+};
+
+static __always_inline int hv_khz_step(__u32 i, struct hv_khz_walk *w)
+{
+	const struct vm_state *vm = w->vm;
+	struct hv_khz_result *r = w->res;
+	__u32 idx = i % HV_MAX_VCPUS, khz;
+
+	if (i >= vm->nr_vcpus || i >= HV_MAX_VCPUS)
+		return 1; /* stop */
+	khz = vm->tsc_khz[idx];
+	if (idx == w->slot || !khz)
+		return 0;
+	if (khz == w->khz) {
+		r->same++;
+		return 0;
+	}
+	if (!r->different) {
+		r->ref_vcpu = idx;
+		r->ref_khz = khz;
+	}
+	r->different++;
+	return 0;
+}
+
+/* Records slot's frequency at a clock update: true when it is new (its
+ * first, or a change), i.e. when the walk must run. Exchanged: of two
+ * vCPUs racing to their first update, at least one sees the other's. */
+static __always_inline bool hv_tsc_khz_record(struct vm_state *vm, __u32 slot, __u32 khz)
+{
+	return khz && __sync_lock_test_and_set(&vm->tsc_khz[slot % HV_MAX_VCPUS], khz) != khz;
+}
+
+static __always_inline bool hv_tsc_khz_mismatch_violates(const struct hv_khz_result *r)
+{
+	return r->different && !r->same;
+}
+
 /* One step of the search for a vCPU id's slot (BPF runs it under
  * bpf_loop); the slot lands in *slot, which stays -1 while not found (in
  * a map in BPF, for the reason given for the mismatch walk below). */
@@ -266,6 +327,20 @@ static inline int hv_vcpu_slot_of(const struct vm_state *vm, __u32 id)
 		if (hv_slot_step(i, &s))
 			break;
 	return slot;
+}
+
+/* The walk of hv_khz_step() for userspace: true when slot's frequency
+ * (khz) is a new disagreement in vm. */
+static inline bool hv_tsc_khz_mismatch(const struct vm_state *vm, __u32 slot, __u32 khz,
+				       struct hv_khz_result *res)
+{
+	struct hv_khz_walk w = {.vm = vm, .res = res, .slot = slot, .khz = khz};
+
+	*res = (struct hv_khz_result){0};
+	for (__u32 i = 0; i < HV_MAX_VCPUS; i++)
+		if (hv_khz_step(i, &w))
+			break;
+	return hv_tsc_khz_mismatch_violates(res);
 }
 
 static inline __u32 hv_tsc_mismatch(const struct vm_state *vm, struct hv_mismatch_result *res)

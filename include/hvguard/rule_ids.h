@@ -15,11 +15,13 @@ enum hv_rule_id {
 	HV_RULE_RESOURCE_MAP,
 	HV_RULE_GRANT_DOMAIN,
 	HV_RULE_GRANT_LEAK,
-	HV_RULE_MIGRATION_CLOCK_WARP, /* clock family, decided in userspace */
+	HV_RULE_MIGRATION_CLOCK_WARP,  /* clock family, decided in userspace */
+	HV_RULE_VCPU_TSC_KHZ_MISMATCH, /* clock family */
 	HV_RULE_COUNT,
 };
 
-/* The Xen family's rules are HV_RULE_FOREIGN_MAP .. HV_RULE_GRANT_LEAK. */
+/* The Xen family's rules are HV_RULE_FOREIGN_MAP .. HV_RULE_GRANT_LEAK; new
+ * rules of either family go at the end, so that no rule's number moves. */
 #define HV_XEN_RULES_END (HV_RULE_GRANT_LEAK + 1)
 
 #endif

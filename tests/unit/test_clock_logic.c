@@ -259,6 +259,82 @@ static void test_mismatch_many_vcpus_and_bounds(void **state)
 	assert_int_equal(hv_tsc_mismatch(vm, &w), 1);
 }
 
+/* One clock update of the vCPU in slot, as clock.bpf.c's check_khz_mismatch()
+ * takes it: true when it raises vcpu-tsc-khz-mismatch. */
+static bool khz_update(struct vm_state *vm, __u32 slot, __u32 khz, struct hv_khz_result *r)
+{
+	if (vm->nr_vcpus <= slot)
+		vm->nr_vcpus = slot + 1;
+	memset(r, 0, sizeof(*r));
+	return hv_tsc_khz_record(vm, slot, khz) && hv_tsc_khz_mismatch(vm, slot, khz, r);
+}
+
+static void test_khz_mismatch(void **state)
+{
+	static struct vm_state vm;
+	struct hv_khz_result r;
+
+	(void)state;
+	/* vCPUs that agree: nothing, whatever the order of their updates */
+	memset(&vm, 0, sizeof(vm));
+	assert_false(khz_update(&vm, 1, 2445424, &r));
+	assert_false(khz_update(&vm, 0, 2445424, &r));
+	assert_false(khz_update(&vm, 1, 2445424, &r));
+
+	/* vCPU 1 at another frequency before the first run: said at its
+	 * first update, against vCPU 0, then never again per clock update */
+	memset(&vm, 0, sizeof(vm));
+	assert_false(khz_update(&vm, 0, 2445424, &r));
+	assert_true(khz_update(&vm, 1, 2445624, &r));
+	assert_int_equal(r.ref_vcpu, 0);
+	assert_int_equal(r.ref_khz, 2445424);
+	assert_int_equal(r.different, 1);
+	assert_false(khz_update(&vm, 1, 2445624, &r));
+	assert_false(khz_update(&vm, 0, 2445424, &r));
+
+	/* the same disagreement once per VM, not once per vCPU: vCPUs 2 and 3
+	 * join vCPU 1's frequency; a third frequency is a new one */
+	assert_false(khz_update(&vm, 2, 2445624, &r));
+	assert_false(khz_update(&vm, 3, 2445624, &r));
+	assert_true(khz_update(&vm, 4, 1000000, &r));
+	assert_int_equal(r.ref_vcpu, 0);
+	assert_int_equal(r.different, 4);
+
+	/* a vCPU back to the others' frequency says nothing; away again, a
+	 * new disagreement */
+	assert_false(khz_update(&vm, 4, 2445624, &r));
+	assert_true(khz_update(&vm, 4, 1000000, &r));
+
+	/* unknown (0) is neither recorded nor compared */
+	memset(&vm, 0, sizeof(vm));
+	assert_false(khz_update(&vm, 0, 0, &r));
+	assert_false(khz_update(&vm, 1, 2445424, &r));
+	assert_false(khz_update(&vm, 2, 2445424, &r));
+	assert_int_equal(r.same, 1);
+}
+
+static void test_khz_mismatch_many_vcpus_and_bounds(void **state)
+{
+	static struct vm_state vm;
+	struct hv_khz_result r;
+
+	(void)state;
+	memset(&vm, 0, sizeof(vm));
+	for (__u32 i = 0; i < HV_MAX_VCPUS - 1; i++)
+		assert_false(khz_update(&vm, i, 2445424, &r));
+	assert_true(khz_update(&vm, HV_MAX_VCPUS - 1, 2445425, &r));
+	assert_int_equal(r.different, HV_MAX_VCPUS - 1);
+	/* the reference is the lowest slot at another frequency */
+	assert_int_equal(r.ref_vcpu, 0);
+	/* nr_vcpus beyond the tracked range never reads past the arrays */
+	vm.nr_vcpus = 100000;
+	assert_false(hv_tsc_khz_mismatch(&vm, 0, 2445424, &r));
+	assert_int_equal(r.same, HV_MAX_VCPUS - 2);
+	assert_int_equal(r.ref_vcpu, HV_MAX_VCPUS - 1);
+	assert_true(hv_tsc_khz_mismatch(&vm, 100000, 1, &r));
+	assert_int_equal(r.different, HV_MAX_VCPUS);
+}
+
 /* A guest writing its TSC at will: a burst per window is sent, the rest
  * counted, and every event is accounted for exactly once. */
 static void test_flood_burst_then_counted(void **state)
@@ -370,6 +446,8 @@ int main(void)
 	    cmocka_unit_test(test_tsc_khz),
 	    cmocka_unit_test(test_mismatch),
 	    cmocka_unit_test(test_mismatch_many_vcpus_and_bounds),
+	    cmocka_unit_test(test_khz_mismatch),
+	    cmocka_unit_test(test_khz_mismatch_many_vcpus_and_bounds),
 	    cmocka_unit_test(test_flood_burst_then_counted),
 	    cmocka_unit_test(test_flood_slow_writer_sends_all),
 	    cmocka_unit_test(test_vm_quota),

@@ -139,6 +139,10 @@
 #define MIGRATE_TSC	    (1ULL << 48)
 #define MIGRATE_CLOCK_NS    (3ULL * 24 * 3600 * NSEC_PER_SEC)
 #define TSC_KHZ_OTHER_DELTA 1000
+/* vcpu-tsc-khz-*: a frequency KVM takes without TSC scaling (within its 250
+ * ppm of the host's at any TSC over 800 MHz), so the run does not depend on
+ * the host's scaling support. */
+#define TSC_KHZ_SKEW_DELTA 200
 /*
  * migrate-save runs the guest this long first: a destination's host TSC
  * write that lands within 1 s of KVM's expected value is taken as a vCPU
@@ -332,6 +336,8 @@ enum op {
 	OP_KVMCLOCK_CTRL,	 /* KVM_KVMCLOCK_CTRL, per vCPU */
 	OP_SET_TSC_FAR,		 /* KVM_SET_MSRS{TSC = saved - 5 s}, per vCPU */
 	OP_SET_TSC_KHZ_OTHER,	 /* KVM_SET_TSC_KHZ(current - 1000) on vCPU 0 */
+	OP_SET_TSC_KHZ_SKEW,	 /* KVM_SET_TSC_KHZ(current + 200) on vCPU 1 only */
+	OP_SET_TSC_KHZ_SKEW_ALL, /* KVM_SET_TSC_KHZ(current + 200) on every vCPU */
 	OP_TSC_OFFSET_SKEW,	 /* TSC_OFFSET attr: vCPU 0 = its own, vCPU 1 ahead */
 	OP_TSC_OFFSET_SKEW_LAST, /* TSC_OFFSET attr: all = vCPU 0's, the last ahead */
 	OP_MIGRATE_TSC,		 /* KVM_SET_MSRS{TSC = MIGRATE_TSC}, per vCPU */
@@ -465,6 +471,18 @@ static const struct scenario scenarios[] = {
 	.help = "2 vCPUs given different TSC offsets before the first run",
 	.vcpus = 2,
 	.script = {OP_TSC_OFFSET_SKEW, OP_RUN},
+    },
+    {
+	.name = "vcpu-tsc-khz-mismatch",
+	.help = "2 vCPUs, SET_TSC_KHZ(current + 200) on vCPU 1 only, run, KVMCLOCK_CTRL, run",
+	.vcpus = 2,
+	.script = {OP_SET_TSC_KHZ_SKEW, OP_RUN, OP_KVMCLOCK_CTRL, OP_RUN},
+    },
+    {
+	.name = "vcpu-tsc-khz-agree",
+	.help = "2 vCPUs, SET_TSC_KHZ(current + 200) on each, run, KVMCLOCK_CTRL, run",
+	.vcpus = 2,
+	.script = {OP_SET_TSC_KHZ_SKEW_ALL, OP_RUN, OP_KVMCLOCK_CTRL, OP_RUN},
     },
     {
 	.name = "vcpu-mismatch-last",
@@ -1087,6 +1105,42 @@ static int op_set_tsc_khz_other(struct ctx *c, struct vm *vm)
 	return 0;
 }
 
+/* vCPUs first..last-1 at current + TSC_KHZ_SKEW_DELTA; reports what KVM
+ * said and then reads back (never fails on a refusal: KVM changes the
+ * vCPU's frequency even when it refuses it). */
+static int set_tsc_khz_skew(struct vm *vm, int first, int last)
+{
+	unsigned long to = vm->tsc_khz + TSC_KHZ_SKEW_DELTA;
+	struct vcpu *v;
+	int r = 0, i, after = 0;
+
+	if (vm->nvcpus < 2)
+		return fail("vcpu-tsc-khz-* needs at least 2 vCPUs");
+	for (i = first; i < last && !r; i++)
+		r = kvm_ioctl(vm->vcpus[i].fd, KVM_SET_TSC_KHZ, (void *)(uintptr_t)to);
+	v = &vm->vcpus[last - 1];
+	after = kvm_ioctl(v->fd, KVM_GET_TSC_KHZ, NULL);
+	if (after <= 0)
+		return sys_fail("vm %d vcpu %d: KVM_GET_TSC_KHZ", vm->index, v->id);
+	snprintf(vm->extra, sizeof(vm->extra),
+		 ",\"tsc_khz_skew\":{\"vcpus\":%d,\"last_vcpu\":%d,\"from\":%lu,"
+		 "\"to\":%lu,\"accepted\":%s,\"tsc_khz_after\":%d}",
+		 last - first, v->kvm_id, vm->tsc_khz, to, r == 0 ? "true" : "false", after);
+	return 0;
+}
+
+static int op_set_tsc_khz_skew(struct ctx *c, struct vm *vm)
+{
+	(void)c;
+	return set_tsc_khz_skew(vm, 1, 2);
+}
+
+static int op_set_tsc_khz_skew_all(struct ctx *c, struct vm *vm)
+{
+	(void)c;
+	return set_tsc_khz_skew(vm, 0, vm->nvcpus);
+}
+
 static int tsc_offset_attr(struct vm *vm, struct vcpu *v, unsigned long req, uint64_t *offset)
 {
 	struct kvm_device_attr a = {
@@ -1586,6 +1640,8 @@ static const vm_op_fn vm_ops[OP_COUNT] = {
     [OP_KVMCLOCK_CTRL] = op_kvmclock_ctrl,
     [OP_SET_TSC_FAR] = op_set_tsc_far,
     [OP_SET_TSC_KHZ_OTHER] = op_set_tsc_khz_other,
+    [OP_SET_TSC_KHZ_SKEW] = op_set_tsc_khz_skew,
+    [OP_SET_TSC_KHZ_SKEW_ALL] = op_set_tsc_khz_skew_all,
     [OP_TSC_OFFSET_SKEW] = op_tsc_offset_skew,
     [OP_TSC_OFFSET_SKEW_LAST] = op_tsc_offset_skew_last,
     [OP_MIGRATE_TSC] = op_migrate_tsc,

@@ -111,6 +111,25 @@ def check_two_vcpus(hv):
     bad.wait()
 
 
+def check_khz(hv):
+    """vCPU 1 at another TSC frequency than vCPU 0: only hvguard's record
+    (each vCPU's frequency at its last clock update) shows it."""
+    bad, done = held_vmm(hv, "vcpu-tsc-khz-mismatch")
+    rc, out, _ = audit("vcpu-tsc-khz-mismatch")
+    mine = findings_of(out, bad.pid)
+    tap.eq("vcpu-tsc-khz-mismatch: audit exits 1", rc, 1)
+    tap.eq("vcpu-tsc-khz-mismatch: one finding, on vCPU 1 against vCPU 0, from the record",
+           [(f["rule"], f.get("vcpu"), f.get("reference_vcpu"), f.get("source")) for f in mine],
+           [("vcpu-tsc-khz-mismatch", 1, 0, "hvguard-record")])
+    if mine:
+        skew = done.get("tsc_khz_skew", {})
+        tap.eq("vcpu-tsc-khz-mismatch: the finding's frequencies are the vCPUs'",
+               (mine[0].get("tsc_khz"), mine[0].get("reference_tsc_khz")),
+               (skew.get("tsc_khz_after"), done.get("tsc_khz")))
+    bad.kill()
+    bad.wait()
+
+
 def check_many_vcpus(hv):
     """vCPU 99 of 100 skewed: reported on vCPU 99, every vCPU listed."""
     bad, done = held_vmm(hv, "vcpu-mismatch-last", "--vcpus", str(MANY_VCPUS), hold_ms=120000)
@@ -282,6 +301,7 @@ def main():
         try:
             check_two_vcpus(hv)
             check_sparse_ids(hv)
+            check_khz(hv)
             many = check_many_vcpus(hv)
             try:
                 check_mounts(many)

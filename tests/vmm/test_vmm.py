@@ -176,6 +176,34 @@ def expect_sparse_mismatch(name, alerts, cycles, done):
                1_000_000_000)
 
 
+def expect_khz_mismatch(name, alerts, cycles, done):
+    """vCPU 1 set to another TSC frequency than vCPU 0 before the first run:
+    said once, at vCPU 1's first clock update, not again at the clock
+    updates KVMCLOCK_CTRL brings (nor by tsc-khz-change: nothing ran yet)."""
+    skew = done["tsc_khz_skew"]
+    mm = [a for a in alerts if a["rule"] == "vcpu-tsc-khz-mismatch"]
+    tap.eq(f"{name}: one vcpu-tsc-khz-mismatch, though every vCPU's clock updated twice",
+           len(mm), 1)
+    tap.eq(f"{name}: nothing else", sorted({a["rule"] for a in alerts}),
+           ["vcpu-tsc-khz-mismatch"])
+    if mm:
+        a = mm[0]
+        tap.eq(f"{name}: vCPU 1 disagrees with vCPU 0", (a["vcpu"], a["reference_vcpu"]),
+               (skew["last_vcpu"], 0))
+        tap.eq(f"{name}: tsc_khz is vCPU 1's (KVM_GET_TSC_KHZ's)", a["tsc_khz"],
+               skew["tsc_khz_after"])
+        tap.eq(f"{name}: reference_tsc_khz is vCPU 0's", a["reference_tsc_khz"], done["tsc_khz"])
+        tap.eq(f"{name}: one vCPU differs", a["vcpus_different"], 1)
+        tap.eq(f"{name}: alert only, no correction", (a["action"], a["correction"]),
+               ("alert", "none: no safe correction exists"))
+
+
+def expect_khz_agree(name, alerts, cycles, done):
+    tap.eq(f"{name}: every vCPU at the same (non-default) frequency",
+           done["tsc_khz_skew"]["vcpus"], done["vcpus"])
+    expect_nothing(name, alerts, cycles, done)
+
+
 def expect_guest_write(name, alerts, cycles, done, hv=None, pid=None):
     expect_nothing(name, alerts, cycles, done)
     ev = hv.wait_for(lambda o: o.get("event") == "guest-tsc-write" and o.get("pid") == pid, 5)
@@ -225,6 +253,8 @@ SCENARIOS_ALL = [
     ("vcpu-mismatch", ["vcpu-mismatch"], expect_mismatch, False),
     ("vcpu-mismatch, sparse ids", ["vcpu-mismatch", "--vcpu-id-stride", "256"],
      expect_sparse_mismatch, False),
+    ("vcpu-tsc-khz-mismatch", ["vcpu-tsc-khz-mismatch"], expect_khz_mismatch, False),
+    ("vcpu-tsc-khz-agree", ["vcpu-tsc-khz-agree"], expect_khz_agree, False),
     ("migrate-in", ["migrate-in"], expect_nothing, False),
     ("guest-tsc-write", ["guest-tsc-write"], expect_guest_write, True),
     ("vm-exit-midpause", ["vm-exit-midpause", "--pause-ms", "200"], expect_exit_midpause, True),
