@@ -352,7 +352,7 @@ static void check_record(struct audit *a, const struct found_vm *vm, bool mismat
 
 		hv_json_add_int(f, "vcpu", bad);
 		hv_json_add_int(f, "offset", vm->record.tsc_offset[w.bad_vcpu]);
-		hv_json_add_int(f, "reference_vcpu", w.ref_vcpu);
+		hv_json_add_int(f, "reference_vcpu", ref);
 		hv_json_add_int(f, "reference_offset", w.ref_offset);
 		hv_json_add_str(f, "source", "hvguard-record");
 		add_finding(a, vm, "vcpu-tsc-mismatch", HV_SEV_CRITICAL, f,
