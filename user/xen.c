@@ -933,21 +933,10 @@ static int xen_load(struct hv_ctx *ctx)
 	return 0;
 }
 
-static uint64_t stat_sum(enum hv_xen_stat which)
+/* The BPF side's counters (its .bss xen_stats[]), 0 while not loaded. */
+static uint64_t xen_stat(enum hv_xen_stat which)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	__u32 key = which;
-	uint64_t sum = 0;
-	__u64 *vals;
-
-	if (ncpu <= 0 || !skel)
-		return 0;
-	vals = calloc(ncpu, sizeof(*vals));
-	if (vals && !bpf_map_lookup_elem(bpf_map__fd(skel->maps.xen_stats), &key, vals))
-		for (int i = 0; i < ncpu; i++)
-			sum += vals[i];
-	free(vals);
-	return sum;
+	return skel ? skel->bss->xen_stats[which] : 0;
 }
 
 static const enum hv_xen_stat unchecked_stats[HV_XEN_UNCHECKED_COUNT] = {
@@ -962,7 +951,7 @@ static struct json_object *unchecked_json(void)
 
 	for (int why = HV_XEN_UNCHECKED_UNREADABLE; why < HV_XEN_UNCHECKED_COUNT; why++)
 		json_object_object_add(o, hv_xen_unchecked_name(why),
-				       json_object_new_uint64(stat_sum(unchecked_stats[why])));
+				       json_object_new_uint64(xen_stat(unchecked_stats[why])));
 	return o;
 }
 
@@ -975,15 +964,15 @@ static void export_unchecked(struct hv_ctx *ctx)
 		hv_metrics_set(
 		    ctx->metrics, "hvguard_xen_unchecked_total", HV_COUNTER,
 		    "Xen device calls of backends a rule could not fully check, by cause", labels,
-		    (double)stat_sum(unchecked_stats[why]));
+		    (double)xen_stat(unchecked_stats[why]));
 	}
 	/* Counted by the BPF side as it acts: none lost with the ring full. */
 	hv_metrics_set(ctx->metrics, "hvguard_xen_enforcements_total", HV_COUNTER,
 		       "Calls of designated Xen backends hvguard stopped, by how: kill (the "
 		       "process was killed), deny (the call was refused)",
-		       "action=\"kill\"", (double)stat_sum(HV_XEN_STAT_KILLS));
+		       "action=\"kill\"", (double)xen_stat(HV_XEN_STAT_KILLS));
 	hv_metrics_set(ctx->metrics, "hvguard_xen_enforcements_total", HV_COUNTER, NULL,
-		       "action=\"deny\"", (double)stat_sum(HV_XEN_STAT_DENIALS));
+		       "action=\"deny\"", (double)xen_stat(HV_XEN_STAT_DENIALS));
 }
 
 static void xen_poll(struct hv_ctx *ctx)
@@ -1016,7 +1005,7 @@ static void xen_poll(struct hv_ctx *ctx)
 static uint64_t xen_lost(struct hv_ctx *ctx)
 {
 	(void)ctx;
-	return stat_sum(HV_XEN_STAT_LOST);
+	return xen_stat(HV_XEN_STAT_LOST);
 }
 
 static void xen_summary(struct hv_ctx *ctx, struct json_object *summary)
@@ -1028,11 +1017,11 @@ static void xen_summary(struct hv_ctx *ctx, struct json_object *summary)
 		json_object_object_add(ops, hv_xen_grant_op_name(op),
 				       json_object_new_uint64(st.grant_ops[op]));
 	json_object_object_add(o, "backends_seen", json_object_new_uint64(st.backends_seen));
-	json_object_object_add(o, "ioctls", json_object_new_uint64(stat_sum(HV_XEN_STAT_IOCTLS)));
+	json_object_object_add(o, "ioctls", json_object_new_uint64(xen_stat(HV_XEN_STAT_IOCTLS)));
 	json_object_object_add(o, "violations",
-			       json_object_new_uint64(stat_sum(HV_XEN_STAT_VIOLATIONS)));
-	json_object_object_add(o, "kills", json_object_new_uint64(stat_sum(HV_XEN_STAT_KILLS)));
-	json_object_object_add(o, "denials", json_object_new_uint64(stat_sum(HV_XEN_STAT_DENIALS)));
+			       json_object_new_uint64(xen_stat(HV_XEN_STAT_VIOLATIONS)));
+	json_object_object_add(o, "kills", json_object_new_uint64(xen_stat(HV_XEN_STAT_KILLS)));
+	json_object_object_add(o, "denials", json_object_new_uint64(xen_stat(HV_XEN_STAT_DENIALS)));
 	json_object_object_add(o, "unchecked", unchecked_json());
 	json_object_object_add(o, "leaks", json_object_new_uint64(st.leaks));
 	json_object_object_add(o, "grant_ops", ops);

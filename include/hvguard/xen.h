@@ -251,7 +251,7 @@ enum hv_xen_tier {
 	HV_XEN_TIER_COUNT,
 };
 
-/* Kernel-side counters (per-CPU array, index = enum). */
+/* Kernel-side counters: xen.bpf.c's .bss array xen_stats[], index = enum. */
 enum hv_xen_stat {
 	HV_XEN_STAT_LOST,   /* ring buffer full */
 	HV_XEN_STAT_IOCTLS, /* Xen device ioctls by backends */
