@@ -512,7 +512,7 @@ static __always_inline void grant_munmapped(struct pending *p, struct hv_xen_bac
 
 /* --- syscalls tier: every thread of the host pays ----------------------- */
 
-SEC("tp/syscalls/sys_enter_ioctl")
+SEC("tracepoint/syscalls/sys_enter_ioctl")
 int xen_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	__u32 cmd = (__u32)ctx->args[1], type = HV_IOC_TYPE(cmd);
@@ -530,7 +530,7 @@ int xen_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tp/syscalls/sys_exit_ioctl")
+SEC("tracepoint/syscalls/sys_exit_ioctl")
 int xen_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	ioctl_exit(ctx->ret);
@@ -538,7 +538,7 @@ int xen_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 }
 
 /* mmap(addr, len, prot, flags, fd, off) */
-SEC("tp/syscalls/sys_enter_mmap")
+SEC("tracepoint/syscalls/sys_enter_mmap")
 int xen_mmap_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	struct hv_xen_backend *be;
@@ -555,7 +555,7 @@ int xen_mmap_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tp/syscalls/sys_exit_mmap")
+SEC("tracepoint/syscalls/sys_exit_mmap")
 int xen_mmap_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	/* User addresses are positive as a long; errors are -4095..-1. */
@@ -567,7 +567,7 @@ int xen_mmap_exit(struct trace_event_raw_sys_exit *ctx)
 }
 
 /* munmap(addr, len) */
-SEC("tp/syscalls/sys_enter_munmap")
+SEC("tracepoint/syscalls/sys_enter_munmap")
 int xen_munmap_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	struct pending *p;
@@ -580,7 +580,7 @@ int xen_munmap_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tp/syscalls/sys_exit_munmap")
+SEC("tracepoint/syscalls/sys_exit_munmap")
 int xen_munmap_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -745,7 +745,7 @@ static __always_inline bool uid_ok(const struct hv_xen_match *m)
 	return m->uid < 0 || m->uid == (__s64)(__u32)bpf_get_current_uid_gid();
 }
 
-SEC("tp/sched/sched_process_exec")
+SEC("tracepoint/sched/sched_process_exec")
 int xen_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	__u32 tgid = hv_current_tgid();
@@ -807,7 +807,7 @@ int BPF_PROG(xen_fork, struct task_struct *parent, struct task_struct *child)
  * exit first, and an exec from another thread kills the leader (de_thread)
  * while the process goes on, under the same tgid, as the new program. The
  * tracepoint runs after do_exit() counted this thread out of signal->live. */
-SEC("tp/sched/sched_process_exit")
+SEC("tracepoint/sched/sched_process_exit")
 int xen_exit(void *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();

@@ -752,7 +752,7 @@ static int program_tier(const struct bpf_program *prog)
 {
 	const char *sec = bpf_program__section_name(prog);
 
-	if (!strncmp(sec, "tp/syscalls/", 12))
+	if (!strncmp(sec, "tracepoint/syscalls/", 20))
 		return HV_XEN_TIER_SYSCALLS;
 	if (!strncmp(sec, "fentry/", 7) || !strncmp(sec, "fexit/", 6))
 		return HV_XEN_TIER_FENTRY;
