@@ -169,7 +169,7 @@ static __always_inline __u8 classify_fd(int fd)
 	return classify_file(hv_fd_to_file((struct task_struct *)bpf_get_current_task(), fd));
 }
 
-static __always_inline struct hv_xen_event *event_new(__u8 kind)
+static __always_inline struct hv_xen_event *event_new(__u8 type)
 {
 	struct hv_xen_event *e = bpf_ringbuf_reserve(&xen_events, sizeof(*e), 0);
 	__u64 id = bpf_get_current_pid_tgid();
@@ -179,7 +179,7 @@ static __always_inline struct hv_xen_event *event_new(__u8 kind)
 		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
-	e->kind = kind;
+	e->type = type;
 	e->pid = id >> 32;
 	e->tid = (__u32)id;
 	e->ts_ns = bpf_ktime_get_boot_ns();

@@ -454,7 +454,7 @@ static void describe(char *buf, size_t len, const struct hv_xen_event *e, const 
 	}
 }
 
-static void on_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
+static void handle_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
 {
 	const struct hv_xen_call *c = &e->call;
 	const char *ioctl = hv_xen_op_name(c->op);
@@ -508,7 +508,7 @@ static void on_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
 	hv_emit_alert(ctx, &a);
 }
 
-static void on_grant(struct hv_ctx *ctx, const struct hv_xen_event *e)
+static void handle_grant(struct hv_ctx *ctx, const struct hv_xen_event *e)
 {
 	struct json_object *o = json_object_new_object();
 	char comm[HV_XEN_COMM_LEN + 1], labels[64];
@@ -573,7 +573,7 @@ static void leak_alert(struct hv_ctx *ctx, int pid, const char *comm, const char
 
 /* At exit: what the backend still held is a leak (the kernel cleans up after
  * it, but a backend that forgets grants starves its frontend while it lives). */
-static void on_exit_event(struct hv_ctx *ctx, const struct hv_xen_event *e)
+static void handle_backend_exit(struct hv_ctx *ctx, const struct hv_xen_event *e)
 {
 	int fd = bpf_map__fd(skel->maps.xen_grants);
 	struct hv_xen_grant_key key, *prev = NULL, *mine = NULL, *grown;
@@ -627,7 +627,7 @@ static void on_exit_event(struct hv_ctx *ctx, const struct hv_xen_event *e)
 	hv_emit_json(ctx, o);
 }
 
-static void on_bad_argument(struct hv_ctx *ctx, const struct hv_xen_event *e)
+static void handle_bad_argument(struct hv_ctx *ctx, const struct hv_xen_event *e)
 {
 	struct json_object *o = json_object_new_object();
 	char comm[HV_XEN_COMM_LEN + 1], msg[256];
@@ -651,7 +651,7 @@ static void on_bad_argument(struct hv_ctx *ctx, const struct hv_xen_event *e)
 
 /* A call a rule with action alert could not fully check: said as
  * information, not alerted (docs/xen.md, "Fail closed"). */
-static void on_unchecked(struct hv_ctx *ctx, const struct hv_xen_event *e)
+static void handle_unchecked(struct hv_ctx *ctx, const struct hv_xen_event *e)
 {
 	struct json_object *o = json_object_new_object();
 	const char *why = hv_xen_unchecked_name(e->call.unchecked);
@@ -689,21 +689,21 @@ static int xen_ring_event(void *arg, void *data, size_t size)
 
 	if (size < sizeof(*e))
 		return 0;
-	switch (e->kind) {
+	switch (e->type) {
 	case HV_XEN_EV_VIOLATION:
-		on_violation(ctx, e);
+		handle_violation(ctx, e);
 		break;
 	case HV_XEN_EV_GRANT:
-		on_grant(ctx, e);
+		handle_grant(ctx, e);
 		break;
 	case HV_XEN_EV_EXIT:
-		on_exit_event(ctx, e);
+		handle_backend_exit(ctx, e);
 		break;
 	case HV_XEN_EV_BADARG:
-		on_bad_argument(ctx, e);
+		handle_bad_argument(ctx, e);
 		break;
 	case HV_XEN_EV_UNCHECKED:
-		on_unchecked(ctx, e);
+		handle_unchecked(ctx, e);
 		break;
 	case HV_XEN_EV_DESIGNATED:
 		emit_backend(ctx, e->pid, e->backend.match, e->ppid ? "inherited" : "exec",

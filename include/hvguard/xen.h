@@ -214,7 +214,7 @@ struct hv_xen_match {
 	__u32 pad;
 };
 
-enum hv_xen_event_kind {
+enum hv_xen_event_type {
 	HV_XEN_EV_VIOLATION,
 	HV_XEN_EV_GRANT,      /* lifecycle step */
 	HV_XEN_EV_EXIT,	      /* designated backend exited */
@@ -225,7 +225,7 @@ enum hv_xen_event_kind {
 };
 
 struct hv_xen_event {
-	__u8 kind;     /* enum hv_xen_event_kind */
+	__u8 type;     /* enum hv_xen_event_type */
 	__u8 rule;     /* enum hv_rule_id (violations) */
 	__u8 action;   /* enum hv_xen_action taken */
 	__u8 grant_op; /* enum hv_xen_grant_op */
