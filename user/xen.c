@@ -19,20 +19,12 @@
 
 #include "hvguard/xen.h" /* before the skeleton, which uses its types */
 
-/* xen_logic.h's decoder reads user memory through this; the daemon only
- * uses its names and domid helpers, the decoding runs in the kernel. */
-static inline long hv_xen_read_user(void *dst, __u32 size, __u64 uptr)
-{
-	(void)dst, (void)size, (void)uptr;
-	return -EFAULT;
-}
-
-#include "hvguard/xen_logic.h"
 #include "xen.skel.h"
 #include "hvguard.h"
 #include "kallsyms.h"
 #include "metrics.h"
 #include "rules.h"
+#include "xen_user.h"
 
 static struct xen_bpf *skel;
 
@@ -330,6 +322,14 @@ static void configure(struct hv_ctx *ctx, struct hv_xen_config *cfg)
 	if (!r->n_backends)
 		hv_warn("xen: no backends in the rules: nothing is watched (see "
 			"rules/xen-example.yaml)");
+}
+
+void hv_xen_allow_domid(struct hv_xen_config *cfg, __u32 domid)
+{
+	if (domid >= HV_XEN_DOMID_LIMIT)
+		return;
+	cfg->allowed[domid / 64] |= 1ull << (domid % 64);
+	cfg->n_allowed++;
 }
 
 static bool rules_want_deny(const struct hv_rules *r)
