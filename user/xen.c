@@ -21,6 +21,7 @@
 
 #include "xen.skel.h"
 #include "hvguard.h"
+#include "json_util.h"
 #include "kallsyms.h"
 #include "metrics.h"
 #include "rules.h"
@@ -171,6 +172,8 @@ static int match_process(const struct hv_rules *r, int pid)
 	return -1;
 }
 
+/* The "xen-backend" record: pid designated, how ("running", "exec",
+ * "inherited") and, when inherited, from which parent. */
 static void emit_backend(struct hv_ctx *ctx, int pid, int match, const char *how, int parent)
 {
 	struct json_object *o = json_object_new_object();
@@ -181,12 +184,12 @@ static void emit_backend(struct hv_ctx *ctx, int pid, int match, const char *how
 		b = &ctx->rules->backends[match];
 	hv_proc_comm(pid, comm, sizeof(comm));
 	st.backends_seen++;
-	json_object_object_add(o, "type", json_object_new_string("xen-backend"));
-	json_object_object_add(o, "pid", json_object_new_int(pid));
-	json_object_object_add(o, "comm", json_object_new_string(comm));
-	json_object_object_add(o, "backend", b && b->name ? json_object_new_string(b->name) : NULL);
-	json_object_object_add(o, "how", json_object_new_string(how));
-	json_object_object_add(o, "parent", parent ? json_object_new_int(parent) : NULL);
+	hv_json_add_str(o, "type", "xen-backend");
+	hv_json_add_int(o, "pid", pid);
+	hv_json_add_str(o, "comm", comm);
+	hv_json_add_str(o, "backend", b ? b->name : NULL);
+	hv_json_add_str(o, "how", how);
+	hv_json_add_int_or_null(o, "parent", parent != 0, parent);
 	hv_log(ctx, "xen: %s[%d] is a designated backend (%s%s%s)", comm, pid, how,
 	       b && b->name ? ", " : "", b && b->name ? b->name : "");
 	hv_emit_json(ctx, o);
@@ -351,9 +354,10 @@ static struct json_object *refs_json(const struct hv_xen_call *c)
 	return a;
 }
 
-static struct json_object *domid_json(__s32 domid)
+/* A domain id, null when there is none. */
+static void json_add_domid(struct json_object *o, const char *key, __s32 domid)
 {
-	return domid == HV_XEN_DOMID_NONE ? NULL : json_object_new_int64(domid);
+	hv_json_add_int_or_null(o, key, domid != HV_XEN_DOMID_NONE, domid);
 }
 
 static const char *enforcement_name(__u8 action, __s64 ret)
@@ -454,6 +458,7 @@ static void describe(char *buf, size_t len, const struct hv_xen_event *e, const 
 	}
 }
 
+/* A violation: the alert, with the call's fields. */
 static void handle_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
 {
 	const struct hv_xen_call *c = &e->call;
@@ -468,32 +473,28 @@ static void handle_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
 	rule = &ctx->rules->rule[e->rule];
 	snprintf(comm, sizeof(comm), "%s", e->comm);
 	f = json_object_new_object();
-	json_object_object_add(f, "ioctl", json_object_new_string(ioctl));
-	json_object_object_add(f, "device", json_object_new_string(hv_xen_dev_name(c->dev)));
-	json_object_object_add(
-	    f, "domid", domid_json(e->rule == HV_RULE_GRANT_DOMAIN ? c->bad_domid : c->domid));
-	json_object_object_add(f, "pages", json_object_new_uint64(c->count));
+	hv_json_add_str(f, "ioctl", ioctl);
+	hv_json_add_str(f, "device", hv_xen_dev_name(c->dev));
+	json_add_domid(f, "domid", e->rule == HV_RULE_GRANT_DOMAIN ? c->bad_domid : c->domid);
+	hv_json_add_uint(f, "pages", c->count);
 	json_object_object_add(f, "refs", refs_json(c));
 	if (c->op == HV_XEN_OP_PRIVCMD_HYPERCALL)
-		json_object_object_add(f, "hypercall", json_object_new_uint64(c->hypercall));
+		hv_json_add_uint(f, "hypercall", c->hypercall);
 	if (c->op == HV_XEN_OP_PRIVCMD_MMAP_RESOURCE)
-		json_object_object_add(f, "resource_type", json_object_new_int64(c->resource_type));
+		hv_json_add_int(f, "resource_type", c->resource_type);
 	if (c->addr)
-		json_object_object_add(f, "addr", json_object_new_uint64(c->addr));
-	json_object_object_add(f, "ret", json_object_new_int64(e->ret));
-	json_object_object_add(f, "enforcement",
-			       json_object_new_string(enforcement_name(e->action, e->ret)));
+		hv_json_add_uint(f, "addr", c->addr);
+	hv_json_add_int(f, "ret", e->ret);
+	hv_json_add_str(f, "enforcement", enforcement_name(e->action, e->ret));
 	if (c->unchecked) {
-		json_object_object_add(f, "unchecked",
-				       json_object_new_string(hv_xen_unchecked_name(c->unchecked)));
-		json_object_object_add(f, "checked", json_object_new_int64(c->checked));
+		hv_json_add_str(f, "unchecked", hv_xen_unchecked_name(c->unchecked));
+		hv_json_add_int(f, "checked", c->checked);
 	}
 	if (c->flags & (HV_XEN_F_UNREADABLE | HV_XEN_F_TRUNCATED | HV_XEN_F_HUGE))
-		json_object_object_add(
-		    f, "decode",
-		    json_object_new_string(c->flags & HV_XEN_F_UNREADABLE ? "unreadable"
-					   : c->flags & HV_XEN_F_HUGE	  ? "huge-count"
-									  : "truncated"));
+		hv_json_add_str(f, "decode",
+				c->flags & HV_XEN_F_UNREADABLE ? "unreadable"
+				: c->flags & HV_XEN_F_HUGE     ? "huge-count"
+							       : "truncated");
 	a.rule = hv_rule_table[e->rule].id;
 	a.severity = rule->severity;
 	a.action = rule->action;
@@ -508,6 +509,7 @@ static void handle_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
 	hv_emit_alert(ctx, &a);
 }
 
+/* A grant lifecycle step: counted, and the "grant" record. */
 static void handle_grant(struct hv_ctx *ctx, const struct hv_xen_event *e)
 {
 	struct json_object *o = json_object_new_object();
@@ -520,15 +522,15 @@ static void handle_grant(struct hv_ctx *ctx, const struct hv_xen_event *e)
 	snprintf(labels, sizeof(labels), "op=\"%s\"", op);
 	hv_metrics_add(ctx->metrics, "hvguard_xen_grant_ops_total", HV_COUNTER,
 		       "Grant lifecycle steps of designated Xen backends", labels, 1);
-	json_object_object_add(o, "type", json_object_new_string("grant"));
-	json_object_object_add(o, "op", json_object_new_string(op));
-	json_object_object_add(o, "ts_ns", json_object_new_uint64(e->ts_ns));
-	json_object_object_add(o, "pid", json_object_new_int64(e->pid));
-	json_object_object_add(o, "comm", json_object_new_string(comm));
-	json_object_object_add(o, "index", json_object_new_uint64(e->index));
-	json_object_object_add(o, "addr", e->addr ? json_object_new_uint64(e->addr) : NULL);
-	json_object_object_add(o, "domid", domid_json(e->call.domid));
-	json_object_object_add(o, "pages", json_object_new_uint64(e->call.count));
+	hv_json_add_str(o, "type", "grant");
+	hv_json_add_str(o, "op", op);
+	hv_json_add_uint(o, "ts_ns", e->ts_ns);
+	hv_json_add_int(o, "pid", e->pid);
+	hv_json_add_str(o, "comm", comm);
+	hv_json_add_uint(o, "index", e->index);
+	hv_json_add_uint_or_null(o, "addr", e->addr, e->addr);
+	json_add_domid(o, "domid", e->call.domid);
+	hv_json_add_uint(o, "pages", e->call.count);
 	json_object_object_add(o, "refs", refs_json(&e->call));
 	hv_log(ctx, "xen: %s[%u] grant %s index %llu", comm, e->pid, op,
 	       (unsigned long long)e->index);
@@ -544,14 +546,14 @@ static void leak_alert(struct hv_ctx *ctx, int pid, const char *comm, const char
 	struct json_object *refs = json_object_new_array();
 
 	json_object_array_add(refs, json_object_new_int64(g->first_ref));
-	json_object_object_add(f, "ioctl", json_object_new_string("IOCTL_GNTDEV_MAP_GRANT_REF"));
-	json_object_object_add(f, "domid", domid_json(g->domid));
-	json_object_object_add(f, "pages", json_object_new_int64(g->count));
+	hv_json_add_str(f, "ioctl", "IOCTL_GNTDEV_MAP_GRANT_REF");
+	json_add_domid(f, "domid", g->domid);
+	hv_json_add_int(f, "pages", g->count);
 	json_object_object_add(f, "refs", refs);
-	json_object_object_add(f, "index", json_object_new_uint64(index));
-	json_object_object_add(f, "leak", json_object_new_string(why));
-	json_object_object_add(f, "other_leaks", json_object_new_int(n_more));
-	json_object_object_add(f, "enforcement", json_object_new_string("none"));
+	hv_json_add_uint(f, "index", index);
+	hv_json_add_str(f, "leak", why);
+	hv_json_add_int(f, "other_leaks", n_more);
+	hv_json_add_str(f, "enforcement", "none");
 	a.rule = hv_rule_table[HV_RULE_GRANT_LEAK].id;
 	a.severity = rule->severity;
 	a.action = rule->action;
@@ -571,6 +573,31 @@ static void leak_alert(struct hv_ctx *ctx, int pid, const char *comm, const char
 	hv_emit_alert(ctx, &a);
 }
 
+static const char *leak_why(const struct hv_xen_grant *g)
+{
+	return g->state == HV_XEN_GRANT_MAPPED	   ? "was still mapped at exit"
+	       : g->state == HV_XEN_GRANT_RESERVED ? "was reserved and never mapped"
+						   : "was never released (no UNMAP_GRANT_REF)";
+}
+
+/* The "xen-backend-exit" record: the backend's final counts. */
+static void emit_backend_exit(struct hv_ctx *ctx, const struct hv_xen_event *e, const char *comm,
+			      int leaks)
+{
+	struct json_object *o = json_object_new_object();
+
+	hv_json_add_str(o, "type", "xen-backend-exit");
+	hv_json_add_int(o, "pid", e->pid);
+	hv_json_add_str(o, "comm", comm);
+	for (int op = 0; op < HV_XEN_GRANT_OP_COUNT; op++)
+		hv_json_add_uint(o, hv_xen_grant_op_name(op), e->backend.ops[op]);
+	hv_json_add_int(o, "reserved", e->backend.reserved);
+	hv_json_add_int(o, "mapped", e->backend.mapped);
+	hv_json_add_uint(o, "violations", e->backend.violations);
+	hv_json_add_int(o, "leaks", leaks);
+	hv_emit_json(ctx, o);
+}
+
 /* At exit: what the backend still held is a leak (the kernel cleans up after
  * it, but a backend that forgets grants starves its frontend while it lives). */
 static void handle_backend_exit(struct hv_ctx *ctx, const struct hv_xen_event *e)
@@ -578,10 +605,8 @@ static void handle_backend_exit(struct hv_ctx *ctx, const struct hv_xen_event *e
 	int fd = bpf_map__fd(skel->maps.xen_grants);
 	struct hv_xen_grant_key key, *prev = NULL, *mine = NULL, *grown;
 	struct hv_xen_grant g, first = {0};
-	const char *first_why = NULL;
 	uint64_t first_index = 0;
 	size_t n = 0, cap = 0;
-	struct json_object *o;
 	char comm[HV_XEN_COMM_LEN + 1];
 	int leaks = 0;
 
@@ -603,33 +628,53 @@ static void handle_backend_exit(struct hv_ctx *ctx, const struct hv_xen_event *e
 			continue;
 		first = g;
 		first_index = key.index;
-		first_why = g.state == HV_XEN_GRANT_MAPPED ? "was still mapped at exit"
-			    : g.state == HV_XEN_GRANT_RESERVED
-				? "was reserved and never mapped"
-				: "was never released (no UNMAP_GRANT_REF)";
 	}
 	for (size_t i = 0; i < n; i++)
 		bpf_map_delete_elem(fd, &mine[i]);
 	free(mine);
 	if (leaks && ctx->rules->rule[HV_RULE_GRANT_LEAK].enabled)
-		leak_alert(ctx, e->pid, comm, first_why, &first, first_index, leaks - 1);
-	o = json_object_new_object();
-	json_object_object_add(o, "type", json_object_new_string("xen-backend-exit"));
-	json_object_object_add(o, "pid", json_object_new_int64(e->pid));
-	json_object_object_add(o, "comm", json_object_new_string(comm));
-	for (int op = 0; op < HV_XEN_GRANT_OP_COUNT; op++)
-		json_object_object_add(o, hv_xen_grant_op_name(op),
-				       json_object_new_uint64(e->backend.ops[op]));
-	json_object_object_add(o, "reserved", json_object_new_int64(e->backend.reserved));
-	json_object_object_add(o, "mapped", json_object_new_int64(e->backend.mapped));
-	json_object_object_add(o, "violations", json_object_new_uint64(e->backend.violations));
-	json_object_object_add(o, "leaks", json_object_new_int(leaks));
+		leak_alert(ctx, e->pid, comm, leak_why(&first), &first, first_index, leaks - 1);
+	emit_backend_exit(ctx, e, comm, leaks);
+}
+
+/*
+ * The record of a call hvguard could not check, said as information, not
+ * alerted: "xen-bad-argument" (a backend's Xen ioctl whose argument it could
+ * not read) and "xen-unchecked" (a call a rule with action alert could not
+ * fully check, docs/xen.md, "Fail closed"). One shape; the second also says
+ * when, which rule and why, and how far the check went.
+ */
+static void emit_unchecked_call(struct hv_ctx *ctx, const struct hv_xen_event *e, const char *rule,
+				const char *msg)
+{
+	bool unchecked = e->type == HV_XEN_EV_UNCHECKED;
+	struct json_object *o = json_object_new_object();
+	char comm[HV_XEN_COMM_LEN + 1];
+
+	snprintf(comm, sizeof(comm), "%s", e->comm);
+	hv_json_add_str(o, "type", unchecked ? "xen-unchecked" : "xen-bad-argument");
+	if (unchecked)
+		hv_json_add_uint(o, "ts_ns", e->ts_ns);
+	hv_json_add_int(o, "pid", e->pid);
+	hv_json_add_str(o, "comm", comm);
+	if (unchecked)
+		hv_json_add_str(o, "rule", rule);
+	hv_json_add_str(o, "ioctl", hv_xen_op_name(e->call.op));
+	if (unchecked)
+		hv_json_add_str(o, "unchecked", hv_xen_unchecked_name(e->call.unchecked));
+	hv_json_add_uint(o, "arg", e->call.uarg);
+	hv_json_add_uint(o, "count", e->call.count);
+	if (unchecked)
+		hv_json_add_int(o, "checked", e->call.checked);
+	else
+		hv_json_add_int(o, "refs_read", e->call.n_refs);
+	hv_json_add_str(o, "message", msg);
+	hv_log(ctx, "xen: %s", msg);
 	hv_emit_json(ctx, o);
 }
 
 static void handle_bad_argument(struct hv_ctx *ctx, const struct hv_xen_event *e)
 {
-	struct json_object *o = json_object_new_object();
 	char comm[HV_XEN_COMM_LEN + 1], msg[256];
 
 	snprintf(comm, sizeof(comm), "%s", e->comm);
@@ -637,23 +682,11 @@ static void handle_bad_argument(struct hv_ctx *ctx, const struct hv_xen_event *e
 		 "backend %s[%u] passed %s an argument hvguard could not read (pointer %#llx): the "
 		 "driver will refuse it too; a working backend does not do this",
 		 comm, e->pid, hv_xen_op_name(e->call.op), (unsigned long long)e->call.uarg);
-	json_object_object_add(o, "type", json_object_new_string("xen-bad-argument"));
-	json_object_object_add(o, "pid", json_object_new_int64(e->pid));
-	json_object_object_add(o, "comm", json_object_new_string(comm));
-	json_object_object_add(o, "ioctl", json_object_new_string(hv_xen_op_name(e->call.op)));
-	json_object_object_add(o, "arg", json_object_new_uint64(e->call.uarg));
-	json_object_object_add(o, "count", json_object_new_uint64(e->call.count));
-	json_object_object_add(o, "refs_read", json_object_new_int(e->call.n_refs));
-	json_object_object_add(o, "message", json_object_new_string(msg));
-	hv_log(ctx, "xen: %s", msg);
-	hv_emit_json(ctx, o);
+	emit_unchecked_call(ctx, e, NULL, msg);
 }
 
-/* A call a rule with action alert could not fully check: said as
- * information, not alerted (docs/xen.md, "Fail closed"). */
 static void handle_unchecked(struct hv_ctx *ctx, const struct hv_xen_event *e)
 {
-	struct json_object *o = json_object_new_object();
 	const char *why = hv_xen_unchecked_name(e->call.unchecked);
 	const char *rule = e->rule < HV_RULE_COUNT ? hv_rule_table[e->rule].id : "?";
 	char comm[HV_XEN_COMM_LEN + 1], msg[400];
@@ -666,19 +699,7 @@ static void handle_unchecked(struct hv_ctx *ctx, const struct hv_xen_event *e)
 		 e->call.unchecked == HV_XEN_UNCHECKED_TRUNCATED
 		     ? "more refs or segments than hvguard walks, " HV_XEN_WALK_MAX_STR
 		     : "hvguard could not read its argument");
-	json_object_object_add(o, "type", json_object_new_string("xen-unchecked"));
-	json_object_object_add(o, "ts_ns", json_object_new_uint64(e->ts_ns));
-	json_object_object_add(o, "pid", json_object_new_int64(e->pid));
-	json_object_object_add(o, "comm", json_object_new_string(comm));
-	json_object_object_add(o, "rule", json_object_new_string(rule));
-	json_object_object_add(o, "ioctl", json_object_new_string(hv_xen_op_name(e->call.op)));
-	json_object_object_add(o, "unchecked", json_object_new_string(why));
-	json_object_object_add(o, "arg", json_object_new_uint64(e->call.uarg));
-	json_object_object_add(o, "count", json_object_new_uint64(e->call.count));
-	json_object_object_add(o, "checked", json_object_new_int64(e->call.checked));
-	json_object_object_add(o, "message", json_object_new_string(msg));
-	hv_log(ctx, "xen: %s", msg);
-	hv_emit_json(ctx, o);
+	emit_unchecked_call(ctx, e, rule, msg);
 }
 
 static int xen_ring_event(void *arg, void *data, size_t size)
@@ -950,8 +971,7 @@ static struct json_object *unchecked_json(void)
 	struct json_object *o = json_object_new_object();
 
 	for (int why = HV_XEN_UNCHECKED_UNREADABLE; why < HV_XEN_UNCHECKED_COUNT; why++)
-		json_object_object_add(o, hv_xen_unchecked_name(why),
-				       json_object_new_uint64(xen_stat(unchecked_stats[why])));
+		hv_json_add_uint(o, hv_xen_unchecked_name(why), xen_stat(unchecked_stats[why]));
 	return o;
 }
 
@@ -1014,19 +1034,17 @@ static void xen_summary(struct hv_ctx *ctx, struct json_object *summary)
 
 	(void)ctx;
 	for (int op = 0; op < HV_XEN_GRANT_OP_COUNT; op++)
-		json_object_object_add(ops, hv_xen_grant_op_name(op),
-				       json_object_new_uint64(st.grant_ops[op]));
-	json_object_object_add(o, "backends_seen", json_object_new_uint64(st.backends_seen));
-	json_object_object_add(o, "ioctls", json_object_new_uint64(xen_stat(HV_XEN_STAT_IOCTLS)));
-	json_object_object_add(o, "violations",
-			       json_object_new_uint64(xen_stat(HV_XEN_STAT_VIOLATIONS)));
-	json_object_object_add(o, "kills", json_object_new_uint64(xen_stat(HV_XEN_STAT_KILLS)));
-	json_object_object_add(o, "denials", json_object_new_uint64(xen_stat(HV_XEN_STAT_DENIALS)));
+		hv_json_add_uint(ops, hv_xen_grant_op_name(op), st.grant_ops[op]);
+	hv_json_add_uint(o, "backends_seen", st.backends_seen);
+	hv_json_add_uint(o, "ioctls", xen_stat(HV_XEN_STAT_IOCTLS));
+	hv_json_add_uint(o, "violations", xen_stat(HV_XEN_STAT_VIOLATIONS));
+	hv_json_add_uint(o, "kills", xen_stat(HV_XEN_STAT_KILLS));
+	hv_json_add_uint(o, "denials", xen_stat(HV_XEN_STAT_DENIALS));
 	json_object_object_add(o, "unchecked", unchecked_json());
-	json_object_object_add(o, "leaks", json_object_new_uint64(st.leaks));
+	hv_json_add_uint(o, "leaks", st.leaks);
 	json_object_object_add(o, "grant_ops", ops);
-	json_object_object_add(o, "deny", json_object_new_string(enforcement_names[st.deny]));
-	json_object_object_add(o, "hooks", json_object_new_string(tier_names[st.tier]));
+	hv_json_add_str(o, "deny", enforcement_names[st.deny]);
+	hv_json_add_str(o, "hooks", tier_names[st.tier]);
 	json_object_object_add(summary, "xen", o);
 }
 
