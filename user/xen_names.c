@@ -60,3 +60,25 @@ const char *hv_xen_grant_op_name(__u8 op)
 	static const char *const names[HV_XEN_GRANT_OP_COUNT] = {"map", "mmap", "munmap", "unmap"};
 	return op < HV_XEN_GRANT_OP_COUNT ? names[op] : "unknown";
 }
+
+/* As --xen-hooks and the summary's "hooks" say it. */
+const char *hv_xen_tier_name(enum hv_xen_tier tier)
+{
+	static const char *const names[HV_XEN_TIER_COUNT] = {
+	    [HV_XEN_TIER_FENTRY] = "fentry",
+	    [HV_XEN_TIER_SYSCALLS] = "syscalls",
+	};
+	return (unsigned)tier < HV_XEN_TIER_COUNT ? names[tier] : "unknown";
+}
+
+/* How "deny" is carried out, as the summary's "deny" says it. */
+const char *hv_xen_deny_name(enum hv_xen_enforcement deny)
+{
+	static const char *const names[] = {
+	    [ENF_NONE] = "unused",
+	    [ENF_LSM] = "bpf-lsm",
+	    [ENF_FMOD_RET] = "fmod-ret",
+	    [ENF_KILL_FALLBACK] = "kill-fallback",
+	};
+	return (unsigned)deny < sizeof(names) / sizeof(names[0]) ? names[deny] : "unknown";
+}
