@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Types shared by bpf/xen.bpf.c and user/xen.c: the decoded form of a Xen
+ * Types shared by bpf/xen.bpf.c and user/xen*.c: the decoded form of a Xen
  * device ioctl, the configuration userspace writes before (and while) the
  * programs run, the per-process grant state and the ring-buffer event.
  * Plain C only (no kernel headers), so it compiles on both sides.
