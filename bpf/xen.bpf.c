@@ -47,6 +47,8 @@ __u32 xen_exec_events = 0;
 /* Calls remembered at entry and not yet seen at exit: while zero (nearly
  * always), the exit hooks of every other ioctl and mmap skip their lookup. */
 __s64 xen_inflight = 0;
+/* Counters by enum hv_xen_stat, read by userspace from the skeleton's bss. */
+__u64 xen_stats[HV_XEN_STAT_COUNT] = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -126,21 +128,6 @@ struct {
 	__type(value, struct pending);
 } xen_scratch SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, HV_XEN_STAT_COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} xen_stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 which)
-{
-	__u64 *v = bpf_map_lookup_elem(&xen_stats, &which);
-
-	if (v)
-		(*v)++;
-}
-
 static __always_inline struct pending *scratch(__u32 slot)
 {
 	return bpf_map_lookup_elem(&xen_scratch, &slot);
@@ -182,17 +169,17 @@ static __always_inline __u8 classify_fd(int fd)
 	return classify_file(hv_fd_to_file((struct task_struct *)bpf_get_current_task(), fd));
 }
 
-static __always_inline struct hv_xen_event *event_new(__u8 kind)
+static __always_inline struct hv_xen_event *event_new(__u8 type)
 {
 	struct hv_xen_event *e = bpf_ringbuf_reserve(&xen_events, sizeof(*e), 0);
 	__u64 id = bpf_get_current_pid_tgid();
 
 	if (!e) {
-		stat_inc(HV_XEN_STAT_LOST);
+		__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_LOST], 1);
 		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
-	e->kind = kind;
+	e->type = type;
 	e->pid = id >> 32;
 	e->tid = (__u32)id;
 	e->ts_ns = bpf_ktime_get_boot_ns();
@@ -238,9 +225,9 @@ static __always_inline void emit_grant(__u8 op, struct pending *p, __u64 index, 
 static __always_inline void count_unchecked(const struct hv_xen_call *call)
 {
 	if (call->unchecked == HV_XEN_UNCHECKED_UNREADABLE)
-		stat_inc(HV_XEN_STAT_UNCHECKED_UNREADABLE);
+		__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_UNCHECKED_UNREADABLE], 1);
 	else if (call->unchecked == HV_XEN_UNCHECKED_TRUNCATED)
-		stat_inc(HV_XEN_STAT_UNCHECKED_TRUNCATED);
+		__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_UNCHECKED_TRUNCATED], 1);
 }
 
 /* Not fully checked, and the rule only alerts: said, not alerted. */
@@ -274,11 +261,11 @@ static __always_inline void judge(struct pending *p, struct hv_xen_backend *be)
 	p->rule = rule;
 	p->action = xen_cfg.action[rule];
 	__sync_fetch_and_add(&be->violations, 1);
-	stat_inc(HV_XEN_STAT_VIOLATIONS);
+	__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_VIOLATIONS], 1);
 	count_unchecked(&p->call);
 	if (p->action == HV_XEN_ACT_KILL) {
 		bpf_send_signal(HV_SIGKILL);
-		stat_inc(HV_XEN_STAT_KILLS);
+		__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_KILLS], 1);
 		emit_violation(p, 0);
 		p->emitted = 1;
 	}
@@ -289,7 +276,7 @@ static __always_inline void remember(struct pending *p)
 	__u64 id = bpf_get_current_pid_tgid();
 
 	if (bpf_map_update_elem(&xen_pending, &id, p, BPF_ANY))
-		stat_inc(HV_XEN_STAT_PENDING_FULL);
+		__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_PENDING_FULL], 1);
 	else
 		__sync_fetch_and_add(&xen_inflight, 1);
 }
@@ -332,7 +319,7 @@ static __always_inline void ioctl_enter(struct hv_xen_backend *be, __u8 dev, __u
 
 	if (!p)
 		return;
-	stat_inc(HV_XEN_STAT_IOCTLS);
+	__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_IOCTLS], 1);
 	p->kind = PEND_IOCTL;
 	p->emitted = 0;
 	p->index = p->addr = p->len = 0;
@@ -525,7 +512,7 @@ static __always_inline void grant_munmapped(struct pending *p, struct hv_xen_bac
 
 /* --- syscalls tier: every thread of the host pays ----------------------- */
 
-SEC("tp/syscalls/sys_enter_ioctl")
+SEC("tracepoint/syscalls/sys_enter_ioctl")
 int xen_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	__u32 cmd = (__u32)ctx->args[1], type = HV_IOC_TYPE(cmd);
@@ -543,7 +530,7 @@ int xen_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tp/syscalls/sys_exit_ioctl")
+SEC("tracepoint/syscalls/sys_exit_ioctl")
 int xen_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	ioctl_exit(ctx->ret);
@@ -551,7 +538,7 @@ int xen_ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 }
 
 /* mmap(addr, len, prot, flags, fd, off) */
-SEC("tp/syscalls/sys_enter_mmap")
+SEC("tracepoint/syscalls/sys_enter_mmap")
 int xen_mmap_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	struct hv_xen_backend *be;
@@ -568,7 +555,7 @@ int xen_mmap_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tp/syscalls/sys_exit_mmap")
+SEC("tracepoint/syscalls/sys_exit_mmap")
 int xen_mmap_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	/* User addresses are positive as a long; errors are -4095..-1. */
@@ -580,7 +567,7 @@ int xen_mmap_exit(struct trace_event_raw_sys_exit *ctx)
 }
 
 /* munmap(addr, len) */
-SEC("tp/syscalls/sys_enter_munmap")
+SEC("tracepoint/syscalls/sys_enter_munmap")
 int xen_munmap_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	struct pending *p;
@@ -593,7 +580,7 @@ int xen_munmap_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tp/syscalls/sys_exit_munmap")
+SEC("tracepoint/syscalls/sys_exit_munmap")
 int xen_munmap_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -758,7 +745,7 @@ static __always_inline bool uid_ok(const struct hv_xen_match *m)
 	return m->uid < 0 || m->uid == (__s64)(__u32)bpf_get_current_uid_gid();
 }
 
-SEC("tp/sched/sched_process_exec")
+SEC("tracepoint/sched/sched_process_exec")
 int xen_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	__u32 tgid = hv_current_tgid();
@@ -820,7 +807,7 @@ int BPF_PROG(xen_fork, struct task_struct *parent, struct task_struct *child)
  * exit first, and an exec from another thread kills the leader (de_thread)
  * while the process goes on, under the same tgid, as the new program. The
  * tracepoint runs after do_exit() counted this thread out of signal->live. */
-SEC("tp/sched/sched_process_exit")
+SEC("tracepoint/sched/sched_process_exit")
 int xen_exit(void *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -853,7 +840,7 @@ static __always_inline void report_denied(struct pending *p, struct hv_xen_backe
 	p->action = HV_XEN_ACT_DENY;
 	p->addr = p->len = 0;
 	__sync_fetch_and_add(&be->violations, 1);
-	stat_inc(HV_XEN_STAT_VIOLATIONS);
+	__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_VIOLATIONS], 1);
 	count_unchecked(&p->call);
 	emit_violation(p, -EPERM);
 }
@@ -886,9 +873,9 @@ static __always_inline int deny_ioctl(struct file *file, unsigned int cmd, unsig
 	rule = hv_xen_verdict(&p->call, &xen_cfg);
 	if (rule < 0 || rule >= HV_RULE_COUNT || xen_cfg.action[rule] != HV_XEN_ACT_DENY)
 		return 0;
-	stat_inc(HV_XEN_STAT_DENIALS);
+	__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_DENIALS], 1);
 	if (xen_tier == HV_XEN_TIER_FENTRY) {
-		stat_inc(HV_XEN_STAT_IOCTLS);
+		__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_IOCTLS], 1);
 		if (p->call.flags & HV_XEN_F_UNREADABLE)
 			emit_bad_argument(&p->call);
 	}
@@ -919,7 +906,7 @@ static __always_inline int deny_mmap(struct file *file)
 	rule = hv_xen_verdict(&p->call, &xen_cfg);
 	if (rule < 0 || rule >= HV_RULE_COUNT || xen_cfg.action[rule] != HV_XEN_ACT_DENY)
 		return 0;
-	stat_inc(HV_XEN_STAT_DENIALS);
+	__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_DENIALS], 1);
 	report_denied(p, be, rule);
 	return -EPERM;
 }

@@ -50,6 +50,12 @@ static inline void hv_json_add_int_or_null(struct json_object *o, const char *ke
 	json_object_object_add(o, key, present ? json_object_new_int64(v) : NULL);
 }
 
+static inline void hv_json_add_uint_or_null(struct json_object *o, const char *key, bool present,
+					    uint64_t v)
+{
+	json_object_object_add(o, key, present ? json_object_new_uint64(v) : NULL);
+}
+
 static inline void hv_json_add_bool_or_null(struct json_object *o, const char *key, bool present,
 					    bool v)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Types shared by bpf/xen.bpf.c and user/xen.c: the decoded form of a Xen
+ * Types shared by bpf/xen.bpf.c and user/xen*.c: the decoded form of a Xen
  * device ioctl, the configuration userspace writes before (and while) the
  * programs run, the per-process grant state and the ring-buffer event.
  * Plain C only (no kernel headers), so it compiles on both sides.
@@ -214,7 +214,7 @@ struct hv_xen_match {
 	__u32 pad;
 };
 
-enum hv_xen_event_kind {
+enum hv_xen_event_type {
 	HV_XEN_EV_VIOLATION,
 	HV_XEN_EV_GRANT,      /* lifecycle step */
 	HV_XEN_EV_EXIT,	      /* designated backend exited */
@@ -225,7 +225,7 @@ enum hv_xen_event_kind {
 };
 
 struct hv_xen_event {
-	__u8 kind;     /* enum hv_xen_event_kind */
+	__u8 type;     /* enum hv_xen_event_type */
 	__u8 rule;     /* enum hv_rule_id (violations) */
 	__u8 action;   /* enum hv_xen_action taken */
 	__u8 grant_op; /* enum hv_xen_grant_op */
@@ -251,7 +251,7 @@ enum hv_xen_tier {
 	HV_XEN_TIER_COUNT,
 };
 
-/* Kernel-side counters (per-CPU array, index = enum). */
+/* Kernel-side counters: xen.bpf.c's .bss array xen_stats[], index = enum. */
 enum hv_xen_stat {
 	HV_XEN_STAT_LOST,   /* ring buffer full */
 	HV_XEN_STAT_IOCTLS, /* Xen device ioctls by backends */

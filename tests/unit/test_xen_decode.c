@@ -38,6 +38,7 @@ static long hv_xen_read_user(void *dst, __u32 size, __u64 uptr)
 }
 
 #include "hvguard/xen_logic.h"
+#include "xen_user.h" /* the names and hv_xen_allow_domid, from user/ */
 
 static struct hv_xen_config cfg;
 
