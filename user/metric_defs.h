@@ -44,7 +44,7 @@ enum hv_metric_id {
 	HV_METRIC_MIGRATION_DEPARTURES_DROPPED,
 	/* Corrections (correct.c). */
 	HV_METRIC_WATCHDOG_RELEASES,
-	/* The Xen family (xen.c). */
+	/* The Xen family (xen.c, xen_events.c). */
 	HV_METRIC_XEN_GRANT_OPS,
 	HV_METRIC_XEN_UNCHECKED,
 	HV_METRIC_XEN_ENFORCEMENTS,

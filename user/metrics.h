@@ -22,8 +22,9 @@ void hv_metric_set(struct hv_metrics *m, enum hv_metric_id id, const char *label
  * value (NAN), only makes its series exist. */
 void hv_metric_observe(struct hv_metrics *m, enum hv_metric_id id, double value);
 
-/* The registry underneath, by name: any series (the unit tests', and the
- * callers not yet on metric_defs.h). */
+/* The registry underneath, by name: what hv_metric_*() are built on, and
+ * what the unit tests drive with series of their own. hvguard's code names
+ * its series by id. */
 void hv_metrics_add(struct hv_metrics *m, const char *name, enum hv_metric_type type,
 		    const char *help, const char *labels, double delta);
 void hv_metrics_set(struct hv_metrics *m, const char *name, enum hv_metric_type type,

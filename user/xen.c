@@ -81,18 +81,14 @@ static void export_unchecked(struct hv_ctx *ctx)
 
 	for (int why = HV_XEN_UNCHECKED_UNREADABLE; why < HV_XEN_UNCHECKED_COUNT; why++) {
 		snprintf(labels, sizeof(labels), "cause=\"%s\"", hv_xen_unchecked_name(why));
-		hv_metrics_set(
-		    ctx->metrics, "hvguard_xen_unchecked_total", HV_COUNTER,
-		    "Xen device calls of backends a rule could not fully check, by cause", labels,
-		    (double)xen_stat(unchecked_stats[why]));
+		hv_metric_set(ctx->metrics, HV_METRIC_XEN_UNCHECKED, labels,
+			      (double)xen_stat(unchecked_stats[why]));
 	}
 	/* Counted by the BPF side as it acts: none lost with the ring full. */
-	hv_metrics_set(ctx->metrics, "hvguard_xen_enforcements_total", HV_COUNTER,
-		       "Calls of designated Xen backends hvguard stopped, by how: kill (the "
-		       "process was killed), deny (the call was refused)",
-		       "action=\"kill\"", (double)xen_stat(HV_XEN_STAT_KILLS));
-	hv_metrics_set(ctx->metrics, "hvguard_xen_enforcements_total", HV_COUNTER, NULL,
-		       "action=\"deny\"", (double)xen_stat(HV_XEN_STAT_DENIALS));
+	hv_metric_set(ctx->metrics, HV_METRIC_XEN_ENFORCEMENTS, "action=\"kill\"",
+		      (double)xen_stat(HV_XEN_STAT_KILLS));
+	hv_metric_set(ctx->metrics, HV_METRIC_XEN_ENFORCEMENTS, "action=\"deny\"",
+		      (double)xen_stat(HV_XEN_STAT_DENIALS));
 }
 
 static void xen_poll(struct hv_ctx *ctx)

@@ -181,8 +181,7 @@ static void handle_grant(struct hv_ctx *ctx, const struct hv_xen_event *e)
 	if (e->grant_op < HV_XEN_GRANT_OP_COUNT)
 		hv_xen_st.grant_ops[e->grant_op]++;
 	snprintf(labels, sizeof(labels), "op=\"%s\"", op);
-	hv_metrics_add(ctx->metrics, "hvguard_xen_grant_ops_total", HV_COUNTER,
-		       "Grant lifecycle steps of designated Xen backends", labels, 1);
+	hv_metric_add(ctx->metrics, HV_METRIC_XEN_GRANT_OPS, labels, 1);
 	hv_json_add_str(o, "type", "grant");
 	hv_json_add_str(o, "op", op);
 	hv_json_add_uint(o, "ts_ns", e->ts_ns);
