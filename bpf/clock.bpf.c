@@ -28,7 +28,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-const volatile struct clock_config cfg = {};
+const volatile struct hv_clock_config cfg = {};
 
 /* Counters read through the skeleton: proof the hooks ran, and loss. */
 __u64 events_lost = 0; /* information records the ring had no room for */
@@ -50,7 +50,7 @@ __u64 map_full[HV_CLOCK_MAP_COUNT] = {};
 /* Arrivals of non-root VMMs beyond HV_FLOOD_BURST a second, sent on the
  * information ring instead of the alert ring (arrival_flood). */
 __u64 arrivals_demoted = 0;
-struct hv_flood arrival_flood = {};
+struct hv_clock_flood arrival_flood = {};
 /* Events of VMs left untracked because a quota was used up, by quota. */
 __u64 quota_refused[HV_QUOTA_COUNT] = {};
 
@@ -73,7 +73,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, HV_VM_TABLE);
 	__type(key, __u64);
-	__type(value, struct vm_state);
+	__type(value, struct hv_clock_vm);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_vms SEC(".maps");
 
@@ -81,8 +81,8 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
-	__type(key, struct vcpu_key);
-	__type(value, struct vcpu_clock);
+	__type(key, struct hv_clock_vcpu_key);
+	__type(value, struct hv_clock_vcpu);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_vcpus SEC(".maps");
 
@@ -91,7 +91,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, HV_VM_TABLE);
 	__type(key, __u32);
-	__type(value, struct hv_vmm);
+	__type(value, struct hv_clock_vmm);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_vmms SEC(".maps");
 
@@ -109,7 +109,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct clock_globals);
+	__type(value, struct hv_clock_global);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_globals SEC(".maps");
 
@@ -120,7 +120,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
 	__type(key, __u32);
-	__type(value, struct correction_probe);
+	__type(value, struct hv_clock_probe);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_correcting SEC(".maps");
 
@@ -131,7 +131,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, HV_DEPARTURES);
 	__type(key, __u64);
-	__type(value, struct hv_departure);
+	__type(value, struct hv_clock_departure);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hv_clock_departures SEC(".maps");
 
@@ -179,7 +179,7 @@ __s64 watched_in_flight = 0;
  * lets KVM_RUN skip the VM lookup while it is zero, i.e. nearly always. */
 __s64 dirty_vms = 0;
 
-struct vm_state zero_vm = {};
+struct hv_clock_vm zero_vm = {};
 
 /* The KVM ioctl a thread is in, and its KVM_RUN cache. */
 struct thread_ctx {
@@ -314,7 +314,7 @@ static __always_inline bool vcpu_has_run(struct kvm_vcpu *vcpu)
 	return vcpu_exits(vcpu) > 0;
 }
 
-static __always_inline struct clock_globals *globals(void)
+static __always_inline struct hv_clock_global *globals(void)
 {
 	__u32 zero = 0;
 
@@ -365,8 +365,8 @@ static __always_inline __s64 read_kvmclock_offset(__u64 kvm_ptr)
 	return BPF_CORE_READ(kvm, arch.kvmclock_offset);
 }
 
-static __always_inline void fill_event(struct clock_event *e, __u32 type, __u32 rule, __u64 kvm,
-				       const struct vm_state *vm, __s32 vcpu)
+static __always_inline void fill_event(struct hv_clock_event *e, __u32 type, __u32 rule, __u64 kvm,
+				       const struct hv_clock_vm *vm, __s32 vcpu)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
@@ -383,9 +383,9 @@ static __always_inline void fill_event(struct clock_event *e, __u32 type, __u32 
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 }
 
-static __always_inline struct clock_event *reserve_event(void)
+static __always_inline struct hv_clock_event *reserve_event(void)
 {
-	struct clock_event *e = bpf_ringbuf_reserve(&clock_events, sizeof(*e), 0);
+	struct hv_clock_event *e = bpf_ringbuf_reserve(&clock_events, sizeof(*e), 0);
 
 	if (!e)
 		__sync_fetch_and_add(&events_lost, 1);
@@ -393,36 +393,36 @@ static __always_inline struct clock_event *reserve_event(void)
 }
 
 /* An alert's record, from the alert ring; filled for its rule. */
-static __always_inline struct clock_event *reserve_alert(enum hv_rule_id rule, __u64 kvm,
-							 const struct vm_state *vm, __s32 vcpu)
+static __always_inline struct hv_clock_event *
+reserve_alert(enum hv_rule_id rule, __u64 kvm, const struct hv_clock_vm *vm, __s32 vcpu)
 {
-	struct clock_event *e = bpf_ringbuf_reserve(&clock_alerts, sizeof(*e), 0);
+	struct hv_clock_event *e = bpf_ringbuf_reserve(&clock_alerts, sizeof(*e), 0);
 
 	if (!e) {
 		if (rule < HV_RULE_COUNT)
 			__sync_fetch_and_add(&alerts_missed[rule], 1);
 		return NULL;
 	}
-	fill_event(e, CLOCK_EV_ALERT, rule, kvm, vm, vcpu);
+	fill_event(e, HV_CLOCK_EV_ALERT, rule, kvm, vm, vcpu);
 	return e;
 }
 
 /* An information record's, from the information ring; its payload zero. */
-static __always_inline struct clock_event *reserve_info(__u32 type, __u64 kvm,
-							const struct vm_state *vm, __s32 vcpu)
+static __always_inline struct hv_clock_event *reserve_info(__u32 type, __u64 kvm,
+							   const struct hv_clock_vm *vm, __s32 vcpu)
 {
-	struct clock_event *e = reserve_event();
+	struct hv_clock_event *e = reserve_event();
 
 	if (e)
 		fill_event(e, type, 0, kvm, vm, vcpu);
 	return e;
 }
 
-/* A legitimate TSC write, logged: CLOCK_EV_GUEST_TSC_WRITE or _TSC_RESET. */
-static __always_inline void emit_tsc_write(__u32 type, __u64 kvm, const struct vm_state *vm,
+/* A legitimate TSC write, logged: HV_CLOCK_EV_GUEST_TSC_WRITE or _TSC_RESET. */
+static __always_inline void emit_tsc_write(__u32 type, __u64 kvm, const struct hv_clock_vm *vm,
 					   __s32 vcpu, __s64 before, __s64 after)
 {
-	struct clock_event *e = reserve_info(type, kvm, vm, vcpu);
+	struct hv_clock_event *e = reserve_info(type, kvm, vm, vcpu);
 
 	if (!e)
 		return;
@@ -431,10 +431,10 @@ static __always_inline void emit_tsc_write(__u32 type, __u64 kvm, const struct v
 	bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline void emit_resume(__u64 kvm, const struct vm_state *vm, __s64 paused_ns,
+static __always_inline void emit_resume(__u64 kvm, const struct hv_clock_vm *vm, __s64 paused_ns,
 					__s64 jump_ns)
 {
-	struct clock_event *e = reserve_info(CLOCK_EV_RESUME, kvm, vm, -1);
+	struct hv_clock_event *e = reserve_info(HV_CLOCK_EV_RESUME, kvm, vm, -1);
 
 	if (!e)
 		return;
@@ -443,10 +443,10 @@ static __always_inline void emit_resume(__u64 kvm, const struct vm_state *vm, __
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* A VMM process exited or exec'd: CLOCK_EV_PROC_EXIT or _PROC_EXEC. */
+/* A VMM process exited or exec'd: HV_CLOCK_EV_PROC_EXIT or _PROC_EXEC. */
 static __always_inline void emit_vmm(__u32 type, __u32 tgid)
 {
-	struct clock_event *e = reserve_info(type, 0, NULL, -1);
+	struct hv_clock_event *e = reserve_info(type, 0, NULL, -1);
 
 	if (!e)
 		return;
@@ -459,16 +459,16 @@ static __always_inline void emit_vmm(__u32 type, __u32 tgid)
  * millions of times a second. Sent one by one up to the VM's burst, then
  * counted (hv_flood_admit); a closed window's count goes out as one record.
  */
-static __always_inline void emit_guest_write(__u64 kvm, struct vm_state *vm, __s32 vcpu,
+static __always_inline void emit_guest_write(__u64 kvm, struct hv_clock_vm *vm, __s32 vcpu,
 					     __s64 before, __s64 after)
 {
 	__u64 now = bpf_ktime_get_boot_ns(), closed, closed_start;
-	struct clock_event *e;
+	struct hv_clock_event *e;
 	bool send = hv_flood_admit(&vm->guest_writes, now, &closed, &closed_start);
 
 	if (closed) {
 		__sync_fetch_and_add(&guest_writes_suppressed, closed);
-		e = reserve_info(CLOCK_EV_GUEST_TSC_SUMMARY, kvm, vm, -1);
+		e = reserve_info(HV_CLOCK_EV_GUEST_TSC_SUMMARY, kvm, vm, -1);
 		if (e) {
 			e->flood.suppressed = closed;
 			e->flood.window_start_ns = closed_start;
@@ -478,7 +478,7 @@ static __always_inline void emit_guest_write(__u64 kvm, struct vm_state *vm, __s
 		}
 	}
 	if (send)
-		emit_tsc_write(CLOCK_EV_GUEST_TSC_WRITE, kvm, vm, vcpu, before, after);
+		emit_tsc_write(HV_CLOCK_EV_GUEST_TSC_WRITE, kvm, vm, vcpu, before, after);
 }
 
 /* A new VM state, replacing whatever stale one had the same key; says so
@@ -501,9 +501,9 @@ static __always_inline void *map_entry(void *map, const void *key, const void *z
 }
 
 /* A VMM was refused a VM by quota q: said once per VMM. */
-static __always_inline void emit_untracked(__u64 kvm, enum hv_quota q, __u32 uid)
+static __always_inline void emit_untracked(__u64 kvm, enum hv_clock_quota q, __u32 uid)
 {
-	struct clock_event *e = reserve_info(CLOCK_EV_VM_UNTRACKED, kvm, NULL, -1);
+	struct hv_clock_event *e = reserve_info(HV_CLOCK_EV_VM_UNTRACKED, kvm, NULL, -1);
 
 	if (!e)
 		return;
@@ -521,9 +521,9 @@ static __always_inline bool vm_quota_take(__u64 kvm)
 {
 	__u32 tgid = hv_current_tgid(), uid = (__u32)bpf_get_current_uid_gid();
 	__u32 all = HV_UID_ALL_NON_ROOT;
-	struct hv_vmm fresh = {.uid = uid}, *vmm;
+	struct hv_clock_vmm fresh = {.uid = uid}, *vmm;
 	__u64 zero = 0, *user = NULL, *non_root = NULL;
-	enum hv_quota q;
+	enum hv_clock_quota q;
 
 	vmm = map_entry(&hv_clock_vmms, &tgid, &fresh, HV_CLOCK_MAP_VMMS);
 	if (!vmm)
@@ -536,7 +536,7 @@ static __always_inline bool vm_quota_take(__u64 kvm)
 	}
 	/* Read from cfg one by one: it is const volatile (set before load),
 	 * and a plain pointer to it would be folded to its zero initializer. */
-	struct hv_quotas limits = {
+	struct hv_clock_quotas limits = {
 	    .per_vmm = cfg.quotas.per_vmm,
 	    .per_user = cfg.quotas.per_user,
 	    .non_root = cfg.quotas.non_root,
@@ -557,12 +557,12 @@ static __always_inline bool vm_quota_take(__u64 kvm)
 	return true;
 }
 
-static __always_inline struct vm_state *vm_init(__u64 kvm)
+static __always_inline struct hv_clock_vm *vm_init(__u64 kvm)
 {
-	struct clock_globals *g = globals();
-	struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
+	struct hv_clock_global *g = globals();
+	struct hv_clock_vm *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
 	__u32 tgid = hv_current_tgid();
-	struct clock_event *e;
+	struct hv_clock_event *e;
 
 	if (!g)
 		return NULL;
@@ -580,7 +580,7 @@ static __always_inline struct vm_state *vm_init(__u64 kvm)
 	vm->id = __sync_fetch_and_add(&g->next_vm_id, 1) + 1;
 	vm->owner_tgid = tgid;
 	vm->phase = VM_SETUP;
-	e = reserve_info(CLOCK_EV_VM_NEW, kvm, vm, -1);
+	e = reserve_info(HV_CLOCK_EV_VM_NEW, kvm, vm, -1);
 	if (e)
 		bpf_ringbuf_submit(e, 0);
 	return vm;
@@ -601,9 +601,9 @@ static __always_inline bool owns_vm(__u64 kvm_ptr)
  * that is not the VM's owner (it got the fd passed; KVM will answer EIO)
  * gets nothing: it must not reset the owner's state.
  */
-static __always_inline struct vm_state *vm_get(__u64 kvm)
+static __always_inline struct hv_clock_vm *vm_get(__u64 kvm)
 {
-	struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
+	struct hv_clock_vm *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
 
 	if (vm && vm->owner_tgid == hv_current_tgid())
 		return vm;
@@ -618,7 +618,7 @@ static __always_inline struct vm_state *vm_get(__u64 kvm)
  * that arrived by migration is not frozen for these rules: its clocks came
  * from elsewhere; migration-clock-warp freezes it at its arrival instead.
  */
-static __always_inline void freeze_vmm(struct clock_event *e)
+static __always_inline void freeze_vmm(struct hv_clock_event *e)
 {
 	__u64 kvm = e->vm_key, since = e->ts_ns; /* no ring-buffer pointers as map args */
 
@@ -642,7 +642,7 @@ static __always_inline void freeze_vmm(struct clock_event *e)
 		e->frozen = HV_FROZEN;
 }
 
-static __always_inline void freeze_for_correction(struct clock_event *e, struct vm_state *vm,
+static __always_inline void freeze_for_correction(struct hv_clock_event *e, struct hv_clock_vm *vm,
 						  enum hv_rule_id rule)
 {
 	if (!(cfg.correct_mask & (1u << rule)) || (vm->flags & VM_F_MIGRATED_IN))
@@ -650,7 +650,7 @@ static __always_inline void freeze_for_correction(struct clock_event *e, struct 
 	freeze_vmm(e);
 }
 
-static __always_inline void vm_mark_dirty(struct vm_state *vm)
+static __always_inline void vm_mark_dirty(struct hv_clock_vm *vm)
 {
 	if (!(__sync_fetch_and_or(&vm->flags, VM_F_OFFSETS_DIRTY) & VM_F_OFFSETS_DIRTY))
 		__sync_fetch_and_add(&dirty_vms, 1);
@@ -677,7 +677,7 @@ static long slot_step_cb(__u32 i, void *ctx)
  * the search runs only for sparse ids. -1 past HV_MAX_VCPUS vCPUs: such a
  * vCPU is not tracked (counted), never folded onto another's slot.
  */
-static __always_inline int vcpu_slot(struct vm_state *vm, __u32 id)
+static __always_inline int vcpu_slot(struct hv_clock_vm *vm, __u32 id)
 {
 	struct hv_slot_search s = {.vm = vm, .id = id};
 	__u32 zero = 0, n, at = id;
@@ -708,7 +708,7 @@ static __always_inline int vcpu_slot(struct vm_state *vm, __u32 id)
 }
 
 /* The id of the vCPU in slot (for people: alerts name vCPU ids). */
-static __always_inline __s32 slot_vcpu_id(const struct vm_state *vm, __u32 slot)
+static __always_inline __s32 slot_vcpu_id(const struct hv_clock_vm *vm, __u32 slot)
 {
 	return (__s32)vm->vcpu_ids[slot % HV_MAX_VCPUS] - 1;
 }
@@ -717,10 +717,10 @@ static __always_inline __s32 slot_vcpu_id(const struct vm_state *vm, __u32 slot)
  * QEMU writes vCPUs one at a time, so only then is the set complete. */
 static __always_inline void check_mismatch(__u64 kvm)
 {
-	struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
+	struct hv_clock_vm *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
 	struct hv_mismatch_walk w = {};
 	struct hv_mismatch_result *r;
-	struct clock_event *e;
+	struct hv_clock_event *e;
 	__u32 zero = 0;
 
 	if (!vm || !(__sync_fetch_and_and(&vm->flags, ~VM_F_OFFSETS_DIRTY) & VM_F_OFFSETS_DIRTY))
@@ -752,12 +752,12 @@ static __always_inline void check_mismatch(__u64 kvm)
 /* vcpu-tsc-khz-mismatch, at every clock update, on every tier: a vCPU's
  * first update, or one after its frequency changed, records it in its slot
  * and checks it against the other vCPUs' (clock_logic.h). */
-static __always_inline void check_khz_mismatch(__u64 kvm, struct vm_state *vm, __u32 vcpu_id,
+static __always_inline void check_khz_mismatch(__u64 kvm, struct hv_clock_vm *vm, __u32 vcpu_id,
 					       __u32 slot, __u32 khz)
 {
 	struct hv_khz_walk w = {.vm = vm, .slot = slot % HV_MAX_VCPUS, .khz = khz};
 	struct hv_khz_result *r;
-	struct clock_event *e;
+	struct hv_clock_event *e;
 	__u32 zero = 0;
 
 	if (!hv_tsc_khz_record(vm, w.slot, khz) || !rule_on(HV_RULE_VCPU_TSC_KHZ_MISMATCH))
@@ -785,7 +785,7 @@ static __always_inline void check_khz_mismatch(__u64 kvm, struct vm_state *vm, _
 static __always_inline int run_slow_path(struct thread_ctx *tc, unsigned int fd, __u64 gen)
 {
 	struct hv_kvm_fd t;
-	struct vm_state *vm;
+	struct hv_clock_vm *vm;
 
 	if (resolve_kvm_fd(fd, &t) || t.kind != KVM_FILE_VCPU)
 		return -1;
@@ -801,7 +801,7 @@ static __always_inline int run_slow_path(struct thread_ctx *tc, unsigned int fd,
 static __always_inline int on_run_enter(unsigned int fd)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct clock_globals *g = globals();
+	struct hv_clock_global *g = globals();
 	struct thread_ctx *tc;
 	__u64 gen;
 
@@ -890,7 +890,7 @@ int hv_clock_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 
 static __always_inline void on_created(long ret, __u32 cmd, struct thread_ctx *tc)
 {
-	struct clock_globals *g = globals();
+	struct hv_clock_global *g = globals();
 	struct hv_kvm_fd t;
 
 	if (!g || ret < 0)
@@ -907,10 +907,10 @@ static __always_inline void on_created(long ret, __u32 cmd, struct thread_ctx *t
 
 /* kvmclock-jump, from either tier: the offset moved from before to after;
  * stamped with the VM's last clock change, which the corrector checks. */
-static __always_inline void alert_kvmclock_jump(__u64 kvm, struct vm_state *vm, __s64 before,
+static __always_inline void alert_kvmclock_jump(__u64 kvm, struct hv_clock_vm *vm, __s64 before,
 						__s64 after, __s64 paused_ns, __s64 flags, __s64 fd)
 {
-	struct clock_event *e = reserve_alert(HV_RULE_KVMCLOCK_JUMP, kvm, vm, -1);
+	struct hv_clock_event *e = reserve_alert(HV_RULE_KVMCLOCK_JUMP, kvm, vm, -1);
 
 	if (!e)
 		return;
@@ -927,15 +927,15 @@ static __always_inline void alert_kvmclock_jump(__u64 kvm, struct vm_state *vm, 
 
 static __always_inline void on_get_clock(struct thread_ctx *tc)
 {
-	struct vm_state *vm = vm_get(tc->kvm);
-	struct clock_event *e;
+	struct hv_clock_vm *vm = vm_get(tc->kvm);
+	struct hv_clock_event *e;
 
 	if (!vm || vm->phase != VM_RUNNING)
 		return;
 	vm->phase = VM_PAUSED;
 	vm->pause_start_ns = bpf_ktime_get_boot_ns();
 	vm->pause_offset = read_kvmclock_offset(tc->kvm);
-	e = reserve_info(CLOCK_EV_PAUSE, tc->kvm, vm, -1);
+	e = reserve_info(HV_CLOCK_EV_PAUSE, tc->kvm, vm, -1);
 	if (!e)
 		return;
 	e->pause.kvmclock_offset = vm->pause_offset;
@@ -944,7 +944,7 @@ static __always_inline void on_get_clock(struct thread_ctx *tc)
 
 static __always_inline void on_set_clock(struct thread_ctx *tc)
 {
-	struct vm_state *vm = vm_get(tc->kvm);
+	struct hv_clock_vm *vm = vm_get(tc->kvm);
 	__s64 after = read_kvmclock_offset(tc->kvm), jump, paused_ns;
 	__u32 flags = 0;
 	bool violates;
@@ -973,9 +973,9 @@ static __always_inline void on_set_clock(struct thread_ctx *tc)
 
 static __always_inline void on_set_tsc_khz(struct thread_ctx *tc, long ret)
 {
-	struct vm_state *vm = vm_get(tc->kvm);
+	struct hv_clock_vm *vm = vm_get(tc->kvm);
 	__u32 requested = (__u32)tc->arg;
-	struct clock_event *e;
+	struct hv_clock_event *e;
 
 	if (!vm || tc->ignore || !rule_on(HV_RULE_TSC_KHZ_CHANGE))
 		return;
@@ -1053,10 +1053,10 @@ static __always_inline bool msrs_write_tsc_reset(__u64 arg, __s64 *written)
 	return false;
 }
 
-static __always_inline void alert_tsc_offset(const struct kvm_call *c, struct vm_state *vm,
+static __always_inline void alert_tsc_offset(const struct kvm_call *c, struct hv_clock_vm *vm,
 					     __u32 vcpu, __s64 before, __s64 after, __s64 written)
 {
-	struct clock_event *e = reserve_alert(HV_RULE_TSC_OFFSET_CHANGE, c->kvm, vm, vcpu);
+	struct hv_clock_event *e = reserve_alert(HV_RULE_TSC_OFFSET_CHANGE, c->kvm, vm, vcpu);
 
 	if (!e)
 		return;
@@ -1071,7 +1071,7 @@ static __always_inline void alert_tsc_offset(const struct kvm_call *c, struct vm
 /* Inside KVM_RUN: the guest's own TSC write, or KVM's catch-up. KVM traces
  * the guest's MSR write (kvm_msr) after applying it, during the handling
  * of the same exit: the exit count pairs the two events. */
-static __always_inline void guest_offset_write(const struct kvm_call *c, struct vm_state *vm,
+static __always_inline void guest_offset_write(const struct kvm_call *c, struct hv_clock_vm *vm,
 					       __u32 vcpu_id, __u32 idx, __s64 before, __s64 after)
 {
 	struct kvm_vcpu *vcpu = c->vcpu;
@@ -1115,7 +1115,7 @@ static __always_inline bool arrival_write(const struct kvm_call *c, __s64 writte
 	return next - before > second;
 }
 
-static __always_inline void mark_arriving(struct vm_state *vm)
+static __always_inline void mark_arriving(struct hv_clock_vm *vm)
 {
 	vm->migrated_in_ns = bpf_ktime_get_boot_ns();
 	__sync_fetch_and_or(&vm->flags, VM_F_ARRIVING);
@@ -1125,7 +1125,7 @@ SEC("raw_tp/kvm_write_tsc_offset")
 int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __u64 next)
 {
 	struct kvm_call c;
-	struct vm_state *vm;
+	struct hv_clock_vm *vm;
 	__s64 before, written = -1;
 	bool known, reset = false;
 	int slot;
@@ -1172,7 +1172,7 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 	    arrival_write(&c, written, before, (__s64)next))
 		mark_arriving(vm);
 	if (reset && vm->phase != VM_SETUP && before != (__s64)next)
-		emit_tsc_write(CLOCK_EV_TSC_RESET, c.kvm, vm, vcpu_id, before, next);
+		emit_tsc_write(HV_CLOCK_EV_TSC_RESET, c.kvm, vm, vcpu_id, before, next);
 	if (!rule_on(HV_RULE_TSC_OFFSET_CHANGE) || injected())
 		return 0;
 	if (hv_tsc_offset_violates(vm->phase != VM_SETUP, known || previous, before, next, reset))
@@ -1199,7 +1199,7 @@ int BPF_PROG(hv_clock_guest_msr, unsigned int write, __u32 ecx, __u64 data, bool
 		return 0;
 	exits = BPF_CORE_READ(vcpu, stat.exits);
 	if (tc->pending_vcpu >= 0 && tc->pending_exit == exits) {
-		struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &tc->kvm);
+		struct hv_clock_vm *vm = bpf_map_lookup_elem(&hv_clock_vms, &tc->kvm);
 
 		if (vm)
 			emit_guest_write(tc->kvm, vm, tc->pending_vcpu, tc->pending_before,
@@ -1211,10 +1211,10 @@ int BPF_PROG(hv_clock_guest_msr, unsigned int write, __u32 ecx, __u64 data, bool
 	return 0;
 }
 
-static __always_inline void alert_pvclock(__u64 kvm, struct vm_state *vm, __u32 vcpu,
+static __always_inline void alert_pvclock(__u64 kvm, struct hv_clock_vm *vm, __u32 vcpu,
 					  __s64 residual, __s64 raw, __s64 explained, __u32 flags)
 {
-	struct clock_event *e = reserve_alert(HV_RULE_PVCLOCK_DISCONTINUITY, kvm, vm, vcpu);
+	struct hv_clock_event *e = reserve_alert(HV_RULE_PVCLOCK_DISCONTINUITY, kvm, vm, vcpu);
 
 	if (!e)
 		return;
@@ -1233,7 +1233,7 @@ static __always_inline void alert_pvclock(__u64 kvm, struct vm_state *vm, __u32 
  * and KVM's own record of the last exit, last_guest_tsc, is overwritten by
  * the very clock update being traced): paused_ns is null.
  */
-static __always_inline void check_kvmclock_jump(const struct kvm_call *c, struct vm_state *vm,
+static __always_inline void check_kvmclock_jump(const struct kvm_call *c, struct hv_clock_vm *vm,
 						__s64 offset_now)
 {
 	__s64 seen = vm->seen_offset, jump;
@@ -1253,10 +1253,10 @@ static __always_inline void check_kvmclock_jump(const struct kvm_call *c, struct
 
 /* kvm-tracepoints tier, tsc-khz-change: the vCPU's frequency changed since
  * its last clock update (KVM_SET_TSC_KHZ updates it even when it fails). */
-static __always_inline void check_tsc_khz(const struct kvm_call *c, struct vm_state *vm,
+static __always_inline void check_tsc_khz(const struct kvm_call *c, struct hv_clock_vm *vm,
 					  __u32 vcpu_id, __u32 khz_then, __u32 khz_now)
 {
-	struct clock_event *e;
+	struct hv_clock_event *e;
 
 	if (!khz_then || khz_then == khz_now || !rule_on(HV_RULE_TSC_KHZ_CHANGE))
 		return;
@@ -1289,9 +1289,9 @@ static __always_inline bool group_stop_under_way(void)
  * correction keeps every vCPU out: each stops here, before entry (KVM
  * checks for pending signals after processing requests).
  */
-static __always_inline void before_entry(const struct kvm_call *c, struct vm_state *vm,
+static __always_inline void before_entry(const struct kvm_call *c, struct hv_clock_vm *vm,
 					 unsigned int vcpu_id, __s64 offset_now,
-					 const struct vcpu_clock *st)
+					 const struct hv_clock_vcpu *st)
 {
 	struct kvm_vcpu *vcpu = c->vcpu;
 	/* Frozen by another vCPU's update: this one must not enter either. A
@@ -1329,11 +1329,11 @@ static __always_inline bool frozen_already(__u64 kvm)
  * second from non-root VMMs (all of them together), they go on the
  * information ring, counted. Root's VMMs always use the alert ring.
  */
-static __always_inline struct clock_event *arrival_reserve(__u64 kvm, const struct vm_state *vm,
-							   __u32 vcpu_id)
+static __always_inline struct hv_clock_event *
+arrival_reserve(__u64 kvm, const struct hv_clock_vm *vm, __u32 vcpu_id)
 {
 	__u64 closed, closed_start;
-	struct clock_event *e;
+	struct hv_clock_event *e;
 
 	if (!(__u32)bpf_get_current_uid_gid() ||
 	    hv_flood_admit(&arrival_flood, bpf_ktime_get_boot_ns(), &closed, &closed_start))
@@ -1342,11 +1342,11 @@ static __always_inline struct clock_event *arrival_reserve(__u64 kvm, const stru
 		__sync_fetch_and_add(&arrivals_demoted, 1);
 		e = reserve_event();
 		if (e)
-			fill_event(e, CLOCK_EV_ALERT, HV_RULE_MIGRATION_CLOCK_WARP, kvm, vm,
+			fill_event(e, HV_CLOCK_EV_ALERT, HV_RULE_MIGRATION_CLOCK_WARP, kvm, vm,
 				   vcpu_id);
 	}
 	if (e)
-		e->type = CLOCK_EV_ARRIVAL;
+		e->type = HV_CLOCK_EV_ARRIVAL;
 	return e;
 }
 
@@ -1358,13 +1358,13 @@ static __always_inline struct clock_event *arrival_reserve(__u64 kvm, const stru
  * clocks it is about to run with. The other vCPUs stop before their own
  * first entry while the freeze lasts (before_entry, frozen_check).
  */
-static __always_inline void send_arrival(const struct kvm_call *c, struct vm_state *vm,
+static __always_inline void send_arrival(const struct kvm_call *c, struct hv_clock_vm *vm,
 					 __u32 vcpu_id, __s64 offset_now,
-					 const struct hv_pvti *pvti)
+					 const struct hv_clock_pvti *pvti)
 {
 	struct kvm_vcpu *vcpu = c->vcpu;
 	__u32 flags = vm->flags;
-	struct clock_event *e;
+	struct hv_clock_event *e;
 
 	if ((flags & VM_F_ARRIVED) ||
 	    !__sync_bool_compare_and_swap(&vm->flags, flags, flags | VM_F_ARRIVED))
@@ -1395,11 +1395,11 @@ static __always_inline void frozen_check(__u64 kvm)
 SEC("raw_tp/kvm_pvclock_update")
 int BPF_PROG(hv_clock_pvclock_update, unsigned int vcpu_id, struct pvclock_vcpu_time_info *pvclock)
 {
-	struct vcpu_key key = {};
-	struct vcpu_clock *st, fresh = {};
+	struct hv_clock_vcpu_key key = {};
+	struct hv_clock_vcpu *st, fresh = {};
 	struct kvm_call c;
 	struct kvm_vcpu *vcpu;
-	struct vm_state *vm;
+	struct hv_clock_vm *vm;
 	__s64 offset_now, tsc_offset, raw, residual;
 	__u32 khz;
 	int slot;
@@ -1478,7 +1478,7 @@ static __always_inline __s64 current_ioctl_fd(__u32 cmd)
  */
 static __always_inline void fentry_set_clock(struct thread_ctx *tc)
 {
-	struct vm_state *vm = vm_get(tc->kvm);
+	struct hv_clock_vm *vm = vm_get(tc->kvm);
 	__s64 after, seen, jump, paused_ns;
 	__u32 flags = 0;
 	bool seen_valid;
@@ -1579,7 +1579,7 @@ SEC("raw_tp")
 int hv_clock_resync(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u64 kvm = ctx->args[0];
-	struct vm_state *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
+	struct hv_clock_vm *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
 
 	resync_found = 0;
 	if (!vm)
@@ -1601,7 +1601,7 @@ int hv_clock_resync(struct bpf_raw_tracepoint_args *ctx)
  */
 
 /* A VMM's VMs are gone: give them back to its user's quotas. */
-static __always_inline void vmm_quota_return(struct hv_vmm *vmm)
+static __always_inline void vmm_quota_return(struct hv_clock_vmm *vmm)
 {
 	__u32 all = HV_UID_ALL_NON_ROOT;
 	__u64 *n, vms = __sync_lock_test_and_set(&vmm->vms, 0);
@@ -1626,12 +1626,12 @@ SEC("tracepoint/sched/sched_process_exec")
 int hv_clock_process_exec(void *ctx)
 {
 	__u32 tgid = hv_current_tgid();
-	struct hv_vmm *vmm = bpf_map_lookup_elem(&hv_clock_vmms, &tgid);
+	struct hv_clock_vmm *vmm = bpf_map_lookup_elem(&hv_clock_vmms, &tgid);
 
 	if (!vmm)
 		return 0;
 	vmm_quota_return(vmm);
-	emit_vmm(CLOCK_EV_PROC_EXEC, tgid);
+	emit_vmm(HV_CLOCK_EV_PROC_EXEC, tgid);
 	return 0;
 }
 
@@ -1641,7 +1641,7 @@ int hv_clock_process_exit(void *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tgid = hv_current_tgid();
-	struct hv_vmm *vmm;
+	struct hv_clock_vmm *vmm;
 
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
@@ -1650,6 +1650,6 @@ int hv_clock_process_exit(void *ctx)
 		return 0;
 	vmm_quota_return(vmm);
 	bpf_map_delete_elem(&hv_clock_vmms, &tgid);
-	emit_vmm(CLOCK_EV_PROC_EXIT, tgid);
+	emit_vmm(HV_CLOCK_EV_PROC_EXIT, tgid);
 	return 0;
 }

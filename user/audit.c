@@ -55,7 +55,7 @@ struct found_vm {
 	bool have_record;
 	bool frozen; /* frozen for a correction and not released */
 	__u64 kvm;
-	struct vm_state record;
+	struct hv_clock_vm record;
 };
 
 struct audit {
@@ -204,7 +204,7 @@ static void read_records(struct audit *a)
 {
 	char path[512];
 	__u64 key, *prev = NULL;
-	struct vm_state st;
+	struct hv_clock_vm st;
 	int fd;
 
 	if (!a->pin_at)
@@ -311,7 +311,7 @@ static void check_record_room(struct audit *a, const struct found_vm *vm)
  * show the frequency KVM_SET_TSC_KHZ set). */
 static void check_record_khz(struct audit *a, const struct found_vm *vm)
 {
-	const struct vm_state *r = &vm->record;
+	const struct hv_clock_vm *r = &vm->record;
 	struct hv_khz_result w;
 	__u32 ref = 0;
 

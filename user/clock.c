@@ -68,7 +68,7 @@ static const char *ioctl_name(long long cmd)
 	return "ioctl";
 }
 
-static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert *a)
+static void describe_kvmclock_jump(const struct hv_clock_event *e, struct hv_alert *a)
 {
 	char jump[32], paused[32];
 
@@ -94,7 +94,7 @@ static void describe_kvmclock_jump(const struct clock_event *e, struct hv_alert 
 		     : "The VMM restored the clock to the wrong value; --correct repairs it.");
 }
 
-static void describe_tsc_offset(const struct clock_event *e, struct hv_alert *a)
+static void describe_tsc_offset(const struct hv_clock_event *e, struct hv_alert *a)
 {
 	hv_json_add_int(a->fields, "offset_before", e->tsc.before);
 	hv_json_add_int(a->fields, "offset_after", e->tsc.after);
@@ -107,7 +107,7 @@ static void describe_tsc_offset(const struct clock_event *e, struct hv_alert *a)
 		 ioctl_name(e->tsc.ioctl), e->vcpu, (long long)(e->tsc.after - e->tsc.before));
 }
 
-static void describe_tsc_khz(const struct clock_event *e, struct hv_alert *a)
+static void describe_tsc_khz(const struct hv_clock_event *e, struct hv_alert *a)
 {
 	long long result = e->khz.result;
 
@@ -127,7 +127,7 @@ static void describe_tsc_khz(const struct clock_event *e, struct hv_alert *a)
 			  : "KVM applied it");
 }
 
-static void describe_mismatch(const struct clock_event *e, struct hv_alert *a)
+static void describe_mismatch(const struct hv_clock_event *e, struct hv_alert *a)
 {
 	hv_json_add_int(a->fields, "offset", e->mismatch.offset);
 	hv_json_add_int(a->fields, "reference_vcpu", e->mismatch.ref_vcpu);
@@ -141,9 +141,9 @@ static void describe_mismatch(const struct clock_event *e, struct hv_alert *a)
 		 (long long)e->mismatch.ref_vcpu);
 }
 
-static void describe_khz_mismatch(const struct clock_event *e, struct hv_alert *a)
+static void describe_khz_mismatch(const struct hv_clock_event *e, struct hv_alert *a)
 {
-	const struct clock_ev_khz_mismatch *m = &e->khz_mismatch;
+	const struct hv_clock_ev_khz_mismatch *m = &e->khz_mismatch;
 
 	hv_json_add_int(a->fields, "tsc_khz", m->tsc_khz);
 	hv_json_add_int(a->fields, "reference_vcpu", m->ref_vcpu);
@@ -159,7 +159,7 @@ static void describe_khz_mismatch(const struct clock_event *e, struct hv_alert *
 	    (long long)m->nr_different);
 }
 
-static void describe_pvclock(const struct clock_event *e, struct hv_alert *a)
+static void describe_pvclock(const struct hv_clock_event *e, struct hv_alert *a)
 {
 	char resid[32], raw[32];
 
@@ -176,7 +176,7 @@ static void describe_pvclock(const struct clock_event *e, struct hv_alert *a)
 		 e->vcpu, resid, raw);
 }
 
-typedef void (*describe_fn)(const struct clock_event *e, struct hv_alert *a);
+typedef void (*describe_fn)(const struct hv_clock_event *e, struct hv_alert *a);
 
 static const describe_fn describers[HV_RULE_COUNT] = {
     [HV_RULE_KVMCLOCK_JUMP] = describe_kvmclock_jump,
@@ -187,7 +187,7 @@ static const describe_fn describers[HV_RULE_COUNT] = {
     [HV_RULE_VCPU_TSC_KHZ_MISMATCH] = describe_khz_mismatch,
 };
 
-static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
+static void handle_alert(struct hv_ctx *ctx, const struct hv_clock_event *e, const char *comm,
 			 const char *vm_name, bool name_unread)
 {
 	struct hv_correction_report report = {};
@@ -223,15 +223,15 @@ static void handle_alert(struct hv_ctx *ctx, const struct clock_event *e, const 
 }
 
 static const char *const info_names[] = {
-    [CLOCK_EV_GUEST_TSC_WRITE] = "guest-tsc-write",
-    [CLOCK_EV_TSC_RESET] = "tsc-reset",
-    [CLOCK_EV_VM_NEW] = "vm-new",
-    [CLOCK_EV_PAUSE] = "pause",
-    [CLOCK_EV_RESUME] = "resume",
-    [CLOCK_EV_PROC_EXIT] = "vmm-exit",
-    [CLOCK_EV_PROC_EXEC] = "vmm-exec",
-    [CLOCK_EV_GUEST_TSC_SUMMARY] = "guest-tsc-writes",
-    [CLOCK_EV_VM_UNTRACKED] = "vm-untracked",
+    [HV_CLOCK_EV_GUEST_TSC_WRITE] = "guest-tsc-write",
+    [HV_CLOCK_EV_TSC_RESET] = "tsc-reset",
+    [HV_CLOCK_EV_VM_NEW] = "vm-new",
+    [HV_CLOCK_EV_PAUSE] = "pause",
+    [HV_CLOCK_EV_RESUME] = "resume",
+    [HV_CLOCK_EV_PROC_EXIT] = "vmm-exit",
+    [HV_CLOCK_EV_PROC_EXEC] = "vmm-exec",
+    [HV_CLOCK_EV_GUEST_TSC_SUMMARY] = "guest-tsc-writes",
+    [HV_CLOCK_EV_VM_UNTRACKED] = "vm-untracked",
 };
 
 static const char *const quota_names[HV_QUOTA_COUNT] = {
@@ -241,9 +241,10 @@ static const char *const quota_names[HV_QUOTA_COUNT] = {
 };
 
 /* A VMM was refused a VM by a quota: said once per VMM, as a warning. */
-static void describe_untracked(const struct clock_event *e, const char *comm, struct json_object *o)
+static void describe_untracked(const struct hv_clock_event *e, const char *comm,
+			       struct json_object *o)
 {
-	const struct clock_config *cfg = &skel->rodata->cfg;
+	const struct hv_clock_config *cfg = &skel->rodata->cfg;
 	__s64 refused = e->untracked.quota;
 	unsigned q = refused > 0 && refused < HV_QUOTA_COUNT ? refused : 0;
 	const long quota_limits[HV_QUOTA_COUNT] = {
@@ -262,7 +263,7 @@ static void describe_untracked(const struct clock_event *e, const char *comm, st
 		q ? quota_limits[q] : 0);
 }
 
-static void describe_flood(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
+static void describe_flood(struct hv_ctx *ctx, const struct hv_clock_event *e, const char *comm,
 			   struct json_object *o)
 {
 	char window[32];
@@ -279,7 +280,7 @@ static void describe_flood(struct hv_ctx *ctx, const struct clock_event *e, cons
 	       (long long)e->flood.total);
 }
 
-static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
+static void handle_info(struct hv_ctx *ctx, const struct hv_clock_event *e, const char *comm,
 			const char *vm_name)
 {
 	struct json_object *o = json_object_new_object();
@@ -295,8 +296,8 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 	hv_json_add_str(o, "vm_name", vm_name);
 	hv_json_add_int_or_null(o, "vcpu", e->vcpu >= 0, e->vcpu);
 	switch (e->type) {
-	case CLOCK_EV_GUEST_TSC_WRITE:
-	case CLOCK_EV_TSC_RESET:
+	case HV_CLOCK_EV_GUEST_TSC_WRITE:
+	case HV_CLOCK_EV_TSC_RESET:
 		hv_json_add_int(o, "offset_before", e->tsc.before);
 		hv_json_add_int(o, "offset_after", e->tsc.after);
 		hv_log(ctx,
@@ -305,7 +306,7 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 		       name, comm, e->pid, (unsigned long long)e->vm_id, e->vcpu,
 		       (long long)e->tsc.before, (long long)e->tsc.after);
 		break;
-	case CLOCK_EV_RESUME:
+	case HV_CLOCK_EV_RESUME:
 		hv_json_add_int_or_null(o, "paused_ns", e->resume.paused_ns >= 0,
 					e->resume.paused_ns);
 		hv_json_add_int(o, "jump_ns", e->resume.jump_ns);
@@ -314,14 +315,14 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 			hv_log(ctx, "info resume %s[%u] vm %llu: kvmclock moved by %s", comm,
 			       e->pid, (unsigned long long)e->vm_id, d);
 		break;
-	case CLOCK_EV_PROC_EXIT:
-	case CLOCK_EV_PROC_EXEC:
+	case HV_CLOCK_EV_PROC_EXIT:
+	case HV_CLOCK_EV_PROC_EXEC:
 		hv_json_add_int(o, "vmm_pid", e->vmm.tgid);
 		break;
-	case CLOCK_EV_GUEST_TSC_SUMMARY:
+	case HV_CLOCK_EV_GUEST_TSC_SUMMARY:
 		describe_flood(ctx, e, comm, o);
 		break;
-	case CLOCK_EV_VM_UNTRACKED:
+	case HV_CLOCK_EV_VM_UNTRACKED:
 		describe_untracked(e, comm, o);
 		break;
 	default:
@@ -334,10 +335,11 @@ static void handle_info(struct hv_ctx *ctx, const struct clock_event *e, const c
 
 /* A VM goes with guest TSC writes counted in a window not yet closed:
  * its summary is sent from here, so the counts still add up. */
-static void flood_tail(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm, const char *comm)
+static void flood_tail(struct hv_ctx *ctx, __u64 key, const struct hv_clock_vm *vm,
+		       const char *comm)
 {
-	struct clock_event e = {
-	    .type = CLOCK_EV_GUEST_TSC_SUMMARY,
+	struct hv_clock_event e = {
+	    .type = HV_CLOCK_EV_GUEST_TSC_SUMMARY,
 	    .pid = vm->owner_tgid,
 	    .vm_key = key,
 	    .vm_id = vm->id,
@@ -393,9 +395,9 @@ static void key_list_delete(struct key_list *l, int map_fd)
 /* Forget the vCPU records whose VM is gone. */
 static void sweep_vcpus(int vms, int vcpus)
 {
-	struct key_list gone = {.size = sizeof(struct vcpu_key)};
-	struct vcpu_key vk, *prev = NULL;
-	struct vm_state vm;
+	struct key_list gone = {.size = sizeof(struct hv_clock_vcpu_key)};
+	struct hv_clock_vcpu_key vk, *prev = NULL;
+	struct hv_clock_vm vm;
 
 	while (!bpf_map_get_next_key(vcpus, prev, &vk)) {
 		prev = &vk;
@@ -414,7 +416,7 @@ static void sweep_vmms(void)
 	int owners = bpf_map__fd(skel->maps.hv_clock_owners);
 	struct key_list gone = {.size = sizeof(__u32)};
 	__u32 tgid, *prev = NULL, all = HV_UID_ALL_NON_ROOT;
-	struct hv_vmm vmm;
+	struct hv_clock_vmm vmm;
 	__u64 n;
 
 	while (!bpf_map_get_next_key(vmms, prev, &tgid)) {
@@ -444,7 +446,7 @@ static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm, uint64
 	int vms = bpf_map__fd(skel->maps.hv_clock_vms);
 	struct key_list gone = {.size = sizeof(__u64)};
 	__u64 key, *prev = NULL;
-	struct vm_state vm;
+	struct hv_clock_vm vm;
 	int dirty = 0;
 
 	while (!bpf_map_get_next_key(vms, prev, &key)) {
@@ -470,7 +472,7 @@ static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm, uint64
 static int clock_ring_event(void *data_ctx, void *data, size_t len)
 {
 	struct hv_ctx *ctx = data_ctx;
-	const struct clock_event *e = data;
+	const struct hv_clock_event *e = data;
 	char comm[17] = "", vm_name[64];
 	const char *name = NULL;
 	int rc = -1;
@@ -482,19 +484,19 @@ static int clock_ring_event(void *data_ctx, void *data, size_t len)
 		rc = hv_proc_vm_name(e->pid, vm_name, sizeof(vm_name));
 	if (!rc || rc == -ETIMEDOUT) /* a VMM whose /proc/PID/cmdline hangs */
 		name = rc ? "unknown" : vm_name;
-	if (e->type == CLOCK_EV_VM_NEW)
+	if (e->type == HV_CLOCK_EV_VM_NEW)
 		hv_mig_vmm_seen(e->pid);
-	if (e->type == CLOCK_EV_ALERT)
+	if (e->type == HV_CLOCK_EV_ALERT)
 		handle_alert(ctx, e, comm, name, rc == -ETIMEDOUT);
-	else if (e->type == CLOCK_EV_ARRIVAL)
+	else if (e->type == HV_CLOCK_EV_ARRIVAL)
 		hv_mig_arrival(ctx, e, comm);
 	else if (e->type < sizeof(info_names) / sizeof(info_names[0]) && info_names[e->type])
 		handle_info(ctx, e, comm, name);
-	if (e->type == CLOCK_EV_PROC_EXIT || e->type == CLOCK_EV_PROC_EXEC)
+	if (e->type == HV_CLOCK_EV_PROC_EXIT || e->type == HV_CLOCK_EV_PROC_EXEC)
 		hv_proc_forget((int)e->vmm.tgid);
-	if (e->type == CLOCK_EV_PROC_EXIT)
+	if (e->type == HV_CLOCK_EV_PROC_EXIT)
 		sweep_vms(ctx, (int)e->vmm.tgid, comm, e->ts_ns, "vmm-exit");
-	else if (e->type == CLOCK_EV_PROC_EXEC) /* its VMs went with the old image */
+	else if (e->type == HV_CLOCK_EV_PROC_EXEC) /* its VMs went with the old image */
 		sweep_vms(ctx, (int)e->vmm.tgid, comm, e->ts_ns, "exec");
 	return 0;
 }
@@ -561,7 +563,7 @@ static const char *const tier_names[] = {
 };
 
 /* The tiers, best first (the fewest callers pay, the most is seen). */
-static const enum hv_hooks_tier tier_order[] = {
+static const enum hv_clock_tier tier_order[] = {
     HV_HOOKS_FENTRY,
     HV_HOOKS_KVM_TRACEPOINTS,
     HV_HOOKS_SYSCALLS,
@@ -591,7 +593,7 @@ static bool fentry_functions_present(char *why, size_t len)
 }
 
 /* Opens, configures, loads and attaches the programs of one tier. */
-static int load_tier(struct hv_ctx *ctx, enum hv_hooks_tier tier, char *why, size_t len)
+static int load_tier(struct hv_ctx *ctx, enum hv_clock_tier tier, char *why, size_t len)
 {
 	bool syscalls = tier == HV_HOOKS_SYSCALLS, fentry = tier == HV_HOOKS_FENTRY;
 	int err;
@@ -643,7 +645,7 @@ static void unload_skel(void)
  * else the syscall tracepoints (a warning: every thread of the host pays). */
 static int load_best_tier(struct hv_ctx *ctx)
 {
-	enum hv_hooks_tier want = 0;
+	enum hv_clock_tier want = 0;
 	char why[256] = "";
 	int err = -ENOENT;
 
@@ -651,7 +653,7 @@ static int load_best_tier(struct hv_ctx *ctx)
 		if (ctx->opts.hooks && !strcmp(ctx->opts.hooks, tier_names[tier_order[i]]))
 			want = tier_order[i];
 	for (size_t i = 0; i < sizeof(tier_order) / sizeof(tier_order[0]); i++) {
-		enum hv_hooks_tier t = tier_order[i];
+		enum hv_clock_tier t = tier_order[i];
 
 		if (want && t != want)
 			continue;

@@ -159,9 +159,9 @@ static void names_of(int pid, struct hv_mig_record *r)
 }
 
 /* The vCPU record KVM's last clock update left (khz, PVTI, ratio). */
-static int vcpu_record(__u64 kvm, __u32 id, struct vcpu_clock *out)
+static int vcpu_record(__u64 kvm, __u32 id, struct hv_clock_vcpu *out)
 {
-	struct vcpu_key k = {.kvm = kvm, .vcpu_id = id};
+	struct hv_clock_vcpu_key k = {.kvm = kvm, .vcpu_id = id};
 
 	return bpf_map_lookup_elem(vcpus_fd, &k, out);
 }
@@ -177,8 +177,8 @@ static int cmp_vcpu(const void *a, const void *b)
  * The VM's clocks now. Refused (-ENOTSUP) for a scaled TSC (the guest's
  * TSC is then not host TSC + offset) and for a VM without a known offset.
  */
-static int sample_vm(const struct vm_state *vm, const struct clocks_now *now, __s64 kvmclock_offset,
-		     struct hv_mig_record *r)
+static int sample_vm(const struct hv_clock_vm *vm, const struct clocks_now *now,
+		     __s64 kvmclock_offset, struct hv_mig_record *r)
 {
 	r->nr_vcpus = 0;
 	for (int s = 0; s < HV_MAX_VCPUS; s++) {
@@ -207,10 +207,10 @@ static bool ratio_unscaled(__u64 ratio)
 }
 
 /* A VM's departure sample now, from its pinned state. */
-static int departure_now(__u64 key, const struct vm_state *vm, const struct clocks_now *now,
+static int departure_now(__u64 key, const struct hv_clock_vm *vm, const struct clocks_now *now,
 			 struct hv_mig_record *d)
 {
-	struct vcpu_clock vc;
+	struct hv_clock_vcpu vc;
 	int err;
 
 	memset(d, 0, sizeof(*d));
@@ -230,7 +230,7 @@ found:
 	return err;
 }
 
-static void to_pinned(const struct hv_mig_record *d, struct hv_departure *p)
+static void to_pinned(const struct hv_mig_record *d, struct hv_clock_departure *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->vm = d->vm;
@@ -252,7 +252,7 @@ static void to_pinned(const struct hv_mig_record *d, struct hv_departure *p)
 	}
 }
 
-static void from_pinned(const struct hv_departure *p, struct hv_mig_record *d)
+static void from_pinned(const struct hv_clock_departure *p, struct hv_mig_record *d)
 {
 	memset(d, 0, sizeof(*d));
 	d->kind = HV_MIG_DEPARTURE;
@@ -282,7 +282,7 @@ static void from_pinned(const struct hv_departure *p, struct hv_mig_record *d)
  */
 static void departures_prune(struct hv_ctx *ctx, int64_t now_real)
 {
-	struct hv_departure p;
+	struct hv_clock_departure p;
 	__u64 key, *prev = NULL, oldest = 0, gone[HV_DEPARTURES];
 	int64_t oldest_t = INT64_MAX;
 	int n = 0, ng = 0;
@@ -329,7 +329,7 @@ static void emit_record(struct hv_ctx *ctx, const struct hv_mig_record *r, const
 static void depart(struct hv_ctx *ctx, struct hv_mig_record *d, const char *comm, uint64_t ts_ns,
 		   const char *reason)
 {
-	struct hv_departure p;
+	struct hv_clock_departure p;
 	struct json_object *more = json_object_new_object();
 	__u64 key = d->vm;
 
@@ -349,12 +349,12 @@ static void depart(struct hv_ctx *ctx, struct hv_mig_record *d, const char *comm
 /* A VM's VMM is gone: a VM that ran is a departure (a migration's source,
  * or a VM that ended; only an arrival tells which). saved_by_boot: the
  * VMM's exit, or now when it went while no daemon ran. */
-void hv_mig_vm_gone(struct hv_ctx *ctx, __u64 key, const struct vm_state *vm,
+void hv_mig_vm_gone(struct hv_ctx *ctx, __u64 key, const struct hv_clock_vm *vm,
 		    uint64_t saved_by_boot, const char *comm, const char *why)
 {
 	struct hv_mig_record *d;
 	struct clocks_now now;
-	struct hv_departure p;
+	struct hv_clock_departure p;
 	__u64 id = vm->id;
 	int err;
 
@@ -406,9 +406,9 @@ static bool thread_in_run(int pid, const char *tid)
  * migration thread, are on a CPU now and then and say nothing about the
  * guest). 0 when no vCPU had one: then every thread is looked at.
  */
-static int vcpu_threads(__u64 key, const struct vm_state *vm, __u32 *tids, int max)
+static int vcpu_threads(__u64 key, const struct hv_clock_vm *vm, __u32 *tids, int max)
 {
-	struct vcpu_clock vc;
+	struct hv_clock_vcpu vc;
 	int n = 0;
 
 	for (__u32 i = 0; i < vm->nr_vcpus && i < HV_MAX_VCPUS && n < max; i++)
@@ -447,7 +447,7 @@ static int vmm_in_run(int pid, const __u32 *tids, int ntids)
 /* Paused: no vCPU thread in KVM_RUN or on a CPU, at one of three looks 2 ms
  * apart (a paused VMM's threads are on a CPU now and then: where its vCPU
  * threads are not known, any of them). */
-static bool vmm_paused(int pid, __u64 key, const struct vm_state *vm)
+static bool vmm_paused(int pid, __u64 key, const struct hv_clock_vm *vm)
 {
 	__u32 tids[HV_MAX_VCPUS];
 	int ntids = vcpu_threads(key, vm, tids, HV_MAX_VCPUS);
@@ -479,7 +479,7 @@ struct source {
 /* A candidate source: a pinned departure, or a live VM (key, vm) that must
  * be paused in its VMM. */
 static void consider(struct source *s, const struct hv_mig_record *d, const struct hv_mig_record *a,
-		     __u64 key, const struct vm_state *live, __u32 matched_before,
+		     __u64 key, const struct hv_clock_vm *live, __u32 matched_before,
 		     struct hv_mig_result *tmp)
 {
 	s->looked++;
@@ -498,7 +498,7 @@ static void consider(struct source *s, const struct hv_mig_record *d, const stru
 static void from_departures(struct source *s, const struct hv_mig_record *a,
 			    struct hv_mig_record *d, struct hv_mig_result *tmp)
 {
-	struct hv_departure p;
+	struct hv_clock_departure p;
 	__u64 key, *prev = NULL;
 
 	while (!bpf_map_get_next_key(deps_fd, prev, &key)) {
@@ -515,8 +515,8 @@ static void from_departures(struct source *s, const struct hv_mig_record *a,
 static void from_live(struct source *s, const struct hv_mig_record *a, const struct clocks_now *now,
 		      struct hv_mig_record *d, struct hv_mig_result *tmp)
 {
-	struct hv_departure p;
-	struct vm_state vm;
+	struct hv_clock_departure p;
+	struct hv_clock_vm vm;
 	__u64 key, *prev = NULL;
 	int n = 0;
 
@@ -564,7 +564,7 @@ static struct json_object *source_json(const struct source *s)
 }
 
 /* The arrival's sample, moved back to its first guest entry. */
-static int arrival_at_entry(const struct clock_event *e, const struct vm_state *vm,
+static int arrival_at_entry(const struct hv_clock_event *e, const struct hv_clock_vm *vm,
 			    const struct clocks_now *now, struct hv_mig_record *a)
 {
 	int64_t entry = realtime_of(now, (int64_t)e->ts_ns), back = now->real - entry;
@@ -634,7 +634,7 @@ void hv_mig_summary(struct json_object *clock)
 	json_object_object_add(clock, "migrations", o);
 }
 
-static void warp_alert(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
+static void warp_alert(struct hv_ctx *ctx, const struct hv_clock_event *e, const char *comm,
 		       const struct source *s, const struct hv_mig_record *a)
 {
 	bool correcting = e->frozen == HV_FROZEN || e->frozen == HV_NOT_FROZEN_TRACED;
@@ -695,7 +695,7 @@ static bool is_warped(const struct hv_ctx *ctx, const struct source *s)
 }
 
 /* The source is known: is the guest where it would be on the source? */
-static void decide(struct hv_ctx *ctx, const struct clock_event *e, const char *comm,
+static void decide(struct hv_ctx *ctx, const struct hv_clock_event *e, const char *comm,
 		   const struct source *s, const struct hv_mig_record *a)
 {
 	const struct hv_rule *rule = &ctx->rules->rule[HV_RULE_MIGRATION_CLOCK_WARP];
@@ -717,7 +717,7 @@ static void decide(struct hv_ctx *ctx, const struct clock_event *e, const char *
  * The offsets that put the arrival's clocks where the source's would be:
  * each moved by its warp (in TSC cycles for the TSC, exactly).
  */
-static void build_fix(const struct vm_state *vm, const struct clock_event *e,
+static void build_fix(const struct hv_clock_vm *vm, const struct hv_clock_event *e,
 		      const struct source *s, const struct hv_mig_record *a, struct hv_mig_fix *fix)
 {
 	int64_t elapsed = a->realtime_ns - s->d.realtime_ns;
@@ -741,8 +741,8 @@ static void build_fix(const struct vm_state *vm, const struct clock_event *e,
 
 /* While the VMM is frozen at the arrival: repair it when it is warped
  * (and the rule corrects), else let it go as it is. */
-static void settle_freeze(struct hv_ctx *ctx, const struct clock_event *e,
-			  const struct vm_state *vm, const struct source *s,
+static void settle_freeze(struct hv_ctx *ctx, const struct hv_clock_event *e,
+			  const struct hv_clock_vm *vm, const struct source *s,
 			  const struct hv_mig_record *a, struct hv_correction_report *report)
 {
 	bool repair = s->found == 1 && !s->matched_before && is_warped(ctx, s) &&
@@ -767,7 +767,7 @@ static void settle_freeze(struct hv_ctx *ctx, const struct clock_event *e,
  * arrival (a second one is a conflict: never both believed). */
 static void note_source(struct hv_ctx *ctx, struct source *s, uint64_t ts_ns)
 {
-	struct hv_departure p;
+	struct hv_clock_departure p;
 	__u64 key = s->d.vm;
 	char comm[17] = "";
 
@@ -800,14 +800,14 @@ static void arrival_json(struct hv_ctx *ctx, const struct source *s, const struc
 	       comm, a->pid, (unsigned long long)a->vm, match_name(s), s->found);
 }
 
-void hv_mig_arrival(struct hv_ctx *ctx, const struct clock_event *e, const char *comm)
+void hv_mig_arrival(struct hv_ctx *ctx, const struct hv_clock_event *e, const char *comm)
 {
 	struct hv_mig_record *a = malloc(sizeof(*a)), *d = malloc(sizeof(*d));
 	struct hv_mig_result *tmp = malloc(sizeof(*tmp));
 	struct source *s = calloc(1, sizeof(*s));
 	struct hv_correction_report report = {};
 	struct clocks_now now;
-	struct vm_state vm;
+	struct hv_clock_vm vm;
 
 	if (!a || !d || !tmp || !s) {
 		unchecked(ctx, "out-of-memory", "an arrival");

@@ -82,7 +82,7 @@ struct correction {
 	bool has_residual;
 	char text[512];
 	/* Where the freeze time went, CLOCK_BOOTTIME ns since the freeze. */
-	const struct clock_event *event;
+	const struct hv_clock_event *event;
 	const struct hv_mig_fix *mig; /* migration-clock-warp: the clocks wanted */
 	uint64_t noticed, stopped, seized, repaired;
 	const atomic_bool *abandoned; /* set when the event loop gave up on the round */
@@ -171,7 +171,7 @@ static bool fd_is(int pid, long long fd, const char *what)
 	return !strcmp(link, want);
 }
 
-static int lookup_vm(const struct clock_event *e, struct vm_state *vm, struct correction *c)
+static int lookup_vm(const struct hv_clock_event *e, struct hv_clock_vm *vm, struct correction *c)
 {
 	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &e->vm_key, vm))
 		return refuse(c, "the VM is gone");
@@ -203,7 +203,7 @@ static int probe_map_fd(void)
 
 static int inject_begin(int pid, struct hv_injector **inj, struct correction *c)
 {
-	struct correction_probe zero = {.since_ns = hv_now_ns(CLOCK_BOOTTIME)};
+	struct hv_clock_probe zero = {.since_ns = hv_now_ns(CLOCK_BOOTTIME)};
 	char err[256];
 	__u32 key = pid;
 	int rc;
@@ -365,7 +365,8 @@ static int set_kvmclock_offset(__u64 kvm, int fd, __s64 from, __s64 wanted, stru
 	return 0;
 }
 
-static int fix_kvmclock(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
+static int fix_kvmclock(const struct hv_clock_event *e, struct hv_injector *inj,
+			struct correction *c)
 {
 	int fd = (int)e->jump.fd;
 	struct vcpu_scan vs;
@@ -404,9 +405,9 @@ static int set_tsc_offset(struct hv_injector *inj, int fd, __s64 offset, struct 
 	return 0;
 }
 
-static int recorded_offset(const struct clock_event *e, int vcpu, __s64 *offset)
+static int recorded_offset(const struct hv_clock_event *e, int vcpu, __s64 *offset)
 {
-	struct vm_state vm;
+	struct hv_clock_vm vm;
 
 	int slot;
 
@@ -419,7 +420,7 @@ static int recorded_offset(const struct clock_event *e, int vcpu, __s64 *offset)
 	return 0;
 }
 
-static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
+static int fix_tsc_offset(const struct hv_clock_event *e, struct hv_injector *inj,
 			  struct correction *c)
 {
 	struct vcpu_scan vs;
@@ -452,10 +453,11 @@ static int fix_tsc_offset(const struct clock_event *e, struct hv_injector *inj,
 	return 0;
 }
 
-static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
+static int fix_mismatch(const struct hv_clock_event *e, struct hv_injector *inj,
+			struct correction *c)
 {
 	struct vcpu_scan vs;
-	struct vm_state vm;
+	struct hv_clock_vm vm;
 	__s64 ref = e->mismatch.ref_offset;
 	int n, fixed = 0;
 
@@ -496,7 +498,8 @@ static int fix_mismatch(const struct clock_event *e, struct hv_injector *inj, st
  * moved to where the source's clocks would be now (c->mig, from the
  * departure matched), before the guest's first instruction here.
  */
-static int fix_migration(const struct clock_event *e, struct hv_injector *inj, struct correction *c)
+static int fix_migration(const struct hv_clock_event *e, struct hv_injector *inj,
+			 struct correction *c)
 {
 	const struct hv_mig_fix *m = c->mig;
 	struct vcpu_scan vs;
@@ -528,7 +531,7 @@ static int fix_migration(const struct clock_event *e, struct hv_injector *inj, s
 
 /* Claims the freeze for this correction: from here on the watchdog keeps
  * off. False when the watchdog released it already. */
-static bool still_frozen(const struct clock_event *e)
+static bool still_frozen(const struct hv_clock_event *e)
 {
 	__u64 since;
 	bool frozen;
@@ -542,7 +545,7 @@ static bool still_frozen(const struct clock_event *e)
 }
 
 /* The round itself, in a thread of its own (see run_round). */
-static int round_in_vmm(const struct clock_event *e, struct correction *c)
+static int round_in_vmm(const struct hv_clock_event *e, struct correction *c)
 {
 	struct hv_injector *inj = NULL;
 	int rc;
@@ -582,7 +585,7 @@ release:
  * without its caller.
  */
 struct round {
-	struct clock_event e;
+	struct hv_clock_event e;
 	struct hv_mig_fix mig;
 	struct correction c;
 	atomic_bool abandoned;
@@ -631,7 +634,7 @@ static void *round_main(void *arg)
 	return NULL;
 }
 
-static struct round *round_new(const struct clock_event *e, const struct correction *c)
+static struct round *round_new(const struct hv_clock_event *e, const struct correction *c)
 {
 	struct round *r = calloc(1, sizeof(*r));
 
@@ -654,7 +657,7 @@ static struct round *round_new(const struct clock_event *e, const struct correct
 static int round_take(struct round *r, struct correction *c)
 {
 	struct json_object *before = c->before, *after = c->after;
-	const struct clock_event *e = c->event;
+	const struct hv_clock_event *e = c->event;
 	const struct hv_mig_fix *mig = c->mig;
 	int rc = r->rc;
 
@@ -697,7 +700,7 @@ static int start_round(struct round *r)
  * then changes nothing in the VMM (c->abandoned). STUCK_ROUNDS_MAX such
  * threads at most; past that no correction is tried.
  */
-static int run_round(const struct clock_event *e, struct correction *c)
+static int run_round(const struct hv_clock_event *e, struct correction *c)
 {
 	struct timespec until;
 	struct round *r;
@@ -745,10 +748,10 @@ static int run_round(const struct clock_event *e, struct correction *c)
 	return round_take(r, c);
 }
 
-static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct correction *c)
+static int correct_one(struct hv_ctx *ctx, const struct hv_clock_event *e, struct correction *c)
 {
 	const struct hv_rule *rule = &ctx->rules->rule[e->rule];
-	struct vm_state vm;
+	struct hv_clock_vm vm;
 
 	if (lookup_vm(e, &vm, c))
 		return -1;
@@ -774,7 +777,7 @@ static int correct_one(struct hv_ctx *ctx, const struct clock_event *e, struct c
 	return run_round(e, c);
 }
 
-static struct json_object *correction_json(struct hv_ctx *ctx, const struct clock_event *e,
+static struct json_object *correction_json(struct hv_ctx *ctx, const struct hv_clock_event *e,
 					   struct correction *c, uint64_t frozen_ns)
 {
 	const char *rule = hv_rule_table[e->rule].id;
@@ -822,19 +825,19 @@ void hv_correct_emit(struct hv_ctx *ctx, struct hv_correction_report *report)
 	report->json = NULL;
 }
 
-void hv_correct_frozen(struct hv_ctx *ctx, const struct clock_event *e,
+void hv_correct_frozen(struct hv_ctx *ctx, const struct hv_clock_event *e,
 		       struct hv_correction_report *report)
 {
 	hv_correct_migration(ctx, e, NULL, report);
 }
 
 /* A VM frozen at its arrival with nothing to repair: let it go as it is. */
-void hv_correct_release(const struct clock_event *e)
+void hv_correct_release(const struct hv_clock_event *e)
 {
 	release_frozen(e->vm_key, e->pid);
 }
 
-void hv_correct_migration(struct hv_ctx *ctx, const struct clock_event *e,
+void hv_correct_migration(struct hv_ctx *ctx, const struct hv_clock_event *e,
 			  const struct hv_mig_fix *fix, struct hv_correction_report *report)
 {
 	struct correction c = {.result = "applied", .event = e, .mig = fix};
@@ -858,7 +861,7 @@ void hv_correct_migration(struct hv_ctx *ctx, const struct clock_event *e,
 	snprintf(report->text, sizeof(report->text), "%s", c.text);
 }
 
-void hv_correct_refused_traced(struct hv_ctx *ctx, const struct clock_event *e,
+void hv_correct_refused_traced(struct hv_ctx *ctx, const struct hv_clock_event *e,
 			       struct hv_correction_report *report)
 {
 	struct correction c = {.event = e};
@@ -895,7 +898,7 @@ static void inject_log(unsigned int level, const char *msg, void *arg)
  */
 static bool release_stale_one(__u64 kvm, __u64 since)
 {
-	struct vm_state vm;
+	struct hv_clock_vm vm;
 	uint64_t start;
 
 	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hv_clock_vms), &kvm, &vm)) {
@@ -982,7 +985,7 @@ static void drop_stale_marks(void)
 {
 	int fd = probe_map_fd();
 	__u32 key, next, *prev = NULL, busy = atomic_load(&working_pid);
-	struct correction_probe p;
+	struct hv_clock_probe p;
 	__u64 now = hv_now_ns(CLOCK_BOOTTIME);
 
 	while (!bpf_map_get_next_key(fd, prev, &next)) {

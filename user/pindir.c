@@ -219,10 +219,10 @@ static int take_lock(struct hv_pindir *pd)
 static __u32 layout_sizes(void)
 {
 	const __u32 sizes[] = {
-	    sizeof(struct vm_state),	  sizeof(struct vcpu_key),
-	    sizeof(struct vcpu_clock),	  sizeof(struct correction_probe),
-	    sizeof(struct clock_globals), HV_MAX_VCPUS,
-	    sizeof(struct hv_departure),
+	    sizeof(struct hv_clock_vm),	       sizeof(struct hv_clock_vcpu_key),
+	    sizeof(struct hv_clock_vcpu),      sizeof(struct hv_clock_probe),
+	    sizeof(struct hv_clock_global),    HV_MAX_VCPUS,
+	    sizeof(struct hv_clock_departure),
 	};
 	const unsigned char *b = (const unsigned char *)sizes;
 	__u32 h = 2166136261u; /* FNV-1a */

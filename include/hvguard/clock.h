@@ -57,7 +57,7 @@ _Static_assert((HV_MAX_VCPUS & (HV_MAX_VCPUS - 1)) == 0, "indexes are masked wit
  * the host on the syscall slow path), for kernels where neither loads.
  * Tried best first: fentry, kvm-tracepoints, syscalls.
  */
-enum hv_hooks_tier {
+enum hv_clock_tier {
 	HV_HOOKS_KVM_TRACEPOINTS = 1,
 	HV_HOOKS_SYSCALLS,
 	HV_HOOKS_FENTRY,
@@ -86,7 +86,7 @@ enum hv_clock_map {
 #define HV_VMS_NON_ROOT	    3072
 #define HV_UID_ALL_NON_ROOT 0xffffffffu /* hv_clock_owners: the non-root total */
 
-enum hv_quota {
+enum hv_clock_quota {
 	HV_QUOTA_OK = 0,
 	HV_QUOTA_VMM,	   /* the process holds HV_VMS_PER_VMM VMs */
 	HV_QUOTA_USER,	   /* its user holds HV_VMS_PER_USER VMs */
@@ -95,28 +95,28 @@ enum hv_quota {
 };
 
 /* hv_clock_vmms: a VMM process, its VMs tracked and its user. */
-struct hv_vmm {
+struct hv_clock_vmm {
 	__u32 vms;
 	__u32 uid;
-	__u32 refused; /* enum hv_quota that refused it a VM first, said once */
+	__u32 refused; /* enum hv_clock_quota that refused it a VM first, said once */
 	__u32 pad;
 };
 
-/* clock_ev_khz.result when the tier did not see the ioctl's return value. */
+/* hv_clock_ev_khz.result when the tier did not see the ioctl's return value. */
 #define HV_RESULT_UNKNOWN (-(1ll << 62))
 
-enum clock_event_type {
-	CLOCK_EV_ALERT = 1,
-	CLOCK_EV_GUEST_TSC_WRITE, /* legitimate, logged: the guest wrote its TSC */
-	CLOCK_EV_TSC_RESET,	  /* legitimate, logged: host reset write of 0 */
-	CLOCK_EV_VM_NEW,
-	CLOCK_EV_PAUSE,		    /* KVM_GET_CLOCK on a running VM */
-	CLOCK_EV_RESUME,	    /* first KVM_RUN after a pause */
-	CLOCK_EV_PROC_EXIT,	    /* a VMM process ended: its VMs are gone */
-	CLOCK_EV_GUEST_TSC_SUMMARY, /* guest TSC writes counted, not sent one by one */
-	CLOCK_EV_VM_UNTRACKED,	    /* a VMM's VM is over a quota */
-	CLOCK_EV_ARRIVAL,	    /* first guest entry of a VM whose TSC was set before it ran */
-	CLOCK_EV_PROC_EXEC,	    /* a VMM exec'd (CPR's cpr-exec) */
+enum hv_clock_event_type {
+	HV_CLOCK_EV_ALERT = 1,
+	HV_CLOCK_EV_GUEST_TSC_WRITE, /* legitimate, logged: the guest wrote its TSC */
+	HV_CLOCK_EV_TSC_RESET,	     /* legitimate, logged: host reset write of 0 */
+	HV_CLOCK_EV_VM_NEW,
+	HV_CLOCK_EV_PAUSE,	       /* KVM_GET_CLOCK on a running VM */
+	HV_CLOCK_EV_RESUME,	       /* first KVM_RUN after a pause */
+	HV_CLOCK_EV_PROC_EXIT,	       /* a VMM process ended: its VMs are gone */
+	HV_CLOCK_EV_GUEST_TSC_SUMMARY, /* guest TSC writes counted, not sent one by one */
+	HV_CLOCK_EV_VM_UNTRACKED,      /* a VMM's VM is over a quota */
+	HV_CLOCK_EV_ARRIVAL,   /* first guest entry of a VM whose TSC was set before it ran */
+	HV_CLOCK_EV_PROC_EXEC, /* a VMM exec'd (CPR's cpr-exec) */
 };
 
 /*
@@ -129,7 +129,7 @@ enum clock_event_type {
 #define HV_FLOOD_WINDOW_NS 1000000000ull
 #define HV_FLOOD_BURST	   8
 
-struct hv_flood {
+struct hv_clock_flood {
 	__u64 window_start; /* CLOCK_BOOTTIME the window opened */
 	__u64 sent;	    /* records sent one by one in this window */
 	__u64 suppressed;   /* counted, not sent, in this window */
@@ -142,7 +142,7 @@ struct hv_flood {
  */
 
 /* Alert kvmclock-jump. */
-struct clock_ev_jump {
+struct hv_clock_ev_jump {
 	__s64 ns;	     /* kvmclock_offset after - before */
 	__s64 paused_ns;     /* -1 when the pause start was not seen */
 	__s64 offset_before; /* kvm->arch.kvmclock_offset before KVM_SET_CLOCK */
@@ -151,9 +151,9 @@ struct clock_ev_jump {
 	__s64 fd;	 /* the VM or vCPU fd the ioctl used, -1 if unknown */
 };
 
-/* Alert tsc-offset-change; CLOCK_EV_GUEST_TSC_WRITE and CLOCK_EV_TSC_RESET
+/* Alert tsc-offset-change; HV_CLOCK_EV_GUEST_TSC_WRITE and HV_CLOCK_EV_TSC_RESET
  * carry before and after only. */
-struct clock_ev_tsc {
+struct hv_clock_ev_tsc {
 	__s64 before; /* the vCPU's TSC offset */
 	__s64 after;
 	__s64 written; /* MSR_IA32_TSC value written, -1 if by attribute */
@@ -161,14 +161,14 @@ struct clock_ev_tsc {
 };
 
 /* Alert tsc-khz-change. */
-struct clock_ev_khz {
+struct hv_clock_ev_khz {
 	__s64 before;
 	__s64 after;
 	__s64 result; /* the ioctl's return value, HV_RESULT_UNKNOWN if not seen */
 };
 
 /* Alert vcpu-tsc-mismatch. */
-struct clock_ev_mismatch {
+struct hv_clock_ev_mismatch {
 	__s64 offset; /* the vCPU's TSC offset */
 	__s64 ref_offset;
 	__s64 ref_vcpu;
@@ -177,7 +177,7 @@ struct clock_ev_mismatch {
 };
 
 /* Alert vcpu-tsc-khz-mismatch. */
-struct clock_ev_khz_mismatch {
+struct hv_clock_ev_khz_mismatch {
 	__s64 tsc_khz;	    /* the vCPU's vcpu->arch.virtual_tsc_khz, new at this update */
 	__s64 ref_vcpu;	    /* the first vCPU at another frequency */
 	__s64 ref_tsc_khz;  /* its frequency */
@@ -185,16 +185,16 @@ struct clock_ev_khz_mismatch {
 };
 
 /* Alert pvclock-discontinuity. */
-struct clock_ev_pvclock {
+struct hv_clock_ev_pvclock {
 	__s64 residual_ns; /* discontinuity_ns: what no kvmclock write explains */
 	__s64 raw_ns;	   /* D computed from the two PVTIs */
 	__s64 explained_ns;
 	__s64 flags; /* the PVTI's */
 };
 
-/* CLOCK_EV_ARRIVAL (sent on the alert ring: migration-clock-warp is
+/* HV_CLOCK_EV_ARRIVAL (sent on the alert ring: migration-clock-warp is
  * decided on it). */
-struct clock_ev_arrival {
+struct hv_clock_ev_arrival {
 	__s64 kvmclock_offset; /* kvm->arch.kvmclock_offset at the first entry */
 	__s64 written_ns;      /* CLOCK_BOOTTIME of the host TSC write before it */
 	__s64 tsc_khz;	       /* vcpu->arch.virtual_tsc_khz */
@@ -202,43 +202,43 @@ struct clock_ev_arrival {
 	__s64 tsc_ratio;       /* vcpu->arch.l1_tsc_scaling_ratio */
 };
 
-/* CLOCK_EV_GUEST_TSC_SUMMARY. */
-struct clock_ev_flood {
+/* HV_CLOCK_EV_GUEST_TSC_SUMMARY. */
+struct hv_clock_ev_flood {
 	__s64 suppressed; /* events of the window not sent one by one */
 	__s64 window_start_ns;
 	__s64 window_end_ns;
 	__s64 total; /* the VM's events so far, this one included */
 };
 
-/* CLOCK_EV_PAUSE. */
-struct clock_ev_pause {
+/* HV_CLOCK_EV_PAUSE. */
+struct hv_clock_ev_pause {
 	__s64 kvmclock_offset; /* when the pause began */
 };
 
-/* CLOCK_EV_RESUME. */
-struct clock_ev_resume {
+/* HV_CLOCK_EV_RESUME. */
+struct hv_clock_ev_resume {
 	__s64 paused_ns; /* -1 when the pause start was not seen */
 	__s64 jump_ns;	 /* how far kvmclock moved */
 };
 
-/* CLOCK_EV_VM_UNTRACKED. */
-struct clock_ev_untracked {
-	__s64 quota; /* enum hv_quota that refused the VM */
+/* HV_CLOCK_EV_VM_UNTRACKED. */
+struct hv_clock_ev_untracked {
+	__s64 quota; /* enum hv_clock_quota that refused the VM */
 	__s64 uid;   /* the VMM's user */
 };
 
-/* CLOCK_EV_PROC_EXIT and CLOCK_EV_PROC_EXEC. */
-struct clock_ev_vmm {
+/* HV_CLOCK_EV_PROC_EXIT and HV_CLOCK_EV_PROC_EXEC. */
+struct hv_clock_ev_vmm {
 	__s64 tgid;
 };
 
-enum hv_frozen {
+enum hv_clock_freeze {
 	HV_NOT_FROZEN = 0,
 	HV_FROZEN,	      /* stopped: the daemon corrects, then lets it go */
 	HV_NOT_FROZEN_TRACED, /* to be corrected, but traced (a debugger): never stopped */
 };
 
-struct clock_event {
+struct hv_clock_event {
 	__u32 type;
 	__u32 rule;
 	__u32 pid;
@@ -246,53 +246,53 @@ struct clock_event {
 	__u64 vm_key; /* struct kvm * */
 	__u64 vm_id;  /* stable id, survives daemon restarts */
 	__s32 vcpu;   /* -1 when not per vCPU */
-	__u32 frozen; /* enum hv_frozen: did BPF stop the VMM for a correction */
+	__u32 frozen; /* enum hv_clock_freeze: did BPF stop the VMM for a correction */
 	__u64 ts_ns;  /* CLOCK_BOOTTIME at the hook */
-	union {	      /* by type, and by rule for CLOCK_EV_ALERT */
-		struct clock_ev_jump jump; /* the largest: the whole payload */
-		struct clock_ev_tsc tsc;
-		struct clock_ev_khz khz;
-		struct clock_ev_mismatch mismatch;
-		struct clock_ev_khz_mismatch khz_mismatch;
-		struct clock_ev_pvclock pvclock;
-		struct clock_ev_arrival arrival;
-		struct clock_ev_flood flood;
-		struct clock_ev_pause pause;
-		struct clock_ev_resume resume;
-		struct clock_ev_untracked untracked;
-		struct clock_ev_vmm vmm;
+	union {	      /* by type, and by rule for HV_CLOCK_EV_ALERT */
+		struct hv_clock_ev_jump jump; /* the largest: the whole payload */
+		struct hv_clock_ev_tsc tsc;
+		struct hv_clock_ev_khz khz;
+		struct hv_clock_ev_mismatch mismatch;
+		struct hv_clock_ev_khz_mismatch khz_mismatch;
+		struct hv_clock_ev_pvclock pvclock;
+		struct hv_clock_ev_arrival arrival;
+		struct hv_clock_ev_flood flood;
+		struct hv_clock_ev_pause pause;
+		struct hv_clock_ev_resume resume;
+		struct hv_clock_ev_untracked untracked;
+		struct hv_clock_ev_vmm vmm;
 	};
 	char comm[16];
 };
 
 /* The ring record keeps its 112 bytes; jump, the largest kind, spans the
  * whole payload (fill_event() in clock.bpf.c zeroes it through jump). */
-_Static_assert(sizeof(struct clock_event) == 112, "the clock ring record's size");
-_Static_assert(__builtin_offsetof(struct clock_event, comm) -
-		       __builtin_offsetof(struct clock_event, jump) ==
-		   sizeof(struct clock_ev_jump),
+_Static_assert(sizeof(struct hv_clock_event) == 112, "the clock ring record's size");
+_Static_assert(__builtin_offsetof(struct hv_clock_event, comm) -
+		       __builtin_offsetof(struct hv_clock_event, jump) ==
+		   sizeof(struct hv_clock_ev_jump),
 	       "jump spans the whole payload");
 
 /* The VM table's quotas in force (--max-vms-per-vmm, --max-vms-per-user). */
-struct hv_quotas {
+struct hv_clock_quotas {
 	__u32 per_vmm;
 	__u32 per_user;
 	__u32 non_root;
 	__u32 pad;
 };
 
-struct clock_config {
+struct hv_clock_config {
 	__u64 kvm_vm_ioctl;   /* addresses of the file_operations' unlocked_ioctl */
 	__u64 kvm_vcpu_ioctl; /* handlers: how a struct file is recognised as a */
 	__u64 kvm_dev_ioctl;  /* VM, vCPU or /dev/kvm fd */
-	__u32 tier;	      /* enum hv_hooks_tier */
+	__u32 tier;	      /* enum hv_clock_tier */
 	__u32 enabled_mask;   /* 1 << enum hv_rule_id */
 	__u32 correct_mask;   /* rules whose violation freezes the VMM */
 	__s64 tolerance_ns[HV_RULE_COUNT];
-	struct hv_quotas quotas; /* in force (HV_VMS_* unless set) */
+	struct hv_clock_quotas quotas; /* in force (HV_VMS_* unless set) */
 };
 
-enum vm_phase {
+enum hv_clock_vm_phase {
 	VM_SETUP = 0, /* created, never ran here: writes are setup */
 	VM_RUNNING,
 	VM_PAUSED,  /* KVM_GET_CLOCK seen since it last ran */
@@ -305,7 +305,7 @@ enum vm_phase {
 #define VM_F_ARRIVED	   0x10 /* its arrival (first entry after migrating in) was sent */
 #define VM_F_ARRIVING	   0x20 /* a host write moved its TSC ahead before it first ran */
 
-struct vm_state {
+struct hv_clock_vm {
 	__u64 id;
 	__u32 owner_tgid;
 	__u32 phase;
@@ -334,17 +334,17 @@ struct vm_state {
 	/* Each slot's vcpu->arch.virtual_tsc_khz at its last clock update, 0
 	 * before its first (vcpu-tsc-khz-mismatch). */
 	__u32 tsc_khz[HV_MAX_VCPUS];
-	struct hv_flood guest_writes; /* the guest's own TSC writes */
+	struct hv_clock_flood guest_writes; /* the guest's own TSC writes */
 };
 
-struct vcpu_key {
+struct hv_clock_vcpu_key {
 	__u64 kvm;
 	__u32 vcpu_id;
 	__u32 pad;
 };
 
 /* The guest's struct pvclock_vcpu_time_info, as KVM writes it. */
-struct hv_pvti {
+struct hv_clock_pvti {
 	__u32 version;
 	__u32 pad0;
 	__u64 tsc_timestamp;
@@ -355,13 +355,13 @@ struct hv_pvti {
 	__u8 pad[2];
 };
 
-struct vcpu_clock {
-	struct hv_pvti pvti;   /* the last one KVM wrote */
-	__s64 kvmclock_offset; /* kvm->arch.kvmclock_offset at that moment */
-	__s64 tsc_offset;      /* the vCPU's offset at that moment */
-	__u32 tsc_khz;	       /* its virtual TSC frequency then */
-	__u32 tid;	       /* the thread that runs it (KVM_RUN's), at that update */
-	__u64 tsc_ratio;       /* vcpu->arch.l1_tsc_scaling_ratio: a power of two when unscaled */
+struct hv_clock_vcpu {
+	struct hv_clock_pvti pvti; /* the last one KVM wrote */
+	__s64 kvmclock_offset;	   /* kvm->arch.kvmclock_offset at that moment */
+	__s64 tsc_offset;	   /* the vCPU's offset at that moment */
+	__u32 tsc_khz;		   /* its virtual TSC frequency then */
+	__u32 tid;		   /* the thread that runs it (KVM_RUN's), at that update */
+	__u64 tsc_ratio; /* vcpu->arch.l1_tsc_scaling_ratio: a power of two when unscaled */
 };
 
 /*
@@ -369,12 +369,12 @@ struct vcpu_clock {
  * tgid; added before injecting): its ioctls are the corrector's own and
  * trip no rule.
  */
-struct correction_probe {
+struct hv_clock_probe {
 	__u64 since_ns;
 };
 
 /* Globals kept in a pinned array so they survive daemon restarts. */
-struct clock_globals {
+struct hv_clock_global {
 	__u64 next_vm_id;
 	__u64 kvm_fd_gen; /* bumped at every VM/vCPU creation: invalidates caches */
 };
@@ -387,7 +387,7 @@ struct clock_globals {
  * CLOCK_REALTIME.
  */
 #define HV_DEPARTURES 128
-struct hv_departure {
+struct hv_clock_departure {
 	__u64 vm;
 	__s64 realtime_ns; /* the sample's moment */
 	__s64 tai_ns;
@@ -408,10 +408,9 @@ struct hv_departure {
 
 /*
  * The layout of the pinned state: bump it whenever a struct a pinned map
- * holds (vm_state, vcpu_key, vcpu_clock, correction_probe, clock_globals,
- * hv_departure)
- * or a pinned map's definition changes, even at the same size. A daemon
- * refuses pinned state of another layout (user/pindir.c).
+ * holds (hv_clock_vm, hv_clock_vcpu_key, hv_clock_vcpu, hv_clock_probe,
+ * hv_clock_global, hv_clock_departure) or a pinned map's definition changes, even at the same size.
+ * A daemon refuses pinned state of another layout (user/pindir.c).
  */
 #define HV_CLOCK_LAYOUT_VERSION 4
 

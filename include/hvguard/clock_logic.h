@@ -41,7 +41,7 @@ static __always_inline __s64 hv_pvclock_scale_signed(__u64 from, __u64 to, __u32
 }
 
 /* The guest's kvmclock for a TSC reading, as the guest computes it. */
-static __always_inline __u64 hv_pvclock_read(const struct hv_pvti *p, __u64 tsc)
+static __always_inline __u64 hv_pvclock_read(const struct hv_clock_pvti *p, __u64 tsc)
 {
 	return p->system_time +
 	       hv_pvclock_scale_signed(p->tsc_timestamp, tsc, p->tsc_to_system_mul, p->tsc_shift);
@@ -52,8 +52,8 @@ static __always_inline __u64 hv_pvclock_read(const struct hv_pvti *p, __u64 tsc)
  * said it would be at next's TSC timestamp. 0 when nothing changed; QEMU's
  * stop/cont gives minus the pause.
  */
-static __always_inline __s64 hv_pvclock_discontinuity(const struct hv_pvti *old,
-						      const struct hv_pvti *next)
+static __always_inline __s64 hv_pvclock_discontinuity(const struct hv_clock_pvti *old,
+						      const struct hv_clock_pvti *next)
 {
 	__s64 old_view = (__s64)old->system_time +
 			 hv_pvclock_scale_signed(old->tsc_timestamp, next->tsc_timestamp,
@@ -63,8 +63,8 @@ static __always_inline __s64 hv_pvclock_discontinuity(const struct hv_pvti *old,
 }
 
 /* Strict bounds only make sense while both PVTIs promise a stable TSC. */
-static __always_inline bool hv_pvclock_comparable(const struct hv_pvti *old,
-						  const struct hv_pvti *next)
+static __always_inline bool hv_pvclock_comparable(const struct hv_clock_pvti *old,
+						  const struct hv_clock_pvti *next)
 {
 	return (old->flags & HV_PVCLOCK_TSC_STABLE) && (next->flags & HV_PVCLOCK_TSC_STABLE);
 }
@@ -173,7 +173,7 @@ static __always_inline void hv_bit_set(__u64 *words, __u32 bit, bool on)
  * the writes, says it has not run since. Returns the reference (a reset's
  * own is KVM's previous offset); records the first write in vm.
  */
-static __always_inline __s64 hv_tsc_reference(struct vm_state *vm, __u32 idx, __u32 exits,
+static __always_inline __s64 hv_tsc_reference(struct hv_clock_vm *vm, __u32 idx, __u32 exits,
 					      bool has_run, bool is_reset, __s64 before)
 {
 	__u32 i = idx % HV_MAX_VCPUS;
@@ -207,13 +207,13 @@ struct hv_mismatch_result {
 };
 
 struct hv_mismatch_walk {
-	const struct vm_state *vm;
+	const struct hv_clock_vm *vm;
 	struct hv_mismatch_result *res;
 };
 
 static __always_inline int hv_mismatch_step(__u32 i, struct hv_mismatch_walk *w)
 {
-	const struct vm_state *vm = w->vm;
+	const struct hv_clock_vm *vm = w->vm;
 	struct hv_mismatch_result *r = w->res;
 	__u32 idx = i % HV_MAX_VCPUS;
 
@@ -252,7 +252,7 @@ struct hv_khz_result {
 };
 
 struct hv_khz_walk {
-	const struct vm_state *vm;
+	const struct hv_clock_vm *vm;
 	struct hv_khz_result *res;
 	__u32 slot; /* the vCPU whose frequency is new */
 	__u32 khz;  /* and that frequency */
@@ -260,7 +260,7 @@ struct hv_khz_walk {
 
 static __always_inline int hv_khz_step(__u32 i, struct hv_khz_walk *w)
 {
-	const struct vm_state *vm = w->vm;
+	const struct hv_clock_vm *vm = w->vm;
 	struct hv_khz_result *r = w->res;
 	__u32 idx = i % HV_MAX_VCPUS, khz;
 
@@ -284,7 +284,7 @@ static __always_inline int hv_khz_step(__u32 i, struct hv_khz_walk *w)
 /* Records slot's frequency at a clock update: true when it is new (its
  * first, or a change), i.e. when the walk must run. Exchanged: of two
  * vCPUs racing to their first update, at least one sees the other's. */
-static __always_inline bool hv_tsc_khz_record(struct vm_state *vm, __u32 slot, __u32 khz)
+static __always_inline bool hv_tsc_khz_record(struct hv_clock_vm *vm, __u32 slot, __u32 khz)
 {
 	return khz && __sync_lock_test_and_set(&vm->tsc_khz[slot % HV_MAX_VCPUS], khz) != khz;
 }
@@ -298,7 +298,7 @@ static __always_inline bool hv_tsc_khz_mismatch_violates(const struct hv_khz_res
  * bpf_loop); the slot lands in *slot, which stays -1 while not found (in
  * a map in BPF, for the reason given for the mismatch walk below). */
 struct hv_slot_search {
-	const struct vm_state *vm;
+	const struct hv_clock_vm *vm;
 	__u32 id;
 	__s32 *slot;
 };
@@ -316,7 +316,7 @@ static __always_inline int hv_slot_step(__u32 i, struct hv_slot_search *s)
 #ifndef __bpf__
 /* The slot of vCPU id in vm, -1 when it has none (never seen, or past
  * HV_MAX_VCPUS vCPUs). */
-static inline int hv_vcpu_slot_of(const struct vm_state *vm, __u32 id)
+static inline int hv_vcpu_slot_of(const struct hv_clock_vm *vm, __u32 id)
 {
 	__s32 slot = -1;
 	struct hv_slot_search s = {.vm = vm, .id = id, .slot = &slot};
@@ -331,7 +331,7 @@ static inline int hv_vcpu_slot_of(const struct vm_state *vm, __u32 id)
 
 /* The walk of hv_khz_step() for userspace: true when slot's frequency
  * (khz) is a new disagreement in vm. */
-static inline bool hv_tsc_khz_mismatch(const struct vm_state *vm, __u32 slot, __u32 khz,
+static inline bool hv_tsc_khz_mismatch(const struct hv_clock_vm *vm, __u32 slot, __u32 khz,
 				       struct hv_khz_result *res)
 {
 	struct hv_khz_walk w = {.vm = vm, .res = res, .slot = slot, .khz = khz};
@@ -343,7 +343,7 @@ static inline bool hv_tsc_khz_mismatch(const struct vm_state *vm, __u32 slot, __
 	return hv_tsc_khz_mismatch_violates(res);
 }
 
-static inline __u32 hv_tsc_mismatch(const struct vm_state *vm, struct hv_mismatch_result *res)
+static inline __u32 hv_tsc_mismatch(const struct hv_clock_vm *vm, struct hv_mismatch_result *res)
 {
 	struct hv_mismatch_walk w = {.vm = vm, .res = res};
 
@@ -356,14 +356,14 @@ static inline __u32 hv_tsc_mismatch(const struct vm_state *vm, struct hv_mismatc
 #endif
 
 /*
- * Rate limit of what a guest triggers at will (clock.h, struct hv_flood):
+ * Rate limit of what a guest triggers at will (clock.h, struct hv_clock_flood):
  * true when this event is sent as a record of its own, false when it is
  * only counted. When a window closes, *closed is the count it suppressed
  * (to be sent as one summary, with *closed_start when it opened), else 0.
  * Atomic where vCPUs race: every event is either sent or counted in
  * exactly one window's summary, so the counts add up to the events seen.
  */
-static __always_inline bool hv_flood_admit(struct hv_flood *f, __u64 now, __u64 *closed,
+static __always_inline bool hv_flood_admit(struct hv_clock_flood *f, __u64 now, __u64 *closed,
 					   __u64 *closed_start)
 {
 	__u64 start = f->window_start;
@@ -387,8 +387,9 @@ static __always_inline bool hv_flood_admit(struct hv_flood *f, __u64 now, __u64 
  * quotas in force)? vmm_vms, user_vms and non_root_vms are what its
  * process, its user and all non-root users hold now.
  */
-static __always_inline enum hv_quota hv_vm_quota(const struct hv_quotas *q, __u32 uid,
-						 __u64 vmm_vms, __u64 user_vms, __u64 non_root_vms)
+static __always_inline enum hv_clock_quota hv_vm_quota(const struct hv_clock_quotas *q, __u32 uid,
+						       __u64 vmm_vms, __u64 user_vms,
+						       __u64 non_root_vms)
 {
 	if (vmm_vms >= q->per_vmm)
 		return HV_QUOTA_VMM;

@@ -40,9 +40,9 @@ static void test_scale_matches_128bit_product(void **state)
 }
 
 /* A 2.5 GHz TSC as KVM encodes it: mul = 2^32 * 1e9 / (2.5e9 * 2^shift). */
-static struct hv_pvti pvti_2500mhz(uint64_t tsc, uint64_t ns)
+static struct hv_clock_pvti pvti_2500mhz(uint64_t tsc, uint64_t ns)
 {
-	struct hv_pvti p = {
+	struct hv_clock_pvti p = {
 	    .tsc_timestamp = tsc,
 	    .system_time = ns,
 	    .tsc_to_system_mul = 3435973836u, /* 0.8 * 2^32 at shift -1 */
@@ -54,7 +54,7 @@ static struct hv_pvti pvti_2500mhz(uint64_t tsc, uint64_t ns)
 
 static void test_scale_converts_cycles_to_ns(void **state)
 {
-	struct hv_pvti p = pvti_2500mhz(0, 0);
+	struct hv_clock_pvti p = pvti_2500mhz(0, 0);
 
 	(void)state;
 	/* 2.5e9 cycles at 2.5 GHz are one second, to within a ns of rounding */
@@ -63,8 +63,8 @@ static void test_scale_converts_cycles_to_ns(void **state)
 
 static void test_discontinuity_zero_when_continuous(void **state)
 {
-	struct hv_pvti old = pvti_2500mhz(1000000, 5000000000ull);
-	struct hv_pvti new = old;
+	struct hv_clock_pvti old = pvti_2500mhz(1000000, 5000000000ull);
+	struct hv_clock_pvti new = old;
 
 	(void)state;
 	new.tsc_timestamp += 2500000000ull;
@@ -75,8 +75,8 @@ static void test_discontinuity_zero_when_continuous(void **state)
 static void test_discontinuity_of_qemu_stopcont_is_minus_pause(void **state)
 {
 	/* The VM paused 2 s: the TSC ran on, the kvmclock was set back. */
-	struct hv_pvti old = pvti_2500mhz(1000000, 5000000000ull);
-	struct hv_pvti new = old;
+	struct hv_clock_pvti old = pvti_2500mhz(1000000, 5000000000ull);
+	struct hv_clock_pvti new = old;
 
 	(void)state;
 	new.tsc_timestamp += 5000000000ull; /* 2 s of cycles */
@@ -86,8 +86,8 @@ static void test_discontinuity_of_qemu_stopcont_is_minus_pause(void **state)
 
 static void test_discontinuity_with_tsc_backwards(void **state)
 {
-	struct hv_pvti old = pvti_2500mhz(5000000000ull, 9000000000ull);
-	struct hv_pvti new = pvti_2500mhz(2500000000ull, 8000000000ull);
+	struct hv_clock_pvti old = pvti_2500mhz(5000000000ull, 9000000000ull);
+	struct hv_clock_pvti new = pvti_2500mhz(2500000000ull, 8000000000ull);
 
 	(void)state;
 	/* 1 s of cycles back, 1 s of ns back: consistent */
@@ -96,7 +96,7 @@ static void test_discontinuity_with_tsc_backwards(void **state)
 
 static void test_comparable_needs_tsc_stable_on_both(void **state)
 {
-	struct hv_pvti a = pvti_2500mhz(0, 0), b = a;
+	struct hv_clock_pvti a = pvti_2500mhz(0, 0), b = a;
 
 	(void)state;
 	assert_true(hv_pvclock_comparable(&a, &b));
@@ -178,7 +178,7 @@ static void test_tsc_offset(void **state)
  * running in between: judged from the offset it ran with, not the reset's. */
 static void test_tsc_reference_spans_writes_until_run(void **state)
 {
-	static struct vm_state vm;
+	static struct hv_clock_vm vm;
 
 	(void)state;
 	memset(&vm, 0, sizeof(vm));
@@ -209,9 +209,9 @@ static void test_tsc_khz(void **state)
 	assert_false(hv_tsc_khz_violates(false, 2445424, 2444424));
 }
 
-static struct vm_state *vm_with(int n, const int64_t *offsets, uint64_t guest_mask)
+static struct hv_clock_vm *vm_with(int n, const int64_t *offsets, uint64_t guest_mask)
 {
-	static struct vm_state vm;
+	static struct hv_clock_vm vm;
 
 	memset(&vm, 0, sizeof(vm));
 	vm.nr_vcpus = n;
@@ -245,7 +245,7 @@ static void test_mismatch_many_vcpus_and_bounds(void **state)
 {
 	static int64_t offsets[HV_MAX_VCPUS];
 	struct hv_mismatch_result w;
-	struct vm_state *vm;
+	struct hv_clock_vm *vm;
 
 	(void)state;
 	for (int i = 0; i < HV_MAX_VCPUS; i++)
@@ -261,7 +261,7 @@ static void test_mismatch_many_vcpus_and_bounds(void **state)
 
 /* One clock update of the vCPU in slot, as clock.bpf.c's check_khz_mismatch()
  * takes it: true when it raises vcpu-tsc-khz-mismatch. */
-static bool khz_update(struct vm_state *vm, __u32 slot, __u32 khz, struct hv_khz_result *r)
+static bool khz_update(struct hv_clock_vm *vm, __u32 slot, __u32 khz, struct hv_khz_result *r)
 {
 	if (vm->nr_vcpus <= slot)
 		vm->nr_vcpus = slot + 1;
@@ -271,7 +271,7 @@ static bool khz_update(struct vm_state *vm, __u32 slot, __u32 khz, struct hv_khz
 
 static void test_khz_mismatch(void **state)
 {
-	static struct vm_state vm;
+	static struct hv_clock_vm vm;
 	struct hv_khz_result r;
 
 	(void)state;
@@ -315,7 +315,7 @@ static void test_khz_mismatch(void **state)
 
 static void test_khz_mismatch_many_vcpus_and_bounds(void **state)
 {
-	static struct vm_state vm;
+	static struct hv_clock_vm vm;
 	struct hv_khz_result r;
 
 	(void)state;
@@ -339,7 +339,7 @@ static void test_khz_mismatch_many_vcpus_and_bounds(void **state)
  * counted, and every event is accounted for exactly once. */
 static void test_flood_burst_then_counted(void **state)
 {
-	struct hv_flood f = {};
+	struct hv_clock_flood f = {};
 	__u64 closed, start, sent = 0, summed = 0, now = 5 * HV_FLOOD_WINDOW_NS;
 	(void)state;
 
@@ -362,7 +362,7 @@ static void test_flood_burst_then_counted(void **state)
 /* Slower than the burst: every event is a record of its own, none summed. */
 static void test_flood_slow_writer_sends_all(void **state)
 {
-	struct hv_flood f = {};
+	struct hv_clock_flood f = {};
 	__u64 closed, start, now = HV_FLOOD_WINDOW_NS;
 	(void)state;
 
@@ -379,12 +379,12 @@ static void test_flood_slow_writer_sends_all(void **state)
  * users together for everyone but root. */
 static void test_vm_quota(void **state)
 {
-	const struct hv_quotas q = {
+	const struct hv_clock_quotas q = {
 	    .per_vmm = HV_VMS_PER_VMM,
 	    .per_user = HV_VMS_PER_USER,
 	    .non_root = HV_VMS_NON_ROOT,
 	};
-	const struct hv_quotas *cfg = &q;
+	const struct hv_clock_quotas *cfg = &q;
 	(void)state;
 	assert_int_equal(hv_vm_quota(cfg, 0, 0, 0, 0), HV_QUOTA_OK);
 	assert_int_equal(hv_vm_quota(cfg, 0, HV_VMS_PER_VMM - 1, 0, 0), HV_QUOTA_OK);
@@ -404,7 +404,7 @@ static void test_vm_quota(void **state)
  * another's (vCPU 256 once folded onto vCPU 0's). */
 static void test_vcpu_slots(void **state)
 {
-	static struct vm_state vm;
+	static struct hv_clock_vm vm;
 	(void)state;
 	memset(&vm, 0, sizeof(vm));
 	vm.vcpu_ids[0] = 0 + 1;
