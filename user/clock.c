@@ -880,19 +880,6 @@ static struct bpf_object *clock_object(void)
 	return skel ? skel->obj : NULL;
 }
 
-/* hv_family.prog_names: opened only, never loaded. */
-static void clock_prog_names(void (*fn)(const char *name, void *arg), void *arg)
-{
-	struct clock_bpf *obj = clock_bpf__open();
-	struct bpf_program *p;
-
-	if (!obj)
-		return;
-	bpf_object__for_each_program(p, obj->obj)
-		fn(bpf_program__name(p), arg);
-	clock_bpf__destroy(obj);
-}
-
 struct hv_family hv_clock_family = {
     .name = "clock",
     .present = clock_present,
@@ -902,5 +889,5 @@ struct hv_family hv_clock_family = {
     .summary = clock_summary,
     .unload = clock_unload,
     .object = clock_object,
-    .prog_names = clock_prog_names,
+    .elf_bytes = clock_bpf__elf_bytes,
 };

@@ -113,12 +113,23 @@ struct prog_names {
 	int n;
 };
 
-static void note_prog_name(const char *name, void *arg)
+/* The names of a family's programs, from its object opened, not loaded. */
+static void note_family_progs(const struct hv_family *f, struct prog_names *pn)
 {
-	struct prog_names *pn = arg;
+	struct bpf_object *obj;
+	struct bpf_program *p;
+	const void *elf;
+	size_t size;
 
-	if (pn->n < MAX_PROG_NAMES)
-		pn->name[pn->n++] = strdup(name);
+	elf = f->elf_bytes(&size);
+	obj = bpf_object__open_mem(elf, size, NULL);
+	if (!obj)
+		return;
+	bpf_object__for_each_program(p, obj) {
+		if (pn->n < MAX_PROG_NAMES)
+			pn->name[pn->n++] = strdup(bpf_program__name(p));
+	}
+	bpf_object__close(obj);
 }
 
 /* The kernel keeps BPF_OBJ_NAME_LEN - 1 characters of a program's name. */
@@ -197,7 +208,7 @@ static void probe_daemon(struct json_object *host)
 	struct hv_family *f;
 
 	for_each_family(f)
-		f->prog_names(note_prog_name, &pn);
+		note_family_progs(f, &pn);
 	if (!pn.n) {
 		hv_json_add_null(d, "attached");
 		hv_json_add_str(d, "error", "cannot open hvguard's BPF objects");

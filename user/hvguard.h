@@ -125,9 +125,10 @@ struct hv_family {
 	 * into next and append "rule.field" to restart (a JSON array). */
 	void (*reload)(struct hv_ctx *ctx, struct hv_rules *next, struct json_object *restart);
 	struct bpf_object *(*object)(void); /* its loaded programs (BPF stats) */
-	/* Calls fn with the name of each of the family's BPF programs (from
-	 * its object, nothing loaded): how audit knows them in the kernel. */
-	void (*prog_names)(void (*fn)(const char *name, void *arg), void *arg);
+	/* The family's BPF object as its skeleton embeds it (bpftool's
+	 * <name>__elf_bytes): audit opens it, never loads it, to know the
+	 * family's programs by name in the kernel. */
+	const void *(*elf_bytes)(size_t *size);
 	bool loaded;
 	const char *hooks; /* the hook tier attached, set by load */
 };

@@ -156,19 +156,6 @@ static struct bpf_object *xen_object(void)
 	return hv_xen_skel ? hv_xen_skel->obj : NULL;
 }
 
-/* hv_family.prog_names: opened only, never loaded. */
-static void xen_prog_names(void (*fn)(const char *name, void *arg), void *arg)
-{
-	struct xen_bpf *obj = xen_bpf__open();
-	struct bpf_program *p;
-
-	if (!obj)
-		return;
-	bpf_object__for_each_program(p, obj->obj)
-		fn(bpf_program__name(p), arg);
-	xen_bpf__destroy(obj);
-}
-
 struct hv_family hv_xen_family = {
     .name = "xen",
     .present = xen_present,
@@ -179,7 +166,7 @@ struct hv_family hv_xen_family = {
     .unload = xen_unload,
     .reload = hv_xen_reload,
     .object = xen_object,
-    .prog_names = xen_prog_names,
+    .elf_bytes = xen_bpf__elf_bytes,
     /* Set by load to the tier attached: "fentry" (the drivers' own
      * functions) or "syscalls" (deny adds BPF LSM or fmod_ret either way). */
     .hooks = "syscalls",
