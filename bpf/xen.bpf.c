@@ -829,6 +829,8 @@ int xen_exit(void *ctx)
 	return 0;
 }
 
+/* --- enforcement: deny, where BPF LSM or fmod_ret loads ------------------ */
+
 /* On the fentry tier a call refused here never reaches the driver, so its
  * hooks never see it: the deny program reports it itself, with the EPERM
  * the caller gets. On the syscalls tier the syscall's exit reports it. */
