@@ -523,10 +523,10 @@ static int configure(struct hv_ctx *ctx)
 	skel->rodata->cfg.quotas.per_vmm = ctx->opts.vms_per_vmm ?: HV_VMS_PER_VMM;
 	skel->rodata->cfg.quotas.per_user = ctx->opts.vms_per_user ?: HV_VMS_PER_USER;
 	skel->rodata->cfg.quotas.non_root = HV_VMS_NON_ROOT;
-	for (int i = 0; i < HV_RULE_COUNT; i++) {
+	for_each_rule_of(i, HV_FAM_CLOCK) {
 		const struct hv_rule *r = &ctx->rules->rule[i];
 
-		if (hv_rule_table[i].family != HV_FAM_CLOCK || !r->enabled)
+		if (!r->enabled)
 			continue;
 		skel->rodata->cfg.enabled_mask |= 1u << i;
 		skel->rodata->cfg.tolerance_ns[i] = r->tolerance_ns;
@@ -781,11 +781,9 @@ static void report_alerts_missed(struct hv_ctx *ctx)
 	static __u64 said[HV_RULE_COUNT];
 	char labels[64];
 
-	for (int i = 0; i < HV_RULE_COUNT; i++) {
+	for_each_rule_of(i, HV_FAM_CLOCK) {
 		__u64 n = skel->bss->alerts_missed[i];
 
-		if (hv_rule_table[i].family != HV_FAM_CLOCK)
-			continue;
 		snprintf(labels, sizeof(labels), "rule=\"%s\"", hv_rule_table[i].id);
 		hv_metric_set(ctx->metrics, HV_METRIC_ALERTS_MISSED, labels, n);
 		if (n == said[i])
@@ -853,9 +851,8 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 	json_object_object_add(o, "map_full", full);
 	struct json_object *missed = json_object_new_object();
 
-	for (int i = 0; i < HV_RULE_COUNT; i++)
-		if (hv_rule_table[i].family == HV_FAM_CLOCK)
-			hv_json_add_uint(missed, hv_rule_table[i].id, b->alerts_missed[i]);
+	for_each_rule_of(i, HV_FAM_CLOCK)
+		hv_json_add_uint(missed, hv_rule_table[i].id, b->alerts_missed[i]);
 	json_object_object_add(o, "alerts_missed", missed);
 	struct json_object *quota = json_object_new_object();
 

@@ -29,13 +29,11 @@ static void add_name(struct json_object *list, const char *rule, const char *fie
 static void keep_clock_rodata(const struct hv_rules *cur, struct hv_rules *next,
 			      struct json_object *restart)
 {
-	for (int i = 0; i < HV_RULE_COUNT; i++) {
+	for_each_rule_of(i, HV_FAM_CLOCK) {
 		const struct hv_rule *c = &cur->rule[i];
 		struct hv_rule *n = &next->rule[i];
 		const char *id = hv_rule_table[i].id;
 
-		if (hv_rule_table[i].family != HV_FAM_CLOCK)
-			continue;
 		if (n->enabled != c->enabled)
 			add_name(restart, id, "enabled");
 		if (n->action != c->action)

@@ -31,6 +31,13 @@ struct hv_rule_info {
 extern const struct hv_rule_info hv_rule_table[HV_RULE_COUNT];
 int hv_rule_by_id(const char *id); /* -1 if unknown */
 
+/* Every rule of one family, by its row in the table: a rule is appended
+ * wherever its number falls, never inserted into a family's range. */
+#define for_each_rule_of(i, fam)                                                                   \
+	for (int i = 0; i < HV_RULE_COUNT; i++)                                                    \
+		if (hv_rule_table[i].family != (fam)) {                                            \
+		} else
+
 /* The rules file's words for a severity and an action ("critical",
  * "correct"), which alerts and the journal print as they are. */
 const char *hv_severity_name(enum hv_severity s);

@@ -94,7 +94,7 @@ static void configure(struct hv_ctx *ctx, struct hv_xen_config *cfg)
 
 	memset(cfg, 0, sizeof(*cfg));
 	hv_xen_resolve_devices(cfg, false);
-	for (int i = HV_RULE_FOREIGN_MAP; i < HV_XEN_RULES_END; i++) {
+	for_each_rule_of(i, HV_FAM_XEN) {
 		if (!r->rule[i].enabled || i == HV_RULE_GRANT_LEAK)
 			continue; /* grant-leak is decided by userspace */
 		cfg->action[i] = bpf_action(r->rule[i].action);
@@ -111,7 +111,7 @@ static void configure(struct hv_ctx *ctx, struct hv_xen_config *cfg)
 
 bool hv_xen_rules_want_deny(const struct hv_rules *r)
 {
-	for (int i = HV_RULE_FOREIGN_MAP; i < HV_XEN_RULES_END; i++)
+	for_each_rule_of(i, HV_FAM_XEN)
 		if (r->rule[i].enabled && r->rule[i].action == HV_ACT_DENY)
 			return true;
 	return false;
@@ -315,7 +315,7 @@ void hv_xen_reload(struct hv_ctx *ctx, struct hv_rules *next, struct json_object
 	char name[96];
 
 	hv_xen_keep_backends(ctx, next, restart);
-	for (int i = HV_RULE_FOREIGN_MAP; i < HV_XEN_RULES_END; i++) {
+	for_each_rule_of(i, HV_FAM_XEN) {
 		struct hv_rule *n = &next->rule[i];
 		const struct hv_rule *c = &ctx->rules->rule[i];
 

@@ -20,8 +20,7 @@ enum hv_rule_id {
 	HV_RULE_COUNT,
 };
 
-/* The Xen family's rules are HV_RULE_FOREIGN_MAP .. HV_RULE_GRANT_LEAK; new
- * rules of either family go at the end, so that no rule's number moves. */
-#define HV_XEN_RULES_END (HV_RULE_GRANT_LEAK + 1)
+/* New rules of either family go at the end, so that no rule's number
+ * moves; which family a rule is of, the rule table says (user/rules.c). */
 
 #endif
