@@ -36,6 +36,7 @@
 #include "json_util.h"
 #include "metrics.h"
 #include "rules.h"
+#include "worker.h"
 
 #define FREEZE_WAIT_MS 500
 /* From the seize to the VMM's stop: microseconds on a stopped VMM, a few
@@ -616,12 +617,7 @@ static unsigned stuck_rounds;
 
 static void round_init(void)
 {
-	pthread_condattr_t a;
-
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&round_done, &a);
-	pthread_condattr_destroy(&a);
+	hv_worker_cond_init(&round_done);
 }
 
 static void round_free(struct round *r)
@@ -687,23 +683,6 @@ static int round_take(struct round *r, struct correction *c)
 	return rc;
 }
 
-static int start_round(struct round *r)
-{
-	sigset_t all, old;
-	pthread_attr_t at;
-	pthread_t t;
-	int err;
-
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	err = pthread_create(&t, &at, round_main, r);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&at);
-	return err;
-}
-
 /*
  * The seize, the repair and the release run in a thread that exits after
  * the round: a VMM that does not stop within SEIZE_DEADLINE_MS stays
@@ -736,16 +715,12 @@ static int run_round(const struct hv_clock_event *e, struct correction *c)
 			round_free(r);
 		return failed(c, "out of memory");
 	}
-	err = start_round(r);
+	err = hv_worker_start(round_main, r, 0);
 	if (err) {
 		round_free(r);
-		return failed(c, "cannot start the correction's thread: %s", strerror(err));
+		return failed(c, "cannot start the correction's thread: %s", strerror(-err));
 	}
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ROUND_DEADLINE_MS / 1000;
-	until.tv_nsec += (ROUND_DEADLINE_MS % 1000) * 1000000L;
-	until.tv_sec += until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
+	until = hv_worker_deadline(ROUND_DEADLINE_MS);
 	pthread_mutex_lock(&round_lock);
 	while (!r->done && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&round_done, &round_lock, &until);

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "hvguard.h"
+#include "worker.h"
 
 uint64_t hv_now_ns(clockid_t id)
 {
@@ -90,12 +90,7 @@ static atomic_ullong args_timeouts;
 
 static void read_init(void)
 {
-	pthread_condattr_t a;
-
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&read_done, &a);
-	pthread_condattr_destroy(&a);
+	hv_worker_cond_init(&read_done);
 }
 
 /* Under read_lock. */
@@ -124,24 +119,6 @@ static void *args_reader(void *arg)
 	return NULL;
 }
 
-static int start_reader(struct args_read *r)
-{
-	sigset_t all, old;
-	pthread_attr_t at;
-	pthread_t t;
-	int err;
-
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&at, 64 * 1024);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	err = pthread_create(&t, &at, args_reader, r);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&at);
-	return -err;
-}
-
 /* pid's command line into buf (ARGS_MAX bytes): its length, -1 if unreadable,
  * -ETIMEDOUT if the read did not answer in time (or could not be tried). */
 static ssize_t read_args(int pid, char *buf)
@@ -159,14 +136,11 @@ static ssize_t read_args(int pid, char *buf)
 	pthread_mutex_lock(&read_lock);
 	n = slow_readers >= SLOW_READERS ? -ETIMEDOUT : 0;
 	pthread_mutex_unlock(&read_lock);
-	if (n || start_reader(r)) {
+	if (n || hv_worker_start(args_reader, r, 64 * 1024)) {
 		free(r);
 		return n ?: -1;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += HV_PROC_ARGS_DEADLINE_MS * 1000000L;
-	until.tv_sec += until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
+	until = hv_worker_deadline(HV_PROC_ARGS_DEADLINE_MS);
 	pthread_mutex_lock(&read_lock);
 	while (!r->done && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&read_done, &read_lock, &until);
