@@ -137,6 +137,8 @@ struct proc_status {
 	char state;
 	int tgid;
 	int tracer;
+	int seccomp;
+	unsigned long long shdpnd, sigpnd; /* pending signals, shared and the thread's */
 };
 
 static int read_status(int pid, struct proc_status *ps)
@@ -156,6 +158,12 @@ static int read_status(int pid, struct proc_status *ps)
 			sscanf(line + 5, "%d", &ps->tgid);
 		else if (!strncmp(line, "TracerPid:", 10))
 			sscanf(line + 10, "%d", &ps->tracer);
+		else if (!strncmp(line, "Seccomp:", 8))
+			sscanf(line + 8, "%d", &ps->seccomp);
+		else if (!strncmp(line, "ShdPnd:", 7))
+			sscanf(line + 7, "%llx", &ps->shdpnd);
+		else if (!strncmp(line, "SigPnd:", 7))
+			sscanf(line + 7, "%llx", &ps->sigpnd);
 	}
 	fclose(f);
 	return ps->state ? 0 : -ESRCH;
@@ -300,28 +308,18 @@ static int seize_error(int pid, int seize_errno, char *err, size_t errlen)
 /* compel_wait_task()'s view of the task, read as compel_stop_task() does. */
 static int seize_status(int pid, struct seize_task_status *ss, void *data)
 {
-	char path[64], line[128];
-	FILE *f;
+	struct proc_status ps;
 
 	(void)data;
 	memset(ss, 0, sizeof(*ss));
 	ss->ppid = -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "re");
-	if (!f)
+	if (read_status(pid, &ps))
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "State:", 6))
-			sscanf(line + 6, " %c", &ss->state);
-		else if (!strncmp(line, "Seccomp:", 8))
-			sscanf(line + 8, "%d", &ss->seccomp_mode);
-		else if (!strncmp(line, "ShdPnd:", 7))
-			sscanf(line + 7, "%llx", &ss->shdpnd);
-		else if (!strncmp(line, "SigPnd:", 7))
-			sscanf(line + 7, "%llx", &ss->sigpnd);
-	}
-	fclose(f);
-	return ss->state ? 0 : -1;
+	ss->state = ps.state;
+	ss->seccomp_mode = ps.seccomp;
+	ss->shdpnd = ps.shdpnd;
+	ss->sigpnd = ps.sigpnd;
+	return 0;
 }
 
 /*
