@@ -113,7 +113,10 @@ debian_build_initramfs() { # kernel-dir out init mod...
 	done < <(debian_kernel_modules "$kdir" "$@")
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp" || return 1
 	mv "$out.tmp" "$out"
-	echo "$stamp" >"$out.stamp"
+	# By rename, as the image: a cache shared by hard links (a second
+	# checkout seeded from this one) must never pair a new stamp with the
+	# other tree's old image.
+	echo "$stamp" >"$out.stamp.tmp" && mv "$out.stamp.tmp" "$out.stamp"
 	rm -rf "$root"
 }
 
