@@ -481,6 +481,56 @@ static __always_inline void emit_guest_write(__u64 kvm, struct hv_clock_vm *vm, 
 		emit_tsc_write(HV_CLOCK_EV_GUEST_TSC_WRITE, kvm, vm, vcpu, before, after);
 }
 
+/* One VM of the VMM tgid goes back to its quotas (never below zero: its
+ * exit may be returning them all at this moment). */
+static __always_inline void vm_quota_return_one(__u32 tgid)
+{
+	struct hv_clock_vmm *vmm = bpf_map_lookup_elem(&hv_clock_vmms, &tgid);
+	__u32 all = HV_UID_ALL_NON_ROOT, n, seen;
+	__u64 *c;
+
+	if (!vmm)
+		return;
+	n = vmm->vms;
+	for (int i = 0; i < 4 && n; i++) {
+		seen = __sync_val_compare_and_swap(&vmm->vms, n, n - 1);
+		if (seen == n)
+			goto taken;
+		n = seen;
+	}
+	return;
+taken:
+	if (!vmm->uid)
+		return;
+	c = bpf_map_lookup_elem(&hv_clock_owners, &vmm->uid);
+	if (c)
+		__sync_fetch_and_sub(c, 1);
+	c = bpf_map_lookup_elem(&hv_clock_owners, &all);
+	if (c)
+		__sync_fetch_and_sub(c, 1);
+}
+
+/*
+ * A new VM at a destroyed one's address (struct kvm is vmalloc'd), before
+ * the daemon's reclaim saw the old one go: the old one is said destroyed,
+ * and given back to its VMM's quotas when that is another process (the
+ * same process keeps the count for its new VM).
+ */
+static __always_inline void say_replaced(__u64 kvm, struct hv_clock_vm *old, __u32 tgid)
+{
+	struct hv_clock_event *e = reserve_info(HV_CLOCK_EV_VM_DESTROYED, kvm, old, -1);
+
+	if (e) {
+		if (e->pid != old->owner_tgid) /* the daemon names the old owner */
+			__builtin_memset(e->comm, 0, sizeof(e->comm));
+		e->pid = old->owner_tgid;
+		e->destroyed.seen_by = HV_DESTROYED_NEW_VM;
+		bpf_ringbuf_submit(e, 0);
+	}
+	if (old->owner_tgid != tgid)
+		vm_quota_return_one(old->owner_tgid);
+}
+
 /* A new VM state, replacing whatever stale one had the same key; says so
  * with a vm-new event (at KVM_CREATE_VM on the syscall tier, at the first
  * vCPU's creation on the kvm-tracepoints tier). */
@@ -570,6 +620,8 @@ static __always_inline struct hv_clock_vm *vm_init(__u64 kvm)
 	 * already counted; any other takes one VM of the quotas. */
 	if ((!vm || vm->owner_tgid != tgid) && !vm_quota_take(kvm))
 		return NULL;
+	if (vm)
+		say_replaced(kvm, vm, tgid);
 	if (bpf_map_update_elem(&hv_clock_vms, &kvm, &zero_vm, BPF_ANY)) {
 		__sync_fetch_and_add(&map_full[HV_CLOCK_MAP_VMS], 1);
 		return NULL;
@@ -1115,6 +1167,19 @@ static __always_inline bool arrival_write(const struct kvm_call *c, __s64 writte
 	return next - before > second;
 }
 
+/*
+ * Is this KVM's write at the creation of a VM's first vCPU (index 0, given
+ * once per VM)? Then a state already under this struct kvm * with vCPUs
+ * of its own is a destroyed VM's whose VMM lived on and got a new VM at
+ * the same address: it must not be taken for the new one's history.
+ */
+static __always_inline bool first_vcpu_created(const struct kvm_call *c)
+{
+	struct kvm_vcpu *vcpu = c->vcpu; /* (not our struct inside a CO-RE read) */
+
+	return c->cmd == HV_KVM_CREATE_VCPU && BPF_CORE_READ(vcpu, vcpu_idx) == 0;
+}
+
 static __always_inline void mark_arriving(struct hv_clock_vm *vm)
 {
 	vm->migrated_in_ns = bpf_ktime_get_boot_ns();
@@ -1137,6 +1202,8 @@ int BPF_PROG(hv_clock_write_tsc_offset, unsigned int vcpu_id, __u64 previous, __
 		return 0;
 	}
 	vm = vm_get(c.kvm);
+	if (vm && vm->nr_vcpus && first_vcpu_created(&c))
+		vm = vm_init(c.kvm); /* a new VM at a destroyed one's address */
 	if (!vm)
 		return 0;
 	slot = vcpu_slot(vm, vcpu_id);
@@ -1587,6 +1654,86 @@ int hv_clock_resync(struct bpf_raw_tracepoint_args *ctx)
 	resync_offset = read_kvmclock_offset(kvm);
 	vm->seen_offset = resync_offset;
 	resync_found = 1;
+	return 0;
+}
+
+/* --- VMs destroyed while their VMM lives on --------------------------------
+ *
+ * No hook of any tier sees a VM's destruction, and a VMM may close a VM and
+ * live on (or create VMs one after another for days): its VMs' state would
+ * hold the table and its quota until it exits. KVM keeps every live VM on
+ * its vm_list, from before the VM's fd is installed until early in its
+ * destruction; so a struct kvm whose list successor does not point back at
+ * it is destroyed (its memory freed, unmapped, or reused). Three tries: a
+ * neighbour unlinked between our two reads fails one.
+ */
+static __always_inline bool vm_linked(__u64 kvm_ptr)
+{
+	struct kvm *kvm = (struct kvm *)kvm_ptr;
+	struct list_head *node = &kvm->vm_list, *next, *back;
+
+	for (int i = 0; i < 3; i++) {
+		if (bpf_probe_read_kernel(&next, sizeof(next), &node->next))
+			return false; /* unmapped: freed */
+		if (!bpf_probe_read_kernel(&back, sizeof(back), &next->prev) && back == node)
+			return true;
+	}
+	return false;
+}
+
+/* Run by the daemon (never attached): which tracked VMs are destroyed. */
+__u64 dead_keys[HV_RECLAIM_BATCH] = {};
+__u64 dead_ids[HV_RECLAIM_BATCH] = {};
+__u32 dead_count = 0; /* all found; the first HV_RECLAIM_BATCH listed */
+
+static long find_dead_cb(struct bpf_map *map, __u64 *key, struct hv_clock_vm *vm, void *ctx)
+{
+	__u32 n = dead_count;
+
+	if (vm_linked(*key))
+		return 0;
+	if (n < HV_RECLAIM_BATCH) {
+		dead_keys[n % HV_RECLAIM_BATCH] = *key;
+		dead_ids[n % HV_RECLAIM_BATCH] = vm->id;
+	}
+	dead_count = n + 1;
+	return 0;
+}
+
+SEC("raw_tp")
+int hv_clock_find_dead(void *ctx)
+{
+	dead_count = 0;
+	bpf_for_each_map_elem(&hv_clock_vms, find_dead_cb, NULL, 0);
+	return 0;
+}
+
+/*
+ * Run by the daemon (args[0] = struct kvm *, args[1] = the VM's id as
+ * hv_clock_find_dead saw it): forgets the VM if it is still that one and
+ * still destroyed, and gives it back to its VMM's quotas. The daemon has
+ * read what it reports of the VM before.
+ */
+__u32 reclaim_result = 0; /* enum hv_reclaim_result */
+
+SEC("raw_tp")
+int hv_clock_reclaim(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 kvm = ctx->args[0];
+	struct hv_clock_vm *vm = bpf_map_lookup_elem(&hv_clock_vms, &kvm);
+
+	reclaim_result = HV_RECLAIM_GONE;
+	if (!vm || vm->id != ctx->args[1])
+		return 0;
+	if (vm_linked(kvm)) {
+		reclaim_result = HV_RECLAIM_ALIVE;
+		return 0;
+	}
+	if (__sync_fetch_and_and(&vm->flags, ~VM_F_OFFSETS_DIRTY) & VM_F_OFFSETS_DIRTY)
+		__sync_fetch_and_sub(&dirty_vms, 1);
+	vm_quota_return_one(vm->owner_tgid);
+	bpf_map_delete_elem(&hv_clock_vms, &kvm);
+	reclaim_result = HV_RECLAIM_DONE;
 	return 0;
 }
 

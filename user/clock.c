@@ -232,6 +232,7 @@ static const char *const info_names[] = {
     [HV_CLOCK_EV_PROC_EXEC] = "vmm-exec",
     [HV_CLOCK_EV_GUEST_TSC_SUMMARY] = "guest-tsc-writes",
     [HV_CLOCK_EV_VM_UNTRACKED] = "vm-untracked",
+    [HV_CLOCK_EV_VM_DESTROYED] = "vm-destroyed",
 };
 
 static const char *const quota_names[HV_QUOTA_COUNT] = {
@@ -324,6 +325,13 @@ static void handle_info(struct hv_ctx *ctx, const struct hv_clock_event *e, cons
 		break;
 	case HV_CLOCK_EV_VM_UNTRACKED:
 		describe_untracked(e, comm, o);
+		break;
+	case HV_CLOCK_EV_VM_DESTROYED:
+		hv_json_add_str(o, "seen_by",
+				e->destroyed.seen_by == HV_DESTROYED_NEW_VM ? "new-vm" : "reclaim");
+		if (ctx->opts.verbose)
+			hv_log(ctx, "info vm-destroyed %s[%u] vm %llu: its VMM lives on", comm,
+			       e->pid, (unsigned long long)e->vm_id);
 		break;
 	default:
 		if (ctx->opts.verbose)
@@ -469,6 +477,89 @@ static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm, uint64
 	return dirty;
 }
 
+/* A VM destroyed while its VMM lives on: said, like a VMM's exit. */
+static void say_destroyed(struct hv_ctx *ctx, __u64 key, const struct hv_clock_vm *vm)
+{
+	struct hv_clock_event e = {
+	    .type = HV_CLOCK_EV_VM_DESTROYED,
+	    .pid = vm->owner_tgid,
+	    .vm_key = key,
+	    .vm_id = vm->id,
+	    .vcpu = -1,
+	    .ts_ns = hv_now_ns(CLOCK_BOOTTIME),
+	    .destroyed.seen_by = HV_DESTROYED_RECLAIM,
+	};
+	char comm[17] = "?";
+
+	hv_proc_comm((int)e.pid, comm, sizeof(comm));
+	flood_tail(ctx, key, vm, comm);
+	hv_mig_vm_gone(ctx, key, vm, e.ts_ns, comm, "vm-destroyed");
+	handle_info(ctx, &e, comm, NULL);
+}
+
+static int run_reclaim_prog(struct bpf_program *prog, __u64 key, __u64 id)
+{
+	__u64 args[2] = {key, id};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = args, .ctx_size_in = sizeof(args));
+
+	return bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) ? -errno : 0;
+}
+
+/*
+ * Forget the VMs destroyed while their VMM lives on (clock.bpf.c: no hook
+ * sees a destruction, the kernel's list of live VMs tells). Every
+ * HV_RECLAIM_PERIOD_MS, and at once when a quota or the table refused a VM
+ * since the last pass. Exits and execs go first (the ring is read before):
+ * their VMs are departures of that VMM, said as such.
+ */
+static struct {
+	__u64 vms, failed;
+} reclaim;
+
+static void reclaim_destroyed(struct hv_ctx *ctx)
+{
+	static uint64_t next_ns;
+	static __u64 pressure_seen;
+	struct clock_bpf__bss *b = skel->bss;
+	int vms = bpf_map__fd(skel->maps.hv_clock_vms);
+	uint64_t now = hv_now_ns(CLOCK_MONOTONIC);
+	__u64 pressure = b->map_full[HV_CLOCK_MAP_VMS];
+	unsigned n, reclaimed = 0;
+	struct hv_clock_vm vm;
+
+	for (int q = 0; q < HV_QUOTA_COUNT; q++)
+		pressure += b->quota_refused[q];
+	if (now < next_ns && pressure == pressure_seen)
+		return;
+	next_ns = now + HV_RECLAIM_PERIOD_MS * 1000000ull;
+	pressure_seen = pressure;
+	ring_buffer__consume(ctx->rb);
+	if (run_reclaim_prog(skel->progs.hv_clock_find_dead, 0, 0)) {
+		if (!reclaim.failed++)
+			hv_warn("cannot look for destroyed VMs (%s): their state stays until their "
+				"VMM exits (hvguard_vms_reclaim_failed_total counts)",
+				strerror(errno));
+		return;
+	}
+	n = b->dead_count < HV_RECLAIM_BATCH ? b->dead_count : HV_RECLAIM_BATCH;
+	for (unsigned i = 0; i < n; i++) {
+		__u64 key = b->dead_keys[i];
+
+		if (bpf_map_lookup_elem(vms, &key, &vm) || vm.id != b->dead_ids[i] ||
+		    run_reclaim_prog(skel->progs.hv_clock_reclaim, key, vm.id) ||
+		    b->reclaim_result != HV_RECLAIM_DONE)
+			continue;
+		say_destroyed(ctx, key, &vm);
+		reclaimed++;
+	}
+	if (b->dead_count > n) /* the rest at the next turn */
+		next_ns = 0;
+	if (!reclaimed)
+		return;
+	reclaim.vms += reclaimed;
+	sweep_vcpus(vms, bpf_map__fd(skel->maps.hv_clock_vcpus));
+}
+
 static int clock_ring_event(void *data_ctx, void *data, size_t len)
 {
 	struct hv_ctx *ctx = data_ctx;
@@ -480,6 +571,8 @@ static int clock_ring_event(void *data_ctx, void *data, size_t len)
 	if (len < sizeof(*e))
 		return 0;
 	memcpy(comm, e->comm, sizeof(e->comm));
+	if (!comm[0] && e->pid)
+		hv_proc_comm((int)e->pid, comm, sizeof(comm));
 	if (e->pid)
 		rc = hv_proc_vm_name(e->pid, vm_name, sizeof(vm_name));
 	if (!rc || rc == -ETIMEDOUT) /* a VMM whose /proc/PID/cmdline hangs */
@@ -609,6 +702,8 @@ static int load_tier(struct hv_ctx *ctx, enum hv_clock_tier tier, char *why, siz
 	bpf_program__set_autoload(skel->progs.hv_clock_vm_ioctl, fentry);
 	bpf_program__set_autoload(skel->progs.hv_clock_vm_ioctl_ret, fentry);
 	bpf_program__set_autoattach(skel->progs.hv_clock_resync, false);
+	bpf_program__set_autoattach(skel->progs.hv_clock_find_dead, false);
+	bpf_program__set_autoattach(skel->progs.hv_clock_reclaim, false);
 	if (syscalls && !tracepoint_exists("syscalls/sys_enter_ioctl")) {
 		snprintf(why, len,
 			 "the kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)");
@@ -819,6 +914,9 @@ static void clock_poll(struct hv_ctx *ctx)
 	report_args_timeouts(ctx);
 	report_alerts_missed(ctx);
 	report_quotas(ctx);
+	reclaim_destroyed(ctx);
+	hv_metric_set(ctx->metrics, HV_METRIC_VMS_RECLAIMED, "", reclaim.vms);
+	hv_metric_set(ctx->metrics, HV_METRIC_VMS_RECLAIM_FAILED, "", reclaim.failed);
 	hv_metric_set(ctx->metrics, HV_METRIC_GUEST_TSC_WRITES_SUPPRESSED, "",
 		      b->guest_writes_suppressed);
 	hv_metric_set(ctx->metrics, HV_METRIC_MIGRATION_ARRIVALS_DEMOTED, "", b->arrivals_demoted);
@@ -837,6 +935,7 @@ static void clock_summary(struct hv_ctx *ctx, struct json_object *summary)
 	(void)ctx;
 	hv_json_add_str(o, "hooks", hv_clock_family.hooks);
 	hv_json_add_int(o, "vms", count_vms());
+	hv_json_add_uint(o, "vms_reclaimed", reclaim.vms);
 	hv_json_add_uint(o, "kvm_ioctls", b->kvm_ioctls_seen);
 	hv_json_add_uint(o, "pvclock_updates", b->pvclock_updates_seen);
 	hv_json_add_uint(o, "tsc_offset_writes", b->tsc_writes_seen);

@@ -50,6 +50,12 @@ const struct hv_metric_def hv_metric_defs[HV_METRIC_COUNT] = {
 	    "quota of the VM table."),
     COUNTER(HV_METRIC_MAP_FULL, "hvguard_map_full_total",
 	    "Inserts refused because a BPF map was full: what was not tracked."),
+    COUNTER(HV_METRIC_VMS_RECLAIMED, "hvguard_vms_reclaimed_total",
+	    "VMs destroyed while their VMM lived on, whose state and quota "
+	    "hvguard took back."),
+    COUNTER(HV_METRIC_VMS_RECLAIM_FAILED, "hvguard_vms_reclaim_failed_total",
+	    "Passes that could not look for destroyed VMs (their state stays "
+	    "until their VMM exits)."),
     COUNTER(HV_METRIC_ALERTS_MISSED, "hvguard_alerts_missed_total",
 	    "Violations decided in the kernel whose alert found no room in the "
 	    "alert ring: not reported, not corrected."),

@@ -94,6 +94,16 @@ enum hv_clock_quota {
 	HV_QUOTA_COUNT,
 };
 
+/* The daemon's reclaim of VMs destroyed while their VMM lives on: dead VMs
+ * listed per pass (more wait for the next), and what one reclaim did. */
+#define HV_RECLAIM_BATCH     64
+#define HV_RECLAIM_PERIOD_MS 5000
+enum hv_reclaim_result {
+	HV_RECLAIM_GONE = 0, /* no such VM any more (or a new one at its key) */
+	HV_RECLAIM_ALIVE,    /* linked again: never forgotten */
+	HV_RECLAIM_DONE,     /* forgotten, its quota given back */
+};
+
 /* hv_clock_vmms: a VMM process, its VMs tracked and its user. */
 struct hv_clock_vmm {
 	__u32 vms;
@@ -115,8 +125,9 @@ enum hv_clock_event_type {
 	HV_CLOCK_EV_PROC_EXIT,	       /* a VMM process ended: its VMs are gone */
 	HV_CLOCK_EV_GUEST_TSC_SUMMARY, /* guest TSC writes counted, not sent one by one */
 	HV_CLOCK_EV_VM_UNTRACKED,      /* a VMM's VM is over a quota */
-	HV_CLOCK_EV_ARRIVAL,   /* first guest entry of a VM whose TSC was set before it ran */
-	HV_CLOCK_EV_PROC_EXEC, /* a VMM exec'd (CPR's cpr-exec) */
+	HV_CLOCK_EV_ARRIVAL,	  /* first guest entry of a VM whose TSC was set before it ran */
+	HV_CLOCK_EV_PROC_EXEC,	  /* a VMM exec'd (CPR's cpr-exec) */
+	HV_CLOCK_EV_VM_DESTROYED, /* (the daemon's own) a VM gone while its VMM lives on */
 };
 
 /*
@@ -232,6 +243,16 @@ struct hv_clock_ev_vmm {
 	__s64 tgid;
 };
 
+/* HV_CLOCK_EV_VM_DESTROYED: who saw the VM go. */
+enum hv_destroyed_by {
+	HV_DESTROYED_RECLAIM = 0, /* the daemon's pass found it off KVM's list */
+	HV_DESTROYED_NEW_VM,	  /* a new VM of its VMM took its address first */
+};
+
+struct hv_clock_ev_destroyed {
+	__s64 seen_by; /* enum hv_destroyed_by */
+};
+
 enum hv_clock_freeze {
 	HV_NOT_FROZEN = 0,
 	HV_FROZEN,	      /* stopped: the daemon corrects, then lets it go */
@@ -261,6 +282,7 @@ struct hv_clock_event {
 		struct hv_clock_ev_resume resume;
 		struct hv_clock_ev_untracked untracked;
 		struct hv_clock_ev_vmm vmm;
+		struct hv_clock_ev_destroyed destroyed;
 	};
 	char comm[16];
 };

@@ -115,6 +115,7 @@
 /* guest-tsc-flood: TSC writes per batch (between two I/O exits). */
 #define FLOOD_BATCH	 1000
 #define FLOOD_MS_DEFAULT 5000
+#define CHURN_DEFAULT	 100
 
 #define MSR_IA32_TSC		0x10
 #define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
@@ -256,6 +257,7 @@ struct opts {
 	uint64_t cycles;
 	uint64_t hold_ms;
 	uint64_t flood_ms;
+	uint64_t churn;		 /* OP_CHURN: VMs created after the first */
 	uint64_t vcpu_id_stride; /* vCPU i gets KVM id i * stride (default 1) */
 	int64_t tsc_delta;
 	const char *traced_as; /* a tracer child that names itself so */
@@ -349,6 +351,7 @@ enum op {
 	OP_RESTORE_TSC,		 /* --how: TSC MSR = saved, or TSC_OFFSET = source's */
 	OP_RESTORE_CLOCK,	 /* --how: SET_CLOCK{saved, 0} + KVMCLOCK_CTRL, or REALTIME */
 	OP_RESTORE_RUN,		 /* first run; print what the guest saw */
+	OP_CHURN,		 /* --churn N times: close the VM, create it anew, run */
 	OP_PAUSE_CYCLES,	 /* --cycles x: stop, sleep, resume, run, report */
 	OP_EXIT_MIDPAUSE,	 /* stop, sleep, report, exit(0) while paused */
 	OP_COUNT,
@@ -526,6 +529,13 @@ static const struct scenario scenarios[] = {
 	.help = "QEMU stop, then exit(0) without resuming",
 	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_EXIT_MIDPAUSE},
 	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+    },
+    {
+	.name = "vm-churn",
+	.help = "--churn N VMs (default 100) one after another in one process, then stop/cont",
+	.script = {OP_SET_TSC_KHZ_CUR, OP_QEMU_MSRS, OP_RUN, OP_CHURN, OP_PAUSE_CYCLES},
+	.stop = {OP_GET_TSC, OP_GET_CLOCK},
+	.resume = {OP_SET_CLOCK, OP_KVMCLOCK_CTRL},
     },
     {
 	.name = "hold-vms",
@@ -848,6 +858,17 @@ static int vcpu_create(struct ctx *c, struct vm *vm, int id)
 	v->run = run;
 	v->pvti = (volatile struct pvti *)(vm->mem + pvti_gpa(id));
 	return vcpu_set_state(c, vm, v, GUEST_ENTRY);
+}
+
+/* No fd, no memory: what vm_destroy() may be called on. */
+static void vm_reset(struct vm *vm)
+{
+	int j;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->fd = -1;
+	for (j = 0; j < MAX_VCPUS; j++)
+		vm->vcpus[j].fd = -1;
 }
 
 static int vm_create(struct ctx *c, struct vm *vm, int index)
@@ -1625,6 +1646,28 @@ static int migrate_prepare_restore(struct ctx *c)
 
 typedef int (*vm_op_fn)(struct ctx *c, struct vm *vm);
 
+/*
+ * A VMM that lives on while its VMs come and go: each VM is closed (the
+ * kernel destroys it, the process goes on) and a new one set up and run,
+ * --churn times, as a long-lived VMM or a test harness does.
+ */
+static int op_churn(struct ctx *c, struct vm *vm)
+{
+	int index = vm->index;
+	uint64_t k;
+
+	for (k = 0; k < c->opt.churn; k++) {
+		vm_destroy(c, vm);
+		vm_reset(vm);
+		if (vm_create(c, vm, index) || op_set_tsc_khz_cur(c, vm) || op_qemu_msrs(c, vm) ||
+		    op_run(c, vm))
+			return -1;
+	}
+	printf("{\"type\":\"churned\",\"pid\":%d,\"vm\":%d,\"vms\":%" PRIu64 "}\n", getpid(), index,
+	       c->opt.churn + 1);
+	return 0;
+}
+
 static const vm_op_fn vm_ops[OP_COUNT] = {
     [OP_RUN] = op_run,
     [OP_SET_TSC_KHZ_CUR] = op_set_tsc_khz_cur,
@@ -1653,6 +1696,7 @@ static const vm_op_fn vm_ops[OP_COUNT] = {
     [OP_RESTORE_TSC] = op_restore_tsc,
     [OP_RESTORE_CLOCK] = op_restore_clock,
     [OP_RESTORE_RUN] = op_restore_run,
+    [OP_CHURN] = op_churn,
 };
 
 static int run_list(struct ctx *c, struct vm *vm, const enum op *list)
@@ -1814,6 +1858,7 @@ static void usage(FILE *f)
 		"                    sparse, and past the 256 of hvguard's record)\n"
 		"  --tsc-delta C     guest-tsc-write: write rdtsc + C (default 0)\n"
 		"  --flood-ms N      guest-tsc-flood: how long the guest writes (default %d)\n"
+		"  --churn N         vm-churn: VMs closed and created anew (default %d)\n"
 		"  --vcpu-id-stride S  vCPU i gets KVM id i*S (sparse ids, as APIC ids are)\n"
 		"  --traced-as NAME  run ptraced by a child that names itself NAME\n"
 		"  --state FILE      migrate-*: the saved state, written or read\n"
@@ -1826,7 +1871,7 @@ static void usage(FILE *f)
 		"  --save-to FILE    migrate-restore: then migrate-save to FILE (migrate again)\n"
 		"  N                 many-vms, hold-vms: number of VMs (default %d)\n"
 		"  --list            list the scenarios\n",
-		MAX_VCPUS, FLOOD_MS_DEFAULT, MIGRATE_RUN_MS, MANY_VMS_DEFAULT);
+		MAX_VCPUS, FLOOD_MS_DEFAULT, CHURN_DEFAULT, MIGRATE_RUN_MS, MANY_VMS_DEFAULT);
 }
 
 static void list_scenarios(void)
@@ -1890,7 +1935,8 @@ enum {
 	OPT_TSC_SKEW,
 	OPT_RUN_MS,
 	OPT_SAVE_TO,
-	OPT_EXEC_RESTORE
+	OPT_EXEC_RESTORE,
+	OPT_CHURN
 };
 
 static const struct option long_opts[] = {
@@ -1911,6 +1957,7 @@ static const struct option long_opts[] = {
     {"run-ms", required_argument, NULL, OPT_RUN_MS},
     {"save-to", required_argument, NULL, OPT_SAVE_TO},
     {"exec-restore", no_argument, NULL, OPT_EXEC_RESTORE},
+    {"churn", required_argument, NULL, OPT_CHURN},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -1924,6 +1971,7 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 	c->opt.pause_ms = 1000;
 	c->opt.cycles = 1;
 	c->opt.flood_ms = FLOOD_MS_DEFAULT;
+	c->opt.churn = CHURN_DEFAULT;
 	c->opt.vcpu_id_stride = 1;
 	while ((o = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (o) {
@@ -1957,6 +2005,10 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 			break;
 		case OPT_FLOOD:
 			if (parse_u64("--flood-ms", optarg, 1, 3600000, &c->opt.flood_ms))
+				return -1;
+			break;
+		case OPT_CHURN:
+			if (parse_u64("--churn", optarg, 1, 100000, &c->opt.churn))
 				return -1;
 			break;
 		case OPT_LAST_VCPU_ID:
@@ -2028,7 +2080,7 @@ static int parse_opts(struct ctx *c, int argc, char **argv)
 
 static int setup(struct ctx *c)
 {
-	int i, j, r;
+	int i, r;
 
 	c->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (c->kvm_fd < 0)
@@ -2041,11 +2093,8 @@ static int setup(struct ctx *c)
 	if (!c->vms)
 		return sys_fail("calloc");
 	/* Before any VM exists, so that cleanup after a failure closes no fd 0. */
-	for (i = 0; i < c->nvms; i++) {
-		c->vms[i].fd = -1;
-		for (j = 0; j < MAX_VCPUS; j++)
-			c->vms[i].vcpus[j].fd = -1;
-	}
+	for (i = 0; i < c->nvms; i++)
+		vm_reset(&c->vms[i]);
 	for (i = 0; i < c->nvms; i++)
 		if (vm_create(c, &c->vms[i], i))
 			return -1;
