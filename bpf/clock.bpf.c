@@ -481,6 +481,16 @@ static __always_inline void emit_guest_write(__u64 kvm, struct hv_clock_vm *vm, 
 		emit_tsc_write(HV_CLOCK_EV_GUEST_TSC_WRITE, kvm, vm, vcpu, before, after);
 }
 
+/* The VM's host TSC writes need no mismatch check (any more): false when
+ * none was pending. */
+static __always_inline bool vm_clear_dirty(struct hv_clock_vm *vm)
+{
+	if (!(__sync_fetch_and_and(&vm->flags, ~VM_F_OFFSETS_DIRTY) & VM_F_OFFSETS_DIRTY))
+		return false;
+	__sync_fetch_and_sub(&dirty_vms, 1);
+	return true;
+}
+
 /* One VM of the VMM tgid goes back to its quotas (never below zero: its
  * exit may be returning them all at this moment). */
 static __always_inline void vm_quota_return_one(__u32 tgid)
@@ -529,6 +539,7 @@ static __always_inline void say_replaced(__u64 kvm, struct hv_clock_vm *old, __u
 	}
 	if (old->owner_tgid != tgid)
 		vm_quota_return_one(old->owner_tgid);
+	vm_clear_dirty(old);
 }
 
 /* A new VM state, replacing whatever stale one had the same key; says so
@@ -775,9 +786,8 @@ static __always_inline void check_mismatch(__u64 kvm)
 	struct hv_clock_event *e;
 	__u32 zero = 0;
 
-	if (!vm || !(__sync_fetch_and_and(&vm->flags, ~VM_F_OFFSETS_DIRTY) & VM_F_OFFSETS_DIRTY))
+	if (!vm || !vm_clear_dirty(vm))
 		return;
-	__sync_fetch_and_sub(&dirty_vms, 1);
 	if (!rule_on(HV_RULE_VCPU_TSC_MISMATCH))
 		return;
 	r = bpf_map_lookup_elem(&hv_clock_mismatch, &zero);
@@ -1729,8 +1739,7 @@ int hv_clock_reclaim(struct bpf_raw_tracepoint_args *ctx)
 		reclaim_result = HV_RECLAIM_ALIVE;
 		return 0;
 	}
-	if (__sync_fetch_and_and(&vm->flags, ~VM_F_OFFSETS_DIRTY) & VM_F_OFFSETS_DIRTY)
-		__sync_fetch_and_sub(&dirty_vms, 1);
+	vm_clear_dirty(vm);
 	vm_quota_return_one(vm->owner_tgid);
 	bpf_map_delete_elem(&hv_clock_vms, &kvm);
 	reclaim_result = HV_RECLAIM_DONE;
