@@ -21,9 +21,13 @@
  * "kill", which stops the process but cannot stop the call already entered.
  */
 #include "hvguard.bpf.h"
+#include "hvguard/xen.h"
 
-static __always_inline long hv_xen_read_user(void *dst, __u32 size, __u64 uptr)
+/* Every program here reads without faulting (none is sleepable). */
+static __always_inline long hv_xen_read_user(void *dst, __u32 size, __u64 uptr,
+					     enum hv_xen_reader rd)
 {
+	(void)rd;
 	return bpf_probe_read_user(dst, size, (const void *)uptr);
 }
 
