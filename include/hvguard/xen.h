@@ -271,6 +271,9 @@ enum hv_xen_stat {
 	/* Calls a rule could not fully check, by cause (whatever the action). */
 	HV_XEN_STAT_UNCHECKED_UNREADABLE,
 	HV_XEN_STAT_UNCHECKED_TRUNCATED,
+	/* A deny program without scratch to decode a call in: refused where
+	 * any rule denies, undecoded. */
+	HV_XEN_STAT_NO_SCRATCH,
 	HV_XEN_STAT_COUNT,
 };
 
