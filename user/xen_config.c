@@ -188,6 +188,28 @@ fail:
 	return err;
 }
 
+/* The mechanism --xen-deny asked for, alone: an error where it does not
+ * load (BPF LSM's programs also where BPF LSM is not active, since they
+ * would attach and never run). */
+static int load_forced_deny(struct hv_ctx *ctx)
+{
+	enum hv_xen_enforcement enf = ENF_LSM_SLEEPABLE;
+	char why[160];
+	int err;
+
+	while (enf < ENF_KILL_FALLBACK && strcmp(ctx->opts.xen_deny, hv_xen_deny_name(enf)))
+		enf++;
+	if (enf != ENF_FMOD_RET && !bpf_lsm_active(why, sizeof(why))) {
+		hv_err("xen: --xen-deny %s: %s", ctx->opts.xen_deny, why);
+		return -EOPNOTSUPP;
+	}
+	err = open_and_load(ctx, enf);
+	if (err)
+		hv_err("xen: --xen-deny %s: the kernel refused its programs (%s)",
+		       ctx->opts.xen_deny, strerror(-err));
+	return err;
+}
+
 /* Loads with the best way to deny this host offers: BPF LSM where it is
  * active (an attached LSM program of an inactive BPF LSM never runs, so the
  * attach proves nothing: /sys/kernel/security/lsm decides), its file_ioctl
@@ -202,6 +224,8 @@ static int load_with_deny(struct hv_ctx *ctx)
 
 	if (!hv_xen_rules_want_deny(ctx->rules))
 		return open_and_load(ctx, ENF_NONE);
+	if (ctx->opts.xen_deny)
+		return load_forced_deny(ctx);
 	if (bpf_lsm_active(lsm_why, sizeof(lsm_why))) {
 		err = open_and_load(ctx, ENF_LSM_SLEEPABLE);
 		if (!err)
