@@ -11,7 +11,7 @@
 #   HVGHOOKS PHASE perf|links|deny-progs JSON  where hvguard's programs are attached
 #   HVGMOD  PHASE LABEL rc=N            a module (un)load and how it ended
 # Usage: dom0.sh HVGUARD XENOPS PHASE...
-#   phases: alert kill deny deny-mmap fallback, each as NAME/TIER to run it
+#   phases: alert kill deny deny-nosleep deny-mmap fallback, each as NAME/TIER to run it
 #   on a hook tier (NAME/fentry lets hvguard choose, which must be fentry;
 #   NAME/syscalls forces --xen-hooks syscalls); modules; bench
 set -u
@@ -234,6 +234,11 @@ for phase in "$@"; do
 	alert) phase_alert ;;
 	kill) phase_enforce "$RULES/kill.yaml" ;;
 	deny | fallback) phase_enforce "$RULES/deny.yaml" ;;
+	# deny with BPF LSM's non-sleepable file_ioctl program, forced
+	deny-nosleep)
+		HOOKS+=(--xen-deny bpf-lsm)
+		phase_enforce "$RULES/deny.yaml"
+		;;
 	deny-mmap) phase_deny_mmap ;;
 	modules) phase_modules ;;
 	bench) phase_bench ;;

@@ -14,7 +14,9 @@
 #                              and getppid calls)
 #
 # Boots: "main" with BPF LSM active (alert, kill, deny and deny-mmap phases;
-# deny through a sleepable file_ioctl program, which Linux 6.1 allows), and
+# deny through a sleepable file_ioctl program, which Linux 6.1 allows; and
+# deny-nosleep, on the fentry tier only, forced onto the non-sleepable
+# file_ioctl program, the fallback where a kernel refuses sleepable), and
 # "nolsm" with an lsm= list lacking bpf, where deny must say so and fall
 # back to fmod_ret programs on security_file_ioctl/security_mmap_file, and
 # where a Xen module is unloaded to see the fentry tier fall back. Every
@@ -380,11 +382,34 @@ checks_fallback() { # phase
 	check "$p: without BPF LSM, hvguard says so and denies through fmod_ret instead" \
 		"warnings: $(json "$p" | jq -c 'select(.type=="warning") | .message' | tr '\n' ' '); summary deny: $(json "$p" | jq -c 'select(.type=="summary") | .xen.deny')" \
 		eq "$(count "$p" '.type=="warning" and (.message|test("BPF LSM is not active.*fmod_ret"))'):$(count "$p" '.type=="summary" and .xen.deny=="fmod-ret"')" 1:1
+	checks_deny_nofault "$p" fallback
+}
+
+# deny forced onto BPF LSM's non-sleepable file_ioctl program, which is
+# what a kernel that refuses the sleepable one gets.
+checks_deny_nosleep() { # phase
+	local p=$1
+	common_checks "$p"
+	tier_checks "$p"
+	attachment_checks "$p"
+	deny_hook_checks "$p" 2:0 "--xen-deny bpf-lsm: file_ioctl and mmap_file LSM programs"
+	deny_progs_check "$p" '["xen_lsm_file_io","xen_lsm_mmap_fi"]' "...both non-sleepable (xen_lsm_file_ioctl)"
+	check "$p: --xen-deny bpf-lsm: the summary says bpf-lsm, no warning" \
+		"warnings: $(json "$p" | jq -c 'select(.type=="warning") | .message' | tr '\n' ' '); summary deny: $(json "$p" | jq -c 'select(.type=="summary") | .xen.deny')" \
+		eq "$(count "$p" '.type=="warning"'):$(count "$p" '.type=="summary" and .xen.deny=="bpf-lsm"')" 0:1
+	grant_cycle_checks "$p"
+	checks_deny_nofault "$p" "non-sleepable LSM"
+}
+
+# A deny program that cannot fault pages in: what it refuses, and the
+# untouched-page arguments refused as unchecked (fail closed).
+checks_deny_nofault() { # phase what
+	local p=$1 what=$2
 	check "$p: backend MMAPBATCH_V2 gets EPERM, the mapping never exists" \
 		"xenops: $(markers HVGOUT "$p" | grep '^mmapbatch ')" \
 		eq "$(out_field "$p" mmapbatch errno):$(out_field "$p" mmapbatch mapped):$(out_field "$p" mmapbatch err0)" 1:0:12345
 	alert_is "$p" mmapbatch foreign-map 'and .enforcement=="denied" and .action=="deny"' \
-		"fallback: foreign-map alert says denied"
+		"$what: foreign-map alert says denied"
 	check "$p: backend HYPERCALL gets EPERM" "xenops: $(markers HVGOUT "$p" | grep '^hypercall ')" \
 		eq "$(out_field "$p" hypercall errno)" 1
 	check "$p: the fail-closed attacks get EPERM too (17th ref foreign, copy to a foreign gref, unreadable twice, past the walk)" \
@@ -393,7 +418,7 @@ checks_fallback() { # phase
 	local l
 	for l in unfaulted unfaulted-foreign; do
 		alert_is "$p" $l grant-domain 'and .enforcement=="denied" and .ret==-1 and .unchecked=="unreadable" and .domid==null' \
-			"fallback: $l: fmod_ret cannot fault the page in: denied as unchecked (unreadable), no domain named"
+			"$what: $l: the page cannot be faulted in here: denied as unchecked (unreadable), no domain named"
 	done
 	no_alerts_for "$p" other-mmapbatch other-hypercall
 }
@@ -509,13 +534,14 @@ main() {
 	fi
 	local tier
 	if boot main "$LSM_WITH_BPF" alert/fentry alert/syscalls kill/fentry kill/syscalls \
-		deny/fentry deny/syscalls deny-mmap/fentry deny-mmap/syscalls; then
+		deny/fentry deny/syscalls deny-nosleep/fentry deny-mmap/fentry deny-mmap/syscalls; then
 		for tier in fentry syscalls; do
 			checks_alert alert/$tier
 			checks_enforce kill/$tier kill
 			checks_enforce deny/$tier deny
 			checks_deny_mmap deny-mmap/$tier
 		done
+		checks_deny_nosleep deny-nosleep/fentry
 	fi
 	if boot nolsm "$LSM_WITHOUT_BPF" fallback/fentry fallback/syscalls modules; then
 		checks_fallback fallback/fentry
