@@ -14,16 +14,25 @@
  *   type-byte compare ('P' or 'G') and every file mmap a compare on the fd.
  * Both: exec/fork/exit for who is a backend (one hash lookup each).
  *
- * Enforcement adds BPF LSM programs (file_ioctl, mmap_file), loaded only
- * where the daemon found BPF LSM active; else the same bodies as fmod_ret
+ * Enforcement adds BPF LSM programs, loaded only where the daemon found BPF
+ * LSM active: best a sleepable file_ioctl program, which reads the ioctl's
+ * argument with bpf_copy_from_user and so faults in what the driver would
+ * (a page not touched yet is no reason to refuse a call), with mmap_file
+ * beside it; else both non-sleepable. Else the same bodies as fmod_ret
  * programs on security_file_ioctl/security_mmap_file (fentry-class, works
  * where BPF LSM is not in lsm=); where neither loads, "deny" degrades to
  * "kill", which stops the process but cannot stop the call already entered.
  */
 #include "hvguard.bpf.h"
+#include "hvguard/xen.h"
 
-static __always_inline long hv_xen_read_user(void *dst, __u32 size, __u64 uptr)
+/* rd is a constant wherever this is inlined (xen_logic.h): a program that
+ * may not sleep keeps only bpf_probe_read_user. */
+static __always_inline long hv_xen_read_user(void *dst, __u32 size, __u64 uptr,
+					     enum hv_xen_reader rd)
 {
+	if (rd == HV_XEN_READER_FAULT)
+		return bpf_copy_from_user(dst, size, (const void *)uptr);
 	return bpf_probe_read_user(dst, size, (const void *)uptr);
 }
 
@@ -132,6 +141,16 @@ static __always_inline struct pending *scratch(__u32 slot)
 {
 	return bpf_map_lookup_elem(&xen_scratch, &slot);
 }
+
+/* The sleepable deny program's scratch, by thread: it may sleep while
+ * faulting a page in, and another thread on the same CPU may then run it
+ * too, so a per-CPU slot could be written over under it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pending);
+} xen_deny_task SEC(".maps");
 
 /* The slot of the detection bodies, by tier (decided at load). */
 static __always_inline struct pending *body_scratch(void)
@@ -258,6 +277,11 @@ static __always_inline void judge(struct pending *p, struct hv_xen_backend *be)
 			emit_unchecked(&p->call);
 		return;
 	}
+	/* Not fully checked here, and its rule denies: the deny program, which
+	 * every such call passes, decides it and reports it (the sleepable one
+	 * reads what could not be read here). */
+	if (p->call.unchecked && xen_cfg.action[rule] == HV_XEN_ACT_DENY)
+		return;
 	p->rule = rule;
 	p->action = xen_cfg.action[rule];
 	__sync_fetch_and_add(&be->violations, 1);
@@ -831,12 +855,26 @@ int xen_exit(void *ctx)
 
 /* --- enforcement: deny, where BPF LSM or fmod_ret loads ------------------ */
 
-/* On the fentry tier a call refused here never reaches the driver, so its
- * hooks never see it: the deny program reports it itself, with the EPERM
- * the caller gets. On the syscalls tier the syscall's exit reports it. */
-static __always_inline void report_denied(struct pending *p, struct hv_xen_backend *be, int rule)
+/* Whether the call's exit reports it: on the syscalls tier the tracepoint
+ * saw the call first, and remembered a violation it decided itself (it
+ * leaves those it could not check to the deny program: judge()). On the
+ * fentry tier a refused call never reaches the driver's hooks. */
+static __always_inline bool exit_reports(__u8 kind)
 {
-	if (xen_tier != HV_XEN_TIER_FENTRY)
+	struct pending *q;
+
+	if (xen_tier == HV_XEN_TIER_FENTRY)
+		return false;
+	q = recall(bpf_get_current_pid_tgid(), kind);
+	return q && q->rule >= 0 && !q->emitted;
+}
+
+/* A refused call, reported here unless its exit does, with the EPERM the
+ * caller gets. */
+static __always_inline void report_denied(struct pending *p, struct hv_xen_backend *be, int rule,
+					  __u8 kind)
+{
+	if (exit_reports(kind))
 		return;
 	p->rule = rule;
 	p->action = HV_XEN_ACT_DENY;
@@ -847,12 +885,54 @@ static __always_inline void report_denied(struct pending *p, struct hv_xen_backe
 	emit_violation(p, -EPERM);
 }
 
+/* No scratch to decode the call in: refused where any rule denies (fail
+ * closed), and counted either way. */
+static __always_inline int deny_no_scratch(void)
+{
+	__u32 r;
+
+	__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_NO_SCRATCH], 1);
+	for (r = 0; r < HV_RULE_COUNT; r++) {
+		if (xen_cfg.action[r] == HV_XEN_ACT_DENY) {
+			__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_DENIALS], 1);
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
+/* Scratch by reader: the sleepable program's by thread, the others' by
+ * CPU. rd is a constant at every call. */
+static __always_inline struct pending *deny_scratch(enum hv_xen_reader rd)
+{
+	if (rd == HV_XEN_READER_FAULT)
+		return bpf_task_storage_get(&xen_deny_task, bpf_get_current_task_btf(), NULL,
+					    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	return scratch(SLOT_DENY);
+}
+
+/* An allowed call on the syscalls tier: the tracepoint remembered it before
+ * the sleepable program faulted its argument in. What the tracepoint could
+ * not read, the grant records at its exit take from here. */
+static __always_inline void share_decode(const struct pending *p)
+{
+	struct pending *q;
+
+	if (xen_tier == HV_XEN_TIER_FENTRY || (p->call.flags & HV_XEN_F_UNREADABLE))
+		return;
+	q = recall(bpf_get_current_pid_tgid(), PEND_IOCTL);
+	if (q && q->rule < 0 && (q->call.flags & HV_XEN_F_UNREADABLE))
+		__builtin_memcpy(&q->call, &p->call, sizeof(q->call));
+}
+
 /* Enforcement: the same decode and verdict, at the LSM hook that runs just
- * before the driver. The user structure is read again here; a caller that
- * rewrites it between this read and the driver's copy could slip a
- * memory-based rule (grant-domain, resource-map); rules decided by the
- * command number (foreign-map, forbidden-hypercall) cannot be raced. */
-static __always_inline int deny_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+ * before the driver, reading user memory with rd. The user structure is
+ * read again here; a caller that rewrites it between this read and the
+ * driver's copy could slip a memory-based rule (grant-domain,
+ * resource-map); rules decided by the command number (foreign-map,
+ * forbidden-hypercall) cannot be raced. */
+static __always_inline int deny_ioctl(struct file *file, unsigned int cmd, unsigned long arg,
+				      enum hv_xen_reader rd)
 {
 	__u32 type = HV_IOC_TYPE(cmd);
 	struct hv_xen_backend *be;
@@ -868,20 +948,23 @@ static __always_inline int deny_ioctl(struct file *file, unsigned int cmd, unsig
 	dev = classify_file(file);
 	if (dev == HV_XEN_DEV_NONE)
 		return 0;
-	p = scratch(SLOT_DENY);
+	p = deny_scratch(rd);
 	if (!p)
+		return deny_no_scratch();
+	hv_xen_decode_by(&p->call, dev, cmd, arg, rd);
+	rule = hv_xen_verdict_by(&p->call, &xen_cfg, rd);
+	if (rule < 0 || rule >= HV_RULE_COUNT || xen_cfg.action[rule] != HV_XEN_ACT_DENY) {
+		if (rd == HV_XEN_READER_FAULT)
+			share_decode(p);
 		return 0;
-	hv_xen_decode(&p->call, dev, cmd, arg);
-	rule = hv_xen_verdict(&p->call, &xen_cfg);
-	if (rule < 0 || rule >= HV_RULE_COUNT || xen_cfg.action[rule] != HV_XEN_ACT_DENY)
-		return 0;
+	}
 	__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_DENIALS], 1);
 	if (xen_tier == HV_XEN_TIER_FENTRY) {
 		__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_IOCTLS], 1);
 		if (p->call.flags & HV_XEN_F_UNREADABLE)
 			emit_bad_argument(&p->call);
 	}
-	report_denied(p, be, rule);
+	report_denied(p, be, rule, PEND_IOCTL);
 	return -EPERM;
 }
 
@@ -899,7 +982,7 @@ static __always_inline int deny_mmap(struct file *file)
 		return 0;
 	p = scratch(SLOT_DENY);
 	if (!p)
-		return 0;
+		return deny_no_scratch();
 	__builtin_memset(&p->call, 0, sizeof(p->call));
 	p->call.dev = dev;
 	p->call.op = HV_XEN_OP_MMAP;
@@ -909,8 +992,20 @@ static __always_inline int deny_mmap(struct file *file)
 	if (rule < 0 || rule >= HV_RULE_COUNT || xen_cfg.action[rule] != HV_XEN_ACT_DENY)
 		return 0;
 	__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_DENIALS], 1);
-	report_denied(p, be, rule);
+	report_denied(p, be, rule, PEND_MMAP);
 	return -EPERM;
+}
+
+/* Where the kernel lets a file_ioctl program sleep (Linux 6.1 lists it in
+ * bpf_lsm.c's sleepable_lsm_hooks): the argument is read as the driver
+ * reads it, faulting pages in. mmap_file reads no user memory: it stays
+ * the non-sleepable program below in every LSM case. */
+SEC("lsm.s/file_ioctl")
+int BPF_PROG(xen_lsm_s_file_ioctl, struct file *file, unsigned int cmd, unsigned long arg, int ret)
+{
+	if (ret)
+		return ret;
+	return deny_ioctl(file, cmd, arg, HV_XEN_READER_FAULT);
 }
 
 SEC("lsm/file_ioctl")
@@ -918,7 +1013,7 @@ int BPF_PROG(xen_lsm_file_ioctl, struct file *file, unsigned int cmd, unsigned l
 {
 	if (ret)
 		return ret;
-	return deny_ioctl(file, cmd, arg);
+	return deny_ioctl(file, cmd, arg, HV_XEN_READER_NOFAULT);
 }
 
 SEC("lsm/mmap_file")
@@ -936,7 +1031,7 @@ int BPF_PROG(xen_fmod_file_ioctl, struct file *file, unsigned int cmd, unsigned 
 {
 	if (ret)
 		return ret;
-	return deny_ioctl(file, cmd, arg);
+	return deny_ioctl(file, cmd, arg, HV_XEN_READER_NOFAULT);
 }
 
 SEC("fmod_ret/security_mmap_file")

@@ -68,6 +68,7 @@ struct hv_opts {
 	enum hv_reset reset_pins; /* --reset-pins[=old-layout] */
 	const char *hooks;	  /* --hooks: NULL (best available) or a tier name */
 	const char *xen_hooks;	  /* --xen-hooks: NULL (best available), fentry or syscalls */
+	const char *xen_deny;	  /* --xen-deny: NULL (best available) or a mechanism's name */
 	bool no_pin;
 	unsigned vms_per_vmm;  /* --max-vms-per-vmm: the VM table's per-process quota */
 	unsigned vms_per_user; /* --max-vms-per-user: its per-user quota */

@@ -109,6 +109,10 @@ static void run_usage(FILE *f)
 		"                          calls into them pay) or syscalls (the ioctl, mmap\n"
 		"                          and munmap syscall tracepoints: every thread of the\n"
 		"                          host pays); default: the best that loads\n"
+		"      --xen-deny HOW      how the Xen action 'deny' is carried out:\n"
+		"                          bpf-lsm-sleepable, bpf-lsm or fmod-ret (a\n"
+		"                          mechanism that does not load is an error);\n"
+		"                          default: the best that loads, in that order\n"
 		"      --max-vms-per-vmm N VMs one VMM process may have checked (default %d);\n"
 		"                          its VMs past that are not checked, and that is said\n"
 		"      --max-vms-per-user N the same for all VMMs of one non-root user\n"
@@ -166,6 +170,7 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 	    {"exec-timeout", required_argument, NULL, 'T'},
 	    {"exec-max", required_argument, NULL, 'X'},
 	    {"xen-hooks", required_argument, NULL, 'Y'},
+	    {"xen-deny", required_argument, NULL, 'Z'},
 	    {},
 	};
 	/* clang-format on */
@@ -277,6 +282,17 @@ static int parse_run_args(int argc, char **argv, struct hv_opts *o)
 				return HV_EXIT_ERROR;
 			}
 			o->xen_hooks = optarg;
+			break;
+		case 'Z':
+			if (strcmp(optarg, "bpf-lsm-sleepable") && strcmp(optarg, "bpf-lsm") &&
+			    strcmp(optarg, "fmod-ret")) {
+				hv_err(
+				    "--xen-deny wants bpf-lsm-sleepable, bpf-lsm or fmod-ret, not "
+				    "'%s'",
+				    optarg);
+				return HV_EXIT_ERROR;
+			}
+			o->xen_deny = optarg;
 			break;
 		case 'h':
 			run_usage(stdout);

@@ -136,6 +136,7 @@ static void xen_summary(struct hv_ctx *ctx, struct json_object *summary)
 	hv_json_add_uint(o, "violations", xen_stat(HV_XEN_STAT_VIOLATIONS));
 	hv_json_add_uint(o, "kills", xen_stat(HV_XEN_STAT_KILLS));
 	hv_json_add_uint(o, "denials", xen_stat(HV_XEN_STAT_DENIALS));
+	hv_json_add_uint(o, "deny_no_scratch", xen_stat(HV_XEN_STAT_NO_SCRATCH));
 	json_object_object_add(o, "unchecked", unchecked_json());
 	hv_json_add_uint(o, "leaks", hv_xen_st.leaks);
 	json_object_object_add(o, "grant_ops", ops);

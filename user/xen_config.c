@@ -80,9 +80,9 @@ static __u8 bpf_action(enum hv_action a)
 	case HV_ACT_KILL:
 		return HV_XEN_ACT_KILL;
 	case HV_ACT_DENY:
-		return hv_xen_st.deny == ENF_LSM || hv_xen_st.deny == ENF_FMOD_RET
-			   ? HV_XEN_ACT_DENY
-			   : HV_XEN_ACT_KILL;
+		return hv_xen_st.deny == ENF_NONE || hv_xen_st.deny == ENF_KILL_FALLBACK
+			   ? HV_XEN_ACT_KILL
+			   : HV_XEN_ACT_DENY;
 	default:
 		return HV_XEN_ACT_ALERT;
 	}
@@ -167,8 +167,10 @@ static int open_and_load(struct hv_ctx *ctx, enum hv_xen_enforcement deny)
 			bpf_program__set_autoload(prog, tier == (int)hv_xen_st.tier);
 	}
 	skel->rodata->xen_tier = hv_xen_st.tier;
+	bpf_program__set_autoload(skel->progs.xen_lsm_s_file_ioctl, deny == ENF_LSM_SLEEPABLE);
 	bpf_program__set_autoload(skel->progs.xen_lsm_file_ioctl, deny == ENF_LSM);
-	bpf_program__set_autoload(skel->progs.xen_lsm_mmap_file, deny == ENF_LSM);
+	bpf_program__set_autoload(skel->progs.xen_lsm_mmap_file,
+				  deny == ENF_LSM_SLEEPABLE || deny == ENF_LSM);
 	bpf_program__set_autoload(skel->progs.xen_fmod_file_ioctl, deny == ENF_FMOD_RET);
 	bpf_program__set_autoload(skel->progs.xen_fmod_mmap_file, deny == ENF_FMOD_RET);
 	hv_xen_st.deny = deny;
@@ -186,11 +188,35 @@ fail:
 	return err;
 }
 
+/* The mechanism --xen-deny asked for, alone: an error where it does not
+ * load (BPF LSM's programs also where BPF LSM is not active, since they
+ * would attach and never run). */
+static int load_forced_deny(struct hv_ctx *ctx)
+{
+	enum hv_xen_enforcement enf = ENF_LSM_SLEEPABLE;
+	char why[160];
+	int err;
+
+	while (enf < ENF_KILL_FALLBACK && strcmp(ctx->opts.xen_deny, hv_xen_deny_name(enf)))
+		enf++;
+	if (enf != ENF_FMOD_RET && !bpf_lsm_active(why, sizeof(why))) {
+		hv_err("xen: --xen-deny %s: %s", ctx->opts.xen_deny, why);
+		return -EOPNOTSUPP;
+	}
+	err = open_and_load(ctx, enf);
+	if (err)
+		hv_err("xen: --xen-deny %s: the kernel refused its programs (%s)",
+		       ctx->opts.xen_deny, strerror(-err));
+	return err;
+}
+
 /* Loads with the best way to deny this host offers: BPF LSM where it is
  * active (an attached LSM program of an inactive BPF LSM never runs, so the
- * attach proves nothing: /sys/kernel/security/lsm decides), else fmod_ret on
- * the security_* functions, else kill; all on the tier in hv_xen_st.tier,
- * whose programs alone are the last attempt (its failure is the tier's). */
+ * attach proves nothing: /sys/kernel/security/lsm decides), its file_ioctl
+ * program sleepable where the kernel allows it there (it then faults the
+ * ioctl's argument in), else not; else fmod_ret on the security_*
+ * functions, else kill; all on the tier in hv_xen_st.tier, whose programs
+ * alone are the last attempt (its failure is the tier's). */
 static int load_with_deny(struct hv_ctx *ctx)
 {
 	char lsm_why[160];
@@ -198,7 +224,16 @@ static int load_with_deny(struct hv_ctx *ctx)
 
 	if (!hv_xen_rules_want_deny(ctx->rules))
 		return open_and_load(ctx, ENF_NONE);
+	if (ctx->opts.xen_deny)
+		return load_forced_deny(ctx);
 	if (bpf_lsm_active(lsm_why, sizeof(lsm_why))) {
+		err = open_and_load(ctx, ENF_LSM_SLEEPABLE);
+		if (!err)
+			return 0;
+		hv_warn("xen: the kernel refused a sleepable BPF LSM program on file_ioctl (%s); "
+			"action 'deny' reads ioctl arguments without faulting pages in instead: "
+			"one on a page not yet faulted in is refused (fail closed)",
+			strerror(-err));
 		err = open_and_load(ctx, ENF_LSM);
 		if (!err)
 			return 0;

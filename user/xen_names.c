@@ -76,6 +76,7 @@ const char *hv_xen_deny_name(enum hv_xen_enforcement deny)
 {
 	static const char *const names[] = {
 	    [ENF_NONE] = "unused",
+	    [ENF_LSM_SLEEPABLE] = "bpf-lsm-sleepable",
 	    [ENF_LSM] = "bpf-lsm",
 	    [ENF_FMOD_RET] = "fmod-ret",
 	    [ENF_KILL_FALLBACK] = "kill-fallback",

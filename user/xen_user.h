@@ -21,7 +21,7 @@ struct xen_bpf;
 struct hv_rules;
 
 /* How "deny" is carried out on this host: decided once at load, best first. */
-enum hv_xen_enforcement { ENF_NONE, ENF_LSM, ENF_FMOD_RET, ENF_KILL_FALLBACK };
+enum hv_xen_enforcement { ENF_NONE, ENF_LSM_SLEEPABLE, ENF_LSM, ENF_FMOD_RET, ENF_KILL_FALLBACK };
 
 /* The family's state, from load to unload. */
 struct hv_xen_state {

@@ -251,6 +251,15 @@ enum hv_xen_tier {
 	HV_XEN_TIER_COUNT,
 };
 
+/* How user memory is read. NOFAULT: only what is in the page tables now
+ * (any context; a page not faulted in yet reads as unreadable). FAULT:
+ * faults pages in like the driver's own copy does (sleepable programs).
+ * The includer of xen_logic.h reads by it (see there). */
+enum hv_xen_reader {
+	HV_XEN_READER_NOFAULT,
+	HV_XEN_READER_FAULT,
+};
+
 /* Kernel-side counters: xen.bpf.c's .bss array xen_stats[], index = enum. */
 enum hv_xen_stat {
 	HV_XEN_STAT_LOST,   /* ring buffer full */
@@ -262,6 +271,9 @@ enum hv_xen_stat {
 	/* Calls a rule could not fully check, by cause (whatever the action). */
 	HV_XEN_STAT_UNCHECKED_UNREADABLE,
 	HV_XEN_STAT_UNCHECKED_TRUNCATED,
+	/* A deny program without scratch to decode a call in: refused where
+	 * any rule denies, undecoded. */
+	HV_XEN_STAT_NO_SCRATCH,
 	HV_XEN_STAT_COUNT,
 };
 

@@ -5,10 +5,22 @@
  * userspace, run in the kernel.
  *
  * The includer provides the one impure thing, reading user memory:
- *     static long hv_xen_read_user(void *dst, __u32 size, __u64 uptr);
- * returning 0 or a negative errno (BPF: bpf_probe_read_user; tests: a fake
- * address space with holes). Every read is of a fixed, small size, so a
- * hostile caller (huge counts, bad pointers) costs a bounded amount of work.
+ *     static long hv_xen_read_user(void *dst, __u32 size, __u64 uptr,
+ *                                  enum hv_xen_reader rd);
+ * returning 0 or a negative errno (BPF: bpf_probe_read_user, or
+ * bpf_copy_from_user where rd asks for faulting; tests: a fake address
+ * space with holes and pages not faulted in). Every read is of a fixed,
+ * small size, so a hostile caller (huge counts, bad pointers) costs a
+ * bounded amount of work.
+ *
+ * rd (enum hv_xen_reader, hvguard/xen.h) is passed down from the entry
+ * points (hv_xen_decode_by, hv_xen_verdict_by) to every read. In BPF every
+ * function here is always inlined, so where an entry point is called with
+ * a constant the compiler keeps only that reader: a program that may not
+ * sleep must not contain a call to bpf_copy_from_user (the verifier refuses
+ * it where reachable). The one function that is not inlined, bpf_loop's
+ * callback, exists once per reader for the same reason, and each program
+ * references only its own.
  */
 #ifndef HVGUARD_XEN_LOGIC_H
 #define HVGUARD_XEN_LOGIC_H
@@ -59,9 +71,9 @@ HV_XEN_INLINE bool hv_xen_domid_allowed(const struct hv_xen_config *cfg, __u32 d
 }
 
 /* Reads one field of the user structure; on failure marks the call. */
-#define HV_XEN_READ(c, dst, off)                                                                   \
+#define HV_XEN_READ(c, rd, dst, off)                                                               \
 	({                                                                                         \
-		long __e = hv_xen_read_user(&(dst), sizeof(dst), (c)->uarg + (off));               \
+		long __e = hv_xen_read_user(&(dst), sizeof(dst), (c)->uarg + (off), rd);           \
 		if (__e)                                                                           \
 			(c)->flags |= HV_XEN_F_UNREADABLE;                                         \
 		__e;                                                                               \
@@ -90,18 +102,18 @@ HV_XEN_INLINE void hv_xen_keep_ref(struct hv_xen_call *c, __u32 ref, __u32 domid
 
 /* MAP_GRANT_REF: {u32 count; u32 pad; u64 index; {u32 domid; u32 ref} refs[]}.
  * Decode keeps the first refs for the report; the verdict checks them all. */
-HV_XEN_INLINE void hv_xen_decode_map_grant_ref(struct hv_xen_call *c)
+HV_XEN_INLINE void hv_xen_decode_map_grant_ref(struct hv_xen_call *c, enum hv_xen_reader rd)
 {
 	__u32 count = 0, i, pair[2];
 
-	if (HV_XEN_READ(c, count, 0))
+	if (HV_XEN_READ(c, rd, count, 0))
 		return;
 	hv_xen_note_count(c, count);
 	c->array = c->uarg + 16;
 	for (i = 0; i < HV_XEN_MAX_REFS; i++) {
 		if (i >= count)
 			break;
-		if (HV_XEN_READ(c, pair, 16 + 8 * (__u64)i))
+		if (HV_XEN_READ(c, rd, pair, 16 + 8 * (__u64)i))
 			break;
 		hv_xen_keep_ref(c, pair[1], pair[0]);
 	}
@@ -120,21 +132,22 @@ HV_XEN_INLINE __u16 hv_xen_copy_flags(const __u64 seg[3])
 	return (__u16)(seg[2] >> 16);
 }
 
-HV_XEN_INLINE void hv_xen_decode_grant_copy(struct hv_xen_call *c)
+HV_XEN_INLINE void hv_xen_decode_grant_copy(struct hv_xen_call *c, enum hv_xen_reader rd)
 {
 	__u32 count = 0, i;
 	__u64 segs = 0, seg[3];
 	__u16 flags;
 	long err;
 
-	if (HV_XEN_READ(c, count, 0) || HV_XEN_READ(c, segs, 8))
+	if (HV_XEN_READ(c, rd, count, 0) || HV_XEN_READ(c, rd, segs, 8))
 		return;
 	hv_xen_note_count(c, count);
 	c->array = segs;
 	for (i = 0; i < HV_XEN_MAX_REFS; i++) {
 		if (i >= count || c->n_refs >= HV_XEN_MAX_REFS)
 			break;
-		err = hv_xen_read_user(seg, sizeof(seg), segs + HV_XEN_COPY_SEG_SIZE * (__u64)i);
+		err =
+		    hv_xen_read_user(seg, sizeof(seg), segs + HV_XEN_COPY_SEG_SIZE * (__u64)i, rd);
 		if (err) {
 			c->flags |= HV_XEN_F_UNREADABLE;
 			break;
@@ -149,12 +162,13 @@ HV_XEN_INLINE void hv_xen_decode_grant_copy(struct hv_xen_call *c)
 
 /* DMABUF_EXP_FROM_REFS {u32 flags, count, fd, domid; u32 refs[]} and
  * DMABUF_IMP_TO_REFS {u32 fd, count, domid, reserved; u32 refs[] (out)}. */
-HV_XEN_INLINE void hv_xen_decode_dmabuf(struct hv_xen_call *c, __u32 domid_word, bool has_refs)
+HV_XEN_INLINE void hv_xen_decode_dmabuf(struct hv_xen_call *c, __u32 domid_word, bool has_refs,
+					enum hv_xen_reader rd)
 {
 	__u32 hdr[4], i, ref;
 
 	/* One read of the whole header, as the driver copies it. */
-	if (HV_XEN_READ(c, hdr, 0))
+	if (HV_XEN_READ(c, rd, hdr, 0))
 		return;
 	hv_xen_note_count(c, hdr[1]);
 	/* One domid for every ref: checking it checks them all. */
@@ -165,7 +179,7 @@ HV_XEN_INLINE void hv_xen_decode_dmabuf(struct hv_xen_call *c, __u32 domid_word,
 	for (i = 0; i < HV_XEN_MAX_REFS; i++) {
 		if (i >= hdr[1])
 			break;
-		if (HV_XEN_READ(c, ref, 16 + 4 * (__u64)i))
+		if (HV_XEN_READ(c, rd, ref, 16 + 4 * (__u64)i))
 			break;
 		c->refs[i] = ref;
 		c->ref_domids[i] = hdr[domid_word & 3];
@@ -173,7 +187,7 @@ HV_XEN_INLINE void hv_xen_decode_dmabuf(struct hv_xen_call *c, __u32 domid_word,
 	}
 }
 
-HV_XEN_INLINE void hv_xen_decode_privcmd(struct hv_xen_call *c)
+HV_XEN_INLINE void hv_xen_decode_privcmd(struct hv_xen_call *c, enum hv_xen_reader rd)
 {
 	__u64 u64v = 0;
 	__u32 u32v = 0;
@@ -182,7 +196,7 @@ HV_XEN_INLINE void hv_xen_decode_privcmd(struct hv_xen_call *c)
 	switch (c->cmd) {
 	case HV_PRIVCMD_HYPERCALL: /* {u64 op; u64 arg[5]} */
 		c->op = HV_XEN_OP_PRIVCMD_HYPERCALL;
-		if (!HV_XEN_READ(c, u64v, 0))
+		if (!HV_XEN_READ(c, rd, u64v, 0))
 			c->hypercall = u64v;
 		break;
 	case HV_PRIVCMD_MMAP:	      /* {int num; u16 dom; entry *} */
@@ -191,35 +205,35 @@ HV_XEN_INLINE void hv_xen_decode_privcmd(struct hv_xen_call *c)
 		c->op = c->cmd == HV_PRIVCMD_MMAP	 ? HV_XEN_OP_PRIVCMD_MMAP
 			: c->cmd == HV_PRIVCMD_MMAPBATCH ? HV_XEN_OP_PRIVCMD_MMAPBATCH
 							 : HV_XEN_OP_PRIVCMD_MMAPBATCH_V2;
-		if (HV_XEN_READ(c, u32v, 0) || HV_XEN_READ(c, dom, 4))
+		if (HV_XEN_READ(c, rd, u32v, 0) || HV_XEN_READ(c, rd, dom, 4))
 			break;
 		/* MMAP's num is a signed int: a negative one is huge, not small. */
 		hv_xen_note_count(c, c->cmd == HV_PRIVCMD_MMAPBATCH_V2 ? u32v
 								       : (__u64)(__s64)(__s32)u32v);
 		c->flags &= ~HV_XEN_F_TRUNCATED; /* no refs to check here */
 		c->domid = dom;
-		if (c->cmd != HV_PRIVCMD_MMAP && !HV_XEN_READ(c, u64v, 8))
+		if (c->cmd != HV_PRIVCMD_MMAP && !HV_XEN_READ(c, rd, u64v, 8))
 			c->addr = u64v;
 		break;
 	case HV_PRIVCMD_DM_OP: /* {u16 dom; u16 num; bufs *} */
 		c->op = HV_XEN_OP_PRIVCMD_DM_OP;
-		if (!HV_XEN_READ(c, dom, 0))
+		if (!HV_XEN_READ(c, rd, dom, 0))
 			c->domid = dom;
 		break;
 	case HV_PRIVCMD_RESTRICT: /* u16 domid */
 		c->op = HV_XEN_OP_PRIVCMD_RESTRICT;
-		if (!HV_XEN_READ(c, dom, 0))
+		if (!HV_XEN_READ(c, rd, dom, 0))
 			c->domid = dom;
 		break;
 	case HV_PRIVCMD_MMAP_RESOURCE: /* {u16 dom; u32 type, id, idx; u64 num, addr} */
 		c->op = HV_XEN_OP_PRIVCMD_MMAP_RESOURCE;
-		if (HV_XEN_READ(c, dom, 0) || HV_XEN_READ(c, c->resource_type, 4) ||
-		    HV_XEN_READ(c, c->resource_id, 8) || HV_XEN_READ(c, u64v, 16))
+		if (HV_XEN_READ(c, rd, dom, 0) || HV_XEN_READ(c, rd, c->resource_type, 4) ||
+		    HV_XEN_READ(c, rd, c->resource_id, 8) || HV_XEN_READ(c, rd, u64v, 16))
 			break;
 		c->domid = dom;
 		hv_xen_note_count(c, u64v);
 		c->flags &= ~HV_XEN_F_TRUNCATED;
-		if (!HV_XEN_READ(c, u64v, 24))
+		if (!HV_XEN_READ(c, rd, u64v, 24))
 			c->addr = u64v;
 		break;
 	case HV_PRIVCMD_IRQFD:
@@ -231,28 +245,28 @@ HV_XEN_INLINE void hv_xen_decode_privcmd(struct hv_xen_call *c)
 	}
 }
 
-HV_XEN_INLINE void hv_xen_decode_gntdev(struct hv_xen_call *c)
+HV_XEN_INLINE void hv_xen_decode_gntdev(struct hv_xen_call *c, enum hv_xen_reader rd)
 {
 	__u32 u32v = 0;
 
 	switch (c->cmd) {
 	case HV_GNTDEV_MAP_GRANT_REF:
 		c->op = HV_XEN_OP_GNTDEV_MAP_GRANT_REF;
-		hv_xen_decode_map_grant_ref(c);
+		hv_xen_decode_map_grant_ref(c, rd);
 		break;
 	case HV_GNTDEV_UNMAP_GRANT_REF: /* {u64 index; u32 count; u32 pad} */
 		c->op = HV_XEN_OP_GNTDEV_UNMAP_GRANT_REF;
-		if (!HV_XEN_READ(c, c->addr, 0) && !HV_XEN_READ(c, u32v, 8))
+		if (!HV_XEN_READ(c, rd, c->addr, 0) && !HV_XEN_READ(c, rd, u32v, 8))
 			hv_xen_note_count(c, u32v);
 		c->flags &= ~HV_XEN_F_TRUNCATED;
 		break;
 	case HV_GNTDEV_GET_OFFSET_FOR_VADDR:
 		c->op = HV_XEN_OP_GNTDEV_GET_OFFSET_FOR_VADDR;
-		HV_XEN_READ(c, c->addr, 0);
+		HV_XEN_READ(c, rd, c->addr, 0);
 		break;
 	case HV_GNTDEV_SET_MAX_GRANTS:
 		c->op = HV_XEN_OP_GNTDEV_SET_MAX_GRANTS;
-		if (!HV_XEN_READ(c, u32v, 0))
+		if (!HV_XEN_READ(c, rd, u32v, 0))
 			c->count = u32v;
 		break;
 	case HV_GNTDEV_SET_UNMAP_NOTIFY:
@@ -260,20 +274,20 @@ HV_XEN_INLINE void hv_xen_decode_gntdev(struct hv_xen_call *c)
 		break;
 	case HV_GNTDEV_GRANT_COPY:
 		c->op = HV_XEN_OP_GNTDEV_GRANT_COPY;
-		hv_xen_decode_grant_copy(c);
+		hv_xen_decode_grant_copy(c, rd);
 		break;
 	case HV_GNTDEV_DMABUF_EXP_FROM_REFS:
 		c->op = HV_XEN_OP_GNTDEV_DMABUF_EXP_FROM_REFS;
-		hv_xen_decode_dmabuf(c, 3, true);
+		hv_xen_decode_dmabuf(c, 3, true, rd);
 		break;
 	case HV_GNTDEV_DMABUF_IMP_TO_REFS:
 		c->op = HV_XEN_OP_GNTDEV_DMABUF_IMP_TO_REFS;
-		hv_xen_decode_dmabuf(c, 2, false);
+		hv_xen_decode_dmabuf(c, 2, false, rd);
 		break;
 	}
 }
 
-HV_XEN_INLINE void hv_xen_decode_gntalloc(struct hv_xen_call *c)
+HV_XEN_INLINE void hv_xen_decode_gntalloc(struct hv_xen_call *c, enum hv_xen_reader rd)
 {
 	__u16 domid = 0;
 	__u32 count = 0;
@@ -281,7 +295,7 @@ HV_XEN_INLINE void hv_xen_decode_gntalloc(struct hv_xen_call *c)
 	switch (c->cmd) {
 	case HV_GNTALLOC_ALLOC_GREF: /* {u16 domid; u16 flags; u32 count; u64 index; u32 ids[]} */
 		c->op = HV_XEN_OP_GNTALLOC_ALLOC_GREF;
-		if (HV_XEN_READ(c, domid, 0) || HV_XEN_READ(c, count, 4))
+		if (HV_XEN_READ(c, rd, domid, 0) || HV_XEN_READ(c, rd, count, 4))
 			break;
 		c->domid = domid;
 		hv_xen_note_count(c, count);
@@ -289,7 +303,7 @@ HV_XEN_INLINE void hv_xen_decode_gntalloc(struct hv_xen_call *c)
 		break;
 	case HV_GNTALLOC_DEALLOC_GREF: /* {u64 index; u32 count} */
 		c->op = HV_XEN_OP_GNTALLOC_DEALLOC_GREF;
-		if (!HV_XEN_READ(c, c->addr, 0) && !HV_XEN_READ(c, count, 8))
+		if (!HV_XEN_READ(c, rd, c->addr, 0) && !HV_XEN_READ(c, rd, count, 8))
 			hv_xen_note_count(c, count);
 		c->flags &= ~HV_XEN_F_TRUNCATED;
 		break;
@@ -299,8 +313,10 @@ HV_XEN_INLINE void hv_xen_decode_gntalloc(struct hv_xen_call *c)
 	}
 }
 
-/* Decodes one ioctl on a recognised device into *c (which it clears). */
-HV_XEN_INLINE void hv_xen_decode(struct hv_xen_call *c, __u8 dev, __u32 cmd, __u64 uarg)
+/* Decodes one ioctl on a recognised device into *c (which it clears),
+ * reading its argument with rd. */
+HV_XEN_INLINE void hv_xen_decode_by(struct hv_xen_call *c, __u8 dev, __u32 cmd, __u64 uarg,
+				    enum hv_xen_reader rd)
 {
 	__builtin_memset(c, 0, sizeof(*c));
 	c->cmd = cmd;
@@ -309,11 +325,17 @@ HV_XEN_INLINE void hv_xen_decode(struct hv_xen_call *c, __u8 dev, __u32 cmd, __u
 	c->domid = HV_XEN_DOMID_NONE;
 	c->bad_domid = HV_XEN_DOMID_NONE;
 	if (dev == HV_XEN_DEV_PRIVCMD)
-		hv_xen_decode_privcmd(c);
+		hv_xen_decode_privcmd(c, rd);
 	else if (dev == HV_XEN_DEV_GNTDEV)
-		hv_xen_decode_gntdev(c);
+		hv_xen_decode_gntdev(c, rd);
 	else if (dev == HV_XEN_DEV_GNTALLOC)
-		hv_xen_decode_gntalloc(c);
+		hv_xen_decode_gntalloc(c, rd);
+}
+
+/* The same, with what any context can read. */
+HV_XEN_INLINE void hv_xen_decode(struct hv_xen_call *c, __u8 dev, __u32 cmd, __u64 uarg)
+{
+	hv_xen_decode_by(c, dev, cmd, uarg, HV_XEN_READER_NOFAULT);
 }
 
 /* The first domid of the refs decode kept, or of the call, outside the
@@ -357,7 +379,7 @@ HV_XEN_INLINE bool hv_xen_walk_bad(struct hv_xen_walk *w, __u32 domid)
 	return true;
 }
 
-HV_XEN_INLINE int hv_xen_walk_step(__u32 i, struct hv_xen_walk *w)
+HV_XEN_INLINE int hv_xen_walk_step(__u32 i, struct hv_xen_walk *w, enum hv_xen_reader rd)
 {
 	struct hv_xen_call *c = w->c;
 	__u32 pair[2];
@@ -367,14 +389,14 @@ HV_XEN_INLINE int hv_xen_walk_step(__u32 i, struct hv_xen_walk *w)
 	if (i >= c->count || i >= HV_XEN_WALK_MAX)
 		return 1;
 	if (c->op == HV_XEN_OP_GNTDEV_MAP_GRANT_REF) {
-		if (hv_xen_read_user(pair, sizeof(pair), c->array + 8 * (__u64)i)) {
+		if (hv_xen_read_user(pair, sizeof(pair), c->array + 8 * (__u64)i, rd)) {
 			c->flags |= HV_XEN_F_UNREADABLE;
 			return 1;
 		}
 		c->checked = i + 1;
 		return hv_xen_walk_bad(w, pair[0]);
 	}
-	if (hv_xen_read_user(seg, sizeof(seg), c->array + HV_XEN_COPY_SEG_SIZE * (__u64)i)) {
+	if (hv_xen_read_user(seg, sizeof(seg), c->array + HV_XEN_COPY_SEG_SIZE * (__u64)i, rd)) {
 		c->flags |= HV_XEN_F_UNREADABLE;
 		return 1;
 	}
@@ -388,20 +410,29 @@ HV_XEN_INLINE int hv_xen_walk_step(__u32 i, struct hv_xen_walk *w)
 }
 
 #ifdef __bpf__
+/* One callback per reader: each program references only its own. */
 static long hv_xen_walk_cb(__u32 i, void *ctx)
 {
-	return hv_xen_walk_step(i, ctx);
+	return hv_xen_walk_step(i, ctx, HV_XEN_READER_NOFAULT);
 }
 
-static __always_inline void hv_xen_walk_all(struct hv_xen_walk *w, __u32 n)
+static long hv_xen_walk_cb_fault(__u32 i, void *ctx)
 {
-	bpf_loop(n, hv_xen_walk_cb, w, 0);
+	return hv_xen_walk_step(i, ctx, HV_XEN_READER_FAULT);
+}
+
+static __always_inline void hv_xen_walk_all(struct hv_xen_walk *w, __u32 n, enum hv_xen_reader rd)
+{
+	if (rd == HV_XEN_READER_FAULT)
+		bpf_loop(n, hv_xen_walk_cb_fault, w, 0);
+	else
+		bpf_loop(n, hv_xen_walk_cb, w, 0);
 }
 #else
-static inline void hv_xen_walk_all(struct hv_xen_walk *w, __u32 n)
+static inline void hv_xen_walk_all(struct hv_xen_walk *w, __u32 n, enum hv_xen_reader rd)
 {
 	for (__u32 i = 0; i < n; i++)
-		if (hv_xen_walk_step(i, w))
+		if (hv_xen_walk_step(i, w, rd))
 			break;
 }
 #endif
@@ -409,7 +440,8 @@ static inline void hv_xen_walk_all(struct hv_xen_walk *w, __u32 n)
 /* grant-domain for the calls that carry grant refs: a domain outside the
  * set is a violation; so is a call it could not fully check, marked in
  * c->unchecked (what that leads to depends on the action: hv_xen_verdict). */
-HV_XEN_INLINE int hv_xen_grant_domain(struct hv_xen_call *c, const struct hv_xen_config *cfg)
+HV_XEN_INLINE int hv_xen_grant_domain(struct hv_xen_call *c, const struct hv_xen_config *cfg,
+				      enum hv_xen_reader rd)
 {
 	struct hv_xen_walk w = {.c = c, .cfg = cfg};
 
@@ -420,7 +452,7 @@ HV_XEN_INLINE int hv_xen_grant_domain(struct hv_xen_call *c, const struct hv_xen
 	if (c->bad_domid == HV_XEN_DOMID_NONE &&
 	    !(c->flags & (HV_XEN_F_UNREADABLE | HV_XEN_F_TRUNCATED)) &&
 	    (c->op == HV_XEN_OP_GNTDEV_MAP_GRANT_REF || c->op == HV_XEN_OP_GNTDEV_GRANT_COPY))
-		hv_xen_walk_all(&w, (__u32)c->count);
+		hv_xen_walk_all(&w, (__u32)c->count, rd);
 	if (c->bad_domid != HV_XEN_DOMID_NONE)
 		return HV_RULE_GRANT_DOMAIN;
 	if (c->flags & HV_XEN_F_UNREADABLE)
@@ -437,7 +469,8 @@ HV_XEN_INLINE int hv_xen_grant_domain(struct hv_xen_call *c, const struct hv_xen
  * -1 when none. Decisions by command number need no user memory (so they
  * cannot be raced); grant-domain and resource-map read user memory that the
  * caller could change between this read and the driver's own copy. */
-HV_XEN_INLINE int hv_xen_rule_for(struct hv_xen_call *c, const struct hv_xen_config *cfg)
+HV_XEN_INLINE int hv_xen_rule_for(struct hv_xen_call *c, const struct hv_xen_config *cfg,
+				  enum hv_xen_reader rd)
 {
 	switch (c->op) {
 	case HV_XEN_OP_PRIVCMD_MMAP:
@@ -471,7 +504,7 @@ HV_XEN_INLINE int hv_xen_rule_for(struct hv_xen_call *c, const struct hv_xen_con
 	case HV_XEN_OP_GNTDEV_DMABUF_EXP_FROM_REFS:
 	case HV_XEN_OP_GNTDEV_DMABUF_IMP_TO_REFS:
 	case HV_XEN_OP_GNTALLOC_ALLOC_GREF:
-		return hv_xen_grant_domain(c, cfg);
+		return hv_xen_grant_domain(c, cfg, rd);
 	}
 	return -1;
 }
@@ -484,7 +517,8 @@ HV_XEN_INLINE int hv_xen_rule_for(struct hv_xen_call *c, const struct hv_xen_con
  * -1, with c->unchecked still set, for the caller to report as information
  * (an alert asserts a broken rule, which is not known here).
  */
-HV_XEN_INLINE int hv_xen_verdict(struct hv_xen_call *c, const struct hv_xen_config *cfg)
+HV_XEN_INLINE int hv_xen_verdict_by(struct hv_xen_call *c, const struct hv_xen_config *cfg,
+				    enum hv_xen_reader rd)
 {
 	int rule;
 
@@ -492,7 +526,7 @@ HV_XEN_INLINE int hv_xen_verdict(struct hv_xen_call *c, const struct hv_xen_conf
 	c->checked = 0;
 	c->unchecked = HV_XEN_UNCHECKED_NONE;
 	c->unchecked_rule = 0;
-	rule = hv_xen_rule_for(c, cfg);
+	rule = hv_xen_rule_for(c, cfg, rd);
 	if (rule < 0 || rule >= HV_RULE_COUNT || cfg->action[rule] == HV_XEN_ACT_OFF) {
 		c->unchecked = HV_XEN_UNCHECKED_NONE;
 		return -1;
@@ -500,6 +534,12 @@ HV_XEN_INLINE int hv_xen_verdict(struct hv_xen_call *c, const struct hv_xen_conf
 	if (c->unchecked && cfg->action[rule] == HV_XEN_ACT_ALERT)
 		return -1;
 	return rule;
+}
+
+/* The same, with what any context can read. */
+HV_XEN_INLINE int hv_xen_verdict(struct hv_xen_call *c, const struct hv_xen_config *cfg)
+{
+	return hv_xen_verdict_by(c, cfg, HV_XEN_READER_NOFAULT);
 }
 
 #endif

@@ -142,6 +142,9 @@ check "a --pin-dir bpffs cannot hold is refused with the reason" 2 $? "$tmp/out"
 $HV run --xen-hooks kprobes >"$tmp/out" 2>&1
 check "an unknown --xen-hooks tier is refused, the tiers named" 2 $? "$tmp/out" "--xen-hooks wants fentry or syscalls, not 'kprobes'"
 
+$HV run --xen-deny kill >"$tmp/out" 2>&1
+check "an unknown --xen-deny mechanism is refused, the mechanisms named" 2 $? "$tmp/out" "--xen-deny wants bpf-lsm-sleepable, bpf-lsm or fmod-ret, not 'kill'"
+
 $HV run --hooks kprobes >"$tmp/out" 2>&1
 check "an unknown --hooks tier is refused, the tiers named" 2 $? "$tmp/out" "--hooks wants fentry, kvm-tracepoints or syscalls, not 'kprobes'"
 

@@ -4,8 +4,11 @@
  * BPF program runs, against well-formed, truncated and hostile user
  * structures. User memory is a fake address space: one buffer at FAKE_BASE;
  * any read that is not entirely inside it fails like bpf_probe_read_user on
- * an unmapped page. Every read is counted, to prove hostile counts cost a
- * bounded number of reads.
+ * an unmapped page. From fake_faulted on, the buffer is mapped but not
+ * faulted in: only the reader that faults pages in (bpf_copy_from_user's
+ * stand-in) reads it. Every read is counted, by reader, to prove hostile
+ * counts cost a bounded number of reads and that every read of a decode
+ * uses the reader it was asked for.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,16 +24,22 @@
 
 /* Room for a MAP_GRANT_REF of HV_XEN_WALK_MAX + 1 refs. */
 static uint8_t fake_mem[16 + 8 * (HV_XEN_WALK_MAX + 1)];
-static size_t fake_len; /* readable bytes from FAKE_BASE */
+static size_t fake_len;	    /* readable bytes from FAKE_BASE */
+static size_t fake_faulted; /* of those, faulted in (the rest: FAULT only) */
 static unsigned fake_reads;
+static unsigned fake_reads_by[2]; /* by enum hv_xen_reader */
 #define FAKE_BASE 0x7f0000001000ull
 
-static long hv_xen_read_user(void *dst, __u32 size, __u64 uptr)
+static long hv_xen_read_user(void *dst, __u32 size, __u64 uptr, enum hv_xen_reader rd)
 {
+	size_t len = rd == HV_XEN_READER_FAULT ? fake_len
+		     : fake_faulted < fake_len ? fake_faulted
+					       : fake_len;
+
 	fake_reads++;
-	if (uptr < FAKE_BASE || uptr - FAKE_BASE > fake_len ||
-	    size > fake_len - (uptr - FAKE_BASE)) {
-		memset(dst, 0, size); /* as bpf_probe_read_user does on failure */
+	fake_reads_by[rd == HV_XEN_READER_FAULT]++;
+	if (uptr < FAKE_BASE || uptr - FAKE_BASE > len || size > len - (uptr - FAKE_BASE)) {
+		memset(dst, 0, size); /* as both BPF readers do on failure */
 		return -EFAULT;
 	}
 	memcpy(dst, fake_mem + (uptr - FAKE_BASE), size);
@@ -46,8 +55,9 @@ static int setup(void **state)
 {
 	(void)state;
 	memset(fake_mem, 0, sizeof(fake_mem));
-	fake_len = sizeof(fake_mem);
+	fake_len = fake_faulted = sizeof(fake_mem);
 	fake_reads = 0;
+	memset(fake_reads_by, 0, sizeof(fake_reads_by));
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.ioctl_fn[HV_XEN_DEV_PRIVCMD] = 0xffffffffc0208140ull;
 	cfg.ioctl_fn[HV_XEN_DEV_GNTDEV] = 0xffffffffc02151c0ull;
@@ -289,6 +299,51 @@ static void test_map_grant_ref_walk_hits_a_hole(void **state)
 	assert_true(c.flags & HV_XEN_F_UNREADABLE);
 	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_UNREADABLE);
 	assert_int_equal(c.checked, 30);
+}
+
+/* An argument on pages not faulted in yet: unreadable to the reader that
+ * cannot fault (fail closed under deny), a real verdict from the one that
+ * can, which every read of its decode and walk then uses. The foreign ref
+ * is past those decode keeps: only the walk finds it. */
+static void test_unfaulted_argument_by_reader(void **state)
+{
+	struct hv_xen_call c;
+
+	(void)state;
+	map_grant_ref(20, 0, 1, 20);
+	put32(16 + 8 * 17, 7);
+	fake_faulted = 0;
+	cfg.action[HV_RULE_GRANT_DOMAIN] = HV_XEN_ACT_DENY;
+	hv_xen_decode(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE);
+	assert_int_equal(hv_xen_verdict(&c, &cfg), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_UNREADABLE);
+	assert_int_equal(c.bad_domid, HV_XEN_DOMID_NONE);
+	assert_int_equal(fake_reads_by[HV_XEN_READER_FAULT], 0);
+
+	fake_reads_by[HV_XEN_READER_NOFAULT] = 0;
+	hv_xen_decode_by(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE,
+			 HV_XEN_READER_FAULT);
+	assert_false(c.flags & HV_XEN_F_UNREADABLE);
+	assert_int_equal(c.count, 20);
+	assert_int_equal(hv_xen_verdict_by(&c, &cfg, HV_XEN_READER_FAULT), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_NONE);
+	assert_int_equal(c.bad_domid, 7);
+	assert_int_equal(c.checked, 18);
+	assert_int_equal(fake_reads_by[HV_XEN_READER_NOFAULT], 0);
+
+	put32(16 + 8 * 17, 0); /* every grant from an allowed domain: allowed */
+	hv_xen_decode_by(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE,
+			 HV_XEN_READER_FAULT);
+	assert_int_equal(hv_xen_verdict_by(&c, &cfg, HV_XEN_READER_FAULT), -1);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_NONE);
+	assert_int_equal(c.checked, 20);
+	assert_int_equal(fake_reads_by[HV_XEN_READER_NOFAULT], 0);
+	/* past the end of the buffer, faulting does not help */
+	fake_len = 16 + 8 * 10;
+	hv_xen_decode_by(&c, HV_XEN_DEV_GNTDEV, HV_GNTDEV_MAP_GRANT_REF, FAKE_BASE,
+			 HV_XEN_READER_FAULT);
+	assert_int_equal(hv_xen_verdict_by(&c, &cfg, HV_XEN_READER_FAULT), HV_RULE_GRANT_DOMAIN);
+	assert_int_equal(c.unchecked, HV_XEN_UNCHECKED_UNREADABLE);
 }
 
 /* No allowed set: grant-domain is inactive, nothing is unchecked either. */
@@ -649,6 +704,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_grant_copy_both_sides, setup),
 	    cmocka_unit_test_setup(test_dmabuf_export, setup),
 	    cmocka_unit_test_setup(test_domid_out_of_range, setup),
+	    cmocka_unit_test_setup(test_unfaulted_argument_by_reader, setup),
 	    cmocka_unit_test_setup(test_names, setup),
 	};
 	return cmocka_run_group_tests_name("xen_decode", tests, NULL, NULL);

@@ -8,10 +8,10 @@
 #   HVGJSON PHASE LINE                  what hvguard printed on stdout (JSON)
 #   HVGERR  PHASE LINE                  what hvguard printed on stderr
 #   HVGPHASE PHASE start|end|no-ready
-#   HVGHOOKS PHASE perf|links JSON      where hvguard's programs are attached
+#   HVGHOOKS PHASE perf|links|deny-progs JSON  where hvguard's programs are attached
 #   HVGMOD  PHASE LABEL rc=N            a module (un)load and how it ended
 # Usage: dom0.sh HVGUARD XENOPS PHASE...
-#   phases: alert kill deny deny-mmap fallback, each as NAME/TIER to run it
+#   phases: alert kill deny deny-nosleep deny-mmap fallback, each as NAME/TIER to run it
 #   on a hook tier (NAME/fentry lets hvguard choose, which must be fentry;
 #   NAME/syscalls forces --xen-hooks syscalls); modules; bench
 set -u
@@ -86,6 +86,12 @@ attachments() {
 		'[.[] | select(.pid == $pid) | .tracepoint // .fd_type] | sort' 2>&1 | tr '\n' ' ')"
 	echo "HVGHOOKS $phase links $("$BPFTOOL" -j link list 2>&1 | jq -c --argjson ids "[$ids]" \
 		'[.[] | select(.id as $i | $ids | index($i)) | .tp_name // .attach_type // .type] | sort' 2>&1 | tr '\n' ' ')"
+	# The programs on the deny links, by name (the sleepable file_ioctl
+	# program is another program than the non-sleepable one).
+	echo "HVGHOOKS $phase deny-progs $("$BPFTOOL" -j link list 2>&1 | jq -c --argjson ids "[$ids]" \
+		--argjson progs "$("$BPFTOOL" -j prog list 2>/dev/null || echo '[]')" \
+		'[.[] | select(.id as $i | $ids | index($i)) | select(.attach_type == "lsm_mac" or .attach_type == "modify_return")
+		  | .prog_id as $p | $progs[] | select(.id == $p) | .name] | sort' 2>&1 | tr '\n' ' ')"
 }
 
 frame() { # the grant table frame, fetched by an ordinary process
@@ -94,13 +100,15 @@ frame() { # the grant table frame, fetched by an ordinary process
 
 # A backend trying to get past the checks (issue 11): a foreign ref after
 # the 16 hvguard used to read, a copy whose dest is a foreign gref, an
-# argument on a page BPF cannot read but the driver can, more refs than
-# hvguard walks, and shedding its designation by exec'ing an ordinary
+# argument on a page only a sleepable BPF program can read (as the driver
+# does), of a grant of an allowed domain and of a foreign one, more refs
+# than hvguard walks, and shedding its designation by exec'ing an ordinary
 # program (not named as a backend) from a thread that is not the leader.
 attacks() {
 	op many-refs "$BACKEND" many-refs 20 16 7
 	op copy-to "$BACKEND" copy-to 7
 	op unfaulted "$BACKEND" unfaulted
+	op unfaulted-foreign "$BACKEND" unfaulted 7
 	op over-bound "$BACKEND" many-refs 65537 -1 0
 	op exec-thread "$BACKEND" exec-thread "$XENOPS" hypercall
 }
@@ -226,6 +234,11 @@ for phase in "$@"; do
 	alert) phase_alert ;;
 	kill) phase_enforce "$RULES/kill.yaml" ;;
 	deny | fallback) phase_enforce "$RULES/deny.yaml" ;;
+	# deny with BPF LSM's non-sleepable file_ioctl program, forced
+	deny-nosleep)
+		HOOKS+=(--xen-deny bpf-lsm)
+		phase_enforce "$RULES/deny.yaml"
+		;;
 	deny-mmap) phase_deny_mmap ;;
 	modules) phase_modules ;;
 	bench) phase_bench ;;

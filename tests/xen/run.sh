@@ -13,8 +13,11 @@
 #                              a backend, also doing ordinary ioctl, file mmap
 #                              and getppid calls)
 #
-# Boots: "main" with BPF LSM active (alert, kill, deny and deny-mmap phases),
-# and "nolsm" with an lsm= list lacking bpf, where deny must say so and fall
+# Boots: "main" with BPF LSM active (alert, kill, deny and deny-mmap phases;
+# deny through a sleepable file_ioctl program, which Linux 6.1 allows; and
+# deny-nosleep, on the fentry tier only, forced onto the non-sleepable
+# file_ioctl program, the fallback where a kernel refuses sleepable), and
+# "nolsm" with an lsm= list lacking bpf, where deny must say so and fall
 # back to fmod_ret programs on security_file_ioctl/security_mmap_file, and
 # where a Xen module is unloaded to see the fentry tier fall back. Every
 # detection phase runs on both hook tiers: PHASE/fentry (hvguard's own
@@ -161,6 +164,15 @@ deny_hook_checks() { # phase lsm-links:fmod_ret-links what
 	check "$p: $3 (bpftool link list)" "lsm:fmod_ret links = $got; links: $links" eq "$got" "$2"
 }
 
+# Which programs the deny links run, by name: the sleepable file_ioctl
+# program (xen_lsm_s_file_ioctl) is a program of its own.
+deny_progs_check() { # phase expected-json what
+	local p=$1 progs
+	progs=$(hooks_field "$p" deny-progs | jq -c 'map(.[0:15])' 2>&1)
+	check "$p: $3 (bpftool link list, prog list)" "deny programs: $(hooks_field "$p" deny-progs)" \
+		eq "$progs" "$2"
+}
+
 checks_alert() { # phase
 	local p=$1 child_pid
 	common_checks "$p"
@@ -217,6 +229,10 @@ attack_checks_alert() { # phase
 		"xenops: $(markers HVGOUT "$p" | grep '^unfaulted ')" eq "$(out_field "$p" unfaulted ret)" 0
 	unchecked_is "$p" unfaulted unreadable 'and .ioctl=="IOCTL_GNTDEV_MAP_GRANT_REF" and .count==0' \
 		"...while hvguard could not: a xen-unchecked event (unreadable), no alert under action alert"
+	check "$p: the same with a grant of domain 7: the driver reserved it" \
+		"xenops: $(markers HVGOUT "$p" | grep '^unfaulted-foreign ')" eq "$(out_field "$p" unfaulted-foreign ret)" 0
+	unchecked_is "$p" unfaulted-foreign unreadable 'and .ioctl=="IOCTL_GNTDEV_MAP_GRANT_REF" and .count==0' \
+		"...and the detection hooks (no deny program loaded) could not read it: xen-unchecked, no alert"
 	unchecked_is "$p" over-bound truncated 'and .count==65537 and .checked==0' \
 		"MAP_GRANT_REF of 65537 refs (past the walk): a xen-unchecked event (truncated), no alert"
 	alert_is "$p" exec-thread forbidden-hypercall 'and .ioctl=="IOCTL_PRIVCMD_HYPERCALL" and .comm=="xenops"' \
@@ -236,7 +252,7 @@ attack_checks_enforce() { # phase kill|deny
 	local p=$1 mode=$2 l enf
 	if [ "$mode" = kill ]; then
 		enf='.enforcement=="killed"'
-		for l in many-refs copy-to unfaulted over-bound exec-thread; do
+		for l in many-refs copy-to unfaulted unfaulted-foreign over-bound exec-thread; do
 			check "$p: $l with action kill: the offender dies (SIGKILL)" \
 				"rc=$(op_field "$p" $l rc)" eq "$(op_field "$p" $l rc)" 137
 		done
@@ -247,8 +263,7 @@ attack_checks_enforce() { # phase kill|deny
 		check "$p: GRANT_COPY to a gref of domain 7, action deny: EPERM, the driver never saw the segment" \
 			"xenops: $(markers HVGOUT "$p" | grep '^copy-to ')" \
 			eq "$(out_field "$p" copy-to errno):$(out_field "$p" copy-to status)" 1:12345
-		check "$p: an argument hvguard cannot read, action deny: EPERM (fail closed)" \
-			"xenops: $(markers HVGOUT "$p" | grep '^unfaulted ')" eq "$(out_field "$p" unfaulted errno)" 1
+		unfaulted_checks_deny "$p"
 		check "$p: 65537 refs, action deny: EPERM from hvguard, before the driver's own EINVAL" \
 			"xenops: $(markers HVGOUT "$p" | grep '^over-bound ')" eq "$(out_field "$p" over-bound errno)" 1
 		check "$p: exec from a non-leader thread, then HYPERCALL, action deny: EPERM (still a backend)" \
@@ -260,13 +275,37 @@ attack_checks_enforce() { # phase kill|deny
 		"$mode: the 17th ref's domain 7 named in the alert"
 	alert_is "$p" copy-to grant-domain "and $enf and .ioctl==\"IOCTL_GNTDEV_GRANT_COPY\" and .domid==7" \
 		"$mode: the copy's dest domain 7 named in the alert"
-	alert_is "$p" unfaulted grant-domain "and $enf and .unchecked==\"unreadable\" and .domid==null" \
-		"$mode: the unreadable call is a grant-domain violation, unchecked: unreadable"
+	if [ "$mode" = kill ]; then
+		for l in unfaulted unfaulted-foreign; do
+			alert_is "$p" $l grant-domain "and $enf and .unchecked==\"unreadable\" and .domid==null" \
+				"$mode: $l: the unreadable call is a grant-domain violation, unchecked: unreadable"
+		done
+	fi
 	alert_is "$p" over-bound grant-domain "and $enf and .unchecked==\"truncated\" and .pages==65537" \
 		"$mode: the call past the walk is a grant-domain violation, unchecked: truncated"
-	check "$p: the summary counts them: 1 unreadable, 1 truncated" \
+	local unreadable=2
+	[ "$mode" = deny ] && unreadable=0
+	check "$p: the summary counts them: $unreadable unreadable, 1 truncated" \
 		"summary: $(json "$p" | jq -c 'select(.type=="summary") | .xen.unchecked')" \
-		eq "$(count "$p" '.type=="summary" and .xen.unchecked.unreadable==1 and .xen.unchecked.truncated==1')" 1
+		eq "$(count "$p" ".type==\"summary\" and .xen.unchecked.unreadable==$unreadable and .xen.unchecked.truncated==1")" 1
+}
+
+# With BPF LSM active the deny program is sleepable and faults the argument
+# in as the driver does: a real verdict, both ways.
+unfaulted_checks_deny() { # phase
+	local p=$1 pid
+	pid=$(op_field "$p" unfaulted pid)
+	check "$p: an argument on a page not faulted in, its grant from domain 0 (allowed): the call works" \
+		"xenops: $(markers HVGOUT "$p" | grep '^unfaulted ')" \
+		eq "$(out_field "$p" unfaulted ret)/$(out_field "$p" unfaulted errno)" 0/0
+	check "$p: ...with no alert and nothing unchecked for it" \
+		"events for pid $pid: $(json "$p" | jq -c "select(.pid==${pid:-0} and (.type==\"alert\" or .type==\"xen-unchecked\")) | {type,rule,unchecked}" | tr '\n' ' ')" \
+		eq "$(count "$p" ".pid==${pid:-0} and (.type==\"alert\" or .type==\"xen-unchecked\")")" 0
+	check "$p: an argument on a page not faulted in, its grant from domain 7: EPERM" \
+		"xenops: $(markers HVGOUT "$p" | grep '^unfaulted-foreign ')" eq "$(out_field "$p" unfaulted-foreign errno)" 1
+	alert_is "$p" unfaulted-foreign grant-domain \
+		'and .enforcement=="denied" and .ret==-1 and .ioctl=="IOCTL_GNTDEV_MAP_GRANT_REF" and .domid==7 and .refs==[8] and .unchecked==null' \
+		"deny: ...the alert names domain 7 and ref 8, nothing unchecked"
 }
 
 checks_enforce() { # phase action
@@ -278,6 +317,8 @@ checks_enforce() { # phase action
 		deny_hook_checks "$p" 0:0 "kill only: no deny program attached"
 	else
 		deny_hook_checks "$p" 2:0 "deny with BPF LSM active: file_ioctl and mmap_file LSM programs"
+		deny_progs_check "$p" '["xen_lsm_mmap_fi","xen_lsm_s_file_"]' \
+			"...file_ioctl's the sleepable one (xen_lsm_s_file_ioctl), mmap_file's not"
 	fi
 	grant_cycle_checks "$p"
 	if [ "$mode" = kill ]; then
@@ -292,8 +333,9 @@ checks_enforce() { # phase action
 		check "$p: backend MAP_GRANT_REF from a domain not allowed, action kill: dies" \
 			"rc=$(op_field "$p" grantdom rc)" eq "$(op_field "$p" grantdom rc)" 137
 	else
-		check "$p: BPF LSM is the deny mechanism" "summary: $(json "$p" | jq -c 'select(.type=="summary") | .xen.deny')" \
-			eq "$(count "$p" '.type=="summary" and .xen.deny=="bpf-lsm"')" 1
+		check "$p: sleepable BPF LSM is the deny mechanism, no fallback said" \
+			"summary: $(json "$p" | jq -c 'select(.type=="summary") | .xen.deny'); warnings: $(json "$p" | jq -c 'select(.type=="warning") | .message' | tr '\n' ' ')" \
+			eq "$(count "$p" '.type=="summary" and .xen.deny=="bpf-lsm-sleepable"'):$(count "$p" '.type=="warning" and (.message|test("sleepable"))')" 1:0
 		check "$p: backend MMAPBATCH_V2 with action deny gets EPERM" \
 			"xenops: $(markers HVGOUT "$p" | grep '^mmapbatch ')" \
 			eq "$(out_field "$p" mmapbatch ret)/$(out_field "$p" mmapbatch errno)" -1/1
@@ -336,19 +378,48 @@ checks_fallback() { # phase
 	tier_checks "$p"
 	attachment_checks "$p"
 	deny_hook_checks "$p" 0:2 "deny without BPF LSM: fmod_ret on security_file_ioctl and security_mmap_file"
+	deny_progs_check "$p" '["xen_fmod_file_i","xen_fmod_mmap_f"]' "...the fmod_ret programs, nothing sleepable"
 	check "$p: without BPF LSM, hvguard says so and denies through fmod_ret instead" \
 		"warnings: $(json "$p" | jq -c 'select(.type=="warning") | .message' | tr '\n' ' '); summary deny: $(json "$p" | jq -c 'select(.type=="summary") | .xen.deny')" \
 		eq "$(count "$p" '.type=="warning" and (.message|test("BPF LSM is not active.*fmod_ret"))'):$(count "$p" '.type=="summary" and .xen.deny=="fmod-ret"')" 1:1
+	checks_deny_nofault "$p" fallback
+}
+
+# deny forced onto BPF LSM's non-sleepable file_ioctl program, which is
+# what a kernel that refuses the sleepable one gets.
+checks_deny_nosleep() { # phase
+	local p=$1
+	common_checks "$p"
+	tier_checks "$p"
+	attachment_checks "$p"
+	deny_hook_checks "$p" 2:0 "--xen-deny bpf-lsm: file_ioctl and mmap_file LSM programs"
+	deny_progs_check "$p" '["xen_lsm_file_io","xen_lsm_mmap_fi"]' "...both non-sleepable (xen_lsm_file_ioctl)"
+	check "$p: --xen-deny bpf-lsm: the summary says bpf-lsm, no warning" \
+		"warnings: $(json "$p" | jq -c 'select(.type=="warning") | .message' | tr '\n' ' '); summary deny: $(json "$p" | jq -c 'select(.type=="summary") | .xen.deny')" \
+		eq "$(count "$p" '.type=="warning"'):$(count "$p" '.type=="summary" and .xen.deny=="bpf-lsm"')" 0:1
+	grant_cycle_checks "$p"
+	checks_deny_nofault "$p" "non-sleepable LSM"
+}
+
+# A deny program that cannot fault pages in: what it refuses, and the
+# untouched-page arguments refused as unchecked (fail closed).
+checks_deny_nofault() { # phase what
+	local p=$1 what=$2
 	check "$p: backend MMAPBATCH_V2 gets EPERM, the mapping never exists" \
 		"xenops: $(markers HVGOUT "$p" | grep '^mmapbatch ')" \
 		eq "$(out_field "$p" mmapbatch errno):$(out_field "$p" mmapbatch mapped):$(out_field "$p" mmapbatch err0)" 1:0:12345
 	alert_is "$p" mmapbatch foreign-map 'and .enforcement=="denied" and .action=="deny"' \
-		"fallback: foreign-map alert says denied"
+		"$what: foreign-map alert says denied"
 	check "$p: backend HYPERCALL gets EPERM" "xenops: $(markers HVGOUT "$p" | grep '^hypercall ')" \
 		eq "$(out_field "$p" hypercall errno)" 1
-	check "$p: the fail-closed attacks get EPERM too (17th ref foreign, copy to a foreign gref, unreadable, past the walk)" \
-		"errnos: $(for l in many-refs copy-to unfaulted over-bound; do printf '%s=%s ' $l "$(out_field "$p" $l errno)"; done)" \
-		eq "$(for l in many-refs copy-to unfaulted over-bound; do out_field "$p" $l errno; done | tr -d '\n')" 1111
+	check "$p: the fail-closed attacks get EPERM too (17th ref foreign, copy to a foreign gref, unreadable twice, past the walk)" \
+		"errnos: $(for l in many-refs copy-to unfaulted unfaulted-foreign over-bound; do printf '%s=%s ' $l "$(out_field "$p" $l errno)"; done)" \
+		eq "$(for l in many-refs copy-to unfaulted unfaulted-foreign over-bound; do out_field "$p" $l errno; done | tr -d '\n')" 11111
+	local l
+	for l in unfaulted unfaulted-foreign; do
+		alert_is "$p" $l grant-domain 'and .enforcement=="denied" and .ret==-1 and .unchecked=="unreadable" and .domid==null' \
+			"$what: $l: the page cannot be faulted in here: denied as unchecked (unreadable), no domain named"
+	done
 	no_alerts_for "$p" other-mmapbatch other-hypercall
 }
 
@@ -463,13 +534,14 @@ main() {
 	fi
 	local tier
 	if boot main "$LSM_WITH_BPF" alert/fentry alert/syscalls kill/fentry kill/syscalls \
-		deny/fentry deny/syscalls deny-mmap/fentry deny-mmap/syscalls; then
+		deny/fentry deny/syscalls deny-nosleep/fentry deny-mmap/fentry deny-mmap/syscalls; then
 		for tier in fentry syscalls; do
 			checks_alert alert/$tier
 			checks_enforce kill/$tier kill
 			checks_enforce deny/$tier deny
 			checks_deny_mmap deny-mmap/$tier
 		done
+		checks_deny_nosleep deny-nosleep/fentry
 	fi
 	if boot nolsm "$LSM_WITHOUT_BPF" fallback/fentry fallback/syscalls modules; then
 		checks_fallback fallback/fentry

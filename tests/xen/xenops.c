@@ -27,9 +27,12 @@
  *                                 UNMAP_GRANT_REF (the driver only reserves)
  *   xenops copy-to DOMID          GRANT_COPY of one segment from a self-granted
  *                                 gref to gref 8 of DOMID (both sides grefs)
- *   xenops unfaulted              MAP_GRANT_REF of a self-grant, its argument on
- *                                 a page of a memfd mapped but never touched:
- *                                 the driver faults it in, BPF cannot read it
+ *   xenops unfaulted [DOMID]      MAP_GRANT_REF, its argument on a page of a
+ *                                 memfd mapped but never touched (the driver
+ *                                 faults it in; only a sleepable BPF program
+ *                                 can): of a self-grant (DOMID 0, the default),
+ *                                 else of gref 8 of DOMID (the driver only
+ *                                 reserves), then UNMAP_GRANT_REF
  *   xenops spawn CMD [ARG...]     fork, exec CMD in the child, wait, print its status
  *                                 (a designated backend's children inherit it)
  *   xenops exec-thread CMD [ARG...] exec CMD from a thread that is not the leader
@@ -486,7 +489,7 @@ static int cmd_copy_to(uint16_t domid)
 	return r == 0 ? 0 : 1;
 }
 
-static int cmd_unfaulted(void)
+static int cmd_unfaulted(uint16_t domid)
 {
 	struct gntdev_map m = {.count = 1};
 	struct self_grant g;
@@ -498,8 +501,9 @@ static int cmd_unfaulted(void)
 	if (self_grant(&g, 0xabcd))
 		return 1;
 	gntdev = open_dev("/dev/xen/gntdev");
-	m.refs[0].domid = 0; /* an allowed domain: only unreadable, not foreign */
-	m.refs[0].ref = g.ref;
+	/* 0: an allowed domain, only unreadable to a reader that cannot fault */
+	m.refs[0].domid = domid;
+	m.refs[0].ref = domid ? 8 : g.ref;
 	fd = memfd_create("xenops-arg", MFD_CLOEXEC);
 	if (fd < 0 || write(fd, &m, sizeof(m)) != (ssize_t)sizeof(m)) {
 		printf("XENOPS %s ok=0 error=memfd errno=%d\n", cmd_name, errno);
@@ -515,8 +519,8 @@ static int cmd_unfaulted(void)
 	e = r ? errno : 0;
 	if (!r)
 		gntdev_release(gntdev, arg->index);
-	printf("XENOPS %s ok=%d ret=%ld errno=%d ref=%u arg=%llu pid=%d\n", cmd_name, r == 0, r, e,
-	       g.ref, (unsigned long long)(uintptr_t)arg, getpid());
+	printf("XENOPS %s ok=%d ret=%ld errno=%d domid=%u ref=%u arg=%llu pid=%d\n", cmd_name,
+	       r == 0, r, e, domid, m.refs[0].ref, (unsigned long long)(uintptr_t)arg, getpid());
 	self_grant_release(&g);
 	return r == 0 ? 0 : 1;
 }
@@ -715,7 +719,7 @@ static int usage(void)
 	    "usage: xenops grant-cycle | grant-leak | grant-reserve-leak | reserve DOMID REF |\n"
 	    "       gnttab-frame |\n"
 	    "       mmapbatch FRAME PAGES [DOM] | hypercall | resource TYPE | hostile |\n"
-	    "       many-refs N AT DOMID | copy-to DOMID | unfaulted |\n"
+	    "       many-refs N AT DOMID | copy-to DOMID | unfaulted [DOMID] |\n"
 	    "       spawn CMD [ARG...] | exec-thread CMD [ARG...] |\n"
 	    "       bench-grant N | bench-privcmd N | bench-hypercall N |\n"
 	    "       bench-ioctl N | bench-mmap N | bench-syscall N\n");
@@ -754,8 +758,8 @@ int main(int argc, char **argv)
 				     strtoul(argv[4], NULL, 0));
 	if (!strcmp(c, "copy-to") && argc == 3)
 		return cmd_copy_to(strtoul(argv[2], NULL, 0));
-	if (!strcmp(c, "unfaulted"))
-		return cmd_unfaulted();
+	if (!strcmp(c, "unfaulted") && argc <= 3)
+		return cmd_unfaulted(argc == 3 ? strtoul(argv[2], NULL, 0) : 0);
 	if (!strcmp(c, "spawn") && argc >= 3)
 		return cmd_spawn(argv + 2);
 	if (!strcmp(c, "exec-thread") && argc >= 3)
