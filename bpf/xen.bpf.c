@@ -117,8 +117,10 @@ struct pending {
 	__u64 len;
 };
 
+/* Not LRU: an evicted call would take its violation with it. A full map
+ * refuses the insert instead (counted), and the violation goes out at once. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct pending);
@@ -299,10 +301,17 @@ static __always_inline void remember(struct pending *p)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
-	if (bpf_map_update_elem(&xen_pending, &id, p, BPF_ANY))
-		__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_PENDING_FULL], 1);
-	else
+	if (!bpf_map_update_elem(&xen_pending, &id, p, BPF_ANY)) {
 		__sync_fetch_and_add(&xen_inflight, 1);
+		return;
+	}
+	/* No room to follow the call to its return: a violation is reported
+	 * now, its outcome unknown (deny's program reports its own). */
+	__sync_fetch_and_add(&xen_stats[HV_XEN_STAT_PENDING_FULL], 1);
+	if (p->rule >= 0 && !p->emitted && p->action != HV_XEN_ACT_DENY) {
+		emit_violation(p, HV_XEN_RET_UNSEEN);
+		p->emitted = 1;
+	}
 }
 
 /* The call remembered at entry by this thread, if any. */
@@ -839,6 +848,8 @@ int xen_exit(void *ctx)
 	struct hv_xen_backend *be;
 	struct hv_xen_event *e;
 
+	if (xen_inflight) /* a thread that never returned from its call */
+		forget(bpf_get_current_pid_tgid());
 	be = bpf_map_lookup_elem(&xen_backends, &tgid);
 	if (!be)
 		return 0;

@@ -91,6 +91,23 @@ static void export_unchecked(struct hv_ctx *ctx)
 		      (double)xen_stat(HV_XEN_STAT_DENIALS));
 }
 
+/* Calls of backends hvguard had no room to follow to their return: their
+ * violations went out at entry, outcome unknown. Said when it grows. */
+static void report_pending_full(struct hv_ctx *ctx)
+{
+	static uint64_t said;
+	uint64_t n = xen_stat(HV_XEN_STAT_PENDING_FULL);
+
+	hv_metric_set(ctx->metrics, HV_METRIC_MAP_FULL, "map=\"xen_pending\"", (double)n);
+	if (n == said)
+		return;
+	hv_warn("%llu backend call(s) not followed to their return: xen_pending is full (more "
+		"calls in flight than it holds); their violations were reported at the call, "
+		"with ret null (%llu in all)",
+		(unsigned long long)(n - said), (unsigned long long)n);
+	said = n;
+}
+
 static void xen_poll(struct hv_ctx *ctx)
 {
 	double now = (hv_now_ns(CLOCK_MONOTONIC) / 1e9);
@@ -101,6 +118,7 @@ static void xen_poll(struct hv_ctx *ctx)
 	/* Grant records are submitted without a wakeup: collect them here. */
 	ring_buffer__consume(ctx->rb);
 	export_unchecked(ctx);
+	report_pending_full(ctx);
 	if (now >= hv_xen_st.next_leak_scan) {
 		/* Each scan walks the whole map (two syscalls an entry): as often as
 		 * the leak delay needs, at least every 10 s, at most every second. */
@@ -137,6 +155,7 @@ static void xen_summary(struct hv_ctx *ctx, struct json_object *summary)
 	hv_json_add_uint(o, "kills", xen_stat(HV_XEN_STAT_KILLS));
 	hv_json_add_uint(o, "denials", xen_stat(HV_XEN_STAT_DENIALS));
 	hv_json_add_uint(o, "deny_no_scratch", xen_stat(HV_XEN_STAT_NO_SCRATCH));
+	hv_json_add_uint(o, "calls_unfollowed", xen_stat(HV_XEN_STAT_PENDING_FULL));
 	json_object_object_add(o, "unchecked", unchecked_json());
 	hv_json_add_uint(o, "leaks", hv_xen_st.leaks);
 	json_object_object_add(o, "grant_ops", ops);

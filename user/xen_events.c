@@ -45,15 +45,18 @@ static void domain_words(char *buf, size_t len, __s32 domid)
 static void describe(char *buf, size_t len, const struct hv_xen_event *e, const char *ioctl)
 {
 	const struct hv_xen_call *c = &e->call;
-	/* Killed at entry: the outcome is unknown; otherwise ret tells. */
-	bool failed = e->action != HV_XEN_ACT_KILL && e->ret < 0;
+	/* Killed at entry, or not followed to its return: the outcome is
+	 * unknown; otherwise ret tells. */
+	bool unseen = e->ret == HV_XEN_RET_UNSEEN;
+	bool failed = e->action != HV_XEN_ACT_KILL && !unseen && e->ret < 0;
 	const char *verb = failed ? "tried to map" : "mapped";
 	const char *outcome =
 	    e->action == HV_XEN_ACT_KILL
 		? "; SIGKILL sent at the call (the call itself may have completed)"
 	    : e->action == HV_XEN_ACT_DENY ? "; refused with EPERM before the driver ran"
-	    : failed			   ? "; the call failed"
-					   : "";
+	    : unseen ? "; its outcome unknown (too many calls in flight for hvguard to follow)"
+	    : failed ? "; the call failed"
+		     : "";
 	char dom[64];
 
 	domain_words(dom, sizeof(dom), e->rule == HV_RULE_GRANT_DOMAIN ? c->bad_domid : c->domid);
@@ -145,7 +148,7 @@ static void handle_violation(struct hv_ctx *ctx, const struct hv_xen_event *e)
 		hv_json_add_int(f, "resource_type", c->resource_type);
 	if (c->addr)
 		hv_json_add_uint(f, "addr", c->addr);
-	hv_json_add_int(f, "ret", e->ret);
+	hv_json_add_int_or_null(f, "ret", e->ret != HV_XEN_RET_UNSEEN, e->ret);
 	hv_json_add_str(f, "enforcement", enforcement_name(e->action, e->ret));
 	if (c->unchecked) {
 		hv_json_add_str(f, "unchecked", hv_xen_unchecked_name(c->unchecked));

@@ -224,6 +224,10 @@ enum hv_xen_event_type {
 	HV_XEN_EV_UNCHECKED,  /* a call not fully checked, its rule alert-only */
 };
 
+/* hv_xen_event.ret of a violation reported at the call's entry because
+ * hvguard had no room to follow the call to its return (xen_pending full). */
+#define HV_XEN_RET_UNSEEN (-(1ll << 62))
+
 struct hv_xen_event {
 	__u8 type;     /* enum hv_xen_event_type */
 	__u8 rule;     /* enum hv_rule_id (violations) */
@@ -232,7 +236,7 @@ struct hv_xen_event {
 	__u32 pid;     /* tgid */
 	__u32 tid;
 	__u32 ppid;  /* DESIGNATED by fork: the parent */
-	__s64 ret;   /* syscall return, when known */
+	__s64 ret;   /* syscall return, when known (else HV_XEN_RET_UNSEEN) */
 	__u64 ts_ns; /* CLOCK_BOOTTIME (bpf_ktime_get_boot_ns) */
 	char comm[HV_XEN_COMM_LEN];
 	struct hv_xen_call call;
