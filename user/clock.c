@@ -341,19 +341,26 @@ static void handle_info(struct hv_ctx *ctx, const struct hv_clock_event *e, cons
 	hv_emit_json(ctx, o);
 }
 
-/* A VM goes with guest TSC writes counted in a window not yet closed:
- * its summary is sent from here, so the counts still add up. */
-static void flood_tail(struct hv_ctx *ctx, __u64 key, const struct hv_clock_vm *vm,
-		       const char *comm)
+/* A record the daemon makes itself about a VM that is going, as the BPF
+ * side would have. */
+static struct hv_clock_event daemon_event(__u32 type, __u64 key, const struct hv_clock_vm *vm)
 {
-	struct hv_clock_event e = {
-	    .type = HV_CLOCK_EV_GUEST_TSC_SUMMARY,
+	return (struct hv_clock_event){
+	    .type = type,
 	    .pid = vm->owner_tgid,
 	    .vm_key = key,
 	    .vm_id = vm->id,
 	    .vcpu = -1,
 	    .ts_ns = hv_now_ns(CLOCK_BOOTTIME),
 	};
+}
+
+/* A VM goes with guest TSC writes counted in a window not yet closed:
+ * its summary is sent from here, so the counts still add up. */
+static void flood_tail(struct hv_ctx *ctx, __u64 key, const struct hv_clock_vm *vm,
+		       const char *comm)
+{
+	struct hv_clock_event e = daemon_event(HV_CLOCK_EV_GUEST_TSC_SUMMARY, key, vm);
 	char own[17] = "?";
 
 	if (!vm->guest_writes.suppressed)
@@ -480,17 +487,10 @@ static int sweep_vms(struct hv_ctx *ctx, int only_tgid, const char *comm, uint64
 /* A VM destroyed while its VMM lives on: said, like a VMM's exit. */
 static void say_destroyed(struct hv_ctx *ctx, __u64 key, const struct hv_clock_vm *vm)
 {
-	struct hv_clock_event e = {
-	    .type = HV_CLOCK_EV_VM_DESTROYED,
-	    .pid = vm->owner_tgid,
-	    .vm_key = key,
-	    .vm_id = vm->id,
-	    .vcpu = -1,
-	    .ts_ns = hv_now_ns(CLOCK_BOOTTIME),
-	    .destroyed.seen_by = HV_DESTROYED_RECLAIM,
-	};
+	struct hv_clock_event e = daemon_event(HV_CLOCK_EV_VM_DESTROYED, key, vm);
 	char comm[17] = "?";
 
+	e.destroyed.seen_by = HV_DESTROYED_RECLAIM;
 	hv_proc_comm((int)e.pid, comm, sizeof(comm));
 	flood_tail(ctx, key, vm, comm);
 	hv_mig_vm_gone(ctx, key, vm, e.ts_ns, comm, "vm-destroyed");
