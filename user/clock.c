@@ -509,8 +509,9 @@ static int run_reclaim_prog(struct bpf_program *prog, __u64 key, __u64 id)
  * Forget the VMs destroyed while their VMM lives on (clock.bpf.c: no hook
  * sees a destruction, the kernel's list of live VMs tells). Every
  * HV_RECLAIM_PERIOD_MS, and at once when a quota or the table refused a VM
- * since the last pass. Exits and execs go first (the ring is read before):
- * their VMs are departures of that VMM, said as such.
+ * since the last pass. Exits and execs go first (the ring is read after
+ * the pass found its dead VMs): their VMs are departures of that VMM, said
+ * as such.
  */
 static struct {
 	__u64 vms, failed;
@@ -533,7 +534,6 @@ static void reclaim_destroyed(struct hv_ctx *ctx)
 		return;
 	next_ns = now + HV_RECLAIM_PERIOD_MS * 1000000ull;
 	pressure_seen = pressure;
-	ring_buffer__consume(ctx->rb);
 	if (run_reclaim_prog(skel->progs.hv_clock_find_dead, 0, 0)) {
 		if (!reclaim.failed++)
 			hv_warn("cannot look for destroyed VMs (%s): their state stays until their "
@@ -541,6 +541,11 @@ static void reclaim_destroyed(struct hv_ctx *ctx)
 				strerror(errno));
 		return;
 	}
+	/* A VM that went with its VMM's exit or exec went after the record of
+	 * it was submitted: read now, after the VM was seen gone, that record
+	 * takes its VMs first (as departures of that VMM; the keys below are
+	 * then gone). Read before the pass, it could still be missing. */
+	ring_buffer__consume(ctx->rb);
 	n = b->dead_count < HV_RECLAIM_BATCH ? b->dead_count : HV_RECLAIM_BATCH;
 	for (unsigned i = 0; i < n; i++) {
 		__u64 key = b->dead_keys[i];
