@@ -505,6 +505,11 @@ static int run_reclaim_prog(struct bpf_program *prog, __u64 key, __u64 id)
 	return bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) ? -errno : 0;
 }
 
+/* What the reclaim passes did, for the metrics and the summary. */
+static struct {
+	__u64 vms, failed;
+} reclaim;
+
 /*
  * Forget the VMs destroyed while their VMM lives on (clock.bpf.c: no hook
  * sees a destruction, the kernel's list of live VMs tells). Every
@@ -513,10 +518,6 @@ static int run_reclaim_prog(struct bpf_program *prog, __u64 key, __u64 id)
  * the pass found its dead VMs): their VMs are departures of that VMM, said
  * as such.
  */
-static struct {
-	__u64 vms, failed;
-} reclaim;
-
 static void reclaim_destroyed(struct hv_ctx *ctx)
 {
 	static uint64_t next_ns;
