@@ -323,6 +323,11 @@ def case_precise(hv, tmp):
                    mig.get(k) is not None and abs(mig[k]) <= TOLERANCE_NS,
                    f"|x| <= {TOLERANCE_NS}", mig.get(k))
     settle()
+    for a in alerts_for(hv, dst):
+        tap.note(f"{name}: guest: tsc {got['guest_tsc_warp_ns']} kvmclock "
+                 f"{got['guest_kvmclock_warp_ns']}; alert {a.get('rule')}: downtime "
+                 f"{a.get('downtime_ns')} tsc {a.get('tsc_warp_ns')} kvmclock "
+                 f"{a.get('kvmclock_warp_ns')}")
     check_no_alert(name, hv, dst, "destination")
     check_no_alert(name, hv, src, "source")
 
