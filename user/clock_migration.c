@@ -24,10 +24,10 @@
 #include <sys/timex.h>
 #include <time.h>
 #include <unistd.h>
-#include <x86intrin.h>
 
 #include "clock_user.h"
 #include "format.h"
+#include "hostclock.h"
 #include "hvguard/clock_logic.h" /* hv_abs64 */
 #include "hvguard.h"
 #include "json_util.h"
@@ -36,9 +36,7 @@
 #include "migration_json.h"
 #include "rules.h"
 
-#define LIVE_CANDIDATES_MAX 256	  /* live VMs looked at per arrival */
-#define CLOCKS_TRIES	    8	  /* readings of the clocks per sample, at most */
-#define CLOCKS_TIGHT_NS	    20000 /* a reading this quick is taken at once */
+#define LIVE_CANDIDATES_MAX 256 /* live VMs looked at per arrival */
 #define NAME_CACHE	    256
 
 static void unchecked(struct hv_ctx *ctx, const char *reason, const char *what);
@@ -52,51 +50,7 @@ static struct {
 	char uuid[HV_MIG_UUID_LEN];
 } names[NAME_CACHE];
 
-struct clocks_now {
-	int64_t boot, real, tai, base;
-	uint64_t host_tsc;
-};
-
-static int64_t ts(clockid_t id)
-{
-	return (int64_t)hv_now_ns(id);
-}
-
-/* One reading of every clock; returns how long the reading took. */
-static int64_t clocks_once(struct clocks_now *c)
-{
-	int64_t mono = ts(CLOCK_MONOTONIC), raw = ts(CLOCK_MONOTONIC_RAW);
-
-	c->boot = ts(CLOCK_BOOTTIME);
-	c->host_tsc = __rdtsc();
-	c->real = ts(CLOCK_REALTIME);
-	c->tai = ts(CLOCK_TAI);
-	c->base = raw + (c->boot - mono);
-	return ts(CLOCK_MONOTONIC_RAW) - raw;
-}
-
-/*
- * The clocks read together: a sample pairs the host TSC with the realtime
- * and kvmclock base, and a preemption between two reads (a few ms when
- * vCPU threads share the daemon's CPU) would show as that much warp. The
- * tightest of a few readings, at once when one is tight.
- */
-static void clocks_now(struct clocks_now *c)
-{
-	int64_t best = INT64_MAX;
-	struct clocks_now one;
-
-	for (int i = 0; i < CLOCKS_TRIES && best > CLOCKS_TIGHT_NS; i++) {
-		int64_t span = clocks_once(&one);
-
-		if (span < best) {
-			best = span;
-			*c = one;
-		}
-	}
-}
-
-static int64_t realtime_of(const struct clocks_now *c, int64_t boot_ns)
+static int64_t realtime_of(const struct hv_host_clocks *c, int64_t boot_ns)
 {
 	return c->real - (c->boot - boot_ns);
 }
@@ -202,7 +156,7 @@ static int cmp_vcpu(const void *a, const void *b)
  * The VM's clocks now. Refused (-ENOTSUP) for a scaled TSC (the guest's
  * TSC is then not host TSC + offset) and for a VM without a known offset.
  */
-static int sample_vm(const struct hv_clock_vm *vm, const struct clocks_now *now,
+static int sample_vm(const struct hv_clock_vm *vm, const struct hv_host_clocks *now,
 		     __s64 kvmclock_offset, struct hv_mig_record *r)
 {
 	r->nr_vcpus = 0;
@@ -210,7 +164,7 @@ static int sample_vm(const struct hv_clock_vm *vm, const struct clocks_now *now,
 		if (!vm->vcpu_ids[s] || !(vm->tsc_known[s / 64] & (1ull << (s % 64))))
 			continue;
 		r->vcpu[r->nr_vcpus].id = vm->vcpu_ids[s] - 1;
-		r->vcpu[r->nr_vcpus].tsc = (int64_t)(now->host_tsc + (uint64_t)vm->tsc_offset[s]);
+		r->vcpu[r->nr_vcpus].tsc = (int64_t)(now->tsc + (uint64_t)vm->tsc_offset[s]);
 		r->nr_vcpus++;
 	}
 	if (!r->nr_vcpus)
@@ -232,7 +186,7 @@ static bool ratio_unscaled(__u64 ratio)
 }
 
 /* A VM's departure sample now, from its pinned state. */
-static int departure_now(__u64 key, const struct hv_clock_vm *vm, const struct clocks_now *now,
+static int departure_now(__u64 key, const struct hv_clock_vm *vm, const struct hv_host_clocks *now,
 			 struct hv_mig_record *d)
 {
 	struct hv_clock_vcpu vc;
@@ -378,7 +332,7 @@ void hv_mig_vm_gone(struct hv_ctx *ctx, __u64 key, const struct hv_clock_vm *vm,
 		    uint64_t saved_by_boot, const char *comm, const char *why)
 {
 	struct hv_mig_record *d;
-	struct clocks_now now;
+	struct hv_host_clocks now;
 	struct hv_clock_departure p;
 	__u64 id = vm->id;
 	int err;
@@ -390,7 +344,7 @@ void hv_mig_vm_gone(struct hv_ctx *ctx, __u64 key, const struct hv_clock_vm *vm,
 		unchecked(ctx, "out-of-memory", "a departure");
 		return;
 	}
-	clocks_now(&now);
+	hv_host_clocks_read(&now);
 	err = departure_now(key, vm, &now, d);
 	if (err == -ENOTSUP)
 		unchecked(ctx, "scaled-tsc", "a departure");
@@ -537,8 +491,9 @@ static void from_departures(struct source *s, const struct hv_mig_record *a,
 
 /* The VMs of other processes, if paused (a source QEMU stays paused after
  * the migration until it is told to quit). */
-static void from_live(struct source *s, const struct hv_mig_record *a, const struct clocks_now *now,
-		      struct hv_mig_record *d, struct hv_mig_result *tmp)
+static void from_live(struct source *s, const struct hv_mig_record *a,
+		      const struct hv_host_clocks *now, struct hv_mig_record *d,
+		      struct hv_mig_result *tmp)
 {
 	struct hv_clock_departure p;
 	struct hv_clock_vm vm;
@@ -590,7 +545,7 @@ static struct json_object *source_json(const struct source *s)
 
 /* The arrival's sample, moved back to its first guest entry. */
 static int arrival_at_entry(const struct hv_clock_event *e, const struct hv_clock_vm *vm,
-			    const struct clocks_now *now, struct hv_mig_record *a)
+			    const struct hv_host_clocks *now, struct hv_mig_record *a)
 {
 	int64_t entry = realtime_of(now, (int64_t)e->ts_ns), back = now->real - entry;
 	int err;
@@ -831,7 +786,7 @@ void hv_mig_arrival(struct hv_ctx *ctx, const struct hv_clock_event *e, const ch
 	struct hv_mig_result *tmp = malloc(sizeof(*tmp));
 	struct source *s = calloc(1, sizeof(*s));
 	struct hv_correction_report report = {};
-	struct clocks_now now;
+	struct hv_host_clocks now;
 	struct hv_clock_vm vm;
 
 	if (!a || !d || !tmp || !s) {
@@ -846,7 +801,7 @@ void hv_mig_arrival(struct hv_ctx *ctx, const struct hv_clock_event *e, const ch
 		unchecked(ctx, "vm-gone", "an arrival");
 		goto release;
 	}
-	clocks_now(&now);
+	hv_host_clocks_read(&now);
 	if (arrival_at_entry(e, &vm, &now, a)) {
 		unchecked(ctx, "no-tsc-offset", "an arrival");
 		goto release;

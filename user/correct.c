@@ -31,6 +31,7 @@
 #include "clock.skel.h"
 #include "clock_user.h"
 #include "format.h"
+#include "hostclock.h"
 #include "hvguard/clock_logic.h"
 #include "inject.h"
 #include "json_util.h"
@@ -325,12 +326,11 @@ static int scan_fds(int pid, struct vcpu_scan *vs, struct correction *c)
  */
 static void host_clock_pair(__u64 *base, __u64 *real)
 {
-	__u64 mono = hv_now_ns(CLOCK_MONOTONIC);
-	__u64 raw = hv_now_ns(CLOCK_MONOTONIC_RAW);
-	__u64 boot = hv_now_ns(CLOCK_BOOTTIME);
+	struct hv_host_clocks c;
 
-	*real = hv_now_ns(CLOCK_REALTIME);
-	*base = raw + (boot - mono);
+	hv_host_clocks_read(&c);
+	*real = (__u64)c.real;
+	*base = (__u64)c.base;
 }
 
 /* The VM's kvmclock_offset from `from` to `wanted`, through fd. */
