@@ -263,7 +263,7 @@ echo "HOOK-STDOUT $$"
 echo "HOOK-STDERR $$" >&2
 case $(cat "$HOOK_DIR/mode") in
 fail) exit 3 ;;
-hang) sleep 600 & echo $! > "$HOOK_DIR/sleep.$$"; wait ;;
+hang) sleep 600 & echo $! > "$HOOK_DIR/.sleep.$$" && mv "$HOOK_DIR/.sleep.$$" "$HOOK_DIR/sleep.$$"; wait ;;
 esac
 exit 0
 """
