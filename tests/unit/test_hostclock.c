@@ -36,7 +36,6 @@ static void *spin(void *arg)
 	return NULL;
 }
 
-/* CLOCK_REALTIME - CLOCK_BOOTTIME, as the median of quick plain pairs. */
 static int cmp64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -44,6 +43,7 @@ static int cmp64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* CLOCK_REALTIME - CLOCK_BOOTTIME, as the median of quick plain pairs. */
 static int64_t real_minus_boot(void)
 {
 	int64_t d[101];
